@@ -1,0 +1,271 @@
+//! The typed repository model: what the files say, with the place each thing was said.
+//!
+//! Built by `load` from parsed YAML; read by `resolve`. Identifiers are newtypes so a
+//! project id cannot be passed where an environment id is meant.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use super::diag::Loc;
+use super::yaml::Node;
+
+macro_rules! id {
+    ($($(#[$doc:meta])* $name:ident;)*) => {$(
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(pub String);
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+    )*};
+}
+
+id! {
+    /// A folder under `projects/`.
+    ProjectId;
+    /// A file stem under `projects/<p>/environments/`.
+    EnvId;
+    /// A key of a project's `packages`.
+    PackageName;
+    /// A file stem under `artifact-types/`.
+    TypeName;
+    /// A folder under `bundles/`.
+    BundleName;
+    /// `<project>-<environment>-<package>`.
+    InstanceId;
+}
+
+impl InstanceId {
+    pub fn of(project: &ProjectId, env: &EnvId, package: &PackageName) -> InstanceId {
+        InstanceId(format!("{project}-{env}-{package}"))
+    }
+}
+
+/// `<project>-<environment>-<package>.<field>`: an artifact of an instance.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ArtifactRef {
+    pub project: ProjectId,
+    pub environment: EnvId,
+    pub package: PackageName,
+    pub field: String,
+}
+
+impl ArtifactRef {
+    pub fn instance(&self) -> InstanceId {
+        InstanceId::of(&self.project, &self.environment, &self.package)
+    }
+}
+
+impl fmt::Display for ArtifactRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}-{}.{}", self.project, self.environment, self.package, self.field)
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Repository {
+    pub config: Config,
+    pub artifact_types: BTreeMap<TypeName, ArtifactType>,
+    pub bundles: BTreeMap<BundleName, Bundle>,
+    pub projects: BTreeMap<ProjectId, Project>,
+}
+
+/// `capstan.yaml`.
+#[derive(Clone, Debug, Default)]
+pub struct Config {
+    /// Owners of everything outside `projects/` (DESIGN section 8).
+    pub owners: Vec<String>,
+    pub deploy_windows: Vec<DeployWindow>,
+}
+
+/// A deploy window (DESIGN section 10); enforced by the deployer.
+#[derive(Clone, Debug)]
+pub struct DeployWindow {
+    pub allow: bool,
+    pub cron: String,
+    pub duration: String,
+    pub environments: Audience,
+    pub at: Loc,
+}
+
+#[derive(Clone, Debug)]
+pub struct ArtifactType {
+    pub name: TypeName,
+    pub file: Arc<str>,
+    pub label: Option<String>,
+    /// The group name; `None` means the type can never be an environment default.
+    pub environment_default: Option<String>,
+    pub schema: serde_json::Value,
+    pub schema_at: Loc,
+    /// Paths (object keys from the root) of fields marked sensitive.
+    pub sensitive: Vec<Vec<String>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BundleFormat {
+    Capstan,
+    Massdriver,
+}
+
+#[derive(Clone, Debug)]
+pub struct Bundle {
+    pub name: BundleName,
+    pub file: Arc<str>,
+    pub format: BundleFormat,
+    pub description: Option<String>,
+    pub version: String,
+    /// The params schema as written (URL `$ref`s are handled by `resolve`); `None`: any object.
+    pub params: Option<Node>,
+    pub connections: BTreeMap<String, Slot>,
+    pub artifacts: BTreeMap<String, Slot>,
+    pub steps: Vec<Step>,
+    /// SHA-256 over every file of the bundle's folder: a content change is an update.
+    pub digest: String,
+}
+
+/// A connection or artifact field of a bundle.
+#[derive(Clone, Debug)]
+pub struct Slot {
+    pub type_name: TypeName,
+    pub required: bool,
+    pub at: Loc,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Provisioner {
+    Exec,
+    OpenTofu,
+    Terraform,
+}
+
+#[derive(Clone, Debug)]
+pub struct Step {
+    pub path: String,
+    pub provisioner: Provisioner,
+    pub deploy: Option<String>,
+    pub destroy: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Project {
+    pub id: ProjectId,
+    pub file: Arc<str>,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub owners: Vec<String>,
+    pub attributes: BTreeMap<String, String>,
+    pub packages: BTreeMap<PackageName, Package>,
+    pub shares: Vec<Share>,
+    pub environments: BTreeMap<EnvId, Environment>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Package {
+    pub name: PackageName,
+    pub at: Loc,
+    /// `None` when the file does not say (already a schema error).
+    pub bundle: Option<(BundleName, Loc)>,
+    pub params: Option<Node>,
+    pub wiring: BTreeMap<String, Wiring>,
+}
+
+/// `connections.<slot>: <package>.<field>` in `project.yaml`.
+#[derive(Clone, Debug)]
+pub struct Wiring {
+    pub slot_at: Loc,
+    pub package: PackageName,
+    pub field: String,
+    pub at: Loc,
+}
+
+#[derive(Clone, Debug)]
+pub struct Share {
+    pub at: Loc,
+    pub artifacts: Vec<ShareItem>,
+    pub environments: Option<Vec<(EnvId, Loc)>>,
+    pub to: Audience,
+}
+
+#[derive(Clone, Debug)]
+pub enum ShareItem {
+    All,
+    Artifact { package: PackageName, field: String, at: Loc },
+}
+
+/// Who a share or a window applies to: everyone, or attribute conditions (keys ANDed,
+/// a key matches when the attribute's value is in the list).
+#[derive(Clone, Debug)]
+pub enum Audience {
+    Anyone,
+    Matching(BTreeMap<String, Vec<String>>),
+}
+
+impl Audience {
+    pub fn matches(&self, attributes: &BTreeMap<String, String>) -> bool {
+        match self {
+            Audience::Anyone => true,
+            Audience::Matching(conditions) => conditions
+                .iter()
+                .all(|(key, values)| attributes.get(key).is_some_and(|v| values.contains(v))),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Environment {
+    pub id: EnvId,
+    pub file: Arc<str>,
+    pub name: Option<String>,
+    /// As written in the file; see `resolve` for the attributes used in share matching.
+    pub attributes: BTreeMap<String, String>,
+    pub defaults: Vec<EnvDefault>,
+    pub packages: BTreeMap<PackageName, EnvPackage>,
+}
+
+#[derive(Clone, Debug)]
+pub struct EnvDefault {
+    pub type_name: TypeName,
+    pub key_at: Loc,
+    pub source: Source,
+}
+
+#[derive(Clone, Debug)]
+pub struct EnvPackage {
+    pub at: Loc,
+    pub enabled: bool,
+    pub params: Option<Node>,
+    pub connections: BTreeMap<String, (Loc, Source)>,
+    pub remote: Option<Remote>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Remote {
+    pub at: Loc,
+    pub fields: BTreeMap<String, (Loc, Source)>,
+}
+
+/// What may stand where an artifact is expected.
+#[derive(Clone, Debug)]
+pub enum Source {
+    Reference(ArtifactRef, Loc),
+    /// Inline import: the `data` node.
+    Import(Node, Loc),
+    /// Not a valid reference; already reported.
+    Invalid,
+}

@@ -1,0 +1,51 @@
+//! The core's input: files as `(path, content)` pairs, wherever they came from.
+//!
+//! A directory walk and a git tree both produce a [`SourceTree`]; the core cannot tell them
+//! apart, which is what makes `--rev` and the working tree give identical answers.
+
+/// Largest file a reader loads at all; bigger ones arrive as [`Content::TooLarge`].
+pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
+/// Largest YAML file the core parses.
+pub const MAX_YAML_BYTES: usize = 1024 * 1024;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Content {
+    Bytes(Vec<u8>),
+    TooLarge { size: u64 },
+    /// A symbolic link; never followed.
+    Symlink,
+    /// A git submodule (a commit inside a tree).
+    Submodule,
+    /// The reader could not read it (e.g. permission denied); the text says why.
+    Unreadable(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceFile {
+    /// Relative to the repository root, `/`-separated.
+    pub path: String,
+    pub executable: bool,
+    pub content: Content,
+}
+
+/// All files below the repository root, sorted by path.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SourceTree {
+    files: Vec<SourceFile>,
+}
+
+impl SourceTree {
+    pub fn new(mut files: Vec<SourceFile>) -> SourceTree {
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        files.dedup_by(|a, b| a.path == b.path);
+        SourceTree { files }
+    }
+
+    pub fn files(&self) -> &[SourceFile] {
+        &self.files
+    }
+
+    pub fn get(&self, path: &str) -> Option<&SourceFile> {
+        self.files.binary_search_by(|f| f.path.as_str().cmp(path)).ok().map(|i| &self.files[i])
+    }
+}

@@ -1,0 +1,5 @@
+//! capstan: a GitOps reconciler for shared infrastructure. See README.md and ARCHITECTURE.md.
+
+pub mod cli;
+pub mod core;
+pub mod source;
