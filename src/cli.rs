@@ -1,1 +1,149 @@
-pub fn run() -> i32 { 0 }
+//! Command-line definitions and glue: the only place that knows about terminals, output
+//! streams and exit codes (0 success, 1 validation errors, 2 usage or I/O failure).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::core::diag::Code;
+use crate::core::render;
+use crate::core::schema::FileKind;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "capstan",
+    version,
+    about = "GitOps reconciler for shared infrastructure"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Validate the repository: schemas, references, types, sharing grants, cycles.
+    Validate {
+        /// The repository root (the folder holding capstan.yaml); may be inside a larger git repository.
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        /// Read this git revision from the object database instead of the working tree.
+        #[arg(long)]
+        rev: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Explain a diagnostic code, with an example; without a code, list them all.
+    Explain { code: Option<String> },
+    /// Print the JSON Schema of a file kind (for editors); without a kind, list the kinds.
+    Schema { kind: Option<String> },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+/// Exit code for usage and I/O failures.
+const FAILURE: i32 = 2;
+
+pub fn run() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { FAILURE } else { 0 };
+        }
+    };
+    match execute(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("capstan: error: {}", chain(&e));
+            FAILURE
+        }
+    }
+}
+
+/// The error and its causes on one line, each said once.
+fn chain(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+    }
+    parts.join(": ")
+}
+
+fn out(text: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        // A closed pipe (`capstan validate | head`) is the reader's choice, not a failure.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
+
+fn execute(command: Command) -> anyhow::Result<i32> {
+    match command {
+        Command::Validate { repo, rev, format } => {
+            let tree = crate::source::read(&repo, rev.as_deref())?;
+            let checked = crate::core::check(&tree);
+            tracing::debug!(
+                files = tree.files().len(),
+                diagnostics = checked.diagnostics.len(),
+                "validated"
+            );
+            out(&match format {
+                Format::Text => render::diagnostics::text(&checked),
+                Format::Json => render::diagnostics::json(&checked),
+            })?;
+            Ok(i32::from(checked.has_errors()))
+        }
+        Command::Explain { code: None } => {
+            let mut text = String::new();
+            for code in Code::ALL {
+                text.push_str(&format!(
+                    "{:<26} {:<8} {}\n",
+                    code.as_str(),
+                    code.severity().as_str(),
+                    code.summary()
+                ));
+            }
+            out(&text)?;
+            Ok(0)
+        }
+        Command::Explain { code: Some(name) } => match Code::from_name(&name) {
+            Some(code) => {
+                out(&format!(
+                    "{code} ({}): {}\n\n{}",
+                    code.severity().as_str(),
+                    code.summary(),
+                    code.explanation()
+                ))?;
+                Ok(0)
+            }
+            None => anyhow::bail!("unknown diagnostic code {name:?}; `capstan explain` lists them"),
+        },
+        Command::Schema { kind: None } => {
+            let names: Vec<&str> = FileKind::ALL.iter().map(|k| k.name()).collect();
+            out(&format!("{}\n", names.join("\n")))?;
+            Ok(0)
+        }
+        Command::Schema { kind: Some(name) } => {
+            match FileKind::ALL.iter().find(|k| k.name() == name) {
+                Some(kind) => {
+                    out(kind.source())?;
+                    Ok(0)
+                }
+                None => anyhow::bail!("unknown file kind {name:?}; `capstan schema` lists them"),
+            }
+        }
+    }
+}

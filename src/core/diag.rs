@@ -308,7 +308,10 @@ pub struct Loc {
 
 impl Loc {
     pub fn new(file: &Arc<str>, pos: Pos) -> Loc {
-        Loc { file: Arc::clone(file), pos }
+        Loc {
+            file: Arc::clone(file),
+            pos,
+        }
     }
 }
 
@@ -327,7 +330,11 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn new(code: Code, loc: Loc, message: impl Into<String>) -> Diagnostic {
-        Diagnostic { loc, code, message: message.into() }
+        Diagnostic {
+            loc,
+            code,
+            message: message.into(),
+        }
     }
 
     pub fn severity(&self) -> Severity {
@@ -337,7 +344,14 @@ impl Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}[{}]: {}", self.loc, self.severity().as_str(), self.code, self.message)
+        write!(
+            f,
+            "{}: {}[{}]: {}",
+            self.loc,
+            self.severity().as_str(),
+            self.code,
+            self.message
+        )
     }
 }
 

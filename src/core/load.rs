@@ -17,30 +17,38 @@ use super::schema::{self, FileKind};
 use super::source::{Content, MAX_YAML_BYTES, SourceFile, SourceTree};
 use super::yaml::{self, Node, Pos};
 
-static PROJECT_LIKE_ID: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[a-z0-9]{1,20}$").expect("valid regex"));
+static PROJECT_LIKE_ID: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[a-z0-9]{1,20}$").expect("valid regex"));
 static TYPE_LIKE_ID: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[a-z][a-z0-9-]{1,51}[a-z0-9]$").expect("valid regex"));
 static REFERENCE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^([a-z0-9]{1,20})-([a-z0-9]{1,20})-([a-z0-9]{1,20})\.([a-z][a-z0-9_]{0,62})$").expect("valid regex")
+    Regex::new(r"^([a-z0-9]{1,20})-([a-z0-9]{1,20})-([a-z0-9]{1,20})\.([a-z][a-z0-9_]{0,62})$")
+        .expect("valid regex")
 });
-static LOCAL_REFERENCE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^([a-z0-9]{1,20})\.([a-z][a-z0-9_]{0,62})$").expect("valid regex"));
+static LOCAL_REFERENCE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^([a-z0-9]{1,20})\.([a-z][a-z0-9_]{0,62})$").expect("valid regex")
+});
 
 /// Where a path belongs in the layout.
 #[derive(Debug, PartialEq, Eq)]
 enum Place<'a> {
     Config,
     ArtifactType(&'a str),
-    BundleDefinition { bundle: &'a str, massdriver: bool },
+    BundleDefinition {
+        bundle: &'a str,
+        massdriver: bool,
+    },
     BundleFile(&'a str),
     Project(&'a str),
     Environment(&'a str, &'a str),
     Ignored,
-    Unexpected { hint: &'static str, report_once_for: Option<&'a str> },
+    Unexpected {
+        hint: &'static str,
+        report_once_for: Option<&'a str>,
+    },
 }
 
-const ROOT_HINT: &str =
-    "the repository root holds capstan.yaml, artifact-types/, bundles/ and projects/ (plus Markdown and hidden files)";
+const ROOT_HINT: &str = "the repository root holds capstan.yaml, artifact-types/, bundles/ and projects/ (plus Markdown and hidden files)";
 const PROJECT_HINT: &str = "a project folder holds project.yaml and environments/<env>.yaml";
 
 fn classify(path: &str) -> Place<'_> {
@@ -48,8 +56,14 @@ fn classify(path: &str) -> Place<'_> {
     let last = segments.last().copied().unwrap_or("");
     if segments[0] == "bundles" && segments.len() >= 3 {
         return match (segments.len(), last) {
-            (3, "bundle.yaml") => Place::BundleDefinition { bundle: segments[1], massdriver: false },
-            (3, "massdriver.yaml") => Place::BundleDefinition { bundle: segments[1], massdriver: true },
+            (3, "bundle.yaml") => Place::BundleDefinition {
+                bundle: segments[1],
+                massdriver: false,
+            },
+            (3, "massdriver.yaml") => Place::BundleDefinition {
+                bundle: segments[1],
+                massdriver: true,
+            },
             _ => Place::BundleFile(segments[1]),
         };
     }
@@ -59,22 +73,41 @@ fn classify(path: &str) -> Place<'_> {
     match segments.as_slice() {
         ["capstan.yaml"] => Place::Config,
         [name] if name.starts_with("LICENSE") || *name == "CODEOWNERS" => Place::Ignored,
-        ["capstan.yml"] => Place::Unexpected { hint: "the settings file is capstan.yaml", report_once_for: None },
+        ["capstan.yml"] => Place::Unexpected {
+            hint: "the settings file is capstan.yaml",
+            report_once_for: None,
+        },
         ["artifact-types", file] => match file.strip_suffix(".yaml") {
             Some(stem) => Place::ArtifactType(stem),
-            None => Place::Unexpected { hint: "artifact types are artifact-types/<type>.yaml", report_once_for: None },
+            None => Place::Unexpected {
+                hint: "artifact types are artifact-types/<type>.yaml",
+                report_once_for: None,
+            },
         },
-        ["bundles", _] => Place::Unexpected { hint: "bundles/ holds one folder per bundle", report_once_for: None },
+        ["bundles", _] => Place::Unexpected {
+            hint: "bundles/ holds one folder per bundle",
+            report_once_for: None,
+        },
         ["projects", project, "project.yaml"] => Place::Project(project),
         ["projects", project, "environments", file] => match file.strip_suffix(".yaml") {
             Some(stem) => Place::Environment(project, stem),
-            None => Place::Unexpected { hint: "environments are environments/<env>.yaml", report_once_for: None },
+            None => Place::Unexpected {
+                hint: "environments are environments/<env>.yaml",
+                report_once_for: None,
+            },
         },
-        ["projects", ..] => Place::Unexpected { hint: PROJECT_HINT, report_once_for: None },
-        [top, _, ..] if !matches!(*top, "artifact-types") => {
-            Place::Unexpected { hint: ROOT_HINT, report_once_for: Some(top) }
-        }
-        _ => Place::Unexpected { hint: ROOT_HINT, report_once_for: None },
+        ["projects", ..] => Place::Unexpected {
+            hint: PROJECT_HINT,
+            report_once_for: None,
+        },
+        [top, _, ..] if !matches!(*top, "artifact-types") => Place::Unexpected {
+            hint: ROOT_HINT,
+            report_once_for: Some(top),
+        },
+        _ => Place::Unexpected {
+            hint: ROOT_HINT,
+            report_once_for: None,
+        },
     }
 }
 
@@ -90,11 +123,21 @@ pub fn load(tree: &SourceTree, diags: &mut Diagnostics) -> Repository {
         let path: Arc<str> = Arc::from(file.path.as_str());
         match &file.content {
             Content::Symlink => {
-                diags.at(Code::FileSymlink, &path, Pos::START, "symbolic link; capstan never follows links");
+                diags.at(
+                    Code::FileSymlink,
+                    &path,
+                    Pos::START,
+                    "symbolic link; capstan never follows links",
+                );
                 continue;
             }
             Content::Submodule => {
-                diags.at(Code::FileUnexpected, &path, Pos::START, "git submodule; capstan reads no submodules");
+                diags.at(
+                    Code::FileUnexpected,
+                    &path,
+                    Pos::START,
+                    "git submodule; capstan reads no submodules",
+                );
                 continue;
             }
             _ => {}
@@ -114,7 +157,10 @@ pub fn load(tree: &SourceTree, diags: &mut Diagnostics) -> Repository {
                 }
             }
             Place::BundleDefinition { bundle, massdriver } => {
-                bundle_defs.entry(bundle).or_default().push((file, massdriver));
+                bundle_defs
+                    .entry(bundle)
+                    .or_default()
+                    .push((file, massdriver));
                 bundle_files.entry(bundle).or_default().push(file);
             }
             Place::BundleFile(bundle) => bundle_files.entry(bundle).or_default().push(file),
@@ -128,15 +174,28 @@ pub fn load(tree: &SourceTree, diags: &mut Diagnostics) -> Repository {
             }
             Place::Environment(project, env) => environments.push((project, env, file)),
             Place::Ignored => {}
-            Place::Unexpected { hint, report_once_for } => {
+            Place::Unexpected {
+                hint,
+                report_once_for,
+            } => {
                 if let Some(folder) = report_once_for {
                     if reported_folders.contains(&folder) {
                         continue;
                     }
                     reported_folders.push(folder);
-                    diags.at(Code::FileUnexpected, &path, Pos::START, format!("folder {folder}/ is not part of the layout: {hint}"));
+                    diags.at(
+                        Code::FileUnexpected,
+                        &path,
+                        Pos::START,
+                        format!("folder {folder}/ is not part of the layout: {hint}"),
+                    );
                 } else {
-                    diags.at(Code::FileUnexpected, &path, Pos::START, format!("unexpected file: {hint}"));
+                    diags.at(
+                        Code::FileUnexpected,
+                        &path,
+                        Pos::START,
+                        format!("unexpected file: {hint}"),
+                    );
                 }
             }
         }
@@ -149,16 +208,32 @@ pub fn load(tree: &SourceTree, diags: &mut Diagnostics) -> Repository {
         let def = defs.iter().find(|(_, md)| !md).or_else(|| defs.first());
         let Some(&(def_file, massdriver)) = def else {
             let first: Arc<str> = Arc::from(files[0].path.as_str());
-            diags.at(Code::BundleInvalid, &first, Pos::START, format!("{folder}/ has no bundle.yaml (or massdriver.yaml)"));
+            diags.at(
+                Code::BundleInvalid,
+                &first,
+                Pos::START,
+                format!("{folder}/ has no bundle.yaml (or massdriver.yaml)"),
+            );
             continue;
         };
         let path: Arc<str> = Arc::from(def_file.path.as_str());
         if !valid_id(&TYPE_LIKE_ID, name, "bundle", &path, diags) {
             continue;
         }
-        let kind = if massdriver { FileKind::MassdriverBundle } else { FileKind::Bundle };
+        let kind = if massdriver {
+            FileKind::MassdriverBundle
+        } else {
+            FileKind::Bundle
+        };
         if let Some(root) = parse(def_file, kind, &path, diags) {
-            let b = bundle(BundleName((*name).into()), &root, &path, files, massdriver, diags);
+            let b = bundle(
+                BundleName((*name).into()),
+                &root,
+                &path,
+                files,
+                massdriver,
+                diags,
+            );
             repo.bundles.insert(b.name.clone(), b);
         }
     }
@@ -166,7 +241,10 @@ pub fn load(tree: &SourceTree, diags: &mut Diagnostics) -> Repository {
     for (project, env, file) in environments {
         let path: Arc<str> = Arc::from(file.path.as_str());
         let Some(p) = repo.projects.get_mut(project) else {
-            if tree.get(&format!("projects/{project}/project.yaml")).is_none() {
+            if tree
+                .get(&format!("projects/{project}/project.yaml"))
+                .is_none()
+            {
                 diags.at(Code::FileUnexpected, &path, Pos::START, format!("projects/{project}/ has no project.yaml, so this environment belongs to no project"));
             }
             continue;
@@ -181,32 +259,61 @@ pub fn load(tree: &SourceTree, diags: &mut Diagnostics) -> Repository {
     repo
 }
 
-fn valid_id(pattern: &Regex, id: &str, what: &str, file: &Arc<str>, diags: &mut Diagnostics) -> bool {
+fn valid_id(
+    pattern: &Regex,
+    id: &str,
+    what: &str,
+    file: &Arc<str>,
+    diags: &mut Diagnostics,
+) -> bool {
     if pattern.is_match(id) {
         return true;
     }
-    diags.at(Code::IdInvalid, file, Pos::START, format!("{what} name {id:?} (from the path) does not match {}", pattern.as_str()));
+    diags.at(
+        Code::IdInvalid,
+        file,
+        Pos::START,
+        format!(
+            "{what} name {id:?} (from the path) does not match {}",
+            pattern.as_str()
+        ),
+    );
     false
 }
 
 /// Decodes, parses and schema-checks one YAML file. `None` when it cannot be read at all;
 /// a file that parses but breaks its schema is still returned, so its valid parts load.
-fn parse(file: &SourceFile, kind: FileKind, path: &Arc<str>, diags: &mut Diagnostics) -> Option<Node> {
+fn parse(
+    file: &SourceFile,
+    kind: FileKind,
+    path: &Arc<str>,
+    diags: &mut Diagnostics,
+) -> Option<Node> {
     let text = text(file, path, diags)?;
     let (root, problems) = yaml::parse(text);
     for problem in problems {
         match problem {
-            yaml::Problem::Syntax { pos, message } => diags.at(Code::YamlSyntax, path, pos, message),
+            yaml::Problem::Syntax { pos, message } => {
+                diags.at(Code::YamlSyntax, path, pos, message)
+            }
             yaml::Problem::DuplicateKey { pos, key, first } => diags.at(
                 Code::YamlDuplicateKey,
                 path,
                 pos,
-                format!("duplicate key `{key}` (first at line {}); the first is used", first.line),
+                format!(
+                    "duplicate key `{key}` (first at line {}); the first is used",
+                    first.line
+                ),
             ),
-            yaml::Problem::KeyNotString { pos, key } => {
-                diags.at(Code::YamlKeyNotString, path, pos, format!("key {key} is not a string; quote it"))
+            yaml::Problem::KeyNotString { pos, key } => diags.at(
+                Code::YamlKeyNotString,
+                path,
+                pos,
+                format!("key {key} is not a string; quote it"),
+            ),
+            yaml::Problem::TooComplex { pos, message } => {
+                diags.at(Code::YamlTooComplex, path, pos, message)
             }
-            yaml::Problem::TooComplex { pos, message } => diags.at(Code::YamlTooComplex, path, pos, message),
         }
     }
     let root = root?;
@@ -218,27 +325,55 @@ fn text<'a>(file: &'a SourceFile, path: &Arc<str>, diags: &mut Diagnostics) -> O
     let bytes = match &file.content {
         Content::Bytes(bytes) => bytes,
         Content::TooLarge { size } => {
-            diags.at(Code::FileUnreadable, path, Pos::START, format!("{size} bytes, over the {MAX_YAML_BYTES}-byte limit for YAML files"));
+            diags.at(
+                Code::FileUnreadable,
+                path,
+                Pos::START,
+                format!("{size} bytes, over the {MAX_YAML_BYTES}-byte limit for YAML files"),
+            );
             return None;
         }
         Content::Unreadable(why) => {
-            diags.at(Code::FileUnreadable, path, Pos::START, format!("could not be read: {why}"));
+            diags.at(
+                Code::FileUnreadable,
+                path,
+                Pos::START,
+                format!("could not be read: {why}"),
+            );
             return None;
         }
         Content::Symlink | Content::Submodule => return None,
     };
     if bytes.len() > MAX_YAML_BYTES {
-        diags.at(Code::FileUnreadable, path, Pos::START, format!("{} bytes, over the {MAX_YAML_BYTES}-byte limit for YAML files", bytes.len()));
+        diags.at(
+            Code::FileUnreadable,
+            path,
+            Pos::START,
+            format!(
+                "{} bytes, over the {MAX_YAML_BYTES}-byte limit for YAML files",
+                bytes.len()
+            ),
+        );
         return None;
     }
     if let Some(at) = bytes.iter().position(|&b| b == 0) {
-        diags.at(Code::FileUnreadable, path, pos_at(bytes, at), "binary file (holds a NUL byte); YAML files are text");
+        diags.at(
+            Code::FileUnreadable,
+            path,
+            pos_at(bytes, at),
+            "binary file (holds a NUL byte); YAML files are text",
+        );
         return None;
     }
     match std::str::from_utf8(bytes) {
         Ok(text) => Some(text),
         Err(e) => {
-            diags.at(Code::FileUnreadable, path, pos_at(bytes, e.valid_up_to()), "not valid UTF-8; YAML files are UTF-8 text");
+            diags.at(
+                Code::FileUnreadable,
+                path,
+                pos_at(bytes, e.valid_up_to()),
+                "not valid UTF-8; YAML files are UTF-8 text",
+            );
             None
         }
     }
@@ -249,7 +384,10 @@ fn pos_at(bytes: &[u8], offset: usize) -> Pos {
     let before = String::from_utf8_lossy(&bytes[..offset]);
     let line = before.matches('\n').count() + 1;
     let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    Pos { line: u32::try_from(line).unwrap_or(u32::MAX), col: u32::try_from(col).unwrap_or(u32::MAX) }
+    Pos {
+        line: u32::try_from(line).unwrap_or(u32::MAX),
+        col: u32::try_from(col).unwrap_or(u32::MAX),
+    }
 }
 
 fn loc(file: &Arc<str>, node: &Node) -> Loc {
@@ -261,7 +399,11 @@ fn string(node: Option<&Node>) -> Option<String> {
 }
 
 fn strings(node: Option<&Node>) -> Vec<String> {
-    node.map(Node::items).unwrap_or_default().iter().filter_map(|n| n.as_str().map(str::to_string)).collect()
+    node.map(Node::items)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|n| n.as_str().map(str::to_string))
+        .collect()
 }
 
 fn string_map(node: Option<&Node>) -> BTreeMap<String, String> {
@@ -274,7 +416,12 @@ fn string_map(node: Option<&Node>) -> BTreeMap<String, String> {
 
 fn audience(node: Option<&Node>) -> Audience {
     match node {
-        Some(n) if n.is_map() => Audience::Matching(n.entries().iter().map(|e| (e.key.clone(), strings(Some(&e.value)))).collect()),
+        Some(n) if n.is_map() => Audience::Matching(
+            n.entries()
+                .iter()
+                .map(|e| (e.key.clone(), strings(Some(&e.value))))
+                .collect(),
+        ),
         _ => Audience::Anyone,
     }
 }
@@ -315,7 +462,11 @@ fn artifact_type(name: TypeName, root: &Node, file: &Arc<str>) -> ArtifactType {
 }
 
 /// Paths of properties marked `sensitive: true` or `$md: {sensitive: true}`.
-fn collect_sensitive(schema: &serde_json::Value, path: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+fn collect_sensitive(
+    schema: &serde_json::Value,
+    path: &mut Vec<String>,
+    out: &mut Vec<Vec<String>>,
+) {
     let Some(props) = schema.get("properties").and_then(|p| p.as_object()) else {
         return;
     };
@@ -374,11 +525,24 @@ fn bundle(
         if let Some(n) = root.get("name")
             && n.as_str().is_some_and(|s| s != name.as_str())
         {
-            diags.at(Code::BundleInvalid, file, n.pos, format!("name {:?} differs from the folder name {name}; identifiers come from paths", n.as_str().unwrap_or_default()));
+            diags.at(
+                Code::BundleInvalid,
+                file,
+                n.pos,
+                format!(
+                    "name {:?} differs from the folder name {name}; identifiers come from paths",
+                    n.as_str().unwrap_or_default()
+                ),
+            );
         }
         for key in ["type", "access"] {
             if let Some(e) = root.entry(key) {
-                diags.at(Code::BundleDeprecatedKey, file, e.key_pos, format!("`{key}` is deprecated by Massdriver and ignored by capstan"));
+                diags.at(
+                    Code::BundleDeprecatedKey,
+                    file,
+                    e.key_pos,
+                    format!("`{key}` is deprecated by Massdriver and ignored by capstan"),
+                );
             }
         }
     }
@@ -403,7 +567,11 @@ fn bundle(
         .collect();
     let params_node = root.get("params");
     Bundle {
-        format: if massdriver { BundleFormat::Massdriver } else { BundleFormat::Capstan },
+        format: if massdriver {
+            BundleFormat::Massdriver
+        } else {
+            BundleFormat::Capstan
+        },
         description: string(root.get("description")),
         version: string(root.get("version")).unwrap_or_else(|| "0.0.0".into()),
         params: params_node.cloned(),
@@ -416,17 +584,37 @@ fn bundle(
     }
 }
 
-fn step(node: &Node, file: &Arc<str>, folder: &str, files: &[&SourceFile], diags: &mut Diagnostics) -> Option<Step> {
+fn step(
+    node: &Node,
+    file: &Arc<str>,
+    folder: &str,
+    files: &[&SourceFile],
+    diags: &mut Diagnostics,
+) -> Option<Step> {
     let path_node = node.get("path")?;
     let raw = path_node.as_str()?;
     let path = raw.trim_start_matches("./").trim_end_matches('/');
     if path.starts_with('/') || path.split('/').any(|s| s == "..") {
-        diags.at(Code::BundleInvalid, file, path_node.pos, format!("step path {raw:?} must stay inside the bundle folder"));
+        diags.at(
+            Code::BundleInvalid,
+            file,
+            path_node.pos,
+            format!("step path {raw:?} must stay inside the bundle folder"),
+        );
         return None;
     }
-    let prefix = if path.is_empty() || path == "." { folder.to_string() } else { format!("{folder}{path}/") };
+    let prefix = if path.is_empty() || path == "." {
+        folder.to_string()
+    } else {
+        format!("{folder}{path}/")
+    };
     if !files.iter().any(|f| f.path.starts_with(&prefix)) {
-        diags.at(Code::BundleInvalid, file, path_node.pos, format!("step path {raw:?} is not a folder with files in {folder}"));
+        diags.at(
+            Code::BundleInvalid,
+            file,
+            path_node.pos,
+            format!("step path {raw:?} is not a folder with files in {folder}"),
+        );
     }
     let provisioner_node = node.get("provisioner")?;
     let provisioner = match provisioner_node.as_str()? {
@@ -434,23 +622,46 @@ fn step(node: &Node, file: &Arc<str>, folder: &str, files: &[&SourceFile], diags
         "opentofu" => Provisioner::OpenTofu,
         "terraform" => Provisioner::Terraform,
         other => {
-            diags.at(Code::BundleInvalid, file, provisioner_node.pos, format!("provisioner {other:?} is not supported (exec, opentofu, terraform)"));
+            diags.at(
+                Code::BundleInvalid,
+                file,
+                provisioner_node.pos,
+                format!("provisioner {other:?} is not supported (exec, opentofu, terraform)"),
+            );
             return None;
         }
     };
     let deploy = string(node.get("deploy"));
     let destroy = string(node.get("destroy"));
     if provisioner == Provisioner::Exec && deploy.is_none() {
-        diags.at(Code::BundleInvalid, file, node.pos, "an exec step needs a `deploy` command");
+        diags.at(
+            Code::BundleInvalid,
+            file,
+            node.pos,
+            "an exec step needs a `deploy` command",
+        );
     }
     if provisioner != Provisioner::Exec {
         for key in ["deploy", "destroy"] {
             if let Some(e) = node.entry(key) {
-                diags.at(Code::BundleInvalid, file, e.key_pos, format!("`{key}` is for exec steps; {} steps run init/apply/destroy", provisioner_node.as_str().unwrap_or_default()));
+                diags.at(
+                    Code::BundleInvalid,
+                    file,
+                    e.key_pos,
+                    format!(
+                        "`{key}` is for exec steps; {} steps run init/apply/destroy",
+                        provisioner_node.as_str().unwrap_or_default()
+                    ),
+                );
             }
         }
     }
-    Some(Step { path: path.to_string(), provisioner, deploy, destroy })
+    Some(Step {
+        path: path.to_string(),
+        provisioner,
+        deploy,
+        destroy,
+    })
 }
 
 /// SHA-256 over the bundle folder's files: relative path, executable bit and content.
@@ -467,7 +678,11 @@ fn digest(folder: &str, files: &[&SourceFile]) -> String {
             other => hasher.update(format!("{other:?}").as_bytes()),
         }
     }
-    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn project(id: ProjectId, root: &Node, file: &Arc<str>, diags: &mut Diagnostics) -> Project {
@@ -486,13 +701,24 @@ fn project(id: ProjectId, root: &Node, file: &Arc<str>, diags: &mut Diagnostics)
                 .iter()
                 .filter_map(|w| {
                     let (package, field) = local_reference(&w.value, file, "wiring", diags)?;
-                    Some((w.key.clone(), Wiring { slot_at: Loc::new(file, w.key_pos), package, field, at: loc(file, &w.value) }))
+                    Some((
+                        w.key.clone(),
+                        Wiring {
+                            slot_at: Loc::new(file, w.key_pos),
+                            package,
+                            field,
+                            at: loc(file, &w.value),
+                        },
+                    ))
                 })
                 .collect();
             let package = Package {
                 name: PackageName(e.key.clone()),
                 at: Loc::new(file, e.key_pos),
-                bundle: e.value.get("bundle").and_then(|b| Some((BundleName(b.as_str()?.to_string()), loc(file, b)))),
+                bundle: e
+                    .value
+                    .get("bundle")
+                    .and_then(|b| Some((BundleName(b.as_str()?.to_string()), loc(file, b)))),
                 params: e.value.get("params").filter(|p| p.is_map()).cloned(),
                 wiring,
             };
@@ -516,11 +742,18 @@ fn project(id: ProjectId, root: &Node, file: &Arc<str>, diags: &mut Diagnostics)
                         return Some(ShareItem::All);
                     }
                     let (package, field) = local_reference(a, file, "shared artifact", diags)?;
-                    Some(ShareItem::Artifact { package, field, at: loc(file, a) })
+                    Some(ShareItem::Artifact {
+                        package,
+                        field,
+                        at: loc(file, a),
+                    })
                 })
                 .collect(),
             environments: s.get("environments").map(|envs| {
-                envs.items().iter().filter_map(|e| Some((EnvId(e.as_str()?.to_string()), loc(file, e)))).collect()
+                envs.items()
+                    .iter()
+                    .filter_map(|e| Some((EnvId(e.as_str()?.to_string()), loc(file, e))))
+                    .collect()
             }),
             to: audience(s.get("to")),
         })
@@ -539,12 +772,22 @@ fn project(id: ProjectId, root: &Node, file: &Arc<str>, diags: &mut Diagnostics)
 }
 
 /// `<package>.<field>` (wiring, shares).
-fn local_reference(node: &Node, file: &Arc<str>, what: &str, diags: &mut Diagnostics) -> Option<(PackageName, String)> {
+fn local_reference(
+    node: &Node,
+    file: &Arc<str>,
+    what: &str,
+    diags: &mut Diagnostics,
+) -> Option<(PackageName, String)> {
     let text = node.as_str()?;
     match LOCAL_REFERENCE.captures(text) {
         Some(c) => Some((PackageName(c[1].to_string()), c[2].to_string())),
         None => {
-            diags.at(Code::ReferenceInvalid, file, node.pos, format!("{what} {text:?} is not of the form <package>.<field>"));
+            diags.at(
+                Code::ReferenceInvalid,
+                file,
+                node.pos,
+                format!("{what} {text:?} is not of the form <package>.<field>"),
+            );
             None
         }
     }
@@ -577,11 +820,20 @@ fn source(node: &Node, file: &Arc<str>, diags: &mut Diagnostics) -> Source {
     }
 }
 
-fn sources(node: Option<&Node>, file: &Arc<str>, diags: &mut Diagnostics) -> BTreeMap<String, (Loc, Source)> {
+fn sources(
+    node: Option<&Node>,
+    file: &Arc<str>,
+    diags: &mut Diagnostics,
+) -> BTreeMap<String, (Loc, Source)> {
     node.map(Node::entries)
         .unwrap_or_default()
         .iter()
-        .map(|e| (e.key.clone(), (Loc::new(file, e.key_pos), source(&e.value, file, diags))))
+        .map(|e| {
+            (
+                e.key.clone(),
+                (Loc::new(file, e.key_pos), source(&e.value, file, diags)),
+            )
+        })
         .collect()
 }
 
@@ -640,27 +892,59 @@ mod tests {
     #[test]
     fn layout_places() {
         assert_eq!(classify("capstan.yaml"), Place::Config);
-        assert_eq!(classify("artifact-types/aws-vpc.yaml"), Place::ArtifactType("aws-vpc"));
-        assert_eq!(classify("bundles/x/bundle.yaml"), Place::BundleDefinition { bundle: "x", massdriver: false });
+        assert_eq!(
+            classify("artifact-types/aws-vpc.yaml"),
+            Place::ArtifactType("aws-vpc")
+        );
+        assert_eq!(
+            classify("bundles/x/bundle.yaml"),
+            Place::BundleDefinition {
+                bundle: "x",
+                massdriver: false
+            }
+        );
         assert_eq!(classify("bundles/x/src/.hidden"), Place::BundleFile("x"));
-        assert_eq!(classify("projects/a/environments/b.yaml"), Place::Environment("a", "b"));
+        assert_eq!(
+            classify("projects/a/environments/b.yaml"),
+            Place::Environment("a", "b")
+        );
         assert_eq!(classify("projects/a/README.md"), Place::Ignored);
         assert_eq!(classify(".github/workflows/ci.yaml"), Place::Ignored);
-        assert!(matches!(classify("projects/a/envs/b.yaml"), Place::Unexpected { .. }));
-        assert!(matches!(classify("docs/a/b.txt"), Place::Unexpected { report_once_for: Some("docs"), .. }));
+        assert!(matches!(
+            classify("projects/a/envs/b.yaml"),
+            Place::Unexpected { .. }
+        ));
+        assert!(matches!(
+            classify("docs/a/b.txt"),
+            Place::Unexpected {
+                report_once_for: Some("docs"),
+                ..
+            }
+        ));
     }
 
     #[test]
     fn refs_name_the_type_after_the_last_slash() {
         assert_eq!(type_of_ref("aws-vpc"), "aws-vpc");
         assert_eq!(type_of_ref("massdriver/aws-vpc"), "aws-vpc");
-        assert_eq!(type_of_ref("https://x.example/types/aws-vpc.json"), "aws-vpc");
+        assert_eq!(
+            type_of_ref("https://x.example/types/aws-vpc.json"),
+            "aws-vpc"
+        );
     }
 
     #[test]
     fn references_split_unambiguously() {
         let r = parse_reference("si-staging-vpc.network").expect("valid");
-        assert_eq!((r.project.as_str(), r.environment.as_str(), r.package.as_str(), r.field.as_str()), ("si", "staging", "vpc", "network"));
+        assert_eq!(
+            (
+                r.project.as_str(),
+                r.environment.as_str(),
+                r.package.as_str(),
+                r.field.as_str()
+            ),
+            ("si", "staging", "vpc", "network")
+        );
         assert!(parse_reference("si-staging.network").is_none());
         assert!(parse_reference("si-stag-ing-vpc.network").is_none());
     }

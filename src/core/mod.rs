@@ -7,6 +7,7 @@
 pub mod diag;
 pub mod load;
 pub mod model;
+pub mod render;
 pub mod resolve;
 pub mod schema;
 pub mod source;
@@ -28,7 +29,9 @@ pub struct Checked {
 
 impl Checked {
     pub fn has_errors(&self) -> bool {
-        self.diagnostics.iter().any(|d| d.severity() == Severity::Error)
+        self.diagnostics
+            .iter()
+            .any(|d| d.severity() == Severity::Error)
     }
 }
 
@@ -37,5 +40,9 @@ pub fn check(tree: &SourceTree) -> Checked {
     let mut diags = Diagnostics::default();
     let repository = load::load(tree, &mut diags);
     let resolved = resolve::resolve(&repository, &mut diags);
-    Checked { repository, resolved, diagnostics: diags.finish() }
+    Checked {
+        repository,
+        resolved,
+        diagnostics: diags.finish(),
+    }
 }

@@ -74,7 +74,11 @@ impl ArtifactRef {
 
 impl fmt::Display for ArtifactRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}-{}.{}", self.project, self.environment, self.package, self.field)
+        write!(
+            f,
+            "{}-{}-{}.{}",
+            self.project, self.environment, self.package, self.field
+        )
     }
 }
 
@@ -205,7 +209,11 @@ pub struct Share {
 #[derive(Clone, Debug)]
 pub enum ShareItem {
     All,
-    Artifact { package: PackageName, field: String, at: Loc },
+    Artifact {
+        package: PackageName,
+        field: String,
+        at: Loc,
+    },
 }
 
 /// Who a share or a window applies to: everyone, or attribute conditions (keys ANDed,

@@ -89,7 +89,12 @@ struct Ctx<'a> {
 }
 
 pub fn resolve(repo: &Repository, diags: &mut Diagnostics) -> Resolved {
-    let mut ctx = Ctx { repo, types: HashMap::new(), params: HashMap::new(), diags };
+    let mut ctx = Ctx {
+        repo,
+        types: HashMap::new(),
+        params: HashMap::new(),
+        diags,
+    };
     ctx.artifact_types();
     ctx.bundles();
     for project in repo.projects.values() {
@@ -117,7 +122,10 @@ pub fn environment_attributes(project: &Project, env: &Environment) -> BTreeMap<
 /// The declared type of `r`'s artifact, or why it does not resolve; `Ok(None)` when the
 /// package's bundle is unknown (reported elsewhere), so nothing more can be said.
 enum Lookup<'a> {
-    Found { type_name: Option<&'a TypeName>, origin: Option<Origin> },
+    Found {
+        type_name: Option<&'a TypeName>,
+        origin: Option<Origin>,
+    },
     Missing(String),
 }
 
@@ -128,7 +136,14 @@ impl<'a> Ctx<'a> {
                 Ok(v) => {
                     self.types.insert(t.name.as_str(), v);
                 }
-                Err(e) => self.diags.push(Code::ArtifactTypeInvalid, t.schema_at.clone(), format!("schema of artifact type {} is not a valid JSON Schema: {e}", t.name)),
+                Err(e) => self.diags.push(
+                    Code::ArtifactTypeInvalid,
+                    t.schema_at.clone(),
+                    format!(
+                        "schema of artifact type {} is not a valid JSON Schema: {e}",
+                        t.name
+                    ),
+                ),
             }
         }
     }
@@ -137,14 +152,19 @@ impl<'a> Ctx<'a> {
         for b in self.repo.bundles.values() {
             for (kind, slots) in [("connection", &b.connections), ("artifact", &b.artifacts)] {
                 for (name, slot) in slots {
-                    if !self.repo.artifact_types.contains_key(slot.type_name.as_str()) {
+                    if !self
+                        .repo
+                        .artifact_types
+                        .contains_key(slot.type_name.as_str())
+                    {
                         self.diags.push(Code::ArtifactTypeUnknown, slot.at.clone(), format!("{kind} {name} of bundle {} names artifact type {}, which does not exist", b.name, slot.type_name));
                     }
                 }
             }
             let Some(node) = &b.params else {
                 let any = serde_json::json!({"type": "object"});
-                let v = schema::compile(&any, Draft::Draft202012).expect("the object schema compiles");
+                let v =
+                    schema::compile(&any, Draft::Draft202012).expect("the object schema compiles");
                 self.params.insert(b.name.as_str(), (any, v));
                 continue;
             };
@@ -155,7 +175,11 @@ impl<'a> Ctx<'a> {
                 let mut at = path.clone();
                 at.push("$ref".into());
                 let located = node.locate(&at);
-                let pos = if located.complete { located.node.pos } else { node.pos };
+                let pos = if located.complete {
+                    located.node.pos
+                } else {
+                    node.pos
+                };
                 self.diags.at(Code::BundleUnresolvedRef, &b.file, pos, format!("params schema of bundle {} refers to {url}, which is never fetched; that part accepts any value", b.name));
             }
             let draft = match b.format {
@@ -166,7 +190,15 @@ impl<'a> Ctx<'a> {
                 Ok(v) => {
                     self.params.insert(b.name.as_str(), (json, v));
                 }
-                Err(e) => self.diags.at(Code::BundleInvalid, &b.file, node.pos, format!("params of bundle {} is not a valid JSON Schema: {e}", b.name)),
+                Err(e) => self.diags.at(
+                    Code::BundleInvalid,
+                    &b.file,
+                    node.pos,
+                    format!(
+                        "params of bundle {} is not a valid JSON Schema: {e}",
+                        b.name
+                    ),
+                ),
             }
         }
     }
@@ -181,7 +213,14 @@ impl<'a> Ctx<'a> {
             if let Some((name, at)) = &package.bundle
                 && !self.repo.bundles.contains_key(name.as_str())
             {
-                self.diags.push(Code::BundleUnknown, at.clone(), format!("package {} names bundle {name}, which does not exist under bundles/", package.name));
+                self.diags.push(
+                    Code::BundleUnknown,
+                    at.clone(),
+                    format!(
+                        "package {} names bundle {name}, which does not exist under bundles/",
+                        package.name
+                    ),
+                );
             }
             let bundle = self.bundle_of(project, package.name.as_str());
             for (slot, w) in &package.wiring {
@@ -189,24 +228,54 @@ impl<'a> Ctx<'a> {
                     Some(b) => match b.connections.get(slot) {
                         Some(s) => Some(&s.type_name),
                         None => {
-                            self.diags.push(Code::ConnectionUnknown, w.slot_at.clone(), format!("bundle {} of package {} has no connection {slot}", b.name, package.name));
+                            self.diags.push(
+                                Code::ConnectionUnknown,
+                                w.slot_at.clone(),
+                                format!(
+                                    "bundle {} of package {} has no connection {slot}",
+                                    b.name, package.name
+                                ),
+                            );
                             None
                         }
                     },
                     None => None,
                 };
                 let Some(target) = project.packages.get(w.package.as_str()) else {
-                    self.diags.push(Code::PackageUnknown, w.at.clone(), format!("wiring of {}.{slot} names package {}, which project {} does not have", package.name, w.package, project.id));
+                    self.diags.push(
+                        Code::PackageUnknown,
+                        w.at.clone(),
+                        format!(
+                            "wiring of {}.{slot} names package {}, which project {} does not have",
+                            package.name, w.package, project.id
+                        ),
+                    );
                     continue;
                 };
-                let Some(target_bundle) = self.bundle_of(project, target.name.as_str()) else { continue };
+                let Some(target_bundle) = self.bundle_of(project, target.name.as_str()) else {
+                    continue;
+                };
                 match target_bundle.artifacts.get(&w.field) {
-                    None => self.diags.push(Code::ArtifactUnknown, w.at.clone(), format!("bundle {} of package {} has no artifact {}", target_bundle.name, w.package, w.field)),
+                    None => self.diags.push(
+                        Code::ArtifactUnknown,
+                        w.at.clone(),
+                        format!(
+                            "bundle {} of package {} has no artifact {}",
+                            target_bundle.name, w.package, w.field
+                        ),
+                    ),
                     Some(a) => {
                         if let Some(t) = slot_type
                             && *t != a.type_name
                         {
-                            self.diags.push(Code::ConnectionTypeMismatch, w.at.clone(), format!("connection {slot} of package {} is {t}, but {}.{} is {}", package.name, w.package, w.field, a.type_name));
+                            self.diags.push(
+                                Code::ConnectionTypeMismatch,
+                                w.at.clone(),
+                                format!(
+                                    "connection {slot} of package {} is {t}, but {}.{} is {}",
+                                    package.name, w.package, w.field, a.type_name
+                                ),
+                            );
                         }
                     }
                 }
@@ -216,7 +285,14 @@ impl<'a> Ctx<'a> {
             for item in &share.artifacts {
                 if let ShareItem::Artifact { package, field, at } = item {
                     if !project.packages.contains_key(package.as_str()) {
-                        self.diags.push(Code::PackageUnknown, at.clone(), format!("share names package {package}, which project {} does not have", project.id));
+                        self.diags.push(
+                            Code::PackageUnknown,
+                            at.clone(),
+                            format!(
+                                "share names package {package}, which project {} does not have",
+                                project.id
+                            ),
+                        );
                     } else if let Some(b) = self.bundle_of(project, package.as_str())
                         && !b.artifacts.contains_key(field)
                     {
@@ -226,7 +302,14 @@ impl<'a> Ctx<'a> {
             }
             for (env, at) in share.environments.iter().flatten() {
                 if !project.environments.contains_key(env.as_str()) {
-                    self.diags.push(Code::ReferenceUnresolved, at.clone(), format!("share names environment {env}, which project {} does not have", project.id));
+                    self.diags.push(
+                        Code::ReferenceUnresolved,
+                        at.clone(),
+                        format!(
+                            "share names environment {env}, which project {} does not have",
+                            project.id
+                        ),
+                    );
                 }
             }
         }
@@ -238,37 +321,76 @@ impl<'a> Ctx<'a> {
             return Lookup::Missing(format!("project {} does not exist", r.project));
         };
         let Some(env) = project.environments.get(r.environment.as_str()) else {
-            return Lookup::Missing(format!("project {} has no environment {}", r.project, r.environment));
+            return Lookup::Missing(format!(
+                "project {} has no environment {}",
+                r.project, r.environment
+            ));
         };
         let Some(package) = project.packages.get(r.package.as_str()) else {
-            return Lookup::Missing(format!("project {} has no package {}", r.project, r.package));
+            return Lookup::Missing(format!(
+                "project {} has no package {}",
+                r.project, r.package
+            ));
         };
-        let Some(bundle) = package.bundle.as_ref().and_then(|(b, _)| self.repo.bundles.get(b.as_str())) else {
-            return Lookup::Found { type_name: None, origin: None };
+        let Some(bundle) = package
+            .bundle
+            .as_ref()
+            .and_then(|(b, _)| self.repo.bundles.get(b.as_str()))
+        else {
+            return Lookup::Found {
+                type_name: None,
+                origin: None,
+            };
         };
         let Some(slot) = bundle.artifacts.get(&r.field) else {
-            return Lookup::Missing(format!("bundle {} of package {} has no artifact {}", bundle.name, r.package, r.field));
+            return Lookup::Missing(format!(
+                "bundle {} of package {} has no artifact {}",
+                bundle.name, r.package, r.field
+            ));
         };
         let type_name = Some(&slot.type_name);
         let Some(ep) = env.packages.get(r.package.as_str()) else {
-            return Lookup::Found { type_name, origin: Some(Origin::Instance { instance: r.instance(), field: r.field.clone() }) };
+            return Lookup::Found {
+                type_name,
+                origin: Some(Origin::Instance {
+                    instance: r.instance(),
+                    field: r.field.clone(),
+                }),
+            };
         };
         if let Some(remote) = &ep.remote {
             return match remote.fields.get(&r.field) {
-                None => Lookup::Missing(format!("{} is remote in {}-{} and its remote maps no field {}", r.package, r.project, r.environment, r.field)),
-                Some((_, source)) => Lookup::Found { type_name, origin: self.follow(source, depth) },
+                None => Lookup::Missing(format!(
+                    "{} is remote in {}-{} and its remote maps no field {}",
+                    r.package, r.project, r.environment, r.field
+                )),
+                Some((_, source)) => Lookup::Found {
+                    type_name,
+                    origin: self.follow(source, depth),
+                },
             };
         }
         if !ep.enabled {
-            return Lookup::Missing(format!("package {} is disabled in {}-{}", r.package, r.project, r.environment));
+            return Lookup::Missing(format!(
+                "package {} is disabled in {}-{}",
+                r.package, r.project, r.environment
+            ));
         }
-        Lookup::Found { type_name, origin: Some(Origin::Instance { instance: r.instance(), field: r.field.clone() }) }
+        Lookup::Found {
+            type_name,
+            origin: Some(Origin::Instance {
+                instance: r.instance(),
+                field: r.field.clone(),
+            }),
+        }
     }
 
     /// Quietly resolves a source written elsewhere (its problems are reported there).
     fn follow(&self, source: &Source, depth: usize) -> Option<Origin> {
         match source {
-            Source::Import(data, _) => Some(Origin::Import { data: data.to_json() }),
+            Source::Import(data, _) => Some(Origin::Import {
+                data: data.to_json(),
+            }),
             Source::Reference(r, _) if depth < 16 => match self.lookup(r, depth + 1) {
                 Lookup::Found { origin, .. } => origin,
                 Lookup::Missing(_) => None,
@@ -279,13 +401,27 @@ impl<'a> Ctx<'a> {
 
     /// Checks a source written in `consumer`'s environment against the type it must have;
     /// reports every problem at its node. `what` names the place in messages.
-    fn check_source(&mut self, source: &Source, expected: Option<&TypeName>, consumer: &Consumer<'_>, what: &str, mismatch: Code) -> Option<Origin> {
+    fn check_source(
+        &mut self,
+        source: &Source,
+        expected: Option<&TypeName>,
+        consumer: &Consumer<'_>,
+        what: &str,
+        mismatch: Code,
+    ) -> Option<Origin> {
         match source {
             Source::Invalid => None,
             Source::Import(data, at) => {
                 if let Some(t) = expected {
                     if let Some(v) = self.types.get(t.as_str()) {
-                        schema::report(v, data, Code::ImportInvalid, &at.file, &format!("{what}: import data"), self.diags);
+                        schema::report(
+                            v,
+                            data,
+                            Code::ImportInvalid,
+                            &at.file,
+                            &format!("{what}: import data"),
+                            self.diags,
+                        );
                     }
                     if let Some(ty) = self.repo.artifact_types.get(t.as_str()) {
                         for path in &ty.sensitive {
@@ -296,12 +432,18 @@ impl<'a> Ctx<'a> {
                         }
                     }
                 }
-                Some(Origin::Import { data: data.to_json() })
+                Some(Origin::Import {
+                    data: data.to_json(),
+                })
             }
             Source::Reference(r, at) => {
                 let (type_name, origin) = match self.lookup(r, 0) {
                     Lookup::Missing(why) => {
-                        self.diags.push(Code::ReferenceUnresolved, at.clone(), format!("{what} uses {r}, but {why}"));
+                        self.diags.push(
+                            Code::ReferenceUnresolved,
+                            at.clone(),
+                            format!("{what} uses {r}, but {why}"),
+                        );
                         return None;
                     }
                     Lookup::Found { type_name, origin } => (type_name, origin),
@@ -312,7 +454,11 @@ impl<'a> Ctx<'a> {
                 if let (Some(expected), Some(actual)) = (expected, type_name)
                     && expected != actual
                 {
-                    self.diags.push(mismatch, at.clone(), format!("{what} is {expected}, but {r} is {actual}"));
+                    self.diags.push(
+                        mismatch,
+                        at.clone(),
+                        format!("{what} is {expected}, but {r} is {actual}"),
+                    );
                 }
                 origin
             }
@@ -322,15 +468,22 @@ impl<'a> Ctx<'a> {
     /// DESIGN 5.4: a share of the referenced project must cover the artifact, its
     /// environment and the consumer's attributes.
     fn check_share(&mut self, r: &ArtifactRef, at: &Loc, consumer: &Consumer<'_>, what: &str) {
-        let Some(producer) = self.repo.projects.get(r.project.as_str()) else { return };
+        let Some(producer) = self.repo.projects.get(r.project.as_str()) else {
+            return;
+        };
         let mut closest: Option<(usize, &Share, [bool; 3])> = None;
         for share in &producer.shares {
             let covers = [
                 share.artifacts.iter().any(|i| match i {
                     ShareItem::All => true,
-                    ShareItem::Artifact { package, field, .. } => *package == r.package && *field == r.field,
+                    ShareItem::Artifact { package, field, .. } => {
+                        *package == r.package && *field == r.field
+                    }
                 }),
-                share.environments.as_ref().is_none_or(|envs| envs.iter().any(|(e, _)| *e == r.environment)),
+                share
+                    .environments
+                    .as_ref()
+                    .is_none_or(|envs| envs.iter().any(|(e, _)| *e == r.environment)),
                 share.to.matches(&consumer.attributes),
             ];
             let score = covers.iter().filter(|c| **c).count();
@@ -351,13 +504,20 @@ impl<'a> Ctx<'a> {
                         .iter()
                         .map(|i| match i {
                             ShareItem::All => "*".to_string(),
-                            ShareItem::Artifact { package, field, .. } => format!("{package}.{field}"),
+                            ShareItem::Artifact { package, field, .. } => {
+                                format!("{package}.{field}")
+                            }
                         })
                         .collect();
                     reasons.push(format!("covers artifacts [{}]", items.join(", ")));
                 }
                 if !covers[1] {
-                    let envs: Vec<&str> = share.environments.iter().flatten().map(|(e, _)| e.as_str()).collect();
+                    let envs: Vec<&str> = share
+                        .environments
+                        .iter()
+                        .flatten()
+                        .map(|(e, _)| e.as_str())
+                        .collect();
                     reasons.push(format!("covers environments [{}]", envs.join(", ")));
                 }
                 if !covers[2]
@@ -366,12 +526,22 @@ impl<'a> Ctx<'a> {
                     for (key, values) in conditions {
                         let actual = consumer.attributes.get(key);
                         if actual.is_none_or(|v| !values.contains(v)) {
-                            let has = actual.map_or_else(|| format!("no {key}"), |v| format!("{key} {v}"));
-                            reasons.push(format!("is for {key} in [{}] but {} has {has}", values.join(", "), consumer.name()));
+                            let has = actual
+                                .map_or_else(|| format!("no {key}"), |v| format!("{key} {v}"));
+                            reasons.push(format!(
+                                "is for {key} in [{}] but {} has {has}",
+                                values.join(", "),
+                                consumer.name()
+                            ));
                         }
                     }
                 }
-                format!("closest share: {}:{} {}", share.at.file, share.at.pos.line, reasons.join(" and "))
+                format!(
+                    "closest share: {}:{} {}",
+                    share.at.file,
+                    share.at.pos.line,
+                    reasons.join(" and ")
+                )
             }
         };
         self.diags.push(
@@ -381,15 +551,31 @@ impl<'a> Ctx<'a> {
         );
     }
 
-    fn environment(&mut self, project: &'a Project, env: &'a Environment, instances: &mut BTreeMap<InstanceId, Instance>) {
-        let consumer = Consumer { project: &project.id, env: &env.id, attributes: environment_attributes(project, env) };
+    fn environment(
+        &mut self,
+        project: &'a Project,
+        env: &'a Environment,
+        instances: &mut BTreeMap<InstanceId, Instance>,
+    ) {
+        let consumer = Consumer {
+            project: &project.id,
+            env: &env.id,
+            attributes: environment_attributes(project, env),
+        };
 
         let mut defaults: HashMap<&str, (Loc, Option<Origin>)> = HashMap::new();
         for d in &env.defaults {
             let what = format!("default {}", d.type_name);
             let key = match self.repo.artifact_types.get(d.type_name.as_str()) {
                 None => {
-                    self.diags.push(Code::ArtifactTypeUnknown, d.key_at.clone(), format!("default names artifact type {}, which does not exist", d.type_name));
+                    self.diags.push(
+                        Code::ArtifactTypeUnknown,
+                        d.key_at.clone(),
+                        format!(
+                            "default names artifact type {}, which does not exist",
+                            d.type_name
+                        ),
+                    );
                     None
                 }
                 Some(t) if t.environment_default.is_none() => {
@@ -398,14 +584,22 @@ impl<'a> Ctx<'a> {
                 }
                 Some(t) => Some(&t.name),
             };
-            let origin = self.check_source(&d.source, key, &consumer, &what, Code::DefaultsTypeMismatch);
+            let origin =
+                self.check_source(&d.source, key, &consumer, &what, Code::DefaultsTypeMismatch);
             defaults.insert(d.type_name.as_str(), (d.key_at.clone(), origin));
         }
 
         let mut env_connections: HashMap<(&str, &str), (Loc, Option<Origin>)> = HashMap::new();
         for (name, ep) in &env.packages {
             if !project.packages.contains_key(name.as_str()) {
-                self.diags.push(Code::PackageUnknown, ep.at.clone(), format!("environment {} configures package {name}, which project {} does not have", env.id, project.id));
+                self.diags.push(
+                    Code::PackageUnknown,
+                    ep.at.clone(),
+                    format!(
+                        "environment {} configures package {name}, which project {} does not have",
+                        env.id, project.id
+                    ),
+                );
                 continue;
             }
             let bundle = self.bundle_of(project, name.as_str());
@@ -413,19 +607,45 @@ impl<'a> Ctx<'a> {
                 for (field, (at, source)) in &remote.fields {
                     let declared = match bundle.map(|b| (b, b.artifacts.get(field))) {
                         Some((b, None)) => {
-                            self.diags.push(Code::ArtifactUnknown, at.clone(), format!("remote package {name}: bundle {} has no artifact {field}", b.name));
+                            self.diags.push(
+                                Code::ArtifactUnknown,
+                                at.clone(),
+                                format!(
+                                    "remote package {name}: bundle {} has no artifact {field}",
+                                    b.name
+                                ),
+                            );
                             continue;
                         }
                         Some((_, Some(slot))) => Some(&slot.type_name),
                         None => None,
                     };
                     let what = format!("remote field {field} of package {name}");
-                    self.check_source(source, declared, &consumer, &what, Code::ConnectionTypeMismatch);
+                    self.check_source(
+                        source,
+                        declared,
+                        &consumer,
+                        &what,
+                        Code::ConnectionTypeMismatch,
+                    );
                 }
                 if let Some(b) = bundle {
-                    let missing: Vec<&str> = b.artifacts.iter().filter(|(f, s)| s.required && !remote.fields.contains_key(*f)).map(|(f, _)| f.as_str()).collect();
+                    let missing: Vec<&str> = b
+                        .artifacts
+                        .iter()
+                        .filter(|(f, s)| s.required && !remote.fields.contains_key(*f))
+                        .map(|(f, _)| f.as_str())
+                        .collect();
                     if !missing.is_empty() {
-                        self.diags.push(Code::RemoteIncomplete, remote.at.clone(), format!("remote package {name} maps no {} required by bundle {}", missing.join(", "), b.name));
+                        self.diags.push(
+                            Code::RemoteIncomplete,
+                            remote.at.clone(),
+                            format!(
+                                "remote package {name} maps no {} required by bundle {}",
+                                missing.join(", "),
+                                b.name
+                            ),
+                        );
                     }
                 }
                 continue;
@@ -433,14 +653,27 @@ impl<'a> Ctx<'a> {
             for (slot, (at, source)) in &ep.connections {
                 let declared = match bundle.map(|b| (b, b.connections.get(slot))) {
                     Some((b, None)) => {
-                        self.diags.push(Code::ConnectionUnknown, at.clone(), format!("bundle {} of package {name} has no connection {slot}", b.name));
+                        self.diags.push(
+                            Code::ConnectionUnknown,
+                            at.clone(),
+                            format!(
+                                "bundle {} of package {name} has no connection {slot}",
+                                b.name
+                            ),
+                        );
                         continue;
                     }
                     Some((_, Some(s))) => Some(&s.type_name),
                     None => None,
                 };
                 let what = format!("connection {slot} of package {name}");
-                let origin = self.check_source(source, declared, &consumer, &what, Code::ConnectionTypeMismatch);
+                let origin = self.check_source(
+                    source,
+                    declared,
+                    &consumer,
+                    &what,
+                    Code::ConnectionTypeMismatch,
+                );
                 env_connections.insert((name.as_str(), slot.as_str()), (at.clone(), origin));
             }
         }
@@ -450,22 +683,43 @@ impl<'a> Ctx<'a> {
             if ep.is_some_and(|ep| ep.remote.is_some() || !ep.enabled) {
                 continue;
             }
-            let Some(bundle) = self.bundle_of(project, package.name.as_str()) else { continue };
+            let Some(bundle) = self.bundle_of(project, package.name.as_str()) else {
+                continue;
+            };
             let id = InstanceId::of(&project.id, &env.id, &package.name);
             let at = ep.map_or_else(|| package.at.clone(), |ep| ep.at.clone());
-            let params = self.params(&id, bundle, package, project, ep.and_then(|e| e.params.as_ref()), env, &at);
+            let params = self.params(
+                &id,
+                bundle,
+                package,
+                project,
+                ep.and_then(|e| e.params.as_ref()),
+                env,
+                &at,
+            );
             let mut connections = BTreeMap::new();
             for (slot, def) in &bundle.connections {
-                let filled = if let Some((at, origin)) = env_connections.get(&(package.name.as_str(), slot.as_str())) {
+                let filled = if let Some((at, origin)) =
+                    env_connections.get(&(package.name.as_str(), slot.as_str()))
+                {
                     Some((Via::Environment(at.clone()), origin.clone()))
                 } else if let Some(w) = package.wiring.get(slot) {
                     Some((Via::Wiring(w.at.clone()), self.wired(project, env, w, &id)))
                 } else {
-                    defaults.get(def.type_name.as_str()).map(|(at, origin)| (Via::Default(at.clone()), origin.clone()))
+                    defaults
+                        .get(def.type_name.as_str())
+                        .map(|(at, origin)| (Via::Default(at.clone()), origin.clone()))
                 };
                 match filled {
                     Some((via, Some(origin))) => {
-                        connections.insert(slot.clone(), Connection { type_name: def.type_name.clone(), via, origin });
+                        connections.insert(
+                            slot.clone(),
+                            Connection {
+                                type_name: def.type_name.clone(),
+                                via,
+                                origin,
+                            },
+                        );
                     }
                     Some((_, None)) => {}
                     None if def.required => {
@@ -493,9 +747,17 @@ impl<'a> Ctx<'a> {
     }
 
     /// DESIGN 5.2.2: wiring means package `<q>` of the same environment, or its `remote` replacement.
-    fn wired(&mut self, project: &Project, env: &Environment, w: &Wiring, consumer: &InstanceId) -> Option<Origin> {
+    fn wired(
+        &mut self,
+        project: &Project,
+        env: &Environment,
+        w: &Wiring,
+        consumer: &InstanceId,
+    ) -> Option<Origin> {
         let target = project.packages.get(w.package.as_str())?;
-        self.bundle_of(project, target.name.as_str())?.artifacts.get(&w.field)?;
+        self.bundle_of(project, target.name.as_str())?
+            .artifacts
+            .get(&w.field)?;
         match env.packages.get(w.package.as_str()) {
             Some(ep) if ep.remote.is_some() => {
                 let remote = ep.remote.as_ref().expect("checked just above");
@@ -508,34 +770,65 @@ impl<'a> Ctx<'a> {
                 }
             }
             Some(ep) if !ep.enabled => {
-                self.diags.push(Code::ReferenceUnresolved, w.at.clone(), format!("{consumer} is wired to {}.{}, but package {} is disabled in {} ({})", w.package, w.field, w.package, env.id, ep.at));
+                self.diags.push(
+                    Code::ReferenceUnresolved,
+                    w.at.clone(),
+                    format!(
+                        "{consumer} is wired to {}.{}, but package {} is disabled in {} ({})",
+                        w.package, w.field, w.package, env.id, ep.at
+                    ),
+                );
                 None
             }
-            _ => Some(Origin::Instance { instance: InstanceId::of(&project.id, &env.id, &w.package), field: w.field.clone() }),
+            _ => Some(Origin::Instance {
+                instance: InstanceId::of(&project.id, &env.id, &w.package),
+                field: w.field.clone(),
+            }),
         }
     }
 
     /// DESIGN 5.1: merge, fill defaults, validate; errors point at the node that set the value.
     #[allow(clippy::too_many_arguments)]
-    fn params(&mut self, id: &InstanceId, bundle: &Bundle, package: &Package, project: &Project, env_params: Option<&Node>, env: &Environment, at: &Loc) -> Value {
-        let mut merged = package.params.as_ref().map_or_else(|| Value::Object(Default::default()), Node::to_json);
+    fn params(
+        &mut self,
+        id: &InstanceId,
+        bundle: &Bundle,
+        package: &Package,
+        project: &Project,
+        env_params: Option<&Node>,
+        env: &Environment,
+        at: &Loc,
+    ) -> Value {
+        let mut merged = package
+            .params
+            .as_ref()
+            .map_or_else(|| Value::Object(Default::default()), Node::to_json);
         if let Some(over) = env_params {
             merge(&mut merged, &over.to_json());
         }
-        let Some((schema_json, validator)) = self.params.get(bundle.name.as_str()) else { return merged };
+        let Some((schema_json, validator)) = self.params.get(bundle.name.as_str()) else {
+            return merged;
+        };
         apply_defaults(schema_json, &mut merged);
         for e in schema::errors(validator, &merged) {
-            let located = [(env_params, &env.file), (package.params.as_ref(), &project.file)]
-                .into_iter()
-                .filter_map(|(node, file)| {
-                    let l = node?.locate(&e.path);
-                    // A value set at a prefix that is not a mapping (a scalar or list) replaced everything below it.
-                    let owns = l.complete || !l.node.is_map();
-                    Some((owns, l.depth, file, e.pos_in(node?)))
-                })
-                .max_by_key(|(owns, depth, ..)| (*owns, *depth));
+            let located = [
+                (env_params, &env.file),
+                (package.params.as_ref(), &project.file),
+            ]
+            .into_iter()
+            .filter_map(|(node, file)| {
+                let l = node?.locate(&e.path);
+                // A value set at a prefix that is not a mapping (a scalar or list) replaced everything below it.
+                let owns = l.complete || !l.node.is_map();
+                Some((owns, l.depth, file, e.pos_in(node?)))
+            })
+            .max_by_key(|(owns, depth, ..)| (*owns, *depth));
             let loc = located.map_or_else(|| at.clone(), |(_, _, file, pos)| Loc::new(file, pos));
-            self.diags.push(Code::ParamsInvalid, loc, format!("{id}: {}", e.message("params")));
+            self.diags.push(
+                Code::ParamsInvalid,
+                loc,
+                format!("{id}: {}", e.message("params")),
+            );
         }
         merged
     }
@@ -560,7 +853,11 @@ pub fn merge(base: &mut Value, over: &Value) {
 
 /// Fills `default`s of `properties`, recursing into objects that are present.
 pub fn apply_defaults(schema: &Value, value: &mut Value) {
-    let (Some(props), Value::Object(obj)) = (schema.get("properties").and_then(Value::as_object), value) else { return };
+    let (Some(props), Value::Object(obj)) =
+        (schema.get("properties").and_then(Value::as_object), value)
+    else {
+        return;
+    };
     for (key, sub) in props {
         if !obj.contains_key(key)
             && let Some(default) = sub.get("default")
@@ -575,7 +872,11 @@ pub fn apply_defaults(schema: &Value, value: &mut Value) {
 
 /// Replaces every subschema whose `$ref` is not local (`#...`) by an accept-anything
 /// schema, recording the path and URL: capstan never fetches.
-fn strip_external_refs(value: &mut Value, path: &mut Vec<String>, found: &mut Vec<(Vec<String>, String)>) {
+fn strip_external_refs(
+    value: &mut Value,
+    path: &mut Vec<String>,
+    found: &mut Vec<(Vec<String>, String)>,
+) {
     match value {
         Value::Object(map) => {
             if let Some(Value::String(r)) = map.get("$ref")
@@ -602,9 +903,13 @@ fn strip_external_refs(value: &mut Value, path: &mut Vec<String>, found: &mut Ve
 }
 
 /// Cycle detection (Tarjan, iterative) and waves (longest path from a source).
-fn graph(instances: &BTreeMap<InstanceId, Instance>, diags: &mut Diagnostics) -> Vec<Vec<InstanceId>> {
+fn graph(
+    instances: &BTreeMap<InstanceId, Instance>,
+    diags: &mut Diagnostics,
+) -> Vec<Vec<InstanceId>> {
     let ids: Vec<&InstanceId> = instances.keys().collect();
-    let index: HashMap<&InstanceId, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+    let index: HashMap<&InstanceId, usize> =
+        ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
     // deps[i]: the instances i takes artifacts from, with the place the edge is written.
     let deps: Vec<Vec<(usize, &Loc)>> = instances
         .values()
@@ -642,22 +947,48 @@ fn graph(instances: &BTreeMap<InstanceId, Instance>, diags: &mut Diagnostics) ->
         }
         let at = members
             .iter()
-            .flat_map(|&m| deps[m].iter().filter(|(j, _)| members.contains(j)).map(|(_, at)| *at))
+            .flat_map(|&m| {
+                deps[m]
+                    .iter()
+                    .filter(|(j, _)| members.contains(j))
+                    .map(|(_, at)| *at)
+            })
             .min()
             .cloned()
-            .unwrap_or_else(|| Loc { file: Arc::from(""), pos: Pos::START });
+            .unwrap_or_else(|| Loc {
+                file: Arc::from(""),
+                pos: Pos::START,
+            });
         let names: Vec<&str> = members.iter().map(|&m| ids[m].as_str()).collect();
-        diags.push(Code::GraphCycle, at, format!("instances depend on each other in a cycle: {}", names.join(", ")));
+        diags.push(
+            Code::GraphCycle,
+            at,
+            format!(
+                "instances depend on each other in a cycle: {}",
+                names.join(", ")
+            ),
+        );
     }
 
     // Tarjan yields SCCs with dependencies first: a valid order for computing levels.
     let mut level: Vec<Option<usize>> = vec![None; ids.len()];
     for scc in &sccs {
         for &n in scc {
-            if in_cycle[n] || deps[n].iter().any(|(j, _)| in_cycle[*j] || level[*j].is_none()) {
+            if in_cycle[n]
+                || deps[n]
+                    .iter()
+                    .any(|(j, _)| in_cycle[*j] || level[*j].is_none())
+            {
                 continue;
             }
-            level[n] = Some(deps[n].iter().filter_map(|(j, _)| level[*j]).map(|l| l + 1).max().unwrap_or(0));
+            level[n] = Some(
+                deps[n]
+                    .iter()
+                    .filter_map(|(j, _)| level[*j])
+                    .map(|l| l + 1)
+                    .max()
+                    .unwrap_or(0),
+            );
         }
     }
     let mut waves: Vec<Vec<InstanceId>> = Vec::new();
@@ -744,14 +1075,26 @@ mod tests {
         let schema = json!({"properties": {"cpu": {"default": 256}, "memory": {"default": 512}, "net": {"properties": {"auto": {"default": true}}}}});
         let mut v = json!({"memory": 1024, "net": {}});
         apply_defaults(&schema, &mut v);
-        assert_eq!(v, json!({"cpu": 256, "memory": 1024, "net": {"auto": true}}));
+        assert_eq!(
+            v,
+            json!({"cpu": 256, "memory": 1024, "net": {"auto": true}})
+        );
     }
 
     #[test]
     fn tarjan_orders_dependencies_first_and_finds_cycles() {
-        let at = Loc { file: Arc::from("f"), pos: Pos::START };
+        let at = Loc {
+            file: Arc::from("f"),
+            pos: Pos::START,
+        };
         // 0 -> 1 -> 2, 3 <-> 4
-        let deps = vec![vec![(1, &at)], vec![(2, &at)], vec![], vec![(4, &at)], vec![(3, &at)]];
+        let deps = vec![
+            vec![(1, &at)],
+            vec![(2, &at)],
+            vec![],
+            vec![(4, &at)],
+            vec![(3, &at)],
+        ];
         let sccs = tarjan(&deps);
         let pos = |n: usize| sccs.iter().position(|s| s.contains(&n)).expect("present");
         assert!(pos(2) < pos(1) && pos(1) < pos(0));

@@ -50,7 +50,9 @@ impl FileKind {
             FileKind::Config => include_str!("../../schemas/capstan.schema.json"),
             FileKind::ArtifactType => include_str!("../../schemas/artifact-type.schema.json"),
             FileKind::Bundle => include_str!("../../schemas/bundle.schema.json"),
-            FileKind::MassdriverBundle => include_str!("../../schemas/massdriver-bundle.schema.json"),
+            FileKind::MassdriverBundle => {
+                include_str!("../../schemas/massdriver-bundle.schema.json")
+            }
             FileKind::Project => include_str!("../../schemas/project.schema.json"),
             FileKind::Environment => include_str!("../../schemas/environment.schema.json"),
         }
@@ -58,7 +60,8 @@ impl FileKind {
 }
 
 fn parse_embedded(kind: FileKind) -> Value {
-    serde_json::from_str(kind.source()).expect("embedded schemas are valid JSON (checked by a test)")
+    serde_json::from_str(kind.source())
+        .expect("embedded schemas are valid JSON (checked by a test)")
 }
 
 /// Replaces `"$ref": "<other>.schema.json#/$defs/<name>"` with that definition, so each
@@ -97,7 +100,8 @@ static COMPILED: LazyLock<Compiled> = LazyLock::new(|| Compiled {
         .map(|&kind| {
             let mut schema = parse_embedded(kind);
             inline_sibling_refs(&mut schema);
-            let validator = compile(&schema, Draft::Draft202012).expect("embedded schemas compile (checked by a test)");
+            let validator = compile(&schema, Draft::Draft202012)
+                .expect("embedded schemas compile (checked by a test)");
             (kind, validator)
         })
         .collect(),
@@ -116,7 +120,12 @@ pub fn compile(schema: &Value, draft: Draft) -> Result<Validator, String> {
 /// Validates a parsed file against the schema of its kind; reports each problem at the
 /// node it concerns. Returns whether the file matched.
 pub fn check_file(kind: FileKind, file: &Arc<str>, root: &Node, diags: &mut Diagnostics) -> bool {
-    let validator = &COMPILED.kinds.iter().find(|(k, _)| *k == kind).expect("every kind is compiled").1;
+    let validator = &COMPILED
+        .kinds
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .expect("every kind is compiled")
+        .1;
     report(validator, root, Code::SchemaInvalid, file, "", diags)
 }
 
@@ -151,13 +160,24 @@ pub fn errors(validator: &Validator, instance: &Value) -> Vec<SchemaError> {
             .collect();
         match error.kind() {
             ValidationErrorKind::AdditionalProperties { unexpected } => {
-                out.extend(unexpected.iter().map(|k| SchemaError { path: path.clone(), problem: SchemaProblem::UnknownKey(k.clone()) }));
+                out.extend(unexpected.iter().map(|k| SchemaError {
+                    path: path.clone(),
+                    problem: SchemaProblem::UnknownKey(k.clone()),
+                }));
             }
             ValidationErrorKind::Required { property } => {
-                let key = property.as_str().map_or_else(|| property.to_string(), str::to_string);
-                out.push(SchemaError { path, problem: SchemaProblem::MissingKey(key) });
+                let key = property
+                    .as_str()
+                    .map_or_else(|| property.to_string(), str::to_string);
+                out.push(SchemaError {
+                    path,
+                    problem: SchemaProblem::MissingKey(key),
+                });
             }
-            _ => out.push(SchemaError { path, problem: SchemaProblem::Other(error.masked().to_string()) }),
+            _ => out.push(SchemaError {
+                path,
+                problem: SchemaProblem::Other(error.masked().to_string()),
+            }),
         }
     }
     out
@@ -179,7 +199,10 @@ impl SchemaError {
     pub fn pos_in(&self, root: &Node) -> super::yaml::Pos {
         let located = root.locate(&self.path);
         match &self.problem {
-            SchemaProblem::UnknownKey(key) => located.node.entry(key).map_or(located.node.pos, |e| e.key_pos),
+            SchemaProblem::UnknownKey(key) => located
+                .node
+                .entry(key)
+                .map_or(located.node.pos, |e| e.key_pos),
             SchemaProblem::MissingKey(_) => located.key_pos.unwrap_or(located.node.pos),
             SchemaProblem::Other(_) => located.node.pos,
         }
@@ -188,7 +211,14 @@ impl SchemaError {
 
 /// Reports every error of `root` (validated as JSON) against `validator`, each at the node it
 /// concerns, the place named from `prefix`. Returns whether it matched.
-pub fn report(validator: &Validator, root: &Node, code: Code, file: &Arc<str>, prefix: &str, diags: &mut Diagnostics) -> bool {
+pub fn report(
+    validator: &Validator,
+    root: &Node,
+    code: Code,
+    file: &Arc<str>,
+    prefix: &str,
+    diags: &mut Diagnostics,
+) -> bool {
     let found = errors(validator, &root.to_json());
     for e in &found {
         diags.at(code, file, e.pos_in(root), e.message(prefix));
@@ -210,7 +240,11 @@ pub fn describe_path<S: AsRef<str>>(prefix: &str, path: &[S]) -> String {
             out.push_str(seg);
         }
     }
-    if out.is_empty() { "the top level".to_string() } else { out }
+    if out.is_empty() {
+        "the top level".to_string()
+    } else {
+        out
+    }
 }
 
 #[cfg(test)]
@@ -221,7 +255,11 @@ mod tests {
     fn every_embedded_schema_is_valid_and_compiles() {
         for kind in FileKind::ALL {
             let schema = parse_embedded(*kind);
-            assert!(jsonschema::meta::is_valid(&schema), "{} is not a valid JSON Schema", kind.name());
+            assert!(
+                jsonschema::meta::is_valid(&schema),
+                "{} is not a valid JSON Schema",
+                kind.name()
+            );
         }
         assert_eq!(COMPILED.kinds.len(), FileKind::ALL.len());
     }

@@ -11,7 +11,9 @@ pub const MAX_YAML_BYTES: usize = 1024 * 1024;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Content {
     Bytes(Vec<u8>),
-    TooLarge { size: u64 },
+    TooLarge {
+        size: u64,
+    },
     /// A symbolic link; never followed.
     Symlink,
     /// A git submodule (a commit inside a tree).
@@ -46,6 +48,9 @@ impl SourceTree {
     }
 
     pub fn get(&self, path: &str) -> Option<&SourceFile> {
-        self.files.binary_search_by(|f| f.path.as_str().cmp(path)).ok().map(|i| &self.files[i])
+        self.files
+            .binary_search_by(|f| f.path.as_str().cmp(path))
+            .ok()
+            .map(|i| &self.files[i])
     }
 }

@@ -85,18 +85,18 @@ pub fn parse(text: &str) -> (Option<Node>, Vec<Problem>) {
                 if documents > 1 {
                     Err(Problem::Syntax {
                         pos,
-                        message: "more than one YAML document in this file; capstan reads exactly one".into(),
+                        message:
+                            "more than one YAML document in this file; capstan reads exactly one"
+                                .into(),
                     })
                 } else {
                     Ok(())
                 }
             }
-            Event::Scalar(value, style, anchor, tag) => {
-                scalar(&value, style, tag.as_deref(), pos).and_then(|kind| builder.push(Node { pos, kind }, anchor))
-            }
-            Event::SequenceStart(anchor, tag) => {
-                check_collection_tag(tag.as_deref(), "seq", pos).and_then(|()| builder.open(pos, anchor, Frame::Seq(Vec::new())))
-            }
+            Event::Scalar(value, style, anchor, tag) => scalar(&value, style, tag.as_deref(), pos)
+                .and_then(|kind| builder.push(Node { pos, kind }, anchor)),
+            Event::SequenceStart(anchor, tag) => check_collection_tag(tag.as_deref(), "seq", pos)
+                .and_then(|()| builder.open(pos, anchor, Frame::Seq(Vec::new()))),
             Event::MappingStart(anchor, tag) => check_collection_tag(tag.as_deref(), "map", pos)
                 .and_then(|()| builder.open(pos, anchor, Frame::Map(Vec::new(), None))),
             Event::SequenceEnd | Event::MappingEnd => builder.close(),
@@ -108,13 +108,26 @@ pub fn parse(text: &str) -> (Option<Node>, Vec<Problem>) {
             return (None, builder.problems);
         }
     }
-    let root = builder.root.take().unwrap_or(Node { pos: Pos::START, kind: Kind::Map(Vec::new()) });
-    let root = if root.kind == Kind::Null { Node { pos: root.pos, kind: Kind::Map(Vec::new()) } } else { root };
+    let root = builder.root.take().unwrap_or(Node {
+        pos: Pos::START,
+        kind: Kind::Map(Vec::new()),
+    });
+    let root = if root.kind == Kind::Null {
+        Node {
+            pos: root.pos,
+            kind: Kind::Map(Vec::new()),
+        }
+    } else {
+        root
+    };
     (Some(root), builder.problems)
 }
 
 fn pos_of(line: usize, col0: usize) -> Pos {
-    Pos { line: u32::try_from(line).unwrap_or(u32::MAX), col: u32::try_from(col0 + 1).unwrap_or(u32::MAX) }
+    Pos {
+        line: u32::try_from(line).unwrap_or(u32::MAX),
+        col: u32::try_from(col0 + 1).unwrap_or(u32::MAX),
+    }
 }
 
 enum Frame {
@@ -150,7 +163,9 @@ impl Builder {
         if self.nodes > MAX_NODES {
             return Err(Problem::TooComplex {
                 pos,
-                message: format!("the document expands to more than {MAX_NODES} nodes (aliases included)"),
+                message: format!(
+                    "the document expands to more than {MAX_NODES} nodes (aliases included)"
+                ),
             });
         }
         Ok(())
@@ -159,7 +174,10 @@ impl Builder {
     fn open(&mut self, pos: Pos, anchor: usize, frame: Frame) -> Result<(), Problem> {
         self.count(1, pos)?;
         if self.stack.len() >= MAX_DEPTH {
-            return Err(Problem::TooComplex { pos, message: format!("nesting deeper than {MAX_DEPTH} levels") });
+            return Err(Problem::TooComplex {
+                pos,
+                message: format!("nesting deeper than {MAX_DEPTH} levels"),
+            });
         }
         self.stack.push(Open { pos, anchor, frame });
         Ok(())
@@ -173,7 +191,13 @@ impl Builder {
             Frame::Seq(items) => Kind::Seq(items),
             Frame::Map(entries, _) => Kind::Map(entries),
         };
-        self.finish(Node { pos: open.pos, kind }, open.anchor)
+        self.finish(
+            Node {
+                pos: open.pos,
+                kind,
+            },
+            open.anchor,
+        )
     }
 
     fn push(&mut self, node: Node, anchor: usize) -> Result<(), Problem> {
@@ -183,7 +207,10 @@ impl Builder {
 
     fn alias(&mut self, id: usize, pos: Pos) -> Result<(), Problem> {
         let Some(target) = self.anchors.get(&id) else {
-            return Err(Problem::Syntax { pos, message: "alias to an unknown anchor".into() });
+            return Err(Problem::Syntax {
+                pos,
+                message: "alias to an unknown anchor".into(),
+            });
         };
         let mut node = target.clone();
         self.count(node_count(&node), pos)?;
@@ -207,18 +234,29 @@ impl Builder {
                     *pending = Some(match node.kind {
                         Kind::Str(key) => match entries.iter().find(|e| e.key == key) {
                             Some(first) => {
-                                self.problems.push(Problem::DuplicateKey { pos: node.pos, key, first: first.key_pos });
+                                self.problems.push(Problem::DuplicateKey {
+                                    pos: node.pos,
+                                    key,
+                                    first: first.key_pos,
+                                });
                                 PendingKey::Skip
                             }
                             None => PendingKey::Key(key, node.pos),
                         },
                         other => {
-                            self.problems.push(Problem::KeyNotString { pos: node.pos, key: describe(&other) });
+                            self.problems.push(Problem::KeyNotString {
+                                pos: node.pos,
+                                key: describe(&other),
+                            });
                             PendingKey::Skip
                         }
                     });
                 }
-                Some(PendingKey::Key(key, key_pos)) => entries.push(Entry { key, key_pos, value: node }),
+                Some(PendingKey::Key(key, key_pos)) => entries.push(Entry {
+                    key,
+                    key_pos,
+                    value: node,
+                }),
                 Some(PendingKey::Skip) => {}
             },
         }
@@ -229,7 +267,12 @@ impl Builder {
 fn node_count(node: &Node) -> usize {
     match &node.kind {
         Kind::Seq(items) => 1 + items.iter().map(node_count).sum::<usize>(),
-        Kind::Map(entries) => 1 + entries.iter().map(|e| 1 + node_count(&e.value)).sum::<usize>(),
+        Kind::Map(entries) => {
+            1 + entries
+                .iter()
+                .map(|e| 1 + node_count(&e.value))
+                .sum::<usize>()
+        }
         _ => 1,
     }
 }
@@ -255,11 +298,22 @@ fn check_collection_tag(tag: Option<&Tag>, expected: &str, pos: Pos) -> Result<(
 }
 
 fn unsupported_tag(tag: &Tag, pos: Pos) -> Problem {
-    Problem::Syntax { pos, message: format!("unsupported tag {tag}; capstan reads plain YAML 1.2 core schema values") }
+    Problem::Syntax {
+        pos,
+        message: format!("unsupported tag {tag}; capstan reads plain YAML 1.2 core schema values"),
+    }
 }
 
-fn scalar(value: &Cow<'_, str>, style: ScalarStyle, tag: Option<&Tag>, pos: Pos) -> Result<Kind, Problem> {
-    let invalid = |what: &str| Problem::Syntax { pos, message: format!("{value:?} is not a valid {what}") };
+fn scalar(
+    value: &Cow<'_, str>,
+    style: ScalarStyle,
+    tag: Option<&Tag>,
+    pos: Pos,
+) -> Result<Kind, Problem> {
+    let invalid = |what: &str| Problem::Syntax {
+        pos,
+        message: format!("{value:?} is not a valid {what}"),
+    };
     if let Some(tag) = tag {
         if !tag.is_yaml_core_schema() {
             return Err(unsupported_tag(tag, pos));
@@ -279,7 +333,10 @@ fn scalar(value: &Cow<'_, str>, style: ScalarStyle, tag: Option<&Tag>, pos: Pos)
     if style != ScalarStyle::Plain {
         return Ok(Kind::Str(value.to_string()));
     }
-    if let Some(kind) = resolve_null(value).or_else(|| resolve_bool(value)).or_else(|| resolve_int(value)) {
+    if let Some(kind) = resolve_null(value)
+        .or_else(|| resolve_bool(value))
+        .or_else(|| resolve_int(value))
+    {
         return Ok(kind);
     }
     Ok(resolve_float(value, pos)?.unwrap_or_else(|| Kind::Str(value.to_string())))
@@ -305,7 +362,11 @@ fn resolve_int(v: &str) -> Option<Kind> {
     } else {
         (v, 10)
     };
-    let body = if radix == 10 { digits.strip_prefix(['-', '+']).unwrap_or(digits) } else { digits };
+    let body = if radix == 10 {
+        digits.strip_prefix(['-', '+']).unwrap_or(digits)
+    } else {
+        digits
+    };
     if body.is_empty() || !body.chars().all(|c| c.is_digit(radix)) {
         return None;
     }
@@ -320,15 +381,23 @@ fn resolve_int(v: &str) -> Option<Kind> {
 fn resolve_float(v: &str, pos: Pos) -> Result<Option<Kind>, Problem> {
     let unsigned = v.strip_prefix(['-', '+']).unwrap_or(v);
     if matches!(unsigned, ".inf" | ".Inf" | ".INF") || matches!(v, ".nan" | ".NaN" | ".NAN") {
-        return Err(Problem::Syntax { pos, message: format!("{v} is not a finite number, which JSON cannot hold") });
+        return Err(Problem::Syntax {
+            pos,
+            message: format!("{v} is not a finite number, which JSON cannot hold"),
+        });
     }
     let looks_numeric = unsigned.starts_with(|c: char| c.is_ascii_digit() || c == '.')
-        && unsigned.chars().all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-'))
+        && unsigned
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-'))
         && unsigned.chars().any(|c| c.is_ascii_digit());
     if !looks_numeric {
         return Ok(None);
     }
-    Ok(v.parse::<f64>().ok().filter(|f| f.is_finite()).map(Kind::Float))
+    Ok(v.parse::<f64>()
+        .ok()
+        .filter(|f| f.is_finite())
+        .map(Kind::Float))
 }
 
 impl Node {
@@ -381,8 +450,15 @@ impl Node {
         for (i, seg) in segments.iter().enumerate() {
             let seg = seg.as_ref();
             let next = match &node.kind {
-                Kind::Map(entries) => entries.iter().find(|e| e.key == seg).map(|e| (&e.value, Some(e.key_pos))),
-                Kind::Seq(items) => seg.parse::<usize>().ok().and_then(|i| items.get(i)).map(|n| (n, None)),
+                Kind::Map(entries) => entries
+                    .iter()
+                    .find(|e| e.key == seg)
+                    .map(|e| (&e.value, Some(e.key_pos))),
+                Kind::Seq(items) => seg
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|i| items.get(i))
+                    .map(|n| (n, None)),
                 _ => None,
             };
             match next {
@@ -390,10 +466,22 @@ impl Node {
                     node = n;
                     key_pos = k;
                 }
-                None => return Located { node, key_pos, depth: i, complete: false },
+                None => {
+                    return Located {
+                        node,
+                        key_pos,
+                        depth: i,
+                        complete: false,
+                    };
+                }
             }
         }
-        Located { node, key_pos, depth: segments.len(), complete: true }
+        Located {
+            node,
+            key_pos,
+            depth: segments.len(),
+            complete: true,
+        }
     }
 
     /// The value as JSON (mapping order kept, as serde_json's map is ordered by key anyway).
@@ -406,9 +494,12 @@ impl Node {
             Kind::Float(f) => serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number),
             Kind::Str(s) => Value::String(s.clone()),
             Kind::Seq(items) => Value::Array(items.iter().map(Node::to_json).collect()),
-            Kind::Map(entries) => {
-                Value::Object(entries.iter().map(|e| (e.key.clone(), e.value.to_json())).collect())
-            }
+            Kind::Map(entries) => Value::Object(
+                entries
+                    .iter()
+                    .map(|e| (e.key.clone(), e.value.to_json()))
+                    .collect(),
+            ),
         }
     }
 }
@@ -461,8 +552,15 @@ mod tests {
         assert_eq!(
             problems,
             vec![
-                Problem::DuplicateKey { pos: Pos { line: 2, col: 1 }, key: "a".into(), first: Pos { line: 1, col: 1 } },
-                Problem::KeyNotString { pos: Pos { line: 3, col: 1 }, key: "3".into() },
+                Problem::DuplicateKey {
+                    pos: Pos { line: 2, col: 1 },
+                    key: "a".into(),
+                    first: Pos { line: 1, col: 1 }
+                },
+                Problem::KeyNotString {
+                    pos: Pos { line: 3, col: 1 },
+                    key: "3".into()
+                },
             ]
         );
     }
@@ -476,7 +574,10 @@ mod tests {
         }
         let (node, problems) = parse(&text);
         assert!(node.is_none());
-        assert!(matches!(problems.as_slice(), [Problem::TooComplex { .. }]), "{problems:?}");
+        assert!(
+            matches!(problems.as_slice(), [Problem::TooComplex { .. }]),
+            "{problems:?}"
+        );
     }
 
     #[test]
@@ -489,9 +590,18 @@ mod tests {
 
     #[test]
     fn custom_tags_and_multiple_documents_are_errors() {
-        assert!(matches!(parse("a: !Ref x\n").1.as_slice(), [Problem::Syntax { .. }]));
-        assert!(matches!(parse("a: 1\n---\nb: 2\n").1.as_slice(), [Problem::Syntax { .. }]));
+        assert!(matches!(
+            parse("a: !Ref x\n").1.as_slice(),
+            [Problem::Syntax { .. }]
+        ));
+        assert!(matches!(
+            parse("a: 1\n---\nb: 2\n").1.as_slice(),
+            [Problem::Syntax { .. }]
+        ));
         assert_eq!(ok("").kind, Kind::Map(vec![]));
-        assert_eq!(ok("a: !!str 12\n").get("a").and_then(Node::as_str), Some("12"));
+        assert_eq!(
+            ok("a: !!str 12\n").get("a").and_then(Node::as_str),
+            Some("12")
+        );
     }
 }

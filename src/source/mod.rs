@@ -1,1 +1,59 @@
+//! Reading a repository into the core's [`SourceTree`]: from a working directory, or
+//! straight from git's object database at a revision. Both report links, oversized and
+//! unreadable files as content kinds for the core to diagnose, so neither loses a file.
 
+mod dir;
+mod git;
+
+use std::path::{Path, PathBuf};
+
+pub use dir::read_dir;
+pub use git::read_rev;
+
+use crate::core::source::SourceTree;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("{path} does not exist")]
+    NotFound { path: PathBuf },
+    #[error(
+        "no capstan.yaml in {root}: the repository root is the folder that holds capstan.yaml (pass it with --repo)"
+    )]
+    NoConfig { root: String },
+    #[error("{path} is not inside a git repository (--rev reads from git)")]
+    NotGit { path: PathBuf, source: git2::Error },
+    #[error("the git repository at {path} has no commits yet, so there is no revision {rev}")]
+    NoCommits { path: PathBuf, rev: String },
+    #[error("revision {rev:?} is not known to the git repository at {path}")]
+    UnknownRev {
+        path: PathBuf,
+        rev: String,
+        source: git2::Error,
+    },
+    #[error("{prefix} does not exist at revision {rev}")]
+    NotAtRev { prefix: String, rev: String },
+    #[error("reading git objects of {path}")]
+    Git { path: PathBuf, source: git2::Error },
+    #[error("reading {path}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Reads the repository at `path`, from the working tree or from git at `rev`, and checks
+/// that it is a capstan repository at all.
+pub fn read(path: &Path, rev: Option<&str>) -> Result<SourceTree, SourceError> {
+    let tree = match rev {
+        Some(rev) => read_rev(path, rev)?,
+        None => read_dir(path)?,
+    };
+    if tree.get("capstan.yaml").is_none() {
+        let root = match rev {
+            Some(rev) => format!("{} at revision {rev}", path.display()),
+            None => path.display().to_string(),
+        };
+        return Err(SourceError::NoConfig { root });
+    }
+    Ok(tree)
+}

@@ -1,0 +1,3 @@
+//! Core values -> text and JSON. Wire types (serde) live only here.
+
+pub mod diagnostics;

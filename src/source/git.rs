@@ -1,0 +1,119 @@
+//! A git revision -> [`SourceTree`], read from the object database through `git2`: no
+//! checkout, no temporary worktree. The repository root may be a subfolder of the git
+//! repository; it is found from where `--repo` points inside the work tree.
+
+use std::path::{Path, PathBuf};
+
+use git2::{ObjectType, Oid, Repository};
+
+use super::SourceError;
+use crate::core::source::{Content, MAX_FILE_BYTES, SourceFile, SourceTree};
+
+pub fn read_rev(path: &Path, rev: &str) -> Result<SourceTree, SourceError> {
+    if !path.exists() {
+        return Err(SourceError::NotFound {
+            path: path.to_path_buf(),
+        });
+    }
+    let repo = Repository::discover(path).map_err(|source| SourceError::NotGit {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let prefix = prefix_in(&repo, path);
+    let git_err = |source| SourceError::Git {
+        path: path.to_path_buf(),
+        source,
+    };
+    if repo.is_empty().map_err(git_err)? {
+        return Err(SourceError::NoCommits {
+            path: path.to_path_buf(),
+            rev: rev.to_string(),
+        });
+    }
+    let commit_tree = repo
+        .revparse_single(rev)
+        .and_then(|o| o.peel_to_tree())
+        .map_err(|source| SourceError::UnknownRev {
+            path: path.to_path_buf(),
+            rev: rev.to_string(),
+            source,
+        })?;
+    let root_id = if prefix.is_empty() {
+        commit_tree.id()
+    } else {
+        match commit_tree.get_path(Path::new(&prefix)) {
+            Ok(entry) if entry.kind() == Some(ObjectType::Tree) => entry.id(),
+            _ => {
+                return Err(SourceError::NotAtRev {
+                    prefix,
+                    rev: rev.to_string(),
+                });
+            }
+        }
+    };
+    let odb = repo.odb().map_err(git_err)?;
+    let mut files = Vec::new();
+    let mut pending: Vec<(String, Oid)> = vec![(String::new(), root_id)];
+    while let Some((dir, id)) = pending.pop() {
+        let tree = repo.find_tree(id).map_err(git_err)?;
+        for entry in tree.iter() {
+            let (name, name_ok) = match entry.name() {
+                Ok(n) => (n.to_string(), true),
+                Err(_) => (
+                    String::from_utf8_lossy(entry.name_bytes()).into_owned(),
+                    false,
+                ),
+            };
+            let path = if dir.is_empty() {
+                name
+            } else {
+                format!("{dir}/{name}")
+            };
+            let mode = entry.filemode();
+            let content = match mode {
+                0o040000 => {
+                    pending.push((path, entry.id()));
+                    continue;
+                }
+                _ if !name_ok => Content::Unreadable("the file name is not valid UTF-8".into()),
+                0o120000 => Content::Symlink,
+                0o160000 => Content::Submodule,
+                _ => {
+                    let (size, _) = odb.read_header(entry.id()).map_err(git_err)?;
+                    if size as u64 > MAX_FILE_BYTES {
+                        Content::TooLarge { size: size as u64 }
+                    } else {
+                        Content::Bytes(
+                            repo.find_blob(entry.id())
+                                .map_err(git_err)?
+                                .content()
+                                .to_vec(),
+                        )
+                    }
+                }
+            };
+            files.push(SourceFile {
+                path,
+                executable: mode == 0o100755,
+                content,
+            });
+        }
+    }
+    Ok(SourceTree::new(files))
+}
+
+/// Where `path` lies inside the work tree, `/`-separated; empty at the top or for a bare repository.
+fn prefix_in(repo: &Repository, path: &Path) -> String {
+    let Some(workdir) = repo.workdir() else {
+        return String::new();
+    };
+    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let rel: PathBuf = canon(path)
+        .strip_prefix(canon(workdir))
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    rel.components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join("/")
+}
