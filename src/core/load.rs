@@ -699,17 +699,16 @@ fn project(id: ProjectId, root: &Node, file: &Arc<str>, diags: &mut Diagnostics)
                 .map(Node::entries)
                 .unwrap_or_default()
                 .iter()
-                .filter_map(|w| {
-                    let (package, field) = local_reference(&w.value, file, "wiring", diags)?;
-                    Some((
+                .map(|w| {
+                    let target = local_reference(&w.value, file, "wiring", diags);
+                    (
                         w.key.clone(),
                         Wiring {
                             slot_at: Loc::new(file, w.key_pos),
-                            package,
-                            field,
+                            target,
                             at: loc(file, &w.value),
                         },
-                    ))
+                    )
                 })
                 .collect();
             let package = Package {

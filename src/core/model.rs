@@ -193,8 +193,9 @@ pub struct Package {
 #[derive(Clone, Debug)]
 pub struct Wiring {
     pub slot_at: Loc,
-    pub package: PackageName,
-    pub field: String,
+    /// `None` when the text is not `<package>.<field>` (already reported): the slot still
+    /// counts as wired, so it is not reported again as unsatisfied.
+    pub target: Option<(PackageName, String)>,
     pub at: Loc,
 }
 

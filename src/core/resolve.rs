@@ -203,6 +203,14 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// The type, if it exists: a slot of an unknown type is reported once, where it is declared.
+    fn known_type<'t>(&self, t: &'t TypeName) -> Option<&'t TypeName> {
+        self.repo
+            .artifact_types
+            .contains_key(t.as_str())
+            .then_some(t)
+    }
+
     fn bundle_of(&self, project: &'a Project, package: &str) -> Option<&'a Bundle> {
         let (name, _) = project.packages.get(package)?.bundle.as_ref()?;
         self.repo.bundles.get(name.as_str())
@@ -226,7 +234,7 @@ impl<'a> Ctx<'a> {
             for (slot, w) in &package.wiring {
                 let slot_type = match bundle {
                     Some(b) => match b.connections.get(slot) {
-                        Some(s) => Some(&s.type_name),
+                        Some(s) => self.known_type(&s.type_name),
                         None => {
                             self.diags.push(
                                 Code::ConnectionUnknown,
@@ -241,41 +249,32 @@ impl<'a> Ctx<'a> {
                     },
                     None => None,
                 };
-                let Some(target) = project.packages.get(w.package.as_str()) else {
-                    self.diags.push(
-                        Code::PackageUnknown,
-                        w.at.clone(),
-                        format!(
-                            "wiring of {}.{slot} names package {}, which project {} does not have",
-                            package.name, w.package, project.id
-                        ),
-                    );
+                let Some((target_name, field)) = &w.target else {
+                    continue;
+                };
+                let Some(target) = project.packages.get(target_name.as_str()) else {
+                    self.diags.push(Code::PackageUnknown, w.at.clone(), format!("wiring of {}.{slot} names package {target_name}, which project {} does not have", package.name, project.id));
                     continue;
                 };
                 let Some(target_bundle) = self.bundle_of(project, target.name.as_str()) else {
                     continue;
                 };
-                match target_bundle.artifacts.get(&w.field) {
+                match target_bundle.artifacts.get(field) {
                     None => self.diags.push(
                         Code::ArtifactUnknown,
                         w.at.clone(),
                         format!(
-                            "bundle {} of package {} has no artifact {}",
-                            target_bundle.name, w.package, w.field
+                            "bundle {} of package {target_name} has no artifact {field}",
+                            target_bundle.name
                         ),
                     ),
                     Some(a) => {
                         if let Some(t) = slot_type
-                            && *t != a.type_name
+                            && self
+                                .known_type(&a.type_name)
+                                .is_some_and(|actual| actual != t)
                         {
-                            self.diags.push(
-                                Code::ConnectionTypeMismatch,
-                                w.at.clone(),
-                                format!(
-                                    "connection {slot} of package {} is {t}, but {}.{} is {}",
-                                    package.name, w.package, w.field, a.type_name
-                                ),
-                            );
+                            self.diags.push(Code::ConnectionTypeMismatch, w.at.clone(), format!("connection {slot} of package {} is {t}, but {target_name}.{field} is {}", package.name, a.type_name));
                         }
                     }
                 }
@@ -348,7 +347,7 @@ impl<'a> Ctx<'a> {
                 bundle.name, r.package, r.field
             ));
         };
-        let type_name = Some(&slot.type_name);
+        let type_name = self.known_type(&slot.type_name);
         let Some(ep) = env.packages.get(r.package.as_str()) else {
             return Lookup::Found {
                 type_name,
@@ -414,14 +413,14 @@ impl<'a> Ctx<'a> {
             Source::Import(data, at) => {
                 if let Some(t) = expected {
                     if let Some(v) = self.types.get(t.as_str()) {
-                        schema::report(
-                            v,
-                            data,
-                            Code::ImportInvalid,
-                            &at.file,
-                            &format!("{what}: import data"),
-                            self.diags,
-                        );
+                        for e in schema::errors(v, &data.to_json()) {
+                            self.diags.at(
+                                Code::ImportInvalid,
+                                &at.file,
+                                e.pos_in(data),
+                                format!("{what}: {}", e.message("import data")),
+                            );
+                        }
                     }
                     if let Some(ty) = self.repo.artifact_types.get(t.as_str()) {
                         for path in &ty.sensitive {
@@ -459,6 +458,8 @@ impl<'a> Ctx<'a> {
                         at.clone(),
                         format!("{what} is {expected}, but {r} is {actual}"),
                     );
+                    // A mismatched artifact fills nothing, so no edge (and no cycle) follows from it.
+                    return None;
                 }
                 origin
             }
@@ -617,7 +618,7 @@ impl<'a> Ctx<'a> {
                             );
                             continue;
                         }
-                        Some((_, Some(slot))) => Some(&slot.type_name),
+                        Some((_, Some(slot))) => self.known_type(&slot.type_name),
                         None => None,
                     };
                     let what = format!("remote field {field} of package {name}");
@@ -663,7 +664,7 @@ impl<'a> Ctx<'a> {
                         );
                         continue;
                     }
-                    Some((_, Some(s))) => Some(&s.type_name),
+                    Some((_, Some(s))) => self.known_type(&s.type_name),
                     None => None,
                 };
                 let what = format!("connection {slot} of package {name}");
@@ -704,7 +705,10 @@ impl<'a> Ctx<'a> {
                 {
                     Some((Via::Environment(at.clone()), origin.clone()))
                 } else if let Some(w) = package.wiring.get(slot) {
-                    Some((Via::Wiring(w.at.clone()), self.wired(project, env, w, &id)))
+                    Some((
+                        Via::Wiring(w.at.clone()),
+                        self.wired(project, env, w, &def.type_name, &id),
+                    ))
                 } else {
                     defaults
                         .get(def.type_name.as_str())
@@ -749,40 +753,38 @@ impl<'a> Ctx<'a> {
     /// DESIGN 5.2.2: wiring means package `<q>` of the same environment, or its `remote` replacement.
     fn wired(
         &mut self,
-        project: &Project,
+        project: &'a Project,
         env: &Environment,
         w: &Wiring,
+        slot_type: &TypeName,
         consumer: &InstanceId,
     ) -> Option<Origin> {
-        let target = project.packages.get(w.package.as_str())?;
-        self.bundle_of(project, target.name.as_str())?
+        let (package, field) = w.target.as_ref()?;
+        let produced = self
+            .bundle_of(project, package.as_str())?
             .artifacts
-            .get(&w.field)?;
-        match env.packages.get(w.package.as_str()) {
+            .get(field)?;
+        if produced.type_name != *slot_type {
+            return None;
+        }
+        match env.packages.get(package.as_str()) {
             Some(ep) if ep.remote.is_some() => {
                 let remote = ep.remote.as_ref().expect("checked just above");
-                match remote.fields.get(&w.field) {
+                match remote.fields.get(field) {
                     Some((_, source)) => self.follow(source, 0),
                     None => {
-                        self.diags.push(Code::ReferenceUnresolved, w.at.clone(), format!("{consumer} is wired to {}.{}, but {} is remote in {} ({}) and maps no {}", w.package, w.field, w.package, env.id, remote.at, w.field));
+                        self.diags.push(Code::ReferenceUnresolved, w.at.clone(), format!("{consumer} is wired to {package}.{field}, but {package} is remote in {} ({}) and maps no {field}", env.id, remote.at));
                         None
                     }
                 }
             }
             Some(ep) if !ep.enabled => {
-                self.diags.push(
-                    Code::ReferenceUnresolved,
-                    w.at.clone(),
-                    format!(
-                        "{consumer} is wired to {}.{}, but package {} is disabled in {} ({})",
-                        w.package, w.field, w.package, env.id, ep.at
-                    ),
-                );
+                self.diags.push(Code::ReferenceUnresolved, w.at.clone(), format!("{consumer} is wired to {package}.{field}, but package {package} is disabled in {} ({})", env.id, ep.at));
                 None
             }
             _ => Some(Origin::Instance {
-                instance: InstanceId::of(&project.id, &env.id, &w.package),
-                field: w.field.clone(),
+                instance: InstanceId::of(&project.id, &env.id, package),
+                field: field.clone(),
             }),
         }
     }

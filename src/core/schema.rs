@@ -141,6 +141,8 @@ pub struct SchemaError {
 pub enum SchemaProblem {
     UnknownKey(String),
     MissingKey(String),
+    /// A key whose name the schema does not allow; the text says what it must be.
+    BadKey(String, String),
     /// The rest, worded by `jsonschema` with the offending value masked, so a secret in a
     /// wrong place is never echoed back.
     Other(String),
@@ -164,6 +166,22 @@ pub fn errors(validator: &Validator, instance: &Value) -> Vec<SchemaError> {
                     path: path.clone(),
                     problem: SchemaProblem::UnknownKey(k.clone()),
                 }));
+            }
+            ValidationErrorKind::PropertyNames { error: inner } => {
+                let key = inner
+                    .instance()
+                    .as_str()
+                    .map_or_else(|| inner.instance().to_string(), str::to_string);
+                let rule = match inner.kind() {
+                    ValidationErrorKind::Pattern { pattern } => {
+                        format!("names here must match {pattern}")
+                    }
+                    _ => "the name is reserved".to_string(),
+                };
+                out.push(SchemaError {
+                    path,
+                    problem: SchemaProblem::BadKey(key, rule),
+                });
             }
             ValidationErrorKind::Required { property } => {
                 let key = property
@@ -190,6 +208,9 @@ impl SchemaError {
         match &self.problem {
             SchemaProblem::UnknownKey(key) => format!("unknown key `{key}` in {place}"),
             SchemaProblem::MissingKey(key) => format!("missing required key `{key}` in {place}"),
+            SchemaProblem::BadKey(key, rule) => {
+                format!("key `{key}` is not allowed in {place}: {rule}")
+            }
             SchemaProblem::Other(text) => format!("{place}: {text}"),
         }
     }
@@ -199,7 +220,7 @@ impl SchemaError {
     pub fn pos_in(&self, root: &Node) -> super::yaml::Pos {
         let located = root.locate(&self.path);
         match &self.problem {
-            SchemaProblem::UnknownKey(key) => located
+            SchemaProblem::UnknownKey(key) | SchemaProblem::BadKey(key, _) => located
                 .node
                 .entry(key)
                 .map_or(located.node.pos, |e| e.key_pos),

@@ -5,7 +5,6 @@
 //! (an "alias bomb" is reported, never expanded without bound). Scalars are typed by the
 //! YAML 1.2 core schema: `yes`/`no` are strings, `1.4` is a number, quoted values are strings.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 
 use saphyr_parser::{Event, Parser, ScalarStyle, Tag};
@@ -304,12 +303,7 @@ fn unsupported_tag(tag: &Tag, pos: Pos) -> Problem {
     }
 }
 
-fn scalar(
-    value: &Cow<'_, str>,
-    style: ScalarStyle,
-    tag: Option<&Tag>,
-    pos: Pos,
-) -> Result<Kind, Problem> {
+fn scalar(value: &str, style: ScalarStyle, tag: Option<&Tag>, pos: Pos) -> Result<Kind, Problem> {
     let invalid = |what: &str| Problem::Syntax {
         pos,
         message: format!("{value:?} is not a valid {what}"),

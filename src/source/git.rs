@@ -24,7 +24,11 @@ pub fn read_rev(path: &Path, rev: &str) -> Result<SourceTree, SourceError> {
         path: path.to_path_buf(),
         source,
     };
-    if repo.is_empty().map_err(git_err)? {
+    // `Repository::is_empty` only knows an unborn `master`; an unborn HEAD of any name means no commits.
+    if repo
+        .head()
+        .is_err_and(|e| e.code() == git2::ErrorCode::UnbornBranch)
+    {
         return Err(SourceError::NoCommits {
             path: path.to_path_buf(),
             rev: rev.to_string(),

@@ -1,0 +1,9 @@
+//! The one integration-test binary (one link, one place to look).
+
+mod cli;
+mod conventions;
+mod diagnostics;
+mod fuzz;
+mod git;
+mod schemas;
+mod support;
