@@ -36,6 +36,24 @@ fn codes_are_documented_in_the_readme() {
     }
 }
 
+/// Every file below `dir` with its text.
+fn files_below(dir: &std::path::Path) -> Vec<(std::path::PathBuf, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("reads") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let text = std::fs::read_to_string(&path).expect("reads");
+                out.push((path, text));
+            }
+        }
+    }
+    out
+}
+
 /// The core is pure: no I/O, clocks, environment, processes or network below `src/core`.
 #[test]
 fn the_core_does_no_io() {
@@ -52,49 +70,30 @@ fn the_core_does_no_io() {
         "rusqlite",
         "ignore::",
     ];
-    let mut stack = vec![root().join("src/core")];
-    let mut checked = 0;
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).expect("reads") {
-            let path = entry.expect("entry").path();
-            if path.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            let text = std::fs::read_to_string(&path).expect("reads");
-            for word in forbidden {
-                assert!(
-                    !text.contains(word),
-                    "{} uses {word}; the core must stay pure",
-                    path.display()
-                );
-            }
-            checked += 1;
+    let files = files_below(&root().join("src/core"));
+    assert!(files.len() >= 8, "walked {} files", files.len());
+    for (path, text) in files {
+        for word in forbidden {
+            assert!(
+                !text.contains(word),
+                "{} uses {word}; the core must stay pure",
+                path.display()
+            );
         }
     }
-    assert!(checked >= 8, "walked {checked} files");
 }
 
 #[test]
 fn no_unwrap_outside_tests() {
-    let mut stack = vec![root().join("src")];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).expect("reads") {
-            let path = entry.expect("entry").path();
-            if path.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            let text = std::fs::read_to_string(&path).expect("reads");
-            let code = text
-                .split("#[cfg(test)]")
-                .next()
-                .expect("split yields one part");
-            assert!(
-                !code.contains(".unwrap()"),
-                "{} calls unwrap() outside tests; use expect with the reason",
-                path.display()
-            );
-        }
+    for (path, text) in files_below(&root().join("src")) {
+        let code = text
+            .split("#[cfg(test)]")
+            .next()
+            .expect("split yields one part");
+        assert!(
+            !code.contains(".unwrap()"),
+            "{} calls unwrap() outside tests; use expect with the reason",
+            path.display()
+        );
     }
 }
