@@ -34,10 +34,35 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Plan: what changes between two revisions, why, what is affected downstream, in what order.
+    Plan {
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        /// The old state (e.g. the merge base of a pull request).
+        #[arg(long, default_value = "HEAD")]
+        base: String,
+        /// The new state.
+        #[arg(long, conflicts_with = "worktree")]
+        head: Option<String>,
+        /// Plan the working tree (uncommitted edits included) against --base.
+        #[arg(long)]
+        worktree: bool,
+        #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+        format: PlanFormat,
+        /// Exit 0 with no changes, 1 on errors, 2 with changes; usage and I/O failures give 3.
+        #[arg(long)]
+        detailed_exitcode: bool,
+    },
     /// Explain a diagnostic code, with an example; without a code, list them all.
     Explain { code: Option<String> },
     /// Print the JSON Schema of a file kind (for editors); without a kind, list the kinds.
     Schema { kind: Option<String> },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum PlanFormat {
+    Text,
+    Json,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -57,11 +82,18 @@ pub fn run() -> i32 {
             return if e.use_stderr() { FAILURE } else { 0 };
         }
     };
+    let detailed = matches!(
+        cli.command,
+        Command::Plan {
+            detailed_exitcode: true,
+            ..
+        }
+    );
     match execute(cli.command) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("capstan: error: {}", chain(&e));
-            FAILURE
+            if detailed { FAILURE + 1 } else { FAILURE }
         }
     }
 }
@@ -105,6 +137,41 @@ fn execute(command: Command) -> anyhow::Result<i32> {
                 Format::Json => render::diagnostics::json(&checked),
             })?;
             Ok(i32::from(checked.has_errors()))
+        }
+        Command::Plan {
+            repo,
+            base,
+            head,
+            worktree,
+            format,
+            detailed_exitcode,
+        } => {
+            let old = crate::core::check(&crate::source::read(&repo, Some(&base))?);
+            let head_rev = if worktree {
+                None
+            } else {
+                Some(head.as_deref().unwrap_or("HEAD"))
+            };
+            let new = crate::core::check(&crate::source::read(&repo, head_rev)?);
+            if new.has_errors() {
+                out(&match format {
+                    PlanFormat::Text => render::diagnostics::text(&new),
+                    PlanFormat::Json => render::diagnostics::json(&new),
+                })?;
+                return Ok(1);
+            }
+            let plan = crate::core::plan::plan(&old, &new);
+            let color = std::env::var_os("NO_COLOR").is_none()
+                && std::io::IsTerminal::is_terminal(&std::io::stdout());
+            out(&match format {
+                PlanFormat::Text => render::plan::text(&plan, color),
+                PlanFormat::Json => render::plan::json(&plan),
+            })?;
+            Ok(if detailed_exitcode && !plan.is_empty() {
+                2
+            } else {
+                0
+            })
         }
         Command::Explain { code: None } => {
             let mut text = String::new();

@@ -462,7 +462,7 @@ fn artifact_type(name: TypeName, root: &Node, file: &Arc<str>) -> ArtifactType {
 }
 
 /// Paths of properties marked `sensitive: true` or `$md: {sensitive: true}`.
-fn collect_sensitive(
+pub(crate) fn collect_sensitive(
     schema: &serde_json::Value,
     path: &mut Vec<String>,
     out: &mut Vec<Vec<String>>,

@@ -5,5 +5,6 @@ mod conventions;
 mod diagnostics;
 mod fuzz;
 mod git;
+mod plan;
 mod schemas;
 mod support;

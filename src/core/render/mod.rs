@@ -1,3 +1,4 @@
 //! Core values -> text and JSON. Wire types (serde) live only here.
 
 pub mod diagnostics;
+pub mod plan;

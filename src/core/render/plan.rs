@@ -1,0 +1,200 @@
+//! A plan as terminal text (`+ ~ -` markers) or as stable JSON.
+//!
+//! JSON shape (stable; fields are only ever added): `{"summary": {...}, "changes": [{"instance",
+//! "action", "reasons", "diffs", "likely_replacement"}], "downstream": [{"instance", "because_of",
+//! "path"}], "waves": [[...]], "destroy_order": [...], "unchanged": n}`. Sensitive values are
+//! `"(sensitive)"`.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+
+use crate::core::plan::{Action, Diff, Plan};
+
+const SENSITIVE: &str = "(sensitive)";
+
+/// `Plan: 2 to create, 1 to update, 0 to destroy; 3 downstream in 2 other projects`.
+pub fn summary(plan: &Plan) -> String {
+    let changed_projects: BTreeSet<&str> = plan
+        .changes
+        .iter()
+        .map(|c| project_of(c.instance.as_str()))
+        .collect();
+    let other: BTreeSet<&str> = plan
+        .downstream
+        .iter()
+        .map(|d| project_of(d.instance.as_str()))
+        .filter(|p| !changed_projects.contains(p))
+        .collect();
+    format!(
+        "Plan: {} to create, {} to update, {} to destroy; {} downstream in {} other project{}",
+        plan.count(Action::Create),
+        plan.count(Action::Update),
+        plan.count(Action::Destroy),
+        plan.downstream.len(),
+        other.len(),
+        if other.len() == 1 { "" } else { "s" }
+    )
+}
+
+fn project_of(instance: &str) -> &str {
+    instance.split('-').next().unwrap_or(instance)
+}
+
+fn marker(action: Action) -> &'static str {
+    match action {
+        Action::Create => "+",
+        Action::Update => "~",
+        Action::Destroy => "-",
+    }
+}
+
+fn show(v: &Option<Value>) -> String {
+    v.as_ref()
+        .map_or_else(|| "(absent)".to_string(), Value::to_string)
+}
+
+pub fn diff_line(d: &Diff) -> String {
+    match d {
+        Diff::Param {
+            path,
+            sensitive: true,
+            ..
+        } => format!("params.{}: {SENSITIVE} changed", path.join(".")),
+        Diff::Param { path, old, new, .. } => {
+            format!("params.{}: {} -> {}", path.join("."), show(old), show(new))
+        }
+        Diff::BundleVersion { old, new } => format!("bundle: {old} -> {new}"),
+        Diff::BundleContent => "bundle: files changed".to_string(),
+        Diff::ConnectionSource { slot, old, new } => format!(
+            "connection {slot}: {} -> {} (likely replacement)",
+            old.as_deref().unwrap_or("(none)"),
+            new.as_deref().unwrap_or("(none)")
+        ),
+        Diff::ConnectionData { slot } => format!("connection {slot}: imported data changed"),
+    }
+}
+
+pub fn text(plan: &Plan, color: bool) -> String {
+    let paint = |code: &str, s: String| {
+        if color {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s
+        }
+    };
+    let mut out = format!("{}\n", summary(plan));
+    if plan.is_empty() {
+        out.push_str(&format!(
+            "No changes; {} instances unchanged.\n",
+            plan.unchanged
+        ));
+        return out;
+    }
+    for c in &plan.changes {
+        let colour = match c.action {
+            Action::Create => "32",
+            Action::Update => "33",
+            Action::Destroy => "31",
+        };
+        out.push_str(&format!(
+            "\n{}\n",
+            paint(colour, format!("{} {}", marker(c.action), c.instance))
+        ));
+        for d in &c.diffs {
+            out.push_str(&format!("    {}\n", diff_line(d)));
+        }
+        for r in &c.reasons {
+            out.push_str(&format!("    because {r}\n"));
+        }
+    }
+    if !plan.downstream.is_empty() {
+        out.push_str("\nDownstream (inputs depend on a changed instance):\n");
+        for d in &plan.downstream {
+            let chain: Vec<String> = d
+                .path
+                .iter()
+                .map(|(i, how)| format!("{i} via {how}"))
+                .collect();
+            out.push_str(&format!(
+                "  {} <- {}: {}\n",
+                d.instance,
+                d.because_of,
+                chain.join(" <- ")
+            ));
+        }
+    }
+    for (i, w) in plan.waves.iter().enumerate() {
+        let names: Vec<&str> = w.iter().map(|i| i.as_str()).collect();
+        out.push_str(&format!(
+            "{}wave {}: {}\n",
+            if i == 0 { "\nDeploy order:\n  " } else { "  " },
+            i + 1,
+            names.join(", ")
+        ));
+    }
+    if !plan.destroy_order.is_empty() {
+        let names: Vec<&str> = plan.destroy_order.iter().map(|i| i.as_str()).collect();
+        out.push_str(&format!("\nDestroy order: {}\n", names.join(", ")));
+    }
+    out.push_str(&format!("\n{} instances unchanged.\n", plan.unchanged));
+    out
+}
+
+fn diff_json(d: &Diff) -> Value {
+    match d {
+        Diff::Param {
+            path,
+            sensitive: true,
+            ..
+        } => {
+            json!({"kind": "param", "path": path, "old": SENSITIVE, "new": SENSITIVE, "sensitive": true})
+        }
+        Diff::Param { path, old, new, .. } => {
+            json!({"kind": "param", "path": path, "old": old, "new": new, "sensitive": false})
+        }
+        Diff::BundleVersion { old, new } => {
+            json!({"kind": "bundle_version", "old": old, "new": new})
+        }
+        Diff::BundleContent => json!({"kind": "bundle_content"}),
+        Diff::ConnectionSource { slot, old, new } => {
+            json!({"kind": "connection_source", "slot": slot, "old": old, "new": new})
+        }
+        Diff::ConnectionData { slot } => json!({"kind": "connection_data", "slot": slot}),
+    }
+}
+
+pub fn json(plan: &Plan) -> String {
+    let action = |a: Action| match a {
+        Action::Create => "create",
+        Action::Update => "update",
+        Action::Destroy => "destroy",
+    };
+    let doc = json!({
+        "summary": {
+            "text": summary(plan),
+            "create": plan.count(Action::Create),
+            "update": plan.count(Action::Update),
+            "destroy": plan.count(Action::Destroy),
+            "downstream": plan.downstream.len(),
+            "unchanged": plan.unchanged,
+        },
+        "changes": plan.changes.iter().map(|c| json!({
+            "instance": c.instance.as_str(),
+            "action": action(c.action),
+            "reasons": c.reasons,
+            "diffs": c.diffs.iter().map(diff_json).collect::<Vec<_>>(),
+            "likely_replacement": c.likely_replacement,
+        })).collect::<Vec<_>>(),
+        "downstream": plan.downstream.iter().map(|d| json!({
+            "instance": d.instance.as_str(),
+            "because_of": d.because_of.as_str(),
+            "path": d.path.iter().map(|(i, how)| json!({"instance": i.as_str(), "via": how})).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "waves": plan.waves.iter().map(|w| w.iter().map(|i| i.as_str()).collect::<Vec<_>>()).collect::<Vec<_>>(),
+        "destroy_order": plan.destroy_order.iter().map(|i| i.as_str()).collect::<Vec<_>>(),
+    });
+    let mut s = serde_json::to_string_pretty(&doc).expect("plain data serialises");
+    s.push('\n');
+    s
+}

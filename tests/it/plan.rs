@@ -1,0 +1,170 @@
+//! Plans between two real git revisions of the example repository, through the built
+//! binary; every rendering is snapshotted.
+
+use std::path::Path;
+
+use assert_cmd::Command;
+
+use crate::support::{commit_all, copy_dir, example_repo, git_init};
+
+/// Commits the example, applies `edit` to the work tree, and returns (exit code, text, json)
+/// of `capstan plan` of the edit against the commit (both from git: the edit is committed too).
+fn scenario(edit: impl FnOnce(&Path)) -> (i32, String, String) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let repo = tmp.path();
+    copy_dir(&example_repo(), repo);
+    git_init(repo);
+    commit_all(repo, "base");
+    edit(repo);
+    commit_all(repo, "change");
+    let run = |format: &str| {
+        let out = Command::cargo_bin("capstan")
+            .expect("binary")
+            .env_clear()
+            .env("HOME", repo)
+            .env("NO_COLOR", "1")
+            .current_dir(repo)
+            .args([
+                "plan",
+                "--base",
+                "HEAD~1",
+                "--head",
+                "HEAD",
+                "--detailed-exitcode",
+                "--format",
+                format,
+            ])
+            .output()
+            .expect("runs");
+        (
+            out.status.code().expect("code"),
+            String::from_utf8(out.stdout).expect("utf-8"),
+        )
+    };
+    let (code, text) = run("text");
+    let (json_code, json) = run("json");
+    assert_eq!(code, json_code);
+    (code, text, json)
+}
+
+fn replace(repo: &Path, file: &str, from: &str, to: &str) {
+    let path = repo.join(file);
+    let text = std::fs::read_to_string(&path).expect("reads");
+    assert!(text.contains(from), "{file} lacks {from:?}");
+    std::fs::write(&path, text.replacen(from, to, 1)).expect("writes");
+}
+
+#[test]
+fn shared_vpc_param_change_reaches_every_consumer() {
+    let (code, text, json) = scenario(|r| {
+        replace(
+            r,
+            "projects/si/project.yaml",
+            "params: {high_availability: true}",
+            "params: {high_availability: false}",
+        )
+    });
+    assert_eq!(code, 2);
+    for consumer in [
+        "ecomm-staging-db",
+        "api-staging-app",
+        "billing-staging-app",
+        "peering-production-link",
+    ] {
+        assert!(
+            text.contains(&format!("  {consumer} <- ")),
+            "{consumer} missing from the blast radius:\n{text}"
+        );
+    }
+    insta::assert_snapshot!("plan_shared_vpc_text", text);
+    insta::assert_snapshot!("plan_shared_vpc_json", json);
+}
+
+#[test]
+fn switching_to_a_dedicated_cluster_creates_it_and_flags_replacement() {
+    let (code, text, _) = scenario(|r| {
+        replace(
+            r,
+            "projects/ecomm/environments/staging.yaml",
+            "  cluster:\n    remote:                           # not deployed here: the shared staging cluster stands in\n      cluster: si-staging-eks.cluster\n",
+            "  cluster:\n    params: {node_count: 2}\n",
+        )
+    });
+    assert_eq!(code, 2);
+    assert!(text.contains("+ ecomm-staging-cluster"), "{text}");
+    assert!(text.contains("connection cluster: si-staging-eks.cluster -> ecomm-staging-cluster.cluster (likely replacement)"), "{text}");
+    insta::assert_snapshot!("plan_dedicated_cluster_text", text);
+}
+
+#[test]
+fn removing_a_share_still_in_use_is_an_error() {
+    let (code, text, _) = scenario(|r| {
+        replace(
+            r,
+            "projects/si/project.yaml",
+            "  - artifacts: [vpc.network, eks.cluster]\n    environments: [staging]\n    to: {tier: [staging, preview]}\n",
+            "",
+        )
+    });
+    assert_eq!(code, 1);
+    assert!(text.contains("error[sharing.not-granted]"), "{text}");
+}
+
+#[test]
+fn adding_an_environment_disabling_and_renaming_packages() {
+    let (code, text, _) = scenario(|r| {
+        std::fs::write(r.join("projects/billing/environments/qa.yaml"), "attributes: {tier: staging}\ndefaults:\n  kubernetes-cluster: si-staging-eks.cluster\n").expect("writes");
+        replace(
+            r,
+            "projects/ecomm/environments/production.yaml",
+            "  app:\n",
+            "  worker:\n    enabled: false\n  app:\n",
+        );
+        replace(r, "projects/api/project.yaml", "  app:\n", "  web:\n");
+        replace(
+            r,
+            "projects/api/environments/staging.yaml",
+            "  app:\n",
+            "  web:\n",
+        );
+    });
+    assert_eq!(code, 2);
+    insta::assert_snapshot!("plan_env_disable_rename_text", text);
+}
+
+#[test]
+fn a_change_touching_nothing_is_an_empty_plan() {
+    let (code, text, _) = scenario(|r| {
+        std::fs::write(r.join("projects/api/README.md"), "docs only\n").expect("writes")
+    });
+    assert_eq!(code, 0);
+    insta::assert_snapshot!(text, @r"
+    Plan: 0 to create, 0 to update, 0 to destroy; 0 downstream in 0 other projects
+    No changes; 14 instances unchanged.
+    ");
+}
+
+#[test]
+fn sensitive_params_never_show_their_values() {
+    let (_, text, json) = scenario(|r| {
+        replace(
+            r,
+            "bundles/container-app/bundle.yaml",
+            "    env: {type: object",
+            "    api_key: {type: string, sensitive: true, default: old-secret-value}\n    env: {type: object",
+        );
+        replace(
+            r,
+            "projects/billing/project.yaml",
+            "      env: {CURRENCY: EUR}",
+            "      env: {CURRENCY: EUR}\n      api_key: new-secret-value",
+        );
+    });
+    for out in [&text, &json] {
+        assert!(!out.contains("secret-value"), "a secret leaked:\n{out}");
+    }
+    assert!(
+        text.contains("params.api_key: (sensitive) changed"),
+        "{text}"
+    );
+}
