@@ -62,6 +62,7 @@ enum Command {
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum PlanFormat {
     Text,
+    Markdown,
     Json,
 }
 
@@ -156,6 +157,10 @@ fn execute(command: Command) -> anyhow::Result<i32> {
             if new.has_errors() {
                 out(&match format {
                     PlanFormat::Text => render::diagnostics::text(&new),
+                    PlanFormat::Markdown => render::markdown::diagnostics(
+                        &new.diagnostics,
+                        &render::markdown::Options::new(None),
+                    ),
                     PlanFormat::Json => render::diagnostics::json(&new),
                 })?;
                 return Ok(1);
@@ -165,6 +170,11 @@ fn execute(command: Command) -> anyhow::Result<i32> {
                 && std::io::IsTerminal::is_terminal(&std::io::stdout());
             out(&match format {
                 PlanFormat::Text => render::plan::text(&plan, color),
+                PlanFormat::Markdown => render::markdown::plan(
+                    &plan,
+                    &new.diagnostics,
+                    &render::markdown::Options::new(None),
+                ),
                 PlanFormat::Json => render::plan::json(&plan),
             })?;
             Ok(if detailed_exitcode && !plan.is_empty() {

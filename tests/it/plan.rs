@@ -7,9 +7,9 @@ use assert_cmd::Command;
 
 use crate::support::{commit_all, copy_dir, example_repo, git_init};
 
-/// Commits the example, applies `edit` to the work tree, and returns (exit code, text, json)
+/// Commits the example, applies `edit` to the work tree, and returns (exit code, text, json, markdown)
 /// of `capstan plan` of the edit against the commit (both from git: the edit is committed too).
-fn scenario(edit: impl FnOnce(&Path)) -> (i32, String, String) {
+fn scenario(edit: impl FnOnce(&Path)) -> (i32, String, String, String) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let repo = tmp.path();
     copy_dir(&example_repo(), repo);
@@ -43,8 +43,9 @@ fn scenario(edit: impl FnOnce(&Path)) -> (i32, String, String) {
     };
     let (code, text) = run("text");
     let (json_code, json) = run("json");
-    assert_eq!(code, json_code);
-    (code, text, json)
+    let (markdown_code, markdown) = run("markdown");
+    assert_eq!((code, code), (json_code, markdown_code));
+    (code, text, json, markdown)
 }
 
 fn replace(repo: &Path, file: &str, from: &str, to: &str) {
@@ -56,7 +57,7 @@ fn replace(repo: &Path, file: &str, from: &str, to: &str) {
 
 #[test]
 fn shared_vpc_param_change_reaches_every_consumer() {
-    let (code, text, json) = scenario(|r| {
+    let (code, text, json, markdown) = scenario(|r| {
         replace(
             r,
             "projects/si/project.yaml",
@@ -78,11 +79,12 @@ fn shared_vpc_param_change_reaches_every_consumer() {
     }
     insta::assert_snapshot!("plan_shared_vpc_text", text);
     insta::assert_snapshot!("plan_shared_vpc_json", json);
+    insta::assert_snapshot!("plan_shared_vpc_markdown", markdown);
 }
 
 #[test]
 fn switching_to_a_dedicated_cluster_creates_it_and_flags_replacement() {
-    let (code, text, _) = scenario(|r| {
+    let (code, text, _, _) = scenario(|r| {
         replace(
             r,
             "projects/ecomm/environments/staging.yaml",
@@ -98,7 +100,7 @@ fn switching_to_a_dedicated_cluster_creates_it_and_flags_replacement() {
 
 #[test]
 fn removing_a_share_still_in_use_is_an_error() {
-    let (code, text, _) = scenario(|r| {
+    let (code, text, _, markdown) = scenario(|r| {
         replace(
             r,
             "projects/si/project.yaml",
@@ -108,11 +110,17 @@ fn removing_a_share_still_in_use_is_an_error() {
     });
     assert_eq!(code, 1);
     assert!(text.contains("error[sharing.not-granted]"), "{text}");
+    assert!(
+        markdown.starts_with(
+            "<!-- capstan:plan -->\n**Plan failed: the head has 5 errors to fix first.**"
+        ),
+        "{markdown}"
+    );
 }
 
 #[test]
 fn adding_an_environment_disabling_and_renaming_packages() {
-    let (code, text, _) = scenario(|r| {
+    let (code, text, _, _) = scenario(|r| {
         std::fs::write(r.join("projects/billing/environments/qa.yaml"), "attributes: {tier: staging}\ndefaults:\n  kubernetes-cluster: si-staging-eks.cluster\n").expect("writes");
         replace(
             r,
@@ -134,7 +142,7 @@ fn adding_an_environment_disabling_and_renaming_packages() {
 
 #[test]
 fn a_change_touching_nothing_is_an_empty_plan() {
-    let (code, text, _) = scenario(|r| {
+    let (code, text, _, _) = scenario(|r| {
         std::fs::write(r.join("projects/api/README.md"), "docs only\n").expect("writes")
     });
     assert_eq!(code, 0);
@@ -146,7 +154,7 @@ fn a_change_touching_nothing_is_an_empty_plan() {
 
 #[test]
 fn sensitive_params_never_show_their_values() {
-    let (_, text, json) = scenario(|r| {
+    let (_, text, json, markdown) = scenario(|r| {
         replace(
             r,
             "bundles/container-app/bundle.yaml",
@@ -160,7 +168,7 @@ fn sensitive_params_never_show_their_values() {
             "      env: {CURRENCY: EUR}\n      api_key: new-secret-value",
         );
     });
-    for out in [&text, &json] {
+    for out in [&text, &json, &markdown] {
         assert!(!out.contains("secret-value"), "a secret leaked:\n{out}");
     }
     assert!(

@@ -1,4 +1,5 @@
 //! Core values -> text and JSON. Wire types (serde) live only here.
 
 pub mod diagnostics;
+pub mod markdown;
 pub mod plan;

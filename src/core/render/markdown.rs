@@ -1,0 +1,327 @@
+//! A plan (or a head that does not validate) as a GitHub pull-request comment.
+//!
+//! The summary line comes first; then a table of affected environments, one collapsible
+//! section per environment, and a Mermaid graph of the changed instances and their
+//! cross-project edges. A comment never exceeds GitHub's 65,536 characters: the summary
+//! and errors always survive, and a note says what was cut.
+
+use std::collections::BTreeMap;
+
+use crate::core::diag::{Diagnostic, Severity};
+use crate::core::plan::{Action, Change, Downstream, Plan};
+use crate::core::render::plan::{diff_line, summary};
+
+/// GitHub's limit for an issue comment body.
+pub const MAX_COMMENT: usize = 65_536;
+/// Marks capstan's comment so it can be found again and edited in place.
+pub const MARKER: &str = "<!-- capstan:plan -->";
+
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Prefix for links to files at the head commit, e.g.
+    /// `https://github.com/acme/infra/blob/<sha>/infra/`; `None`: plain `file:line`.
+    pub link_base: Option<String>,
+    /// Upper bound of the body, in bytes (GitHub counts characters; bytes are never fewer).
+    pub max_len: usize,
+}
+
+impl Options {
+    pub fn new(link_base: Option<String>) -> Options {
+        Options {
+            link_base,
+            max_len: MAX_COMMENT,
+        }
+    }
+}
+
+fn link(d: &Diagnostic, opts: &Options) -> String {
+    let place = format!("{}:{}:{}", d.loc.file, d.loc.pos.line, d.loc.pos.col);
+    match &opts.link_base {
+        Some(base) => format!("[`{place}`]({base}{}#L{})", d.loc.file, d.loc.pos.line),
+        None => format!("`{place}`"),
+    }
+}
+
+/// Escapes what would break a table cell or inline HTML.
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+fn environment_of(instance: &str) -> String {
+    let mut parts = instance.splitn(3, '-');
+    format!(
+        "{}-{}",
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default()
+    )
+}
+
+/// The comment for a head that does not validate: summary and every diagnostic.
+pub fn diagnostics(diags: &[Diagnostic], opts: &Options) -> String {
+    let errors = diags
+        .iter()
+        .filter(|d| d.severity() == Severity::Error)
+        .count();
+    let head = format!(
+        "{MARKER}\n**Plan failed: the head has {errors} error{} to fix first.**\n\n",
+        if errors == 1 { "" } else { "s" }
+    );
+    let lines: Vec<String> = diags
+        .iter()
+        .map(|d| {
+            format!(
+                "- {} **{}[{}]** {}\n",
+                link(d, opts),
+                d.severity().as_str(),
+                d.code,
+                cell(&d.message)
+            )
+        })
+        .collect();
+    assemble(head, Vec::new(), lines, opts)
+}
+
+pub fn plan(plan: &Plan, warnings: &[Diagnostic], opts: &Options) -> String {
+    let mut head = format!("{MARKER}\n**{}**\n\n", summary(plan));
+    if plan.is_empty() {
+        head.push_str(&format!(
+            "No changes; {} instances unchanged.\n",
+            plan.unchanged
+        ));
+    }
+    type Section<'p> = (Vec<&'p Change>, Vec<&'p Downstream>);
+    let mut per_env: BTreeMap<String, Section<'_>> = BTreeMap::new();
+    for c in &plan.changes {
+        per_env
+            .entry(environment_of(c.instance.as_str()))
+            .or_default()
+            .0
+            .push(c);
+    }
+    for d in &plan.downstream {
+        per_env
+            .entry(environment_of(d.instance.as_str()))
+            .or_default()
+            .1
+            .push(d);
+    }
+    // Warnings must survive, like errors.
+    let kept: Vec<String> = warnings.iter().map(|d| diagnostic_line(d, opts)).collect();
+    if !per_env.is_empty() {
+        // The table may take half of what the summary and diagnostics leave.
+        let kept_len: usize = kept.iter().map(String::len).sum();
+        let budget = opts.max_len.saturating_sub(head.len() + kept_len + RESERVE) / 2;
+        let mut table = String::from(
+            "| environment | create | update | destroy | downstream |\n|---|---:|---:|---:|---:|\n",
+        );
+        let mut shown = 0;
+        for (env, (changes, downstream)) in &per_env {
+            let n = |a: Action| changes.iter().filter(|c| c.action == a).count();
+            let row = format!(
+                "| `{env}` | {} | {} | {} | {} |\n",
+                n(Action::Create),
+                n(Action::Update),
+                n(Action::Destroy),
+                downstream.len()
+            );
+            if table.len() + row.len() + 80 > budget {
+                break;
+            }
+            table.push_str(&row);
+            shown += 1;
+        }
+        if shown < per_env.len() {
+            table.push_str(&format!(
+                "| … {} more environments | | | | |\n",
+                per_env.len() - shown
+            ));
+        }
+        head.push_str(&table);
+        head.push('\n');
+    }
+    let mut sections = Vec::new();
+    for (env, (changes, downstream)) in &per_env {
+        let mut s = format!(
+            "<details><summary><code>{env}</code>: {} changed, {} downstream</summary>\n\n```diff\n",
+            changes.len(),
+            downstream.len()
+        );
+        for c in changes {
+            let m = match c.action {
+                Action::Create => "+",
+                Action::Update => "!",
+                Action::Destroy => "-",
+            };
+            s.push_str(&format!("{m} {}\n", c.instance));
+            for d in &c.diffs {
+                s.push_str(&format!("#     {}\n", diff_line(d)));
+            }
+            for r in &c.reasons {
+                s.push_str(&format!("#     because {r}\n"));
+            }
+        }
+        for d in downstream {
+            let chain: Vec<String> = d
+                .path
+                .iter()
+                .map(|(i, how)| format!("{i} via {how}"))
+                .collect();
+            s.push_str(&format!(
+                "  {} (downstream of {}: {})\n",
+                d.instance,
+                d.because_of,
+                chain.join(" <- ")
+            ));
+        }
+        s.push_str("```\n</details>\n\n");
+        sections.push(s);
+    }
+    if !plan.is_empty() {
+        sections.push(mermaid(plan));
+    }
+    assemble(head, kept, sections, opts)
+}
+
+fn diagnostic_line(d: &Diagnostic, opts: &Options) -> String {
+    format!(
+        "- {} **{}[{}]** {}\n",
+        link(d, opts),
+        d.severity().as_str(),
+        d.code,
+        cell(&d.message)
+    )
+}
+
+/// Changed instances and the edges to their downstream instances in other projects.
+fn mermaid(plan: &Plan) -> String {
+    let mut s = String::from(
+        "<details><summary>Graph of changed instances</summary>\n\n```mermaid\nflowchart LR\n",
+    );
+    for c in &plan.changes {
+        let class = match c.action {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Destroy => "destroy",
+        };
+        s.push_str(&format!(
+            "  {}[\"{}\"]:::{class}\n",
+            node_id(c.instance.as_str()),
+            c.instance
+        ));
+    }
+    let mut edges: Vec<(String, String, String)> = Vec::new();
+    for d in &plan.downstream {
+        let mut from = d.because_of.as_str().to_string();
+        for (to, how) in &d.path {
+            let via = how.split(" (").next().unwrap_or(how).to_string();
+            edges.push((from.clone(), to.as_str().to_string(), via));
+            from = to.as_str().to_string();
+        }
+    }
+    edges.sort();
+    edges.dedup();
+    for (from, to, via) in &edges {
+        if from.split('-').next() != to.split('-').next() {
+            s.push_str(&format!(
+                "  {} -->|{via}| {}[\"{to}\"]\n",
+                node_id(from),
+                node_id(to)
+            ));
+        }
+    }
+    s.push_str("  classDef create fill:#dafbe1,stroke:#1a7f37\n  classDef update fill:#fff8c5,stroke:#9a6700\n  classDef destroy fill:#ffebe9,stroke:#cf222e\n```\n</details>\n");
+    s
+}
+
+fn node_id(instance: &str) -> String {
+    instance.replace('-', "_")
+}
+
+/// Room kept for the note that says what was cut.
+const RESERVE: usize = 200;
+
+/// `head` and `kept` always appear; `optional` sections are added in order while they fit.
+fn assemble(head: String, kept: Vec<String>, optional: Vec<String>, opts: &Options) -> String {
+    let mut body = head;
+    let mut kept_iter = kept.into_iter().peekable();
+    let has_kept = kept_iter.peek().is_some();
+    if has_kept {
+        body.push_str("**Diagnostics**\n\n");
+    }
+    let mut dropped_kept = 0;
+    for line in kept_iter {
+        if body.len() + line.len() + RESERVE <= opts.max_len {
+            body.push_str(&line);
+        } else {
+            dropped_kept += 1;
+        }
+    }
+    if has_kept {
+        body.push('\n');
+    }
+    let total = optional.len();
+    let mut cut = 0;
+    for section in optional {
+        if cut == 0 && body.len() + section.len() + RESERVE <= opts.max_len {
+            body.push_str(&section);
+        } else {
+            cut += 1;
+        }
+    }
+    if cut > 0 || dropped_kept > 0 {
+        body.push_str(&format!(
+            "\n> **Cut to fit GitHub's {} characters:** {cut} of {total} sections{}. Run `capstan plan` for the full plan.\n",
+            MAX_COMMENT,
+            if dropped_kept > 0 { format!(" and {dropped_kept} diagnostics") } else { String::new() }
+        ));
+    }
+    body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::model::InstanceId;
+    use crate::core::plan::Change;
+
+    fn big_plan(n: usize) -> Plan {
+        let changes = (0..n)
+            .map(|i| Change {
+                instance: InstanceId(format!("p{i}-staging-app")),
+                action: Action::Create,
+                reasons: vec![format!(
+                    "package app is new in projects/p{i}/project.yaml {}",
+                    "x".repeat(200)
+                )],
+                diffs: Vec::new(),
+                likely_replacement: false,
+            })
+            .collect();
+        Plan {
+            changes,
+            ..Plan::default()
+        }
+    }
+
+    #[test]
+    fn huge_plans_are_cut_and_say_so() {
+        let body = plan(&big_plan(2_000), &[], &Options::new(None));
+        assert!(body.len() <= MAX_COMMENT, "{}", body.len());
+        assert!(body.starts_with(MARKER));
+        assert!(body.contains("**Plan: 2000 to create, 0 to update, 0 to destroy"));
+        assert!(
+            body.contains("> **Cut to fit GitHub's 65536 characters:**"),
+            "the note is missing"
+        );
+    }
+
+    #[test]
+    fn small_plans_are_whole() {
+        let body = plan(&big_plan(3), &[], &Options::new(None));
+        assert!(!body.contains("Cut to fit"));
+        assert!(body.contains("```mermaid"));
+        assert_eq!(body.matches("<details>").count(), 4);
+    }
+}
