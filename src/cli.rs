@@ -53,10 +53,29 @@ enum Command {
         #[arg(long)]
         detailed_exitcode: bool,
     },
+    /// The instance graph with cross-project edges labelled by how they are made.
+    Graph {
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        #[arg(long)]
+        rev: Option<String>,
+        #[arg(long, value_enum, default_value_t = GraphFormat::Mermaid)]
+        format: GraphFormat,
+        /// Only this project's instances and the edges that touch them.
+        #[arg(long)]
+        project: Option<String>,
+    },
     /// Explain a diagnostic code, with an example; without a code, list them all.
     Explain { code: Option<String> },
     /// Print the JSON Schema of a file kind (for editors); without a kind, list the kinds.
     Schema { kind: Option<String> },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum GraphFormat {
+    Mermaid,
+    Dot,
+    Json,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -182,6 +201,30 @@ fn execute(command: Command) -> anyhow::Result<i32> {
             } else {
                 0
             })
+        }
+        Command::Graph {
+            repo,
+            rev,
+            format,
+            project,
+        } => {
+            let checked = crate::core::check(&crate::source::read(&repo, rev.as_deref())?);
+            if checked.has_errors() {
+                out(&render::diagnostics::text(&checked))?;
+                return Ok(1);
+            }
+            if let Some(p) = &project
+                && !checked.repository.projects.contains_key(p.as_str())
+            {
+                anyhow::bail!("project {p:?} does not exist in {}", repo.display());
+            }
+            let p = project.as_deref();
+            out(&match format {
+                GraphFormat::Mermaid => render::graph::mermaid(&checked.resolved, p),
+                GraphFormat::Dot => render::graph::dot(&checked.resolved, p),
+                GraphFormat::Json => render::graph::json(&checked.resolved, p),
+            })?;
+            Ok(0)
         }
         Command::Explain { code: None } => {
             let mut text = String::new();

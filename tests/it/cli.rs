@@ -178,3 +178,43 @@ fn schema_prints_the_shipped_files() {
         "capstan\nartifact-type\nbundle\nmassdriver-bundle\nproject\nenvironment\n"
     );
 }
+
+#[test]
+fn graph_in_every_format() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let repo = example_repo();
+    let r = run(
+        capstan(tmp.path()).args(["graph", "--repo"]).arg(&repo),
+        tmp.path(),
+    );
+    assert_eq!(r.code, 0);
+    insta::assert_snapshot!("graph_mermaid", r.stdout);
+    let r = run(
+        capstan(tmp.path())
+            .args(["graph", "--format", "dot", "--project", "peering", "--repo"])
+            .arg(&repo),
+        tmp.path(),
+    );
+    assert_eq!(r.code, 0);
+    insta::assert_snapshot!("graph_dot_peering", r.stdout);
+    let r = run(
+        capstan(tmp.path())
+            .args(["graph", "--format", "json", "--project", "api", "--repo"])
+            .arg(&repo),
+        tmp.path(),
+    );
+    assert_eq!(r.code, 0);
+    insta::assert_snapshot!("graph_json_api", r.stdout);
+    let r = run(
+        capstan(tmp.path())
+            .args(["graph", "--project", "nope", "--repo"])
+            .arg(&repo),
+        tmp.path(),
+    );
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("project \"nope\" does not exist"),
+        "{}",
+        r.stderr
+    );
+}
