@@ -37,9 +37,55 @@ pub struct Instance {
     pub bundle_digest: String,
     /// Project params deep-merged with environment params, schema defaults filled in.
     pub params: Value,
-    pub connections: BTreeMap<String, Connection>,
+    pub connections: Slots,
     /// Where the instance is configured: the environment's `packages.<p>` if any, else the project's.
     pub at: Loc,
+}
+
+/// An instance's filled slots, sorted by name. A vector, not a `BTreeMap`: instances have a
+/// handful of slots, and a B-tree leaf reserves room for eleven, which at tens of thousands
+/// of instances was most of a plan's memory.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Slots(Vec<(String, Connection)>);
+
+impl Slots {
+    pub fn get(&self, slot: &str) -> Option<&Connection> {
+        self.0
+            .binary_search_by(|(s, _)| s.as_str().cmp(slot))
+            .ok()
+            .map(|i| &self.0[i].1)
+    }
+
+    pub fn insert(&mut self, slot: String, connection: Connection) {
+        match self.0.binary_search_by(|(s, _)| s.cmp(&slot)) {
+            Ok(i) => self.0[i].1 = connection,
+            Err(i) => self.0.insert(i, (slot, connection)),
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Connection)> {
+        self.0.iter().map(|(s, c)| (s, c))
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.0.iter().map(|(s, _)| s)
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &Connection> {
+        self.0.iter().map(|(_, c)| c)
+    }
+}
+
+impl<'a> IntoIterator for &'a Slots {
+    type Item = (&'a String, &'a Connection);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (String, Connection)>,
+        fn(&'a (String, Connection)) -> (&'a String, &'a Connection),
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(s, c)| (s, c))
+    }
 }
 
 /// A filled connection slot.
@@ -698,7 +744,7 @@ impl<'a> Ctx<'a> {
                 env,
                 &at,
             );
-            let mut connections = BTreeMap::new();
+            let mut connections = Slots::default();
             for (slot, def) in &bundle.connections {
                 let filled = if let Some((at, origin)) =
                     env_connections.get(&(package.name.as_str(), slot.as_str()))
