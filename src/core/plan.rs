@@ -235,10 +235,6 @@ fn compare(
         diffs.push(Diff::BundleContent);
         reasons.push(format!("the files of bundles/{} changed", new.bundle));
     }
-    let sensitive = sensitive_params(new_repo, new)
-        .into_iter()
-        .chain(sensitive_params(old_repo, old))
-        .collect::<BTreeSet<_>>();
     let mut param_diffs = Vec::new();
     diff_values(
         &mut Vec::new(),
@@ -246,6 +242,15 @@ fn compare(
         Some(&new.params),
         &mut param_diffs,
     );
+    // Only instances whose params differ need the bundles' sensitive fields: most do not.
+    let sensitive = if param_diffs.is_empty() {
+        BTreeSet::new()
+    } else {
+        sensitive_params(new_repo, new)
+            .into_iter()
+            .chain(sensitive_params(old_repo, old))
+            .collect::<BTreeSet<_>>()
+    };
     for (path, before, after) in param_diffs {
         let secret = sensitive.iter().any(|s| path.starts_with(s));
         reasons.push(format!(
