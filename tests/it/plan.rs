@@ -48,6 +48,13 @@ fn scenario(edit: impl FnOnce(&Path)) -> (i32, String, String, String) {
     (code, text, json, markdown)
 }
 
+/// Snapshots all three renderings of a scenario.
+fn snapshot_all(name: &str, text: &str, json: &str, markdown: &str) {
+    insta::assert_snapshot!(format!("{name}_text"), text);
+    insta::assert_snapshot!(format!("{name}_json"), json);
+    insta::assert_snapshot!(format!("{name}_markdown"), markdown);
+}
+
 fn replace(repo: &Path, file: &str, from: &str, to: &str) {
     let path = repo.join(file);
     let text = std::fs::read_to_string(&path).expect("reads");
@@ -77,14 +84,12 @@ fn shared_vpc_param_change_reaches_every_consumer() {
             "{consumer} missing from the blast radius:\n{text}"
         );
     }
-    insta::assert_snapshot!("plan_shared_vpc_text", text);
-    insta::assert_snapshot!("plan_shared_vpc_json", json);
-    insta::assert_snapshot!("plan_shared_vpc_markdown", markdown);
+    snapshot_all("plan_shared_vpc", &text, &json, &markdown);
 }
 
 #[test]
 fn switching_to_a_dedicated_cluster_creates_it_and_flags_replacement() {
-    let (code, text, _, _) = scenario(|r| {
+    let (code, text, json, markdown) = scenario(|r| {
         replace(
             r,
             "projects/ecomm/environments/staging.yaml",
@@ -95,7 +100,7 @@ fn switching_to_a_dedicated_cluster_creates_it_and_flags_replacement() {
     assert_eq!(code, 2);
     assert!(text.contains("+ ecomm-staging-cluster"), "{text}");
     assert!(text.contains("connection cluster: si-staging-eks.cluster -> ecomm-staging-cluster.cluster (likely replacement)"), "{text}");
-    insta::assert_snapshot!("plan_dedicated_cluster_text", text);
+    snapshot_all("plan_dedicated_cluster", &text, &json, &markdown);
 }
 
 #[test]
@@ -120,7 +125,7 @@ fn removing_a_share_still_in_use_is_an_error() {
 
 #[test]
 fn adding_an_environment_disabling_and_renaming_packages() {
-    let (code, text, _, _) = scenario(|r| {
+    let (code, text, json, markdown) = scenario(|r| {
         std::fs::write(r.join("projects/billing/environments/qa.yaml"), "attributes: {tier: staging}\ndefaults:\n  kubernetes-cluster: si-staging-eks.cluster\n").expect("writes");
         replace(
             r,
@@ -137,7 +142,33 @@ fn adding_an_environment_disabling_and_renaming_packages() {
         );
     });
     assert_eq!(code, 2);
-    insta::assert_snapshot!("plan_env_disable_rename_text", text);
+    snapshot_all("plan_env_disable_rename", &text, &json, &markdown);
+}
+
+#[test]
+fn a_huge_change_is_cut_to_fit_a_comment() {
+    let (code, text, json, markdown) = scenario(|r| {
+        for i in 0..600 {
+            std::fs::write(r.join(format!("projects/billing/environments/qa{i}.yaml")), "attributes: {tier: staging}\ndefaults:\n  kubernetes-cluster: si-staging-eks.cluster\n").expect("writes");
+        }
+    });
+    assert_eq!(code, 2);
+    assert!(
+        text.starts_with("Plan: 600 to create, 0 to update, 0 to destroy"),
+        "{text}"
+    );
+    assert!(json.contains("\"create\": 600"));
+    assert!(markdown.len() <= 65_536, "{} characters", markdown.len());
+    assert!(
+        markdown.starts_with("<!-- capstan:plan -->\n**Plan: 600 to create"),
+        "the summary comes first"
+    );
+    let note = markdown.lines().last().expect("a last line");
+    assert!(
+        note.starts_with("> **Cut to fit GitHub's 65536 characters:**"),
+        "{note}"
+    );
+    insta::assert_snapshot!("plan_huge_cut_note", note);
 }
 
 #[test]

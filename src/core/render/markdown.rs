@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use crate::core::diag::{Diagnostic, Severity};
 use crate::core::plan::{Action, Change, Downstream, Plan};
-use crate::core::render::plan::{diff_line, summary};
+use crate::core::render::plan::{diff_line, environment_of, summary};
 
 /// GitHub's limit for an issue comment body.
 pub const MAX_COMMENT: usize = 65_536;
@@ -47,15 +47,6 @@ fn cell(s: &str) -> String {
     s.replace('|', "\\|")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
-}
-
-fn environment_of(instance: &str) -> String {
-    let mut parts = instance.splitn(3, '-');
-    format!(
-        "{}-{}",
-        parts.next().unwrap_or_default(),
-        parts.next().unwrap_or_default()
-    )
 }
 
 /// The comment for a head that does not validate: summary and every diagnostic.

@@ -37,6 +37,16 @@ pub fn summary(plan: &Plan) -> String {
     )
 }
 
+/// `ecomm-staging` of `ecomm-staging-app`.
+pub fn environment_of(instance: &str) -> String {
+    let mut parts = instance.splitn(3, '-');
+    format!(
+        "{}-{}",
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default()
+    )
+}
+
 fn project_of(instance: &str) -> &str {
     instance.split('-').next().unwrap_or(instance)
 }
@@ -91,21 +101,27 @@ pub fn text(plan: &Plan, color: bool) -> String {
         ));
         return out;
     }
+    let mut environment = String::new();
     for c in &plan.changes {
+        let env = environment_of(c.instance.as_str());
+        if env != environment {
+            out.push_str(&format!("\n{}\n", paint("1", format!("{env}:"))));
+            environment = env;
+        }
         let colour = match c.action {
             Action::Create => "32",
             Action::Update => "33",
             Action::Destroy => "31",
         };
         out.push_str(&format!(
-            "\n{}\n",
+            "  {}\n",
             paint(colour, format!("{} {}", marker(c.action), c.instance))
         ));
         for d in &c.diffs {
-            out.push_str(&format!("    {}\n", diff_line(d)));
+            out.push_str(&format!("      {}\n", diff_line(d)));
         }
         for r in &c.reasons {
-            out.push_str(&format!("    because {r}\n"));
+            out.push_str(&format!("      because {r}\n"));
         }
     }
     if !plan.downstream.is_empty() {
@@ -197,4 +213,27 @@ pub fn json(plan: &Plan) -> String {
     let mut s = serde_json::to_string_pretty(&doc).expect("plain data serialises");
     s.push('\n');
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::model::InstanceId;
+    use crate::core::plan::Change;
+
+    #[test]
+    fn colour_only_when_asked() {
+        let plan = Plan {
+            changes: vec![Change {
+                instance: InstanceId("a-b-c".into()),
+                action: Action::Update,
+                reasons: vec![],
+                diffs: vec![],
+                likely_replacement: false,
+            }],
+            ..Plan::default()
+        };
+        assert!(text(&plan, true).contains("\x1b[33m~ a-b-c\x1b[0m"));
+        assert!(!text(&plan, false).contains('\x1b'));
+    }
 }
