@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use crate::core::diag::{Diagnostic, Severity};
 use crate::core::plan::{Action, Change, Downstream, Plan};
-use crate::core::render::plan::{diff_line, environment_of, summary};
+use crate::core::render::plan::{chain, diff_line, environment_of, summary};
 
 /// GitHub's limit for an issue comment body.
 pub const MAX_COMMENT: usize = 65_536;
@@ -59,18 +59,7 @@ pub fn diagnostics(diags: &[Diagnostic], opts: &Options) -> String {
         "{MARKER}\n**Plan failed: the head has {errors} error{} to fix first.**\n\n",
         if errors == 1 { "" } else { "s" }
     );
-    let lines: Vec<String> = diags
-        .iter()
-        .map(|d| {
-            format!(
-                "- {} **{}[{}]** {}\n",
-                link(d, opts),
-                d.severity().as_str(),
-                d.code,
-                cell(&d.message)
-            )
-        })
-        .collect();
+    let lines: Vec<String> = diags.iter().map(|d| diagnostic_line(d, opts)).collect();
     assemble(head, Vec::new(), lines, opts)
 }
 
@@ -154,16 +143,11 @@ pub fn plan(plan: &Plan, warnings: &[Diagnostic], opts: &Options) -> String {
             }
         }
         for d in downstream {
-            let chain: Vec<String> = d
-                .path
-                .iter()
-                .map(|(i, how)| format!("{i} via {how}"))
-                .collect();
             s.push_str(&format!(
                 "  {} (downstream of {}: {})\n",
                 d.instance,
                 d.because_of,
-                chain.join(" <- ")
+                chain(d)
             ));
         }
         s.push_str("```\n</details>\n\n");

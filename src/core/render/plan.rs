@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
-use crate::core::plan::{Action, Diff, Plan};
+use crate::core::plan::{Action, Diff, Downstream, Plan};
 
 const SENSITIVE: &str = "(sensitive)";
 
@@ -35,6 +35,16 @@ pub fn summary(plan: &Plan) -> String {
         other.len(),
         if other.len() == 1 { "" } else { "s" }
     )
+}
+
+/// How a downstream instance is reached: `si-staging-eks via network (...) <- api-staging-app via cluster (...)`.
+pub fn chain(d: &Downstream) -> String {
+    let steps: Vec<String> = d
+        .path
+        .iter()
+        .map(|(i, how)| format!("{i} via {how}"))
+        .collect();
+    steps.join(" <- ")
 }
 
 /// `ecomm-staging` of `ecomm-staging-app`.
@@ -127,16 +137,11 @@ pub fn text(plan: &Plan, color: bool) -> String {
     if !plan.downstream.is_empty() {
         out.push_str("\nDownstream (inputs depend on a changed instance):\n");
         for d in &plan.downstream {
-            let chain: Vec<String> = d
-                .path
-                .iter()
-                .map(|(i, how)| format!("{i} via {how}"))
-                .collect();
             out.push_str(&format!(
                 "  {} <- {}: {}\n",
                 d.instance,
                 d.because_of,
-                chain.join(" <- ")
+                chain(d)
             ));
         }
     }
