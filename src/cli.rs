@@ -166,7 +166,7 @@ fn execute(command: Command) -> anyhow::Result<i32> {
             format,
             detailed_exitcode,
         } => {
-            let old = crate::core::check(&crate::source::read(&repo, Some(&base))?);
+            let old = crate::core::check(&crate::source::read_base(&repo, &base)?);
             let head_rev = if worktree {
                 None
             } else {

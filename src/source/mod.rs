@@ -41,6 +41,17 @@ pub enum SourceError {
     },
 }
 
+/// The old side of a plan: like [`read`] at `rev`, but a revision from before capstan was set
+/// up (no repository root, or no `capstan.yaml` in it) is an empty desired state, so the pull
+/// request that introduces capstan plans everything as created.
+pub fn read_base(path: &Path, rev: &str) -> Result<SourceTree, SourceError> {
+    match read_rev(path, rev) {
+        Ok(tree) if tree.get("capstan.yaml").is_some() => Ok(tree),
+        Ok(_) | Err(SourceError::NotAtRev { .. }) => Ok(SourceTree::default()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Reads the repository at `path`, from the working tree or from git at `rev`, and checks
 /// that it is a capstan repository at all.
 pub fn read(path: &Path, rev: Option<&str>) -> Result<SourceTree, SourceError> {

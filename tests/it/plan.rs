@@ -207,3 +207,43 @@ fn sensitive_params_never_show_their_values() {
         "{text}"
     );
 }
+
+#[test]
+fn the_change_that_introduces_capstan_creates_everything() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let repo = tmp.path();
+    git_init(repo);
+    std::fs::write(repo.join("README.md"), "before capstan\n").expect("writes");
+    commit_all(repo, "before");
+    copy_dir(&example_repo(), &repo.join("infra"));
+    commit_all(repo, "introduce capstan");
+    let out = Command::cargo_bin("capstan")
+        .expect("binary")
+        .env_clear()
+        .env("HOME", repo)
+        .current_dir(repo)
+        .args([
+            "plan",
+            "--repo",
+            "infra",
+            "--base",
+            "HEAD~1",
+            "--head",
+            "HEAD",
+            "--detailed-exitcode",
+        ])
+        .output()
+        .expect("runs");
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.starts_with("Plan: 14 to create, 0 to update, 0 to destroy"),
+        "{text}"
+    );
+    assert!(text.contains("because project si is new"), "{text}");
+}
