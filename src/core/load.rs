@@ -145,7 +145,7 @@ pub fn load(tree: &SourceTree, diags: &mut Diagnostics) -> Repository {
         match classify(&file.path) {
             Place::Config => {
                 if let Some(root) = parse(file, FileKind::Config, &path, diags) {
-                    repo.config = config(&root, &path, diags);
+                    repo.config = config(&root, &path);
                 }
             }
             Place::ArtifactType(name) => {
@@ -426,7 +426,7 @@ fn audience(node: Option<&Node>) -> Audience {
     }
 }
 
-fn config(root: &Node, file: &Arc<str>, _diags: &mut Diagnostics) -> Config {
+fn config(root: &Node, file: &Arc<str>) -> Config {
     Config {
         owners: strings(root.get("owners")),
         deploy_windows: root

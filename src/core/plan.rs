@@ -18,6 +18,17 @@ pub enum Action {
     Destroy,
 }
 
+impl Action {
+    /// `create`, `update` or `destroy`, as in JSON output and graph classes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Destroy => "destroy",
+        }
+    }
+}
+
 /// One changed instance and why.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Change {
@@ -289,7 +300,7 @@ fn compare(
                 "connection {slot} now comes from {} (was {}){}",
                 sb.as_deref().unwrap_or("nothing"),
                 sa.as_deref().unwrap_or("nothing"),
-                b.map(via_text).unwrap_or_default()
+                b.map(|c| via_text(&c.via)).unwrap_or_default()
             ));
             diffs.push(Diff::ConnectionSource {
                 slot: slot.clone(),
@@ -311,7 +322,7 @@ fn compare(
         {
             reasons.push(format!(
                 "the imported data of connection {slot} changed{}",
-                via_text_of(via)
+                via_text(via)
             ));
             diffs.push(Diff::ConnectionData { slot: slot.clone() });
         }
@@ -327,11 +338,7 @@ pub fn source_name(c: &Connection) -> String {
     }
 }
 
-fn via_text(c: &Connection) -> String {
-    via_text_of(&c.via)
-}
-
-fn via_text_of(via: &Via) -> String {
+fn via_text(via: &Via) -> String {
     match via {
         Via::Environment(at) => format!(" (remote reference at {at})"),
         Via::Wiring(at) => format!(" (wiring at {at})"),

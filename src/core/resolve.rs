@@ -7,7 +7,6 @@
 //! what replaces it is quiet: problems there are reported where they were written.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 
 use jsonschema::{Draft, Validator};
 use serde_json::Value;
@@ -15,7 +14,7 @@ use serde_json::Value;
 use super::diag::{Code, Diagnostics, Loc};
 use super::model::*;
 use super::schema;
-use super::yaml::{Node, Pos};
+use super::yaml::Node;
 
 /// The resolved desired state of one revision.
 #[derive(Clone, Debug, Default)]
@@ -165,8 +164,10 @@ pub fn environment_attributes(project: &Project, env: &Environment) -> BTreeMap<
     attributes
 }
 
-/// The declared type of `r`'s artifact, or why it does not resolve; `Ok(None)` when the
-/// package's bundle is unknown (reported elsewhere), so nothing more can be said.
+/// What a reference names: its declared type and where the artifact comes from in the end, or
+/// why it does not resolve. `type_name` is `None` when the package's bundle or the artifact's
+/// type is unknown (reported where declared), so no type check follows; `origin` is `None`
+/// when a `remote` replacement does not resolve (reported where it is written).
 enum Lookup<'a> {
     Found {
         type_name: Option<&'a TypeName>,
@@ -1003,10 +1004,7 @@ fn graph(
             })
             .min()
             .cloned()
-            .unwrap_or_else(|| Loc {
-                file: Arc::from(""),
-                pos: Pos::START,
-            });
+            .expect("a cycle has an edge between two of its members (or a self-loop)");
         let names: Vec<&str> = members.iter().map(|&m| ids[m].as_str()).collect();
         diags.push(
             Code::GraphCycle,
@@ -1108,7 +1106,10 @@ fn tarjan(deps: &[Vec<(usize, &Loc)>]) -> Vec<Vec<usize>> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+    use crate::core::yaml::Pos;
     use serde_json::json;
 
     #[test]

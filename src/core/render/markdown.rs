@@ -175,11 +175,7 @@ fn mermaid(plan: &Plan) -> String {
         "<details><summary>Graph of changed instances</summary>\n\n```mermaid\nflowchart LR\n",
     );
     for c in &plan.changes {
-        let class = match c.action {
-            Action::Create => "create",
-            Action::Update => "update",
-            Action::Destroy => "destroy",
-        };
+        let class = c.action.name();
         s.push_str(&format!(
             "  {}[\"{}\"]:::{class}\n",
             node_id(c.instance.as_str()),

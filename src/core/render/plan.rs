@@ -186,11 +186,6 @@ fn diff_json(d: &Diff) -> Value {
 }
 
 pub fn json(plan: &Plan) -> String {
-    let action = |a: Action| match a {
-        Action::Create => "create",
-        Action::Update => "update",
-        Action::Destroy => "destroy",
-    };
     let doc = json!({
         "summary": {
             "text": summary(plan),
@@ -202,7 +197,7 @@ pub fn json(plan: &Plan) -> String {
         },
         "changes": plan.changes.iter().map(|c| json!({
             "instance": c.instance.as_str(),
-            "action": action(c.action),
+            "action": c.action.name(),
             "reasons": c.reasons,
             "diffs": c.diffs.iter().map(diff_json).collect::<Vec<_>>(),
             "likely_replacement": c.likely_replacement,
