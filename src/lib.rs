@@ -2,5 +2,9 @@
 
 pub mod cli;
 pub mod core;
+pub mod daemon;
+pub mod github;
+pub mod secret;
 pub mod source;
+pub mod state;
 pub mod synth;

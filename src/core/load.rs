@@ -290,6 +290,17 @@ fn parse(
     diags: &mut Diagnostics,
 ) -> Option<Node> {
     let text = text(file, path, diags)?;
+    parse_text(text, kind, path, diags)
+}
+
+/// Parses YAML text and checks it against the schema of `kind`, reporting every problem;
+/// `None` when it is not YAML at all. Also used for the daemon's configuration file.
+pub fn parse_text(
+    text: &str,
+    kind: FileKind,
+    path: &Arc<str>,
+    diags: &mut Diagnostics,
+) -> Option<Node> {
     let (root, problems) = yaml::parse(text);
     for problem in problems {
         match problem {

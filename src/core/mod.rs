@@ -7,6 +7,7 @@
 pub mod diag;
 pub mod load;
 pub mod model;
+pub mod ownership;
 pub mod plan;
 pub mod render;
 pub mod resolve;

@@ -20,6 +20,8 @@ pub enum FileKind {
     MassdriverBundle,
     Project,
     Environment,
+    /// The daemon's configuration file (`capstan serve --config`), not part of a repository.
+    Serve,
 }
 
 impl FileKind {
@@ -30,6 +32,7 @@ impl FileKind {
         FileKind::MassdriverBundle,
         FileKind::Project,
         FileKind::Environment,
+        FileKind::Serve,
     ];
 
     /// The schema's name: `capstan schema NAME`, `schemas/NAME.schema.json`.
@@ -41,6 +44,7 @@ impl FileKind {
             FileKind::MassdriverBundle => "massdriver-bundle",
             FileKind::Project => "project",
             FileKind::Environment => "environment",
+            FileKind::Serve => "serve",
         }
     }
 
@@ -55,6 +59,7 @@ impl FileKind {
             }
             FileKind::Project => include_str!("../../schemas/project.schema.json"),
             FileKind::Environment => include_str!("../../schemas/environment.schema.json"),
+            FileKind::Serve => include_str!("../../schemas/serve.schema.json"),
         }
     }
 }

@@ -20,10 +20,6 @@ pub fn read_rev(path: &Path, rev: &str) -> Result<SourceTree, SourceError> {
         source,
     })?;
     let prefix = prefix_in(&repo, path);
-    let git_err = |source| SourceError::Git {
-        path: path.to_path_buf(),
-        source,
-    };
     // `Repository::is_empty` only knows an unborn `master`; an unborn HEAD of any name means no commits.
     if repo
         .head()
@@ -34,6 +30,21 @@ pub fn read_rev(path: &Path, rev: &str) -> Result<SourceTree, SourceError> {
             rev: rev.to_string(),
         });
     }
+    read_at(&repo, path, rev, &prefix)
+}
+
+/// Reads revision `rev` of an open repository, below `prefix` (`/`-separated, empty: the
+/// top). `path` only names the repository in errors.
+pub fn read_at(
+    repo: &Repository,
+    path: &Path,
+    rev: &str,
+    prefix: &str,
+) -> Result<SourceTree, SourceError> {
+    let git_err = |source| SourceError::Git {
+        path: path.to_path_buf(),
+        source,
+    };
     let commit_tree = repo
         .revparse_single(rev)
         .and_then(|o| o.peel_to_tree())
@@ -45,11 +56,11 @@ pub fn read_rev(path: &Path, rev: &str) -> Result<SourceTree, SourceError> {
     let root_id = if prefix.is_empty() {
         commit_tree.id()
     } else {
-        match commit_tree.get_path(Path::new(&prefix)) {
+        match commit_tree.get_path(Path::new(prefix)) {
             Ok(entry) if entry.kind() == Some(ObjectType::Tree) => entry.id(),
             _ => {
                 return Err(SourceError::NotAtRev {
-                    prefix,
+                    prefix: prefix.to_string(),
                     rev: rev.to_string(),
                 });
             }

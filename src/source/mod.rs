@@ -4,11 +4,12 @@
 
 mod dir;
 mod git;
+pub mod mirror;
 
 use std::path::{Path, PathBuf};
 
 pub use dir::read_dir;
-pub use git::read_rev;
+pub use git::{read_at, read_rev};
 
 use crate::core::source::SourceTree;
 
@@ -45,7 +46,12 @@ pub enum SourceError {
 /// up (no repository root, or no `capstan.yaml` in it) is an empty desired state, so the pull
 /// request that introduces capstan plans everything as created.
 pub fn read_base(path: &Path, rev: &str) -> Result<SourceTree, SourceError> {
-    match read_rev(path, rev) {
+    as_base(read_rev(path, rev))
+}
+
+/// A base read that found no capstan repository is the empty desired state.
+pub fn as_base(read: Result<SourceTree, SourceError>) -> Result<SourceTree, SourceError> {
+    match read {
         Ok(tree) if tree.get("capstan.yaml").is_some() => Ok(tree),
         Ok(_) | Err(SourceError::NotAtRev { .. }) => Ok(SourceTree::default()),
         Err(e) => Err(e),

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use crate::core::diag::{Diagnostic, Severity};
+use crate::core::ownership::{Holds, Verdict};
 use crate::core::plan::{Action, Change, Downstream, Plan};
 use crate::core::render::plan::{chain, diff_line, environment_of, summary};
 
@@ -23,6 +24,10 @@ pub struct Options {
     pub link_base: Option<String>,
     /// Upper bound of the body, in bytes (GitHub counts characters; bytes are never fewer).
     pub max_len: usize,
+    /// The ownership verdict per owner set touched (DESIGN section 8); `None`: not judged.
+    pub ownership: Option<Vec<Verdict>>,
+    /// Other open pull requests changing the same instances: (number, instances).
+    pub overlaps: Vec<(u64, Vec<String>)>,
 }
 
 impl Options {
@@ -30,6 +35,8 @@ impl Options {
         Options {
             link_base,
             max_len: MAX_COMMENT,
+            ownership: None,
+            overlaps: Vec::new(),
         }
     }
 }
@@ -55,10 +62,11 @@ pub fn diagnostics(diags: &[Diagnostic], opts: &Options) -> String {
         .iter()
         .filter(|d| d.severity() == Severity::Error)
         .count();
-    let head = format!(
+    let mut head = format!(
         "{MARKER}\n**Plan failed: the head has {errors} error{} to fix first.**\n\n",
         if errors == 1 { "" } else { "s" }
     );
+    head.push_str(&review_context(opts));
     let lines: Vec<String> = diags.iter().map(|d| diagnostic_line(d, opts)).collect();
     assemble(head, Vec::new(), lines, opts)
 }
@@ -71,6 +79,7 @@ pub fn plan(plan: &Plan, warnings: &[Diagnostic], opts: &Options) -> String {
             plan.unchanged
         ));
     }
+    head.push_str(&review_context(opts));
     type Section<'p> = (Vec<&'p Change>, Vec<&'p Downstream>);
     let mut per_env: BTreeMap<String, Section<'_>> = BTreeMap::new();
     for c in &plan.changes {
@@ -157,6 +166,68 @@ pub fn plan(plan: &Plan, warnings: &[Diagnostic], opts: &Options) -> String {
         sections.push(mermaid(plan));
     }
     assemble(head, kept, sections, opts)
+}
+
+/// Ownership verdict and overlapping pull requests: short, and never cut.
+fn review_context(opts: &Options) -> String {
+    let mut s = String::new();
+    if let Some(verdicts) = &opts.ownership {
+        s.push_str("**Ownership**\n\n");
+        if verdicts.is_empty() {
+            s.push_str("- no owned files changed\n");
+        }
+        for v in verdicts {
+            let owners = v.set.owners.join(", ");
+            let line = match &v.holds {
+                Holds::Author(a) => format!(
+                    "✅ `{}` ({owners}): the author @{a} is an owner",
+                    v.set.scope
+                ),
+                Holds::Approved(by) => format!(
+                    "✅ `{}` ({owners}): approved by {}",
+                    v.set.scope,
+                    by.iter()
+                        .map(|u| format!("@{u}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                Holds::Unowned => format!("✅ `{}`: no owners listed", v.set.scope),
+                Holds::Missing => format!(
+                    "⏳ `{}`: needs an approving review from one of {owners}",
+                    v.set.scope
+                ),
+            };
+            s.push_str(&format!(
+                "- {} ({} file{})\n",
+                cell(&line),
+                v.set.files.len(),
+                if v.set.files.len() == 1 { "" } else { "s" }
+            ));
+        }
+        s.push('\n');
+    }
+    if !opts.overlaps.is_empty() {
+        s.push_str("**Also changed by other open pull requests**\n\n");
+        for (pr, instances) in &opts.overlaps {
+            let shown: Vec<String> = instances
+                .iter()
+                .take(10)
+                .map(|i| format!("`{i}`"))
+                .collect();
+            let more = instances.len().saturating_sub(shown.len());
+            s.push_str(&format!(
+                "- #{pr} also changes {}{}\n",
+                shown.join(", "),
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
+            ));
+        }
+        s.push('\n');
+    }
+    s
 }
 
 fn diagnostic_line(d: &Diagnostic, opts: &Options) -> String {

@@ -1,0 +1,517 @@
+//! The daemon's configuration: one YAML file checked against `schemas/serve.schema.json`,
+//! then flags and `CAPSTAN_*` environment variables on top, then defaults. Secrets are only
+//! ever named by file (systemd credentials work as relative names) and held as [`Secret`],
+//! which prints as `[redacted]`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::core::diag::{Diagnostic, Diagnostics};
+use crate::core::load::parse_text;
+use crate::core::schema::FileKind;
+pub use crate::secret::Secret;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading the configuration file {path}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the configuration file is invalid:\n{}", list(.0))]
+    Invalid(Vec<Diagnostic>),
+    #[error("{0}")]
+    Rule(String),
+    #[error("reading the secret file {path} ({what})")]
+    Secret {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn list(diags: &[Diagnostic]) -> String {
+    diags
+        .iter()
+        .map(|d| format!("  {d}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Values given on the command line or as `CAPSTAN_*` variables; they win over the file.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub repo_path: Option<PathBuf>,
+    pub repo_url: Option<String>,
+    pub branch: Option<String>,
+    pub state_dir: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub github_api_url: Option<String>,
+    pub github_repository: Option<String>,
+    pub github_token_file: Option<PathBuf>,
+    pub webhook_secret_file: Option<PathBuf>,
+    pub poll_interval: Option<String>,
+    pub log_format: Option<LogFormat>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Debug)]
+pub enum Source {
+    /// A remote, mirrored into `<state_dir>/mirror.git` and fetched.
+    Remote {
+        url: String,
+        ssh_key: Option<PathBuf>,
+    },
+    /// A local checkout, read in place and watched.
+    Local { path: PathBuf },
+}
+
+#[derive(Clone, Debug)]
+pub struct RepoConfig {
+    pub source: Source,
+    /// The folder inside the git repository holding `capstan.yaml`; empty: the top.
+    pub root: String,
+    pub branch: String,
+    pub watch_debounce: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub enum Auth {
+    Token(Secret),
+    App {
+        id: u64,
+        installation_id: u64,
+        private_key: Secret,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct Retry {
+    pub attempts: u32,
+    pub backoff: Duration,
+    pub max_wait: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct GitHubConfig {
+    pub api_url: String,
+    pub owner: String,
+    pub name: String,
+    pub auth: Auth,
+    pub webhook_secret: Option<Secret>,
+    /// `None`: no polling.
+    pub poll_interval: Option<Duration>,
+    pub retry: Retry,
+}
+
+#[derive(Clone, Debug)]
+pub struct Schedule {
+    pub name: String,
+    pub cron: croner::Cron,
+    pub job: Job,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Job {
+    Replan,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The file it was read from, for SIGHUP; `None` when built from flags alone.
+    pub file: Option<PathBuf>,
+    pub repository: RepoConfig,
+    pub state_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub github: Option<GitHubConfig>,
+    pub workers: usize,
+    pub schedules: Vec<Schedule>,
+    pub shutdown_timeout: Duration,
+    pub log_format: LogFormat,
+    pub log_level: String,
+}
+
+// ---- wire types: the file as written -------------------------------------------------
+
+#[derive(Deserialize, Default)]
+struct FileConfig {
+    #[serde(default)]
+    repository: FileRepository,
+    state_dir: Option<String>,
+    listen: Option<String>,
+    github: Option<FileGitHub>,
+    workers: Option<usize>,
+    #[serde(default)]
+    schedules: Vec<FileSchedule>,
+    shutdown_timeout: Option<String>,
+    #[serde(default)]
+    log: FileLog,
+}
+
+#[derive(Deserialize, Default)]
+struct FileRepository {
+    url: Option<String>,
+    path: Option<String>,
+    root: Option<String>,
+    branch: Option<String>,
+    ssh_key_file: Option<String>,
+    watch_debounce: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct FileGitHub {
+    api_url: Option<String>,
+    repository: String,
+    token_file: Option<String>,
+    app: Option<FileApp>,
+    webhook_secret_file: Option<String>,
+    poll_interval: Option<String>,
+    #[serde(default)]
+    retry: FileRetry,
+}
+
+#[derive(Deserialize)]
+struct FileApp {
+    id: u64,
+    installation_id: u64,
+    private_key_file: String,
+}
+
+#[derive(Deserialize, Default)]
+struct FileRetry {
+    attempts: Option<u32>,
+    backoff: Option<String>,
+    max_wait: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct FileSchedule {
+    name: Option<String>,
+    cron: String,
+    job: Job,
+}
+
+#[derive(Deserialize, Default)]
+struct FileLog {
+    format: Option<LogFormat>,
+    level: Option<String>,
+}
+
+/// Where the process looks for things that are not given: the environment systemd sets up.
+#[derive(Clone, Debug, Default)]
+pub struct Environment {
+    /// `$STATE_DIRECTORY` (systemd `StateDirectory=`).
+    pub state_directory: Option<PathBuf>,
+    /// `$CREDENTIALS_DIRECTORY` (systemd `LoadCredential=`).
+    pub credentials_directory: Option<PathBuf>,
+    pub cwd: PathBuf,
+}
+
+impl Environment {
+    pub fn from_process() -> Environment {
+        let dir = |name| {
+            std::env::var_os(name)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        Environment {
+            // systemd may list several, separated by ':'; the first is ours.
+            state_directory: dir("STATE_DIRECTORY").map(|p| {
+                PathBuf::from(
+                    p.to_string_lossy()
+                        .split(':')
+                        .next()
+                        .unwrap_or_default()
+                        .to_string(),
+                )
+            }),
+            credentials_directory: dir("CREDENTIALS_DIRECTORY"),
+            cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+        }
+    }
+}
+
+/// Reads and checks the configuration: the file (if any), then the overrides, then the
+/// secrets. Every problem of the file is reported at once, with `file:line:col`.
+pub fn load(
+    file: Option<&Path>,
+    overrides: &Overrides,
+    env: &Environment,
+) -> Result<Config, ConfigError> {
+    let (parsed, base_dir) = match file {
+        Some(path) => {
+            let text = std::fs::read(path).map_err(|source| ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            let name: Arc<str> = path.display().to_string().into();
+            let text = String::from_utf8(text).map_err(|_| {
+                ConfigError::Rule(format!("{name}: the configuration file is not UTF-8 text"))
+            })?;
+            let mut diags = Diagnostics::default();
+            let root = parse_text(&text, FileKind::Serve, &name, &mut diags);
+            let diags = diags.finish();
+            if !diags.is_empty() {
+                return Err(ConfigError::Invalid(diags));
+            }
+            let root = root.expect("no diagnostics means the file parsed");
+            let parsed: FileConfig = serde_json::from_value(root.to_json()).map_err(|e| {
+                ConfigError::Rule(format!("{name}: {e} (the schema should have caught this)"))
+            })?;
+            let dir = path
+                .parent()
+                .map(|p| env.cwd.join(p))
+                .unwrap_or_else(|| env.cwd.clone());
+            (parsed, dir)
+        }
+        None => (FileConfig::default(), env.cwd.clone()),
+    };
+    build(parsed, &base_dir, overrides, env, file)
+}
+
+fn duration(what: &str, text: &str) -> Result<Duration, ConfigError> {
+    humantime::parse_duration(text)
+        .map_err(|e| ConfigError::Rule(format!("{what}: `{text}` is not a duration: {e}")))
+}
+
+fn build(
+    file: FileConfig,
+    base_dir: &Path,
+    o: &Overrides,
+    env: &Environment,
+    file_path: Option<&Path>,
+) -> Result<Config, ConfigError> {
+    let rel = |p: &str| base_dir.join(p);
+    let source = match (&o.repo_url, &o.repo_path) {
+        (Some(url), _) => Source::Remote {
+            url: url.clone(),
+            ssh_key: None,
+        },
+        (None, Some(path)) => Source::Local {
+            path: env.cwd.join(path),
+        },
+        (None, None) => match (&file.repository.url, &file.repository.path) {
+            (Some(url), _) => Source::Remote {
+                url: url.clone(),
+                ssh_key: None,
+            },
+            (None, Some(path)) => Source::Local { path: rel(path) },
+            (None, None) => Source::Local {
+                path: env.cwd.clone(),
+            },
+        },
+    };
+    let source = match source {
+        Source::Remote { url, .. } => Source::Remote {
+            url,
+            ssh_key: file
+                .repository
+                .ssh_key_file
+                .as_deref()
+                .map(|f| credential_path(f, env, base_dir)),
+        },
+        local => local,
+    };
+    let repository = RepoConfig {
+        source,
+        root: file.repository.root.clone().unwrap_or_default(),
+        branch: o
+            .branch
+            .clone()
+            .or(file.repository.branch.clone())
+            .unwrap_or_else(|| "main".into()),
+        watch_debounce: match &file.repository.watch_debounce {
+            Some(d) => duration("repository.watch_debounce", d)?,
+            None => Duration::from_millis(300),
+        },
+    };
+    let state_dir = match (&o.state_dir, &file.state_dir, &env.state_directory) {
+        (Some(dir), _, _) => env.cwd.join(dir),
+        (None, Some(dir), _) => rel(dir),
+        (None, None, Some(dir)) => dir.clone(),
+        (None, None, None) => base_dir.join(".capstan"),
+    };
+    let listen_text = o
+        .listen
+        .clone()
+        .or(file.listen.clone())
+        .unwrap_or_else(|| "127.0.0.1:8080".into());
+    let listen: SocketAddr = listen_text.parse().map_err(|_| {
+        ConfigError::Rule(format!(
+            "listen: `{listen_text}` is not an address such as 127.0.0.1:8080"
+        ))
+    })?;
+    let github = match file.github {
+        Some(gh) => Some(github(gh, o, env, base_dir)?),
+        None => match (&o.github_repository, &o.github_token_file) {
+            (Some(repo), Some(token)) => Some(github(
+                FileGitHub {
+                    api_url: None,
+                    repository: repo.clone(),
+                    token_file: Some(token.display().to_string()),
+                    app: None,
+                    webhook_secret_file: None,
+                    poll_interval: None,
+                    retry: FileRetry::default(),
+                },
+                o,
+                env,
+                &env.cwd,
+            )?),
+            (None, None) => None,
+            _ => {
+                return Err(ConfigError::Rule(
+                    "GitHub needs both a repository (--github-repository) and a token file (--github-token-file)".into(),
+                ));
+            }
+        },
+    };
+    if github.is_some() && matches!(repository.source, Source::Local { .. }) {
+        return Err(ConfigError::Rule(
+            "with github configured, repository.url is required: capstan mirrors the remote to fetch pull-request heads (refs/pull/N/head); a local path is for running without GitHub".into(),
+        ));
+    }
+    let mut schedules = Vec::new();
+    for (i, s) in file.schedules.into_iter().enumerate() {
+        let cron: croner::Cron = s.cron.parse().map_err(|e| {
+            ConfigError::Rule(format!(
+                "schedules[{i}].cron: `{}` is not valid: {e}",
+                s.cron
+            ))
+        })?;
+        schedules.push(Schedule {
+            name: s.name.unwrap_or_else(|| format!("schedule {i}")),
+            cron,
+            job: s.job,
+        });
+    }
+    Ok(Config {
+        file: file_path.map(|p| env.cwd.join(p)),
+        repository,
+        state_dir,
+        listen,
+        github,
+        workers: file.workers.unwrap_or(2),
+        schedules,
+        shutdown_timeout: match &file.shutdown_timeout {
+            Some(d) => duration("shutdown_timeout", d)?,
+            None => Duration::from_secs(30),
+        },
+        log_format: o.log_format.or(file.log.format).unwrap_or(LogFormat::Text),
+        log_level: file.log.level.unwrap_or_else(|| "info".into()),
+    })
+}
+
+fn github(
+    gh: FileGitHub,
+    o: &Overrides,
+    env: &Environment,
+    base_dir: &Path,
+) -> Result<GitHubConfig, ConfigError> {
+    let repository = o.github_repository.clone().unwrap_or(gh.repository);
+    let (owner, name) = repository
+        .split_once('/')
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .ok_or_else(|| {
+            ConfigError::Rule(format!(
+                "github.repository: `{repository}` is not owner/name"
+            ))
+        })?;
+    let auth = match (&o.github_token_file, gh.token_file, gh.app) {
+        (Some(path), _, _) => Auth::Token(read_secret("GitHub token", path)?),
+        (None, Some(file), _) => Auth::Token(read_secret(
+            "GitHub token",
+            &credential_path(&file, env, base_dir),
+        )?),
+        (None, None, Some(app)) => Auth::App {
+            id: app.id,
+            installation_id: app.installation_id,
+            private_key: read_secret(
+                "GitHub App private key",
+                &credential_path(&app.private_key_file, env, base_dir),
+            )?,
+        },
+        (None, None, None) => {
+            return Err(ConfigError::Rule("github needs token_file or app".into()));
+        }
+    };
+    let webhook_secret = match (&o.webhook_secret_file, gh.webhook_secret_file) {
+        (Some(path), _) => Some(read_secret("webhook secret", path)?),
+        (None, Some(file)) => Some(read_secret(
+            "webhook secret",
+            &credential_path(&file, env, base_dir),
+        )?),
+        (None, None) => None,
+    };
+    let poll_text = o.poll_interval.clone().or(gh.poll_interval);
+    let poll = match poll_text {
+        Some(text) => duration("github.poll_interval", &text)?,
+        None if webhook_secret.is_some() => Duration::ZERO,
+        None => Duration::from_secs(60),
+    };
+    Ok(GitHubConfig {
+        api_url: o
+            .github_api_url
+            .clone()
+            .or(gh.api_url)
+            .unwrap_or_else(|| "https://api.github.com".into())
+            .trim_end_matches('/')
+            .to_string(),
+        owner,
+        name,
+        auth,
+        webhook_secret,
+        poll_interval: (!poll.is_zero()).then_some(poll),
+        retry: Retry {
+            attempts: gh.retry.attempts.unwrap_or(5),
+            backoff: match &gh.retry.backoff {
+                Some(d) => duration("github.retry.backoff", d)?,
+                None => Duration::from_secs(1),
+            },
+            max_wait: match &gh.retry.max_wait {
+                Some(d) => duration("github.retry.max_wait", d)?,
+                None => Duration::from_secs(15 * 60),
+            },
+        },
+    })
+}
+
+/// A relative secret file name is looked up in `$CREDENTIALS_DIRECTORY` when systemd set
+/// one (`LoadCredential=`), else next to the configuration file.
+fn credential_path(name: &str, env: &Environment, base_dir: &Path) -> PathBuf {
+    let path = Path::new(name);
+    if path.is_absolute() {
+        return path.to_path_buf();
+    }
+    match &env.credentials_directory {
+        Some(dir) if dir.join(path).exists() => dir.join(path),
+        _ => base_dir.join(path),
+    }
+}
+
+fn read_secret(what: &'static str, path: &Path) -> Result<Secret, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Secret {
+        what,
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Err(ConfigError::Rule(format!(
+            "the secret file {} ({what}) is empty",
+            path.display()
+        )));
+    }
+    Ok(Secret::new(trimmed))
+}

@@ -1,0 +1,106 @@
+//! Prometheus metrics of the daemon, served as text at `/metrics`.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(&'static str, String)>;
+
+pub struct Metrics {
+    registry: Registry,
+    plans: Family<Labels, Counter>,
+    plan_seconds: Histogram,
+    github: Family<Labels, Counter>,
+    webhooks: Family<Labels, Counter>,
+    pub queue_depth: Gauge,
+    pub running: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("capstan");
+        let plans = Family::<Labels, Counter>::default();
+        let plan_seconds = Histogram::new(exponential_buckets(0.01, 2.0, 14));
+        let github = Family::<Labels, Counter>::default();
+        let webhooks = Family::<Labels, Counter>::default();
+        let queue_depth = Gauge::default();
+        let running = Gauge::default();
+        registry.register(
+            "plans",
+            "Pull-request plans by outcome (planned, failed, superseded, error)",
+            plans.clone(),
+        );
+        registry.register(
+            "plan_duration_seconds",
+            "Time from picking a pull request to its comment and statuses",
+            plan_seconds.clone(),
+        );
+        registry.register(
+            "github_requests",
+            "GitHub API answers by method and HTTP status (0: network failure)",
+            github.clone(),
+        );
+        registry.register(
+            "webhooks",
+            "Webhook deliveries by event and result",
+            webhooks.clone(),
+        );
+        registry.register(
+            "queue_depth",
+            "Pull requests waiting to be planned",
+            queue_depth.clone(),
+        );
+        registry.register("plans_running", "Plans in progress", running.clone());
+        Metrics {
+            registry,
+            plans,
+            plan_seconds,
+            github,
+            webhooks,
+            queue_depth,
+            running,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn plan(&self, outcome: &str, seconds: f64) {
+        self.plans
+            .get_or_create(&vec![("outcome", outcome.to_string())])
+            .inc();
+        self.plan_seconds.observe(seconds);
+    }
+
+    pub fn github(&self, method: &str, status: u16) {
+        self.github
+            .get_or_create(&vec![
+                ("method", method.to_string()),
+                ("status", status.to_string()),
+            ])
+            .inc();
+    }
+
+    pub fn webhook(&self, event: &str, result: &str) {
+        // Event names come from a header: keep the label set bounded.
+        let event = match event {
+            "pull_request" | "pull_request_review" | "issue_comment" | "push" | "ping" => event,
+            _ => "other",
+        };
+        self.webhooks
+            .get_or_create(&vec![
+                ("event", event.to_string()),
+                ("result", result.to_string()),
+            ])
+            .inc();
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}

@@ -1,0 +1,473 @@
+//! The pull-request reconciler: plan a pull request's head against its merge base, judge
+//! ownership, and make GitHub show exactly that: one comment (found again by its hidden
+//! marker, never duplicated) and the statuses `capstan/plan` and `capstan/ownership`.
+//! Nothing is posted that GitHub already shows, so re-running is harmless.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::{DaemonError, Shared, chain};
+use crate::core::ownership::{self, Owner, Verdict};
+use crate::core::plan::Plan;
+use crate::core::render::markdown::{self, MARKER};
+use crate::core::render::plan::summary;
+use crate::core::{self, Checked};
+use crate::github::{Client, GitHubError, PullRequest, StatusState};
+use crate::source::mirror::{branch_ref, pull_ref};
+use crate::state::CommentRecord;
+
+pub const PLAN_CONTEXT: &str = "capstan/plan";
+pub const OWNERSHIP_CONTEXT: &str = "capstan/ownership";
+
+#[derive(Debug)]
+enum Outcome {
+    Planned,
+    /// The head does not validate; the comment lists the diagnostics.
+    Failed,
+    Superseded,
+    Closed,
+    OtherBase,
+}
+
+impl Outcome {
+    fn name(&self) -> &'static str {
+        match self {
+            Outcome::Planned => "planned",
+            Outcome::Failed => "failed",
+            Outcome::Superseded => "superseded",
+            Outcome::Closed => "closed",
+            Outcome::OtherBase => "other-base",
+        }
+    }
+}
+
+/// Takes pull requests off the queue until it closes.
+pub(super) async fn worker(shared: Arc<Shared>) {
+    while let Some((number, cancel)) = shared.queue.next().await {
+        shared.metrics.running.inc();
+        let started = Instant::now();
+        let span = tracing::info_span!("plan", pr = number);
+        let result = reconcile(&shared, number, &cancel)
+            .instrument(span.clone())
+            .await;
+        let seconds = started.elapsed().as_secs_f64();
+        shared.metrics.running.dec();
+        let _enter = span.enter();
+        match result {
+            Ok(outcome) => {
+                tracing::info!(outcome = outcome.name(), seconds, "done");
+                shared.metrics.plan(outcome.name(), seconds);
+            }
+            Err(e) => {
+                tracing::error!(error = %chain(&e), "planning failed; trying again later");
+                shared.metrics.plan("error", seconds);
+                let again = shared.clone();
+                // Level-triggered: retrying later re-reads everything, so nothing is lost.
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    again.queue.push(number);
+                });
+            }
+        }
+        shared.queue.done(&number);
+        shared.metrics.queue_depth.set(shared.queue.depth() as i64);
+    }
+}
+
+/// What a plan of one pull request computed, before anything is posted.
+struct Computed {
+    body: String,
+    plan_state: StatusState,
+    plan_description: String,
+    /// Instances the pull request creates, updates or destroys.
+    changed: Vec<String>,
+    verdicts: Vec<Verdict>,
+}
+
+async fn reconcile(
+    shared: &Arc<Shared>,
+    number: u64,
+    cancel: &CancellationToken,
+) -> Result<Outcome, DaemonError> {
+    let gh = shared
+        .github()
+        .ok_or_else(|| DaemonError::Other("github is not configured".into()))?;
+    let config = shared.config();
+    let pr = gh.pull(number).await?;
+    if !pr.open {
+        shared.store.close(number)?;
+        return Ok(Outcome::Closed);
+    }
+    if pr.base_ref != config.repository.branch {
+        tracing::info!(base = pr.base_ref, "targets another branch; not planned");
+        return Ok(Outcome::OtherBase);
+    }
+    shared
+        .fetch(vec![
+            (format!("refs/pull/{number}/head"), pull_ref(number)),
+            shared.branch_refs(),
+        ])
+        .await?;
+    let head = if shared.mirror.has_commit(&pr.head_sha) {
+        pr.head_sha.clone()
+    } else {
+        // GitHub updates refs/pull/N/head a moment after the API; plan what git has and
+        // let the next event or poll catch up.
+        let fetched = shared.mirror.resolve(&pull_ref(number))?.ok_or_else(|| {
+            DaemonError::Other(format!("refs/pull/{number}/head was not fetched"))
+        })?;
+        tracing::warn!(
+            api = pr.head_sha,
+            git = fetched,
+            "head not fetched yet; planning the fetched one"
+        );
+        fetched
+    };
+    let tip = shared
+        .mirror
+        .resolve(&branch_ref(&config.repository.branch))?
+        .ok_or_else(|| {
+            DaemonError::Other(format!(
+                "branch {} was not fetched",
+                config.repository.branch
+            ))
+        })?;
+    let merge_base = shared.mirror.merge_base(&tip, &head)?;
+    if cancel.is_cancelled() {
+        return Ok(Outcome::Superseded);
+    }
+
+    let (checked_base, checked_head, changed_files) = {
+        let shared = shared.clone();
+        let (merge_base, head) = (merge_base.clone(), head.clone());
+        tokio::task::spawn_blocking(move || -> Result<_, DaemonError> {
+            let base = core::check(&shared.mirror.read_base(&merge_base)?);
+            let head_commit = head.clone();
+            let head = shared.mirror.read(&head).map(|t| core::check(&t));
+            let files = shared.mirror.changed_files(&merge_base, &head_commit)?;
+            Ok((base, head, files))
+        })
+        .await
+        .map_err(|e| DaemonError::Other(format!("the plan task failed: {e}")))??
+    };
+    let computed = compute(
+        &gh,
+        &pr,
+        &head,
+        &config.repository.root,
+        checked_base,
+        checked_head,
+        &changed_files,
+        shared,
+    )
+    .await?;
+    if cancel.is_cancelled() {
+        return Ok(Outcome::Superseded);
+    }
+
+    upsert_comment(&gh, shared, number, &computed.body).await?;
+    let ownership_ok = computed.verdicts.iter().all(Verdict::ok);
+    let missing: Vec<String> = computed
+        .verdicts
+        .iter()
+        .filter(|v| !v.ok())
+        .map(|v| v.set.owners.join(", "))
+        .collect();
+    post_status(
+        &gh,
+        shared,
+        &head,
+        PLAN_CONTEXT,
+        computed.plan_state,
+        &computed.plan_description,
+    )
+    .await?;
+    let (own_state, own_description) = if ownership_ok {
+        (
+            StatusState::Success,
+            "every owner set touched is satisfied".to_string(),
+        )
+    } else {
+        (
+            StatusState::Pending,
+            format!("needs approval from {}", missing.join("; ")),
+        )
+    };
+    post_status(
+        &gh,
+        shared,
+        &head,
+        OWNERSHIP_CONTEXT,
+        own_state,
+        &own_description,
+    )
+    .await?;
+
+    // Tell the other pull requests sharing instances when what this one changes moved.
+    let before: BTreeSet<String> = shared
+        .store
+        .open_pulls()?
+        .remove(&number)
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    shared
+        .store
+        .record_plan(number, &head, &tip, &computed.changed)?;
+    let after: BTreeSet<String> = computed.changed.iter().cloned().collect();
+    if before != after {
+        let touched: Vec<String> = before.union(&after).cloned().collect();
+        for other in shared.store.overlaps(number, &touched)?.keys() {
+            shared.queue.push(*other);
+        }
+    }
+    Ok(if computed.plan_state == StatusState::Success {
+        Outcome::Planned
+    } else {
+        Outcome::Failed
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn compute(
+    gh: &Client,
+    pr: &PullRequest,
+    head: &str,
+    root: &str,
+    base: Checked,
+    checked_head: Result<Checked, crate::source::mirror::MirrorError>,
+    changed_files: &[String],
+    shared: &Arc<Shared>,
+) -> Result<Computed, DaemonError> {
+    let link_base = (!pr.repo_html_url.is_empty()).then(|| {
+        let root = if root.is_empty() {
+            String::new()
+        } else {
+            format!("{root}/")
+        };
+        format!("{}/blob/{head}/{root}", pr.repo_html_url)
+    });
+    let owners_from =
+        if base.repository.config.owners.is_empty() && base.repository.projects.is_empty() {
+            checked_head
+                .as_ref()
+                .ok()
+                .map(|h| &h.repository)
+                .unwrap_or(&base.repository)
+        } else {
+            &base.repository
+        };
+    let sets = ownership::touched(owners_from, changed_files);
+    let reviews: Vec<(String, String)> = gh
+        .reviews(pr.number)
+        .await?
+        .into_iter()
+        .map(|r| (r.user, r.state))
+        .collect();
+    let approvers = ownership::approvers(&reviews);
+    // Ask GitHub about each (team, candidate) once; candidates are the author and approvers.
+    let mut membership: BTreeMap<(String, String, String), bool> = BTreeMap::new();
+    let candidates: Vec<&String> = std::iter::once(&pr.author)
+        .chain(approvers.iter())
+        .collect();
+    for set in &sets {
+        for owner in &set.owners {
+            if let Owner::Team { org, team } = ownership::parse_owner(owner) {
+                for user in &candidates {
+                    let key = (org.to_string(), team.to_string(), user.to_lowercase());
+                    if let std::collections::btree_map::Entry::Vacant(slot) = membership.entry(key)
+                    {
+                        slot.insert(gh.team_member(org, team, user).await?);
+                    }
+                }
+            }
+        }
+    }
+    let member = |org: &str, team: &str, user: &str| {
+        membership
+            .get(&(org.to_string(), team.to_string(), user.to_lowercase()))
+            .copied()
+            .unwrap_or(false)
+    };
+    let verdicts = ownership::judge(sets, &pr.author, &approvers, &member);
+
+    let mut opts = markdown::Options::new(link_base);
+    opts.ownership = Some(verdicts.clone());
+    match checked_head {
+        Ok(head) if !head.has_errors() => {
+            let plan: Plan = core::plan::plan(&base, &head);
+            let changed: Vec<String> = plan
+                .changes
+                .iter()
+                .map(|c| c.instance.to_string())
+                .collect();
+            opts.overlaps = shared
+                .store
+                .overlaps(pr.number, &changed)?
+                .into_iter()
+                .collect();
+            let body = markdown::plan(&plan, &head.diagnostics, &opts);
+            Ok(Computed {
+                body,
+                plan_state: StatusState::Success,
+                plan_description: summary(&plan),
+                changed,
+                verdicts,
+            })
+        }
+        Ok(head) => {
+            let errors = head
+                .diagnostics
+                .iter()
+                .filter(|d| d.severity() == core::diag::Severity::Error)
+                .count();
+            Ok(Computed {
+                body: markdown::diagnostics(&head.diagnostics, &opts),
+                plan_state: StatusState::Failure,
+                plan_description: format!(
+                    "the head has {errors} error{}; see the comment",
+                    if errors == 1 { "" } else { "s" }
+                ),
+                changed: Vec::new(),
+                verdicts,
+            })
+        }
+        Err(e) => {
+            let body = format!(
+                "{MARKER}\n**Plan failed: the head is not a capstan repository.**\n\n{}\n",
+                chain(&e)
+            );
+            Ok(Computed {
+                body,
+                plan_state: StatusState::Failure,
+                plan_description: "the head is not a capstan repository".into(),
+                changed: Vec::new(),
+                verdicts,
+            })
+        }
+    }
+}
+
+fn digest(body: &str) -> String {
+    hex::encode(Sha256::digest(body.as_bytes()))
+}
+
+/// Makes the pull request show exactly one capstan comment with `body`.
+///
+/// The comment recorded in the state database is edited in place; without a record (or if
+/// it was deleted) the comments are listed, every page, to find one with our marker; only
+/// then is a comment created. A create whose answer is lost (5xx, dropped connection) is not
+/// repeated blindly: the comments are listed again first, so it is never posted twice.
+async fn upsert_comment(
+    gh: &Client,
+    shared: &Arc<Shared>,
+    number: u64,
+    body: &str,
+) -> Result<(), DaemonError> {
+    let digest = digest(body);
+    if let Some(record) = shared.store.comment(number)? {
+        if record.digest == digest {
+            tracing::debug!(comment = record.id, "comment already shows this plan");
+            return Ok(());
+        }
+        match gh.update_comment(record.id, body).await {
+            Ok(()) => {
+                shared.store.set_comment(
+                    number,
+                    Some(&CommentRecord {
+                        id: record.id,
+                        digest,
+                    }),
+                )?;
+                tracing::info!(comment = record.id, "comment updated");
+                return Ok(());
+            }
+            Err(e) if e.status() == Some(404) => {
+                tracing::warn!(
+                    comment = record.id,
+                    "our comment is gone; looking for it again"
+                );
+                shared.store.set_comment(number, None)?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let attempts = shared
+        .config()
+        .github
+        .as_ref()
+        .map_or(3, |g| g.retry.attempts.max(1));
+    let mut last_error: Option<GitHubError> = None;
+    for _ in 0..attempts {
+        let comments = gh.comments(number).await?;
+        if let Some(found) = comments.iter().find(|c| c.body.starts_with(MARKER)) {
+            if found.body != body {
+                gh.update_comment(found.id, body).await?;
+                tracing::info!(
+                    comment = found.id,
+                    "found our comment by its marker; updated"
+                );
+            }
+            shared.store.set_comment(
+                number,
+                Some(&CommentRecord {
+                    id: found.id,
+                    digest,
+                }),
+            )?;
+            return Ok(());
+        }
+        match gh.create_comment(number, body).await {
+            Ok(id) => {
+                shared
+                    .store
+                    .set_comment(number, Some(&CommentRecord { id, digest }))?;
+                tracing::info!(comment = id, "comment created");
+                return Ok(());
+            }
+            Err(e) if e.is_transient() => {
+                tracing::warn!(error = %e, "creating the comment failed; checking whether it exists before trying again");
+                let wait = shared
+                    .config()
+                    .github
+                    .as_ref()
+                    .map_or(Duration::from_secs(1), |g| g.retry.backoff);
+                tokio::time::sleep(wait).await;
+                last_error = Some(e);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(last_error
+        .map(DaemonError::from)
+        .unwrap_or_else(|| DaemonError::Other("creating the comment failed".into())))
+}
+
+/// Sets a commit status unless GitHub already shows exactly this one.
+async fn post_status(
+    gh: &Client,
+    shared: &Arc<Shared>,
+    sha: &str,
+    context: &str,
+    state: StatusState,
+    description: &str,
+) -> Result<(), DaemonError> {
+    let description = crate::github::truncate(description, 140);
+    if let Some((s, d)) = shared.store.status(sha, context)?
+        && s == state.as_str()
+        && d == description
+    {
+        return Ok(());
+    }
+    gh.set_status(sha, context, state, &description, None)
+        .await?;
+    shared
+        .store
+        .set_status(sha, context, state.as_str(), &description)?;
+    Ok(())
+}
