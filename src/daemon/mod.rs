@@ -328,8 +328,17 @@ async fn dispatch(shared: &Arc<Shared>, event: Event) {
         Event::Pull(n) => shared.queue.push(n),
         Event::PullClosed(n) => {
             shared.queue.remove(&n);
-            if let Err(e) = shared.store.close(n) {
-                tracing::error!(pr = n, error = %chain(&e), "recording a closed pull request");
+            // Pull requests that named this one must stop naming it.
+            let closed = || -> Result<Vec<u64>, StateError> {
+                let changed = shared.store.open_pulls()?.remove(&n).unwrap_or_default();
+                shared.store.close(n)?;
+                Ok(shared.store.overlaps(n, &changed)?.into_keys().collect())
+            };
+            match closed() {
+                Ok(others) => others.into_iter().for_each(|o| shared.queue.push(o)),
+                Err(e) => {
+                    tracing::error!(pr = n, error = %chain(&e), "recording a closed pull request")
+                }
             }
         }
         Event::BranchMoved => {

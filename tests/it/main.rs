@@ -5,6 +5,7 @@ mod conventions;
 mod diagnostics;
 mod fuzz;
 mod git;
+mod github;
 mod plan;
 mod schemas;
 mod support;

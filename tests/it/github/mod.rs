@@ -1,0 +1,674 @@
+//! `capstan serve` end to end: the built binary, a real bare git "remote" in a temp dir with
+//! real pushes, real webhook payloads from `@octokit/webhooks-examples`, and a fake GitHub
+//! checked against GitHub's OpenAPI description.
+
+mod fake;
+mod openapi;
+mod webhooks;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::Method;
+use serde_json::Value;
+
+use crate::support::{copy_dir, example_repo, git};
+use fake::FakeGitHub;
+
+const OWNER: &str = "Codertocat";
+const REPO: &str = "Hello-World";
+const TOKEN: &str = "ghp_test_token_never_logged_0123456789";
+const SECRET: &str = "webhook-secret-never-logged";
+
+/// A bare remote with `master`, a work clone to make changes in, and a state directory.
+struct Remote {
+    dir: tempfile::TempDir,
+}
+
+impl Remote {
+    fn new() -> Remote {
+        let dir = tempfile::tempdir().unwrap();
+        let bare = dir.path().join("remote.git");
+        std::fs::create_dir_all(&bare).unwrap();
+        git(&bare, &["init", "-q", "--bare", "-b", "master"]);
+        let work = dir.path().join("work");
+        std::fs::create_dir_all(&work).unwrap();
+        git(&work, &["init", "-q", "-b", "master"]);
+        copy_dir(&example_repo(), &work);
+        git(&work, &["add", "-A"]);
+        git(&work, &["commit", "-q", "-m", "infrastructure"]);
+        git(&work, &["remote", "add", "origin", bare.to_str().unwrap()]);
+        git(&work, &["push", "-q", "origin", "master"]);
+        Remote { dir }
+    }
+
+    fn work(&self) -> PathBuf {
+        self.dir.path().join("work")
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn head(&self) -> String {
+        let out = Command::new("git")
+            .args(["rev-parse", "HEAD"])
+            .current_dir(self.work())
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    /// Commits an edit on a branch off master and publishes it as GitHub does, at
+    /// `refs/pull/N/head`. Returns the head commit.
+    fn push_pull(&self, number: u64, edit: impl FnOnce(&Path)) -> String {
+        let work = self.work();
+        let branch = format!("change-{number}");
+        let exists = Command::new("git")
+            .args(["rev-parse", "--verify", "-q", &branch])
+            .current_dir(&work)
+            .output()
+            .unwrap()
+            .status
+            .success();
+        if exists {
+            git(&work, &["checkout", "-q", &branch]);
+        } else {
+            git(&work, &["checkout", "-q", "-b", &branch, "master"]);
+        }
+        edit(&work);
+        git(&work, &["commit", "-q", "-am", &format!("change {number}")]);
+        git(
+            &work,
+            &[
+                "push",
+                "-q",
+                "-f",
+                "origin",
+                &format!("HEAD:refs/pull/{number}/head"),
+            ],
+        );
+        let head = self.head();
+        git(&work, &["checkout", "-q", "master"]);
+        head
+    }
+}
+
+fn replace_in(dir: &Path, file: &str, from: &str, to: &str) {
+    let path = dir.join(file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(from), "{file} lacks {from:?}");
+    std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+}
+
+/// The shared-VPC change of the plan tests: updates three si VPCs.
+fn vpc_change(dir: &Path) {
+    replace_in(
+        dir,
+        "projects/si/project.yaml",
+        "high_availability: true",
+        "high_availability: false",
+    );
+}
+
+struct Options {
+    webhooks: bool,
+    poll: &'static str,
+    state: &'static str,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            webhooks: true,
+            poll: "0s",
+            state: "state",
+        }
+    }
+}
+
+fn write_config(remote: &Remote, fake: &FakeGitHub, o: &Options) -> PathBuf {
+    std::fs::write(remote.path("token"), format!("{TOKEN}\n")).unwrap();
+    std::fs::write(remote.path("webhook-secret"), SECRET).unwrap();
+    let config = format!(
+        "repository:\n  url: {}\n  branch: master\nstate_dir: {}\nlisten: 127.0.0.1:0\ngithub:\n  api_url: {}\n  repository: {OWNER}/{REPO}\n  token_file: token\n{}  poll_interval: {}\n  retry: {{attempts: 4, backoff: 50ms, max_wait: 10s}}\nworkers: 2\nshutdown_timeout: 10s\nlog: {{format: json, level: \"capstan=debug,info\"}}\n",
+        remote.path("remote.git").display(),
+        remote.path(o.state).display(),
+        fake.url,
+        if o.webhooks {
+            "  webhook_secret_file: webhook-secret\n"
+        } else {
+            ""
+        },
+        o.poll,
+    );
+    let path = remote.path("capstan-serve.yaml");
+    std::fs::write(&path, config).unwrap();
+    path
+}
+
+/// The built `capstan serve`, with its JSON log lines collected.
+struct Daemon {
+    child: Child,
+    addr: String,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl Daemon {
+    fn start(config: &Path) -> Daemon {
+        let mut child = Command::new(assert_cmd::cargo::cargo_bin("capstan"))
+            .args(["serve", "--config"])
+            .arg(config)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", config.parent().unwrap())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("capstan starts");
+        let stderr = child.stderr.take().unwrap();
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line)
+                    && v["fields"]["message"] == "listening"
+                {
+                    let _ = tx.send(v["fields"]["addr"].as_str().unwrap_or_default().to_string());
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "the daemon did not start:\n{}",
+                    logs.lock().unwrap().join("\n")
+                )
+            });
+        let daemon = Daemon { child, addr, logs };
+        daemon.wait_for("ready", || daemon.get("/readyz").0 == 200);
+        daemon
+    }
+
+    fn logs(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
+    }
+
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, String)],
+        body: &[u8],
+    ) -> (u16, String) {
+        http(&self.addr, method, path, headers, body)
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        self.request("GET", path, &[], b"")
+    }
+
+    /// Delivers a webhook as GitHub does, signed with `secret`.
+    fn deliver(&self, event: &str, body: &[u8], secret: Option<&str>) -> u16 {
+        let mut headers = vec![
+            ("X-GitHub-Event", event.to_string()),
+            (
+                "X-GitHub-Delivery",
+                "72d3162e-cc78-11e3-81ab-4c9367dc0958".to_string(),
+            ),
+            ("Content-Type", "application/json".to_string()),
+        ];
+        if let Some(s) = secret {
+            headers.push((
+                "X-Hub-Signature-256",
+                capstan::daemon::webhook::sign(s.as_bytes(), body),
+            ));
+        }
+        self.request("POST", "/webhook", &headers, body).0
+    }
+
+    fn wait_for(&self, what: &str, mut done: impl FnMut() -> bool) {
+        let start = Instant::now();
+        while !done() {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "timed out waiting for {what}; daemon log:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM, then the exit status within the drain bound.
+    fn stop(mut self) -> String {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(
+                    status.success(),
+                    "capstan serve exited with {status}:\n{}",
+                    self.logs()
+                );
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "SIGTERM did not stop the daemon"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        self.logs()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal HTTP/1.1 client: enough for webhooks and probes, with no extra dependency.
+fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    // A server may answer (413) before reading a huge body; that is fine.
+    let _ = stream.write_all(body);
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let text = String::from_utf8_lossy(&response).to_string();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP answer from {method} {path}: {text:?}"));
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// A real payload of `event` with `action`, its pull request renumbered to `number`.
+fn payload(event: &str, action: Option<&str>, number: u64) -> Vec<u8> {
+    let mut v = webhooks::example(event, action);
+    if v.pointer("/pull_request/number").is_some() {
+        v["pull_request"]["number"] = number.into();
+    }
+    if v.get("number").is_some() {
+        v["number"] = number.into();
+    }
+    serde_json::to_vec(&v).unwrap()
+}
+
+fn no_secret_in(text: &str) {
+    assert!(!text.contains(TOKEN), "the token leaked");
+    assert!(!text.contains(SECRET), "the webhook secret leaked");
+}
+
+#[test]
+fn a_pull_request_gets_one_living_comment_and_two_statuses() {
+    let remote = Remote::new();
+    let fake = FakeGitHub::start(OWNER, REPO, TOKEN);
+    let daemon = Daemon::start(&write_config(&remote, &fake, &Options::default()));
+
+    let head1 = remote.push_pull(2, vpc_change);
+    fake.open_pull(2, &head1, "master", "Codertocat");
+    assert_eq!(
+        daemon.deliver(
+            "pull_request",
+            &payload("pull_request", Some("opened"), 2),
+            Some(SECRET)
+        ),
+        202
+    );
+    daemon.wait_for("the plan statuses", || {
+        fake.latest_statuses(&head1).len() == 2
+    });
+    let comments = fake.capstan_comments(2);
+    assert_eq!(comments.len(), 1, "exactly one comment");
+    let first = comments[0].clone();
+    assert!(
+        first
+            .body
+            .contains("Plan: 0 to create, 3 to update, 0 to destroy"),
+        "{}",
+        first.body
+    );
+    assert!(
+        first
+            .body
+            .contains("needs an approving review from one of @acme/platform"),
+        "{}",
+        first.body
+    );
+    assert!(
+        first
+            .body
+            .contains(&format!("https://github.com/{OWNER}/{REPO}/blob/{head1}/"))
+            || !first.body.contains("](https://"),
+        "links point at the head commit"
+    );
+    let statuses = fake.latest_statuses(&head1);
+    assert_eq!(statuses["capstan/plan"].0, "success");
+    assert!(
+        statuses["capstan/plan"]
+            .1
+            .starts_with("Plan: 0 to create, 3 to update"),
+        "{statuses:?}"
+    );
+    assert_eq!(statuses["capstan/ownership"].0, "pending");
+
+    // A new push: the same comment is edited in place.
+    let head2 = remote.push_pull(2, |dir| {
+        replace_in(
+            dir,
+            "projects/ecomm/project.yaml",
+            "memory: 1024",
+            "memory: 2048",
+        );
+    });
+    fake.set_head(2, &head2);
+    assert_eq!(
+        daemon.deliver(
+            "pull_request",
+            &payload("pull_request", Some("synchronize"), 2),
+            Some(SECRET)
+        ),
+        202
+    );
+    daemon.wait_for("statuses on the new head", || {
+        fake.latest_statuses(&head2).len() == 2
+    });
+    let comments = fake.capstan_comments(2);
+    assert_eq!(comments.len(), 1, "still exactly one comment");
+    assert_eq!(comments[0].id, first.id, "the same comment, edited");
+    assert_ne!(comments[0].body, first.body);
+    assert!(
+        comments[0].body.contains("projects/ecomm/**"),
+        "{}",
+        comments[0].body
+    );
+
+    // An owner approves (through team membership): ownership turns green.
+    fake.team_member("acme", "platform", "hubot");
+    fake.team_member("acme", "ecomm", "hubot");
+    fake.review(2, "hubot", "APPROVED");
+    assert_eq!(
+        daemon.deliver(
+            "pull_request_review",
+            &payload("pull_request_review", Some("submitted"), 2),
+            Some(SECRET)
+        ),
+        202
+    );
+    daemon.wait_for("ownership approved", || {
+        fake.latest_statuses(&head2)
+            .get("capstan/ownership")
+            .map(|s| s.0.as_str())
+            == Some("success")
+    });
+    assert!(
+        fake.capstan_comments(2)[0]
+            .body
+            .contains("approved by @hubot")
+    );
+
+    // Wrong or missing signatures and oversized bodies: refused, and GitHub is not called.
+    let before = fake.requests().len();
+    let body = payload("pull_request", Some("opened"), 2);
+    assert_eq!(
+        daemon.deliver("pull_request", &body, Some("not-the-secret")),
+        401
+    );
+    assert_eq!(daemon.deliver("pull_request", &body, None), 401);
+    let huge = vec![b' '; 26 * 1024 * 1024];
+    assert_eq!(daemon.deliver("pull_request", &huge, Some(SECRET)), 413);
+    assert_eq!(
+        daemon.deliver("pull_request", b"{not json", Some(SECRET)),
+        400
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        fake.requests().len(),
+        before,
+        "a refused delivery made GitHub calls"
+    );
+
+    let (status, metrics) = daemon.get("/metrics");
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("capstan_plans_total{outcome=\"planned\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .contains("capstan_webhooks_total{event=\"pull_request\",result=\"unauthorized\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("capstan_github_requests_total{method=\"POST\",status=\"201\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("capstan_queue_depth"), "{metrics}");
+    assert_eq!(daemon.get("/healthz").0, 200);
+
+    let logs = daemon.stop();
+    assert!(logs.contains("draining"), "{logs}");
+    no_secret_in(&logs);
+    no_secret_in(&fake.capstan_comments(2)[0].body);
+    fake.assert_no_violations();
+}
+
+#[test]
+fn github_failures_and_restarts_never_duplicate_the_comment() {
+    let remote = Remote::new();
+    let fake = FakeGitHub::start(OWNER, REPO, TOKEN);
+    let config = write_config(&remote, &fake, &Options::default());
+    let daemon = Daemon::start(&config);
+    // Someone else's comments come first, so capstan has to page to find its own.
+    for i in 0..5 {
+        fake.human_comment(2, &format!("looks good {i}"));
+    }
+    let head = remote.push_pull(2, vpc_change);
+    fake.open_pull(2, &head, "master", "Codertocat");
+    // GitHub fails the first create with 502 and rate-limits a read once.
+    fake.fail(Method::POST, "/issues/2/comments", 502, &[], 1);
+    let reset = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1)
+    .to_string();
+    fake.fail(
+        Method::GET,
+        "/pulls/2/reviews",
+        403,
+        &[
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", &reset),
+        ],
+        1,
+    );
+    assert_eq!(
+        daemon.deliver(
+            "pull_request",
+            &payload("pull_request", Some("opened"), 2),
+            Some(SECRET)
+        ),
+        202
+    );
+    daemon.wait_for("the statuses", || fake.latest_statuses(&head).len() == 2);
+    assert_eq!(fake.capstan_comments(2).len(), 1);
+    let requests = fake.requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.method == "POST" && r.status == 502)
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.path.ends_with("/reviews") && r.status == 403)
+    );
+    assert!(daemon.logs().contains("rate limit"));
+    daemon.stop();
+
+    // Restart with the same state: nothing is posted again.
+    let posts = |fake: &FakeGitHub| {
+        fake.requests()
+            .iter()
+            .filter(|r| r.method != "GET" && r.status < 300)
+            .count()
+    };
+    let before = posts(&fake);
+    let daemon = Daemon::start(&config);
+    assert_eq!(
+        daemon.deliver("issue_comment", &webhooks::plan_command(2), Some(SECRET)),
+        202
+    );
+    let planned = |d: &Daemon| d.logs().matches("\"outcome\":\"planned\"").count();
+    daemon.wait_for("the re-plan", || planned(&daemon) >= 1);
+    assert_eq!(
+        posts(&fake),
+        before,
+        "a restart posted again what GitHub already shows"
+    );
+    daemon.stop();
+
+    // Restart with the state lost: the comment is found again by its marker, across pages.
+    let lost = write_config(
+        &remote,
+        &fake,
+        &Options {
+            state: "state-lost",
+            ..Options::default()
+        },
+    );
+    let daemon = Daemon::start(&lost);
+    daemon.wait_for("the catch-up plan", || planned(&daemon) >= 1);
+    assert_eq!(
+        fake.capstan_comments(2).len(),
+        1,
+        "no duplicate after losing the state"
+    );
+    assert!(
+        fake.requests()
+            .iter()
+            .any(|r| r.path.ends_with("/issues/2/comments") && r.method == "GET")
+    );
+    daemon.stop();
+    fake.assert_no_violations();
+}
+
+#[test]
+fn polling_finds_pull_requests_and_overlapping_ones_name_each_other() {
+    let remote = Remote::new();
+    let fake = FakeGitHub::start(OWNER, REPO, TOKEN);
+    let config = write_config(
+        &remote,
+        &fake,
+        &Options {
+            webhooks: false,
+            poll: "200ms",
+            ..Options::default()
+        },
+    );
+    let daemon = Daemon::start(&config);
+    let a = remote.push_pull(2, vpc_change);
+    fake.open_pull(2, &a, "master", "Codertocat");
+    daemon.wait_for("the first plan", || fake.latest_statuses(&a).len() == 2);
+    let b = remote.push_pull(3, |dir| {
+        replace_in(
+            dir,
+            "projects/si/project.yaml",
+            "high_availability: true",
+            "high_availability: false",
+        );
+        replace_in(
+            dir,
+            "projects/ecomm/project.yaml",
+            "memory: 1024",
+            "memory: 4096",
+        );
+    });
+    fake.open_pull(3, &b, "master", "alice");
+    daemon.wait_for("both comments naming each other", || {
+        let c2 = fake.capstan_comments(2);
+        let c3 = fake.capstan_comments(3);
+        c2.len() == 1
+            && c3.len() == 1
+            && c2[0].body.contains("#3 also changes")
+            && c3[0].body.contains("#2 also changes")
+    });
+    assert!(
+        fake.capstan_comments(3)[0]
+            .body
+            .contains("`si-staging-vpc`")
+    );
+    // Webhooks are off: a delivery is refused.
+    assert_eq!(
+        daemon.deliver(
+            "pull_request",
+            &payload("pull_request", Some("opened"), 2),
+            Some(SECRET)
+        ),
+        401
+    );
+
+    // The deploy branch moves: open pull requests are planned again against it.
+    let work = remote.work();
+    replace_in(
+        &work,
+        "projects/billing/project.yaml",
+        "billing:2.0",
+        "billing:2.1",
+    );
+    git(&work, &["commit", "-q", "-am", "billing"]);
+    git(&work, &["push", "-q", "origin", "master"]);
+    let planned = |d: &Daemon| d.logs().matches("\"outcome\":\"planned\"").count();
+    let now = planned(&daemon);
+    daemon.wait_for("re-plans after the branch moved", || {
+        planned(&daemon) >= now + 2
+    });
+
+    // A closed pull request stops overlapping.
+    fake.close_pull(3);
+    daemon.wait_for("#2 no longer names #3", || {
+        daemon.logs().contains("\"outcome\":\"planned\"")
+            && !fake.capstan_comments(2)[0].body.contains("#3 also changes")
+    });
+    assert_eq!(fake.capstan_comments(2).len(), 1);
+    daemon.stop();
+    fake.assert_no_violations();
+}

@@ -1,0 +1,137 @@
+//! Real webhook payloads (npm `@octokit/webhooks-examples`) through capstan's signature
+//! check and event mapping.
+
+use std::sync::LazyLock;
+
+use capstan::daemon::Event;
+use capstan::daemon::webhook::{Ignored, parse, sign, verify};
+use serde_json::Value;
+
+use crate::support::root;
+
+static EXAMPLES: LazyLock<Vec<Value>> = LazyLock::new(|| {
+    let path = root()
+        .join("tests/github/node_modules/@octokit/webhooks-examples/api.github.com/index.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}. The GitHub tests need real webhook payloads: run `npm ci --prefix tests/github` (.ci/run does)",
+            path.display()
+        )
+    });
+    serde_json::from_str(&text).expect("the examples are JSON")
+});
+
+/// Every real example of `event`.
+pub fn examples(event: &str) -> Vec<Value> {
+    EXAMPLES
+        .iter()
+        .find(|e| e["name"] == event)
+        .and_then(|e| e["examples"].as_array())
+        .unwrap_or_else(|| panic!("no examples of {event}"))
+        .clone()
+}
+
+/// The first real example of `event` with `action`.
+pub fn example(event: &str, action: Option<&str>) -> Value {
+    examples(event)
+        .into_iter()
+        .find(|e| e.get("action").and_then(Value::as_str) == action)
+        .unwrap_or_else(|| panic!("no {event} example with action {action:?}"))
+}
+
+/// A real `issue_comment.created` payload turned into `capstan plan` on pull request
+/// `number` (GitHub marks comments on pull requests with `issue.pull_request`).
+pub fn plan_command(number: u64) -> Vec<u8> {
+    let mut v = example("issue_comment", Some("created"));
+    v["issue"]["number"] = number.into();
+    v["issue"]["pull_request"] = serde_json::json!({
+        "url": format!("https://api.github.com/repos/Codertocat/Hello-World/pulls/{number}")
+    });
+    v["comment"]["body"] = "capstan plan\nplease".into();
+    serde_json::to_vec(&v).unwrap()
+}
+
+const REPO: &str = "Codertocat/Hello-World";
+
+fn map(event: &str, v: &Value) -> Result<Event, Ignored> {
+    parse(event, &serde_json::to_vec(v).unwrap(), REPO, "master").expect("a real payload parses")
+}
+
+#[test]
+fn every_real_payload_of_the_events_capstan_reads_maps_as_documented() {
+    for v in examples("pull_request") {
+        let action = v["action"].as_str().unwrap();
+        let n = v["pull_request"]["number"].as_u64().unwrap();
+        let got = map("pull_request", &v);
+        match action {
+            "opened" | "reopened" | "synchronize" | "ready_for_review" | "edited" => {
+                assert_eq!(got, Ok(Event::Pull(n)), "{action}")
+            }
+            "closed" => assert_eq!(got, Ok(Event::PullClosed(n))),
+            _ => assert!(
+                matches!(got, Err(Ignored::Uninteresting(_))),
+                "{action}: {got:?}"
+            ),
+        }
+    }
+    for v in examples("pull_request_review") {
+        let n = v["pull_request"]["number"].as_u64().unwrap();
+        assert_eq!(map("pull_request_review", &v), Ok(Event::Pull(n)));
+    }
+    for v in examples("push") {
+        let got = map("push", &v);
+        if v["ref"] == "refs/heads/master" {
+            assert_eq!(got, Ok(Event::BranchMoved));
+        } else {
+            assert!(matches!(got, Err(Ignored::Uninteresting(_))), "{got:?}");
+        }
+    }
+    // The real issue comments are on issues, not pull requests, and say something else.
+    for v in examples("issue_comment") {
+        assert!(matches!(
+            map("issue_comment", &v),
+            Err(Ignored::Uninteresting(_))
+        ));
+    }
+    let command: Value = serde_json::from_slice(&plan_command(7)).unwrap();
+    assert_eq!(map("issue_comment", &command), Ok(Event::Pull(7)));
+    for v in examples("ping") {
+        assert!(matches!(map("ping", &v), Err(Ignored::Uninteresting(_))));
+    }
+}
+
+#[test]
+fn payloads_of_other_repositories_are_ignored() {
+    let v = example("pull_request", Some("opened"));
+    let got = parse(
+        "pull_request",
+        &serde_json::to_vec(&v).unwrap(),
+        "acme/infra",
+        "main",
+    )
+    .unwrap();
+    assert_eq!(got, Err(Ignored::OtherRepository(REPO.into())));
+}
+
+#[test]
+fn a_real_payload_signed_by_github_verifies_and_a_tampered_one_does_not() {
+    let body = serde_json::to_vec(&example("push", None)).unwrap();
+    let signature = sign(b"It's a Secret to Everybody", &body);
+    assert!(verify(
+        b"It's a Secret to Everybody",
+        &body,
+        Some(&signature)
+    ));
+    let mut tampered = body.clone();
+    tampered[10] ^= 1;
+    assert!(!verify(
+        b"It's a Secret to Everybody",
+        &tampered,
+        Some(&signature)
+    ));
+    // GitHub's documented test vector.
+    assert_eq!(
+        sign(b"It's a Secret to Everybody", b"Hello, World!"),
+        "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+    );
+}
