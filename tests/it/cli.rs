@@ -175,7 +175,7 @@ fn schema_prints_the_shipped_files() {
     let r = run(capstan(tmp.path()).args(["schema"]), tmp.path());
     assert_eq!(
         r.stdout,
-        "capstan\nartifact-type\nbundle\nmassdriver-bundle\nproject\nenvironment\n"
+        "capstan\nartifact-type\nbundle\nmassdriver-bundle\nproject\nenvironment\nserve\n"
     );
 }
 

@@ -8,4 +8,5 @@ mod git;
 mod github;
 mod plan;
 mod schemas;
+mod serve;
 mod support;

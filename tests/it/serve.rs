@@ -1,0 +1,330 @@
+//! `capstan serve` outside GitHub: configuration checks, the systemd unit, and watching a
+//! local checkout (the README's first run), all through the built binary.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::support::{commit_all, copy_dir, example_repo, git_init, root};
+
+fn capstan(dir: &Path) -> Command {
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("capstan"));
+    cmd.current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", dir)
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+fn output(cmd: &mut Command) -> (i32, String, String) {
+    let out = cmd.output().expect("capstan runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_config_accepts_the_shipped_example_and_never_prints_secrets() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("github-token"), "ghp_secret_value_123\n").unwrap();
+    std::fs::write(tmp.path().join("webhook-secret"), "hook_secret_value_456").unwrap();
+    let (code, stdout, stderr) = output(
+        capstan(tmp.path())
+            .args(["serve", "--check-config", "--config"])
+            .arg(root().join("systemd/capstan.yaml"))
+            .env("CREDENTIALS_DIRECTORY", tmp.path())
+            .env("STATE_DIRECTORY", "/var/lib/capstan"),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("github:      acme/infra at https://api.github.com"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("state dir:   /var/lib/capstan"), "{stdout}");
+    assert!(
+        stdout.contains("schedule:    nightly-replan `0 3 * * *`"),
+        "{stdout}"
+    );
+    for secret in ["ghp_secret_value_123", "hook_secret_value_456"] {
+        assert!(!stdout.contains(secret) && !stderr.contains(secret));
+    }
+    // Flags and CAPSTAN_* variables win over the file.
+    let (code, stdout, _) = output(
+        capstan(tmp.path())
+            .args([
+                "serve",
+                "--check-config",
+                "--poll-interval",
+                "30s",
+                "--config",
+            ])
+            .arg(root().join("systemd/capstan.yaml"))
+            .env("CREDENTIALS_DIRECTORY", tmp.path())
+            .env("CAPSTAN_BRANCH", "release")
+            .env("CAPSTAN_LISTEN", "0.0.0.0:9000"),
+    );
+    assert_eq!(code, 0);
+    assert!(stdout.contains("branch:      release"), "{stdout}");
+    assert!(stdout.contains("listen:      0.0.0.0:9000"), "{stdout}");
+    assert!(stdout.contains("polling:     30s"), "{stdout}");
+}
+
+#[test]
+fn check_config_reports_every_problem_at_its_place() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("capstan.yaml");
+    std::fs::write(
+        &config,
+        "repository:\n  url: https://github.com/acme/infra.git\n  branchh: main\ngithub:\n  repository: acme/infra\n  token_file: token\n  poll_interval: often\nworkers: 0\n",
+    )
+    .unwrap();
+    let (code, stdout, stderr) = output(
+        capstan(tmp.path())
+            .args(["serve", "--check-config", "--config"])
+            .arg(&config),
+    );
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    let name = config.display().to_string();
+    assert!(
+        stderr.contains(&format!(
+            "{name}:3:3: error[schema.invalid]: unknown key `branchh` in repository"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "{name}:7:18: error[schema.invalid]: github.poll_interval"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("{name}:8:10: error[schema.invalid]: workers")),
+        "{stderr}"
+    );
+
+    // A secret file that is missing is named, and its would-be content never shown.
+    std::fs::write(
+        &config,
+        "repository: {url: https://github.com/acme/infra.git}\ngithub: {repository: acme/infra, token_file: missing-token}\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = output(
+        capstan(tmp.path())
+            .args(["serve", "--check-config", "--config"])
+            .arg(&config),
+    );
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("reading the secret file")
+            && stderr.contains("missing-token (GitHub token)"),
+        "{stderr}"
+    );
+
+    // GitHub with a local path is refused with the reason.
+    std::fs::write(tmp.path().join("token"), "t").unwrap();
+    std::fs::write(
+        &config,
+        "repository: {path: .}\ngithub: {repository: acme/infra, token_file: token}\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = output(
+        capstan(tmp.path())
+            .args(["serve", "--check-config", "--config"])
+            .arg(&config),
+    );
+    assert_eq!(code, 2);
+    assert!(stderr.contains("repository.url is required"), "{stderr}");
+
+    let (code, _, stderr) =
+        output(capstan(tmp.path()).args(["serve", "--check-config", "--config", "nope.yaml"]));
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("reading the configuration file nope.yaml"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_systemd_unit_verifies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let unit = std::fs::read_to_string(root().join("systemd/capstan.service")).unwrap();
+    assert!(
+        unit.contains("Type=notify")
+            && unit.contains("StateDirectory=capstan")
+            && unit.contains("LoadCredential=")
+    );
+    // verify checks that ExecStart exists: point it at the built binary.
+    let bin = assert_cmd::cargo::cargo_bin("capstan");
+    let path = tmp.path().join("capstan.service");
+    std::fs::write(
+        &path,
+        unit.replace("/usr/local/bin/capstan", &bin.display().to_string()),
+    )
+    .unwrap();
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&path)
+        .output()
+        .expect("systemd-analyze is installed (.ci/run installs systemd)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.trim().is_empty(),
+        "systemd-analyze verify:\n{stderr}"
+    );
+}
+
+/// `capstan serve` on a local checkout, its stdout collected.
+struct Watching {
+    child: std::process::Child,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Watching {
+    fn start(cmd: &mut Command) -> Watching {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let collect = |stream: Box<dyn std::io::Read + Send>| {
+            let sink = Arc::new(Mutex::new(String::new()));
+            let s = sink.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let mut s = s.lock().unwrap();
+                    s.push_str(&line);
+                    s.push('\n');
+                }
+            });
+            sink
+        };
+        let stdout = collect(Box::new(child.stdout.take().unwrap()));
+        let stderr = collect(Box::new(child.stderr.take().unwrap()));
+        Watching {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    fn wait_for(&self, what: &str, needle: &str, after: usize) -> usize {
+        let start = Instant::now();
+        loop {
+            let out = self.stdout.lock().unwrap().clone();
+            if let Some(i) = out[after.min(out.len())..].find(needle) {
+                return after + i + needle.len();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "timed out waiting for {what}:\nstdout:\n{out}\nstderr:\n{}",
+                self.stderr.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn signal(&self, sig: &str) {
+        assert!(
+            Command::new("kill")
+                .args([sig, &self.child.id().to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+
+    fn wait_stderr(&self, needle: &str) {
+        let start = Instant::now();
+        while !self.stderr.lock().unwrap().contains(needle) {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "no {needle:?} in:\n{}",
+                self.stderr.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_watched_checkout_prints_the_plan_of_each_edit_and_commit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("infra");
+    git_init(&repo);
+    copy_dir(&example_repo(), &repo);
+    commit_all(&repo, "infrastructure");
+    let config = tmp.path().join("serve.yaml");
+    std::fs::write(
+        &config,
+        "repository: {path: infra, watch_debounce: 100ms}\nstate_dir: state\n",
+    )
+    .unwrap();
+    let w = Watching::start(capstan(tmp.path()).args(["serve", "--config"]).arg(&config));
+    let at = w.wait_for("the first plan", "No changes; 14 instances unchanged.", 0);
+
+    let project = repo.join("projects/si/project.yaml");
+    let text = std::fs::read_to_string(&project).unwrap();
+    std::fs::write(
+        &project,
+        text.replace("high_availability: true", "high_availability: false"),
+    )
+    .unwrap();
+    let at = w.wait_for(
+        "the edit's plan",
+        "Plan: 0 to create, 3 to update, 0 to destroy",
+        at,
+    );
+
+    // An edit that breaks the repository prints its diagnostics, not a plan.
+    std::fs::write(repo.join("projects/api/project.yaml"), "owners: [\n").unwrap();
+    let at = w.wait_for("the diagnostics", "projects/api/project.yaml:", at);
+    crate::support::git(
+        &repo,
+        &["checkout", "-q", "--", "projects/api/project.yaml"],
+    );
+    let at = w.wait_for("the plan again", "Plan: 0 to create, 3 to update", at);
+
+    crate::support::git(&repo, &["commit", "-q", "-am", "no HA"]);
+    let at = w.wait_for("the branch move", "── main moved", at);
+    w.wait_for("the commit's plan", "Plan: 0 to create, 3 to update", at);
+
+    // SIGHUP reloads; a broken file keeps the old configuration.
+    std::fs::write(
+        &config,
+        "repository: {path: infra, watch_debounce: 50ms}\nstate_dir: state\n",
+    )
+    .unwrap();
+    w.signal("-HUP");
+    w.wait_stderr("configuration reloaded");
+    std::fs::write(&config, "repository: {path: infra, nonsense: 1}\n").unwrap();
+    w.signal("-HUP");
+    w.wait_stderr("keeping the old configuration");
+
+    w.signal("-TERM");
+    let mut w = w;
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = w.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "SIGTERM did not stop it"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+}
