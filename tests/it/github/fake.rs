@@ -55,6 +55,8 @@ pub struct Status {
 }
 
 struct Inner {
+    /// With a GitHub App: its id, which the JWT minting installation tokens must carry.
+    app_id: Option<u64>,
     owner: String,
     repo: String,
     token: String,
@@ -90,6 +92,7 @@ impl FakeGitHub {
         // Load and check the description before taking requests.
         let _ = &SPEC.example("issue-comment");
         let inner = Arc::new(Mutex::new(Inner {
+            app_id: None,
             owner: owner.into(),
             repo: repo.into(),
             token: token.into(),
@@ -124,6 +127,11 @@ impl FakeGitHub {
             });
         });
         FakeGitHub { url, inner, stop }
+    }
+
+    /// Installation tokens (the fake's token) are minted for a JWT issued by App `id`.
+    pub fn accept_app(&self, id: u64) {
+        self.lock().app_id = Some(id);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -248,6 +256,21 @@ impl FakeGitHub {
             v.join("\n")
         );
     }
+}
+
+/// The `iss` claim of a `Bearer <JWT>` header (the signature is octocrab's business; the
+/// fake checks who claims to be asking).
+fn jwt_issuer(auth: &str) -> Option<u64> {
+    use base64::Engine;
+    let jwt = auth.strip_prefix("Bearer ")?;
+    let payload = jwt.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    let claims: Value = serde_json::from_slice(&bytes).ok()?;
+    claims["iss"]
+        .as_u64()
+        .or_else(|| claims["iss"].as_str()?.parse().ok())
 }
 
 fn query_pairs(uri: &Uri) -> Vec<(String, String)> {
@@ -397,6 +420,12 @@ impl Inner {
                 .map(|(_, v)| v.as_str())
         };
         match (method.as_str(), segments) {
+            ("POST", ["app", "installations", _, "access_tokens"]) => {
+                let mut v = SPEC.example("installation-token");
+                v["token"] = json!(self.token);
+                v["expires_at"] = json!("2099-01-01T00:00:00Z");
+                (201, v, Vec::new())
+            }
             ("GET", ["orgs", org, "teams", team, "memberships", login]) => {
                 if self
                     .teams
@@ -555,12 +584,18 @@ async fn handle(
         .get("authorization")
         .and_then(|h| h.to_str().ok())
         .unwrap_or("");
-    let (status, value, extra) = if auth != format!("Bearer {}", inner.token)
-        && auth != format!("token {}", inner.token)
-    {
+    let minting = method == Method::POST
+        && path.starts_with("/app/installations/")
+        && path.ends_with("/access_tokens");
+    let authorized = if minting {
+        inner.app_id.is_some() && jwt_issuer(auth) == inner.app_id
+    } else {
+        auth == format!("Bearer {}", inner.token) || auth == format!("token {}", inner.token)
+    };
+    let (status, value, extra) = if !authorized {
         inner
             .violations
-            .push(format!("{method} {path}: without the token"));
+            .push(format!("{method} {path}: without valid credentials"));
         (
             401,
             json!({"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"}),

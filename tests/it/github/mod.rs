@@ -116,6 +116,8 @@ fn vpc_change(dir: &Path) {
 }
 
 struct Options {
+    /// Authenticate as GitHub App 42, installation 7, instead of with a token.
+    app: bool,
     webhooks: bool,
     poll: &'static str,
     state: &'static str,
@@ -124,6 +126,7 @@ struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
+            app: false,
             webhooks: true,
             poll: "0s",
             state: "state",
@@ -135,10 +138,15 @@ fn write_config(remote: &Remote, fake: &FakeGitHub, o: &Options) -> PathBuf {
     std::fs::write(remote.path("token"), format!("{TOKEN}\n")).unwrap();
     std::fs::write(remote.path("webhook-secret"), SECRET).unwrap();
     let config = format!(
-        "repository:\n  url: {}\n  branch: master\nstate_dir: {}\nlisten: 127.0.0.1:0\ngithub:\n  api_url: {}\n  repository: {OWNER}/{REPO}\n  token_file: token\n{}  poll_interval: {}\n  retry: {{attempts: 4, backoff: 50ms, max_wait: 10s}}\nworkers: 2\nshutdown_timeout: 10s\nlog: {{format: json, level: \"capstan=debug,info\"}}\n",
+        "repository:\n  url: {}\n  branch: master\nstate_dir: {}\nlisten: 127.0.0.1:0\ngithub:\n  api_url: {}\n  repository: {OWNER}/{REPO}\n{}{}  poll_interval: {}\n  retry: {{attempts: 4, backoff: 50ms, max_wait: 10s}}\nworkers: 2\nshutdown_timeout: 10s\nlog: {{format: json, level: \"capstan=debug,info\"}}\n",
         remote.path("remote.git").display(),
         remote.path(o.state).display(),
         fake.url,
+        if o.app {
+            "  app: {id: 42, installation_id: 7, private_key_file: app.pem}\n"
+        } else {
+            "  token_file: token\n"
+        },
         if o.webhooks {
             "  webhook_secret_file: webhook-secret\n"
         } else {
@@ -670,5 +678,52 @@ fn polling_finds_pull_requests_and_overlapping_ones_name_each_other() {
     });
     assert_eq!(fake.capstan_comments(2).len(), 1);
     daemon.stop();
+    fake.assert_no_violations();
+}
+
+#[test]
+fn a_github_app_mints_installation_tokens() {
+    let remote = Remote::new();
+    let key = remote.path("app.pem");
+    let status = Command::new("openssl")
+        .args(["genrsa", "-traditional", "-out"])
+        .arg(&key)
+        .arg("2048")
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl makes an RSA key");
+    assert!(status.success());
+    let fake = FakeGitHub::start(OWNER, REPO, TOKEN);
+    fake.accept_app(42);
+    let config = write_config(
+        &remote,
+        &fake,
+        &Options {
+            app: true,
+            ..Options::default()
+        },
+    );
+    let daemon = Daemon::start(&config);
+    let head = remote.push_pull(4, vpc_change);
+    fake.open_pull(4, &head, "master", "Codertocat");
+    assert_eq!(
+        daemon.deliver(
+            "pull_request",
+            &payload("pull_request", Some("opened"), 4),
+            Some(SECRET)
+        ),
+        202
+    );
+    daemon.wait_for("the statuses", || fake.latest_statuses(&head).len() == 2);
+    assert_eq!(fake.capstan_comments(4).len(), 1);
+    let minted = fake
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/app/installations/7/access_tokens" && r.status == 201)
+        .count();
+    assert!(minted >= 1, "no installation token was minted");
+    let logs = daemon.stop();
+    assert!(!logs.contains("BEGIN RSA PRIVATE KEY"));
+    no_secret_in(&logs);
     fake.assert_no_violations();
 }
