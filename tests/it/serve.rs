@@ -74,6 +74,18 @@ fn check_config_accepts_the_shipped_example_and_never_prints_secrets() {
     assert!(stdout.contains("polling:     30s"), "{stdout}");
 }
 
+/// `capstan serve --check-config` on a configuration file written with `text`.
+fn check_config(dir: &Path, text: &str) -> (i32, String) {
+    let config = dir.join("capstan.yaml");
+    std::fs::write(&config, text).unwrap();
+    let (code, _, stderr) = output(
+        capstan(dir)
+            .args(["serve", "--check-config", "--config"])
+            .arg(&config),
+    );
+    (code, stderr)
+}
+
 #[test]
 fn check_config_reports_every_problem_at_its_place() {
     let tmp = tempfile::tempdir().unwrap();
@@ -108,15 +120,9 @@ fn check_config_reports_every_problem_at_its_place() {
     );
 
     // A secret file that is missing is named, and its would-be content never shown.
-    std::fs::write(
-        &config,
+    let (code, stderr) = check_config(
+        tmp.path(),
         "repository: {url: https://github.com/acme/infra.git}\ngithub: {repository: acme/infra, token_file: missing-token}\n",
-    )
-    .unwrap();
-    let (code, _, stderr) = output(
-        capstan(tmp.path())
-            .args(["serve", "--check-config", "--config"])
-            .arg(&config),
     );
     assert_eq!(code, 2);
     assert!(
@@ -127,15 +133,9 @@ fn check_config_reports_every_problem_at_its_place() {
 
     // GitHub with a local path is refused with the reason.
     std::fs::write(tmp.path().join("token"), "t").unwrap();
-    std::fs::write(
-        &config,
+    let (code, stderr) = check_config(
+        tmp.path(),
         "repository: {path: .}\ngithub: {repository: acme/infra, token_file: token}\n",
-    )
-    .unwrap();
-    let (code, _, stderr) = output(
-        capstan(tmp.path())
-            .args(["serve", "--check-config", "--config"])
-            .arg(&config),
     );
     assert_eq!(code, 2);
     assert!(stderr.contains("repository.url is required"), "{stderr}");

@@ -242,6 +242,22 @@ impl Daemon {
         self.request("POST", "/webhook", &headers, body).0
     }
 
+    /// A real `pull_request` payload with `action` for pull request `n`, correctly signed.
+    fn pull_event(&self, action: &str, n: u64) -> u16 {
+        self.deliver(
+            "pull_request",
+            &payload("pull_request", Some(action), n),
+            Some(SECRET),
+        )
+    }
+
+    /// Waits until `sha` carries both of capstan's statuses.
+    fn wait_for_statuses(&self, fake: &FakeGitHub, sha: &str) {
+        self.wait_for(&format!("the statuses on {sha}"), || {
+            fake.latest_statuses(sha).len() == 2
+        });
+    }
+
     fn wait_for(&self, what: &str, mut done: impl FnMut() -> bool) {
         let start = Instant::now();
         while !done() {
@@ -352,17 +368,8 @@ fn a_pull_request_gets_one_living_comment_and_two_statuses() {
 
     let head1 = remote.push_pull(2, vpc_change);
     fake.open_pull(2, &head1, "master", "Codertocat");
-    assert_eq!(
-        daemon.deliver(
-            "pull_request",
-            &payload("pull_request", Some("opened"), 2),
-            Some(SECRET)
-        ),
-        202
-    );
-    daemon.wait_for("the plan statuses", || {
-        fake.latest_statuses(&head1).len() == 2
-    });
+    assert_eq!(daemon.pull_event("opened", 2), 202);
+    daemon.wait_for_statuses(&fake, &head1);
     let comments = fake.capstan_comments(2);
     assert_eq!(comments.len(), 1, "exactly one comment");
     let first = comments[0].clone();
@@ -407,17 +414,8 @@ fn a_pull_request_gets_one_living_comment_and_two_statuses() {
         );
     });
     fake.set_head(2, &head2);
-    assert_eq!(
-        daemon.deliver(
-            "pull_request",
-            &payload("pull_request", Some("synchronize"), 2),
-            Some(SECRET)
-        ),
-        202
-    );
-    daemon.wait_for("statuses on the new head", || {
-        fake.latest_statuses(&head2).len() == 2
-    });
+    assert_eq!(daemon.pull_event("synchronize", 2), 202);
+    daemon.wait_for_statuses(&fake, &head2);
     let comments = fake.capstan_comments(2);
     assert_eq!(comments.len(), 1, "still exactly one comment");
     assert_eq!(comments[0].id, first.id, "the same comment, edited");
@@ -528,15 +526,8 @@ fn github_failures_and_restarts_never_duplicate_the_comment() {
         ],
         1,
     );
-    assert_eq!(
-        daemon.deliver(
-            "pull_request",
-            &payload("pull_request", Some("opened"), 2),
-            Some(SECRET)
-        ),
-        202
-    );
-    daemon.wait_for("the statuses", || fake.latest_statuses(&head).len() == 2);
+    assert_eq!(daemon.pull_event("opened", 2), 202);
+    daemon.wait_for_statuses(&fake, &head);
     assert_eq!(fake.capstan_comments(2).len(), 1);
     let requests = fake.requests();
     assert!(
@@ -615,7 +606,7 @@ fn polling_finds_pull_requests_and_overlapping_ones_name_each_other() {
     let daemon = Daemon::start(&config);
     let a = remote.push_pull(2, vpc_change);
     fake.open_pull(2, &a, "master", "Codertocat");
-    daemon.wait_for("the first plan", || fake.latest_statuses(&a).len() == 2);
+    daemon.wait_for_statuses(&fake, &a);
     let b = remote.push_pull(3, |dir| {
         replace_in(
             dir,
@@ -706,15 +697,8 @@ fn a_github_app_mints_installation_tokens() {
     let daemon = Daemon::start(&config);
     let head = remote.push_pull(4, vpc_change);
     fake.open_pull(4, &head, "master", "Codertocat");
-    assert_eq!(
-        daemon.deliver(
-            "pull_request",
-            &payload("pull_request", Some("opened"), 4),
-            Some(SECRET)
-        ),
-        202
-    );
-    daemon.wait_for("the statuses", || fake.latest_statuses(&head).len() == 2);
+    assert_eq!(daemon.pull_event("opened", 4), 202);
+    daemon.wait_for_statuses(&fake, &head);
     assert_eq!(fake.capstan_comments(4).len(), 1);
     let minted = fake
         .requests()
