@@ -47,9 +47,27 @@ pub(super) async fn run(
         path: path.clone(),
         source,
     })?;
-    for dir in [&path, &git_dir] {
+    // The checkout's folders recursively, except the git directory, of which only what
+    // moves a branch is watched (HEAD, packed-refs, refs/), not the thousands of object
+    // files. The top level itself is watched too, for files there (capstan.yaml).
+    let mut watches = vec![
+        (path.clone(), RecursiveMode::NonRecursive),
+        (git_dir.clone(), RecursiveMode::NonRecursive),
+        (git_dir.join("refs"), RecursiveMode::Recursive),
+    ];
+    let git_canon = std::fs::canonicalize(&git_dir).unwrap_or_else(|_| git_dir.clone());
+    if let Ok(entries) = std::fs::read_dir(&path) {
+        for entry in entries.flatten() {
+            let p = entry.path();
+            let is_git = std::fs::canonicalize(&p).is_ok_and(|c| c == git_canon);
+            if entry.file_type().is_ok_and(|t| t.is_dir()) && !is_git {
+                watches.push((p, RecursiveMode::Recursive));
+            }
+        }
+    }
+    for (dir, mode) in &watches {
         watcher
-            .watch(dir, RecursiveMode::Recursive)
+            .watch(dir, *mode)
             .map_err(|source| DaemonError::Watch {
                 path: dir.clone(),
                 source,
