@@ -286,7 +286,13 @@ async fn finish(
         shared.queue.cancel_running();
         let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
     }
-    let _ = server.await;
+    // A client holding a connection open must not hold up the exit.
+    if tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .is_err()
+    {
+        tracing::warn!("the HTTP server did not close its connections in time");
+    }
     tracing::info!("stopped");
     Ok(())
 }
