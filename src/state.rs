@@ -249,6 +249,16 @@ impl Store {
         })
     }
 
+    /// The instances `pr` changed at its last plan.
+    pub fn changes(&self, pr: u64) -> Result<Vec<String>, StateError> {
+        self.with(|c| {
+            let mut q = c.prepare(
+                "SELECT instance FROM pull_request_changes WHERE number = ?1 ORDER BY instance",
+            )?;
+            q.query_map(params![pr as i64], |r| r.get(0))?.collect()
+        })
+    }
+
     /// Open pull requests the database knows, with the instances each changes.
     pub fn open_pulls(&self) -> Result<BTreeMap<u64, Vec<String>>, StateError> {
         self.with(|c| {

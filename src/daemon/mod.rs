@@ -336,7 +336,7 @@ async fn dispatch(shared: &Arc<Shared>, event: Event) {
             shared.queue.remove(&n);
             // Pull requests that named this one must stop naming it.
             let closed = || -> Result<Vec<u64>, StateError> {
-                let changed = shared.store.open_pulls()?.remove(&n).unwrap_or_default();
+                let changed = shared.store.changes(n)?;
                 shared.store.close(n)?;
                 Ok(shared.store.overlaps(n, &changed)?.into_keys().collect())
             };

@@ -209,13 +209,7 @@ async fn reconcile(
     .await?;
 
     // Tell the other pull requests sharing instances when what this one changes moved.
-    let before: BTreeSet<String> = shared
-        .store
-        .open_pulls()?
-        .remove(&number)
-        .unwrap_or_default()
-        .into_iter()
-        .collect();
+    let before: BTreeSet<String> = shared.store.changes(number)?.into_iter().collect();
     shared
         .store
         .record_plan(number, &head, &tip, &computed.changed)?;
