@@ -334,16 +334,8 @@ fn describe(cfg: &Config) -> String {
     s
 }
 
-/// The error and its causes on one line, each said once.
 fn chain(e: &anyhow::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for cause in e.chain() {
-        let s = cause.to_string();
-        if !parts.iter().any(|p| p.contains(&s)) {
-            parts.push(s);
-        }
-    }
-    parts.join(": ")
+    crate::error::chain(e.as_ref())
 }
 
 fn out(text: &str) -> anyhow::Result<()> {

@@ -13,8 +13,9 @@ use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
 use super::config::Config;
-use super::{Control, DaemonError, chain, systemd};
+use super::{Control, DaemonError, systemd};
 use crate::core::render;
+use crate::error::chain;
 use crate::source;
 
 /// What was last printed, so unchanged results stay quiet.

@@ -27,6 +27,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::error::chain;
 use crate::github::{Client, GitHubError};
 use crate::source::mirror::{Credentials, Mirror, MirrorError, branch_ref};
 use crate::state::{StateError, Store};
@@ -469,16 +470,4 @@ async fn scheduler(shared: Arc<Shared>, stop: CancellationToken) {
             }
         }
     }
-}
-
-/// An error and its causes on one line, for logs.
-pub(crate) fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }

@@ -11,12 +11,13 @@ use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::{DaemonError, Shared, chain};
+use super::{DaemonError, Shared};
 use crate::core::ownership::{self, Owner, Verdict};
 use crate::core::plan::Plan;
 use crate::core::render::markdown::{self, MARKER};
 use crate::core::render::plan::summary;
 use crate::core::{self, Checked};
+use crate::error::chain;
 use crate::github::{Client, GitHubError, PullRequest, StatusState};
 use crate::source::mirror::{branch_ref, pull_ref};
 use crate::state::CommentRecord;

@@ -12,8 +12,9 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use tokio_util::sync::CancellationToken;
 
+use super::Shared;
 use super::webhook::{self, Ignored, MAX_BODY};
-use super::{Shared, chain};
+use crate::error::chain;
 
 pub(super) async fn serve(
     listener: tokio::net::TcpListener,
