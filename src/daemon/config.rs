@@ -285,6 +285,11 @@ fn duration(what: &str, text: &str) -> Result<Duration, ConfigError> {
         .map_err(|e| ConfigError::Rule(format!("{what}: `{text}` is not a duration: {e}")))
 }
 
+/// The duration written at `what`, or `default` when the key is absent.
+fn duration_or(what: &str, text: Option<&str>, default: Duration) -> Result<Duration, ConfigError> {
+    text.map_or(Ok(default), |t| duration(what, t))
+}
+
 fn build(
     file: FileConfig,
     base_dir: &Path,
@@ -331,10 +336,11 @@ fn build(
             .clone()
             .or(file.repository.branch.clone())
             .unwrap_or_else(|| "main".into()),
-        watch_debounce: match &file.repository.watch_debounce {
-            Some(d) => duration("repository.watch_debounce", d)?,
-            None => Duration::from_millis(300),
-        },
+        watch_debounce: duration_or(
+            "repository.watch_debounce",
+            file.repository.watch_debounce.as_deref(),
+            Duration::from_millis(300),
+        )?,
     };
     let state_dir = match (&o.state_dir, &file.state_dir, &env.state_directory) {
         (Some(dir), _, _) => env.cwd.join(dir),
@@ -404,10 +410,11 @@ fn build(
         github,
         workers: file.workers.unwrap_or(2),
         schedules,
-        shutdown_timeout: match &file.shutdown_timeout {
-            Some(d) => duration("shutdown_timeout", d)?,
-            None => Duration::from_secs(30),
-        },
+        shutdown_timeout: duration_or(
+            "shutdown_timeout",
+            file.shutdown_timeout.as_deref(),
+            Duration::from_secs(30),
+        )?,
         log_format: o.log_format.or(file.log.format).unwrap_or(LogFormat::Text),
         log_level: file.log.level.unwrap_or_else(|| "info".into()),
     })
@@ -475,14 +482,16 @@ fn github(
         poll_interval: (!poll.is_zero()).then_some(poll),
         retry: Retry {
             attempts: gh.retry.attempts.unwrap_or(5),
-            backoff: match &gh.retry.backoff {
-                Some(d) => duration("github.retry.backoff", d)?,
-                None => Duration::from_secs(1),
-            },
-            max_wait: match &gh.retry.max_wait {
-                Some(d) => duration("github.retry.max_wait", d)?,
-                None => Duration::from_secs(15 * 60),
-            },
+            backoff: duration_or(
+                "github.retry.backoff",
+                gh.retry.backoff.as_deref(),
+                Duration::from_secs(1),
+            )?,
+            max_wait: duration_or(
+                "github.retry.max_wait",
+                gh.retry.max_wait.as_deref(),
+                Duration::from_secs(15 * 60),
+            )?,
         },
     })
 }
