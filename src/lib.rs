@@ -3,6 +3,7 @@
 pub mod cli;
 pub mod core;
 pub mod daemon;
+pub mod deploy;
 pub mod error;
 pub mod github;
 pub mod secret;

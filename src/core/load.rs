@@ -146,6 +146,7 @@ pub fn load(tree: &SourceTree, diags: &mut Diagnostics) -> Repository {
             Place::Config => {
                 if let Some(root) = parse(file, FileKind::Config, &path, diags) {
                     repo.config = config(&root, &path);
+                    check_windows(&root, &path, diags);
                 }
             }
             Place::ArtifactType(name) => {
@@ -446,6 +447,7 @@ fn config(root: &Node, file: &Arc<str>) -> Config {
             .unwrap_or_default()
             .iter()
             .map(|w| DeployWindow {
+                name: string(w.get("name")),
                 allow: w.get("action").and_then(Node::as_str) != Some("deny"),
                 cron: string(w.get("cron")).unwrap_or_default(),
                 duration: string(w.get("duration")).unwrap_or_default(),
@@ -453,6 +455,27 @@ fn config(root: &Node, file: &Arc<str>) -> Config {
                 at: loc(file, w),
             })
             .collect(),
+    }
+}
+
+/// Cron expressions are beyond the JSON Schema: each window's is parsed here.
+fn check_windows(root: &Node, file: &Arc<str>, diags: &mut Diagnostics) {
+    for w in root
+        .get("deploy_windows")
+        .map(Node::items)
+        .unwrap_or_default()
+    {
+        if let Some(cron) = w.get("cron")
+            && let Some(text) = cron.as_str()
+            && let Err(e) = super::windows::parse_cron(text)
+        {
+            diags.at(
+                Code::SchemaInvalid,
+                file,
+                cron.pos,
+                format!("deploy_windows: `{text}` is not a cron expression: {e}"),
+            );
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 //! a directory, a git tree or a test string and gives the same answer (a test enforces
 //! that no I/O crate is imported below this folder).
 
+pub mod deployed;
 pub mod diag;
 pub mod load;
 pub mod model;
@@ -13,6 +14,7 @@ pub mod render;
 pub mod resolve;
 pub mod schema;
 pub mod source;
+pub mod windows;
 pub mod yaml;
 
 use diag::{Diagnostic, Diagnostics, Severity};

@@ -101,6 +101,7 @@ pub struct Config {
 /// A deploy window (DESIGN section 10); enforced by the deployer.
 #[derive(Clone, Debug)]
 pub struct DeployWindow {
+    pub name: Option<String>,
     pub allow: bool,
     pub cron: String,
     pub duration: String,

@@ -134,32 +134,19 @@ pub fn plan(old: &Checked, new: &Checked) -> Plan {
             changes.push(Change {
                 instance: id.clone(),
                 action: Action::Destroy,
-                reasons: vec![destroyed_because(prev, new)],
+                reasons: vec![destroyed_because(
+                    prev.project.as_str(),
+                    prev.environment.as_str(),
+                    prev.package.as_str(),
+                    id,
+                    new,
+                )],
                 diffs: Vec::new(),
                 likely_replacement: false,
             });
         }
     }
     changes.sort_by(|a, b| a.instance.cmp(&b.instance));
-
-    let changed: BTreeSet<&InstanceId> = changes
-        .iter()
-        .filter(|c| c.action != Action::Destroy)
-        .map(|c| &c.instance)
-        .collect();
-    let downstream = blast_radius(after, &changed);
-    let waves = new
-        .resolved
-        .waves
-        .iter()
-        .map(|w| {
-            w.iter()
-                .filter(|i| changed.contains(i))
-                .cloned()
-                .collect::<Vec<_>>()
-        })
-        .filter(|w| !w.is_empty())
-        .collect();
     let destroyed: BTreeSet<&InstanceId> = changes
         .iter()
         .filter(|c| c.action == Action::Destroy)
@@ -171,6 +158,39 @@ pub fn plan(old: &Checked, new: &Checked) -> Plan {
         .iter()
         .rev()
         .flat_map(|w| w.iter().filter(|i| destroyed.contains(i)).cloned())
+        .collect();
+    finish(
+        changes,
+        unchanged,
+        after,
+        &new.resolved.waves,
+        destroy_order,
+    )
+}
+
+/// The blast radius and deploy waves of sorted `changes` against the new state `after`.
+pub(super) fn finish(
+    changes: Vec<Change>,
+    unchanged: usize,
+    after: &BTreeMap<InstanceId, Instance>,
+    new_waves: &[Vec<InstanceId>],
+    destroy_order: Vec<InstanceId>,
+) -> Plan {
+    let changed: BTreeSet<&InstanceId> = changes
+        .iter()
+        .filter(|c| c.action != Action::Destroy)
+        .map(|c| &c.instance)
+        .collect();
+    let downstream = blast_radius(after, &changed);
+    let waves = new_waves
+        .iter()
+        .map(|w| {
+            w.iter()
+                .filter(|i| changed.contains(i))
+                .cloned()
+                .collect::<Vec<_>>()
+        })
+        .filter(|w| !w.is_empty())
         .collect();
     Plan {
         changes,
@@ -201,26 +221,30 @@ fn created_because(inst: &Instance, old: &Checked, new: &Checked) -> String {
     }
 }
 
-fn destroyed_because(inst: &Instance, new: &Checked) -> String {
-    let Some(project) = new.repository.projects.get(inst.project.as_str()) else {
-        return format!("project {} was removed", inst.project);
+/// Why instance `id` (of `project`, `environment`, `package`) is not in the new state.
+pub(super) fn destroyed_because(
+    project_id: &str,
+    environment: &str,
+    package: &str,
+    id: &InstanceId,
+    new: &Checked,
+) -> String {
+    let Some(project) = new.repository.projects.get(project_id) else {
+        return format!("project {project_id} was removed");
     };
-    let Some(env) = project.environments.get(inst.environment.as_str()) else {
-        return format!(
-            "environment {} was removed from project {}",
-            inst.environment, inst.project
-        );
+    let Some(env) = project.environments.get(environment) else {
+        return format!("environment {environment} was removed from project {project_id}");
     };
-    if !project.packages.contains_key(inst.package.as_str()) {
-        return format!("package {} was removed from {}", inst.package, project.file);
+    if !project.packages.contains_key(package) {
+        return format!("package {package} was removed from {}", project.file);
     }
-    match env.packages.get(inst.package.as_str()) {
+    match env.packages.get(package) {
         Some(ep) if ep.remote.is_some() => format!(
-            "package {} is replaced by a remote reference in {}",
-            inst.package, env.file
+            "package {package} is replaced by a remote reference in {}",
+            env.file
         ),
-        Some(ep) if !ep.enabled => format!("package {} is disabled in {}", inst.package, env.file),
-        _ => format!("{} no longer resolves (see the diagnostics)", inst.id),
+        Some(ep) if !ep.enabled => format!("package {package} is disabled in {}", env.file),
+        _ => format!("{id} no longer resolves (see the diagnostics)"),
     }
 }
 
@@ -246,45 +270,10 @@ fn compare(
         diffs.push(Diff::BundleContent);
         reasons.push(format!("the files of bundles/{} changed", new.bundle));
     }
-    let mut param_diffs = Vec::new();
-    diff_values(
-        &mut Vec::new(),
-        Some(&old.params),
-        Some(&new.params),
-        &mut param_diffs,
-    );
-    // Only instances whose params differ need the bundles' sensitive fields: most do not.
-    let sensitive = if param_diffs.is_empty() {
-        BTreeSet::new()
-    } else {
-        sensitive_params(new_repo, new)
-            .into_iter()
-            .chain(sensitive_params(old_repo, old))
-            .collect::<BTreeSet<_>>()
-    };
-    for (path, before, after) in param_diffs {
-        let secret = sensitive.iter().any(|s| path.starts_with(s));
-        reasons.push(format!(
-            "params.{} changed in {}",
-            path.join("."),
-            param_origin(new_repo, new, &path).unwrap_or_else(|| "the bundle's defaults".into())
-        ));
-        diffs.push(if secret {
-            Diff::Param {
-                path,
-                old: None,
-                new: None,
-                sensitive: true,
-            }
-        } else {
-            Diff::Param {
-                path,
-                old: before,
-                new: after,
-                sensitive: false,
-            }
-        });
-    }
+    let old_sensitive = || sensitive_params(old_repo, old);
+    let (d, r) = param_changes(&old.params, &new.params, new_repo, new, old_sensitive);
+    diffs.extend(d);
+    reasons.extend(r);
     let mut likely_replacement = false;
     let slots: BTreeSet<&String> = old
         .connections
@@ -328,6 +317,54 @@ fn compare(
         }
     }
     (diffs, reasons, likely_replacement)
+}
+
+/// Field-level params differences and their reasons; values under a path the bundle (old
+/// or new, or `old_sensitive`) marks sensitive are not shown.
+pub(super) fn param_changes(
+    old: &Value,
+    new: &Value,
+    new_repo: &Repository,
+    inst: &Instance,
+    old_sensitive: impl FnOnce() -> Vec<Vec<String>>,
+) -> (Vec<Diff>, Vec<String>) {
+    let mut diffs = Vec::new();
+    let mut reasons = Vec::new();
+    let mut param_diffs = Vec::new();
+    diff_values(&mut Vec::new(), Some(old), Some(new), &mut param_diffs);
+    // Only instances whose params differ need the bundles' sensitive fields: most do not.
+    let sensitive = if param_diffs.is_empty() {
+        BTreeSet::new()
+    } else {
+        sensitive_params(new_repo, inst)
+            .into_iter()
+            .chain(old_sensitive())
+            .collect::<BTreeSet<_>>()
+    };
+    for (path, before, after) in param_diffs {
+        let secret = sensitive.iter().any(|s| path.starts_with(s));
+        reasons.push(format!(
+            "params.{} changed in {}",
+            path.join("."),
+            param_origin(new_repo, inst, &path).unwrap_or_else(|| "the bundle's defaults".into())
+        ));
+        diffs.push(if secret {
+            Diff::Param {
+                path,
+                old: None,
+                new: None,
+                sensitive: true,
+            }
+        } else {
+            Diff::Param {
+                path,
+                old: before,
+                new: after,
+                sensitive: false,
+            }
+        });
+    }
+    (diffs, reasons)
 }
 
 /// What a slot takes: `si-staging-vpc.network`, or `an import`.

@@ -1,7 +1,14 @@
-//! The state database: embedded SQLite in the state directory, in WAL mode, with
-//! migrations versioned here (`PRAGMA user_version`). It holds the daemon's pull-request
-//! bookkeeping (which comment is ours, what was posted, which instances each open PR
-//! changes), so that after any failure or restart nothing is posted twice.
+//! The state database: embedded SQLite in the state directory, in WAL mode with
+//! `synchronous=FULL`, with migrations versioned here (`PRAGMA user_version`). It holds
+//! the daemon's pull-request bookkeeping (which comment is ours, what was posted, which
+//! instances each open PR changes), so that after any failure or restart nothing is
+//! posted twice; and what is deployed (`deploys.rs`): per instance its inputs, artifacts
+//! and status, every run and step. Each write is one transaction, so a crash at any point
+//! loses nothing that was committed.
+
+mod deploys;
+
+pub use deploys::{NewStep, Recovered, RunRecord, StepRecord};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -36,6 +43,51 @@ const MIGRATIONS: &[&str] = &[
          posted_at INTEGER NOT NULL,
          PRIMARY KEY (sha, context)
      );",
+    // 2: deploys (DESIGN section 10): what is deployed per instance, every run and step.
+    "CREATE TABLE runs (
+         id INTEGER PRIMARY KEY AUTOINCREMENT,
+         commit_sha TEXT NOT NULL,
+         trigger TEXT NOT NULL,
+         status TEXT NOT NULL,
+         summary TEXT NOT NULL DEFAULT '',
+         started_at INTEGER NOT NULL,
+         finished_at INTEGER
+     );
+     CREATE TABLE steps (
+         id INTEGER PRIMARY KEY AUTOINCREMENT,
+         run_id INTEGER NOT NULL REFERENCES runs(id),
+         instance TEXT NOT NULL,
+         action TEXT NOT NULL,
+         status TEXT NOT NULL,
+         message TEXT NOT NULL DEFAULT '',
+         log_path TEXT,
+         started_at INTEGER NOT NULL,
+         finished_at INTEGER
+     );
+     CREATE INDEX steps_instance ON steps(instance, id);
+     CREATE INDEX steps_run ON steps(run_id, id);
+     CREATE TABLE instances (
+         id TEXT PRIMARY KEY,
+         project TEXT NOT NULL,
+         environment TEXT NOT NULL,
+         package TEXT NOT NULL,
+         status TEXT NOT NULL,
+         inputs TEXT NOT NULL,
+         digest TEXT NOT NULL,
+         artifacts TEXT NOT NULL,
+         commit_sha TEXT NOT NULL,
+         attributes TEXT NOT NULL,
+         sensitive TEXT NOT NULL,
+         updated_at INTEGER NOT NULL,
+         step_id INTEGER REFERENCES steps(id)
+     );
+     CREATE TABLE deploy_comments (
+         sha TEXT NOT NULL,
+         pr INTEGER NOT NULL,
+         comment_id INTEGER,
+         digest TEXT,
+         PRIMARY KEY (sha, pr)
+     );",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +107,8 @@ pub enum StateError {
     },
     #[error("state database query failed")]
     Query(#[from] rusqlite::Error),
+    #[error("the state database has an unreadable {what} for {key}")]
+    Corrupt { what: &'static str, key: String },
 }
 
 /// What was last posted as our comment on a pull request.
@@ -69,7 +123,7 @@ pub struct Store {
     conn: Mutex<Connection>,
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)

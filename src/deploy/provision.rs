@@ -1,0 +1,497 @@
+//! Running one instance's bundle steps (DESIGN section 10).
+//!
+//! Each deploy or destroy gets a fresh working directory under the state directory holding
+//! the bundle's files as they are in git at the commit (never a working tree), plus
+//! `params.json`, `connections.json` and `metadata.json` in each step's folder. Steps run
+//! in their own process group with a timeout; stdout and stderr go line by line to the
+//! step's log with every known secret replaced by `[redacted]`. The working directory
+//! (which holds secrets in `connections.json`) is removed afterwards, whatever happened.
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::Command;
+
+use crate::core::deployed::Inputs;
+use crate::core::model::{Bundle, Provisioner, Step};
+use crate::core::source::{Content, SourceTree};
+
+/// `deploy` or `destroy`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verb {
+    Deploy,
+    Destroy,
+}
+
+impl Verb {
+    pub fn name(self) -> &'static str {
+        match self {
+            Verb::Deploy => "deploy",
+            Verb::Destroy => "destroy",
+        }
+    }
+}
+
+/// Everything one instance's steps need.
+pub struct Job<'a> {
+    pub verb: Verb,
+    pub instance: &'a str,
+    pub bundle: &'a Bundle,
+    /// The repository at the commit being deployed (for a destroy: last deployed).
+    pub tree: &'a SourceTree,
+    pub inputs: &'a Inputs,
+    pub metadata: Value,
+    pub workdir: PathBuf,
+    pub state_dir: &'a Path,
+    pub log: &'a Path,
+    pub timeout: Duration,
+    /// Values never written to the log.
+    pub secrets: Vec<String>,
+}
+
+/// Scrubs secrets from text written to logs.
+#[derive(Clone, Default)]
+pub struct Redactor {
+    secrets: Vec<String>,
+}
+
+impl Redactor {
+    /// Secrets shorter than four characters are not scrubbed: replacing every `1` or `on`
+    /// in a log would hide everything and protect nothing.
+    pub fn new(mut secrets: Vec<String>) -> Redactor {
+        secrets.retain(|s| s.len() >= 4);
+        // Longest first, so a secret containing another is replaced whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        secrets.dedup();
+        Redactor { secrets }
+    }
+
+    pub fn apply(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for s in &self.secrets {
+            if out.contains(s.as_str()) {
+                out = out.replace(s.as_str(), "[redacted]");
+            }
+        }
+        out
+    }
+}
+
+/// Appends lines to a step's log; shared by the stdout and stderr readers.
+#[derive(Clone)]
+struct Log {
+    file: Arc<Mutex<std::fs::File>>,
+    redactor: Redactor,
+}
+
+impl Log {
+    fn line(&self, text: &str) {
+        use std::io::Write;
+        let line = self.redactor.apply(text);
+        let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        // A log that cannot be written must not fail the deploy; the step's result is
+        // still recorded in the database.
+        let _ = writeln!(f, "{line}");
+    }
+}
+
+/// Runs the job; on success (deploy) returns the artifacts the steps wrote, unvalidated.
+pub async fn run(job: &Job<'_>) -> Result<BTreeMap<String, Value>, String> {
+    let result = run_in_workdir(job).await;
+    if let Err(e) = std::fs::remove_dir_all(&job.workdir)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(dir = %job.workdir.display(), error = %e, "removing a working directory");
+    }
+    result
+}
+
+async fn run_in_workdir(job: &Job<'_>) -> Result<BTreeMap<String, Value>, String> {
+    if let Some(parent) = job.log.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| format!("creating the log folder {}: {e}", parent.display()))?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(job.log)
+        .map_err(|e| format!("opening the log {}: {e}", job.log.display()))?;
+    let log = Log {
+        file: Arc::new(Mutex::new(file)),
+        redactor: Redactor::new(job.secrets.clone()),
+    };
+    let bundle_dir = job.workdir.join("bundle");
+    write_bundle(job.tree, job.bundle, &bundle_dir)
+        .map_err(|e| format!("preparing the working directory: {e}"))?;
+    let steps: Vec<(usize, &Step)> = match job.verb {
+        Verb::Deploy => job.bundle.steps.iter().enumerate().collect(),
+        Verb::Destroy => job.bundle.steps.iter().enumerate().rev().collect(),
+    };
+    let mut artifacts = BTreeMap::new();
+    for (i, step) in steps {
+        log.line(&format!(
+            "## {} step {} ({}, {:?})",
+            job.verb.name(),
+            i + 1,
+            step.path,
+            step.provisioner
+        ));
+        let cwd = step_dir(&bundle_dir, &step.path)?;
+        std::fs::create_dir_all(&cwd).map_err(|e| format!("creating {}: {e}", cwd.display()))?;
+        let artifacts_file = job.workdir.join(format!("artifacts-{}.json", i + 1));
+        write_inputs(job, &cwd).map_err(|e| format!("writing the inputs: {e}"))?;
+        let env = Env {
+            vars: vec![
+                ("CAPSTAN_ACTION", job.verb.name().to_string()),
+                ("CAPSTAN_INSTANCE", job.instance.to_string()),
+                ("CAPSTAN_INPUTS", cwd.display().to_string()),
+                ("CAPSTAN_ARTIFACTS", artifacts_file.display().to_string()),
+                ("CAPSTAN_STATE_DIR", job.state_dir.display().to_string()),
+            ],
+            cwd: cwd.clone(),
+            timeout: job.timeout,
+        };
+        let written = match step.provisioner {
+            Provisioner::Exec => exec(job, step, &env, &log, &artifacts_file).await?,
+            Provisioner::OpenTofu => terraform("tofu", job, i, &env, &log).await?,
+            Provisioner::Terraform => terraform("terraform", job, i, &env, &log).await?,
+        };
+        artifacts.extend(written);
+    }
+    log.line(&format!("## {} finished", job.verb.name()));
+    Ok(artifacts)
+}
+
+/// The step's folder inside the bundle; a path leaving the bundle is refused.
+fn step_dir(bundle_dir: &Path, path: &str) -> Result<PathBuf, String> {
+    let rel = Path::new(path);
+    if rel
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return Err(format!("step path {path:?} leaves the bundle's folder"));
+    }
+    Ok(bundle_dir.join(rel))
+}
+
+/// Writes `bundles/<name>/**` of the tree into `dir`, keeping the executable bit.
+fn write_bundle(tree: &SourceTree, bundle: &Bundle, dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)?;
+    }
+    std::fs::create_dir_all(dir)?;
+    let prefix = format!("bundles/{}/", bundle.name);
+    for file in tree.files() {
+        let Some(rel) = file.path.strip_prefix(&prefix) else {
+            continue;
+        };
+        let Content::Bytes(bytes) = &file.content else {
+            // Links, submodules and oversized files are diagnosed by validation; a deploy
+            // only runs on a revision without errors, so only warnings reach here.
+            continue;
+        };
+        let target = dir.join(rel);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&target, bytes)?;
+        let mode = if file.executable { 0o755 } else { 0o644 };
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode))?;
+    }
+    Ok(())
+}
+
+fn write_inputs(job: &Job<'_>, cwd: &Path) -> std::io::Result<()> {
+    std::fs::write(cwd.join("params.json"), pretty(&job.inputs.params))?;
+    std::fs::write(
+        cwd.join("connections.json"),
+        pretty(&job.inputs.connection_data()),
+    )?;
+    std::fs::write(cwd.join("metadata.json"), pretty(&job.metadata))?;
+    Ok(())
+}
+
+fn pretty<T: serde::Serialize + ?Sized>(value: &T) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".into()) + "\n"
+}
+
+struct Env {
+    vars: Vec<(&'static str, String)>,
+    cwd: PathBuf,
+    timeout: Duration,
+}
+
+async fn exec(
+    job: &Job<'_>,
+    step: &Step,
+    env: &Env,
+    log: &Log,
+    artifacts_file: &Path,
+) -> Result<BTreeMap<String, Value>, String> {
+    let script = match job.verb {
+        Verb::Deploy => step.deploy.as_deref(),
+        Verb::Destroy => step.destroy.as_deref(),
+    };
+    let Some(script) = script else {
+        log.line(&format!("no {} command: nothing to run", job.verb.name()));
+        return Ok(BTreeMap::new());
+    };
+    command(log, env, "sh", &["-c", script], false).await?;
+    if job.verb == Verb::Destroy {
+        return Ok(BTreeMap::new());
+    }
+    match std::fs::read(artifacts_file) {
+        Ok(bytes) => parse_artifacts(&bytes)
+            .map_err(|e| format!("$CAPSTAN_ARTIFACTS is not a JSON object of artifacts: {e}")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+        Err(e) => Err(format!("reading $CAPSTAN_ARTIFACTS: {e}")),
+    }
+}
+
+fn parse_artifacts(bytes: &[u8]) -> Result<BTreeMap<String, Value>, String> {
+    // The message never quotes the text: it may hold a secret.
+    serde_json::from_slice::<BTreeMap<String, Value>>(bytes)
+        .map_err(|e| format!("line {} column {}", e.line(), e.column()))
+}
+
+/// OpenTofu and Terraform: `init`, then `apply` or `destroy`, with the inputs as
+/// `_params.auto.tfvars.json` and `_connections.auto.tfvars.json`; artifacts are the
+/// outputs (`output -json`) named like the bundle's artifact fields.
+async fn terraform(
+    program: &str,
+    job: &Job<'_>,
+    index: usize,
+    env: &Env,
+    log: &Log,
+) -> Result<BTreeMap<String, Value>, String> {
+    let write = |name: &str, text: String| {
+        std::fs::write(env.cwd.join(name), text).map_err(|e| format!("writing {name}: {e}"))
+    };
+    write("_params.auto.tfvars.json", pretty(&job.inputs.params))?;
+    write(
+        "_connections.auto.tfvars.json",
+        pretty(&job.inputs.connection_data()),
+    )?;
+    if !declares_backend(&env.cwd) {
+        // Without a backend of its own, the module keeps its state in capstan's state
+        // directory, one file per instance and step, so the next fresh working
+        // directory finds it.
+        let state = job
+            .state_dir
+            .join("tfstate")
+            .join(job.instance)
+            .join(format!("step-{}.tfstate", index + 1));
+        if let Some(parent) = state.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| format!("creating {}: {e}", parent.display()))?;
+        }
+        write(
+            "_capstan_backend.tf",
+            format!(
+                "terraform {{\n  backend \"local\" {{\n    path = {}\n  }}\n}}\n",
+                serde_json::to_string(&state.display().to_string()).unwrap_or_default()
+            ),
+        )?;
+    }
+    command(
+        log,
+        env,
+        program,
+        &["init", "-input=false", "-no-color"],
+        false,
+    )
+    .await?;
+    match job.verb {
+        Verb::Deploy => {
+            command(
+                log,
+                env,
+                program,
+                &["apply", "-auto-approve", "-input=false", "-no-color"],
+                false,
+            )
+            .await?;
+            let out = command(log, env, program, &["output", "-json"], true).await?;
+            let outputs: BTreeMap<String, Value> = serde_json::from_slice(&out).map_err(|e| {
+                format!(
+                    "`{program} output -json` did not print JSON (line {} column {})",
+                    e.line(),
+                    e.column()
+                )
+            })?;
+            Ok(outputs
+                .into_iter()
+                .filter(|(name, _)| job.bundle.artifacts.contains_key(name))
+                .map(|(name, o)| (name, o.get("value").cloned().unwrap_or(Value::Null)))
+                .collect())
+        }
+        Verb::Destroy => {
+            command(
+                log,
+                env,
+                program,
+                &["destroy", "-auto-approve", "-input=false", "-no-color"],
+                false,
+            )
+            .await?;
+            Ok(BTreeMap::new())
+        }
+    }
+}
+
+/// Whether any `.tf` file of the folder configures a backend.
+fn declares_backend(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries.flatten().any(|e| {
+            e.path().extension().is_some_and(|x| x == "tf")
+                && std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains("backend \""))
+        })
+    })
+}
+
+/// Runs one command in the step's folder, its output into the log (or, with `capture`,
+/// its stdout returned and kept out of the log: `output -json` holds secrets). Fails on a
+/// non-zero exit, a signal or the timeout, which kills the whole process group.
+async fn command(
+    log: &Log,
+    env: &Env,
+    program: &str,
+    args: &[&str],
+    capture: bool,
+) -> Result<Vec<u8>, String> {
+    let shown = if program == "sh" {
+        args.last().copied().unwrap_or_default().to_string()
+    } else {
+        format!("{program} {}", args.join(" "))
+    };
+    log.line(&format!("$ {shown}"));
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .current_dir(&env.cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    for (k, v) in &env.vars {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("starting `{program}`: {e}"))?;
+    let pid = child.id();
+    let stderr = child
+        .stderr
+        .take()
+        .map(|s| tokio::spawn(pump(s, log.clone())));
+    let stdout = child.stdout.take();
+    let captured = if capture {
+        let mut buf = Vec::new();
+        if let Some(mut s) = stdout {
+            let reader = async {
+                use tokio::io::AsyncReadExt;
+                s.read_to_end(&mut buf).await
+            };
+            tokio::time::timeout(env.timeout, reader)
+                .await
+                .ok()
+                .transpose()
+                .map_err(|e| format!("reading the output of `{shown}`: {e}"))?;
+        }
+        Some(buf)
+    } else {
+        stdout.map(|s| tokio::spawn(pump(s, log.clone())));
+        None
+    };
+    let status = match tokio::time::timeout(env.timeout, child.wait()).await {
+        Ok(status) => status.map_err(|e| format!("waiting for `{shown}`: {e}"))?,
+        Err(_) => {
+            if let Some(pid) = pid {
+                // SAFETY: killpg only sends a signal; the group is the child's own.
+                unsafe {
+                    libc::killpg(pid as libc::pid_t, libc::SIGKILL);
+                }
+            }
+            let _ = child.wait().await;
+            let msg = format!(
+                "`{shown}` timed out after {}",
+                humantime::format_duration(env.timeout)
+            );
+            log.line(&msg);
+            return Err(msg);
+        }
+    };
+    if let Some(stderr) = stderr {
+        // The pipes close when the process (group) ends; a grandchild holding them open
+        // must not hold up the deploy.
+        let _ = tokio::time::timeout(Duration::from_secs(5), stderr).await;
+    }
+    if status.success() {
+        return Ok(captured.unwrap_or_default());
+    }
+    let msg = match status.code() {
+        Some(code) => format!("`{shown}` exited with status {code}"),
+        None => format!("`{shown}` was killed by a signal"),
+    };
+    log.line(&msg);
+    Err(msg)
+}
+
+async fn pump(stream: impl AsyncRead + Unpin, log: Log) {
+    let mut lines = BufReader::new(stream).split(b'\n');
+    while let Ok(Some(line)) = lines.next_segment().await {
+        log.line(String::from_utf8_lossy(&line).trim_end_matches('\r'));
+    }
+}
+
+/// Re-scrubs a finished log with secrets learnt during the step (new artifacts).
+pub fn scrub_log(path: &Path, redactor: &Redactor) -> std::io::Result<()> {
+    let text = match std::fs::read(path) {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let clean = redactor.apply(&text);
+    if clean != text {
+        let tmp = path.with_extension("log.tmp");
+        std::fs::write(&tmp, clean)?;
+        std::fs::rename(tmp, path)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redaction_replaces_longest_first_and_ignores_tiny_values() {
+        let r = Redactor::new(vec!["hunter2".into(), "hunter2-extra".into(), "1".into()]);
+        assert_eq!(
+            r.apply("pw=hunter2-extra old=hunter2 n=1"),
+            "pw=[redacted] old=[redacted] n=1"
+        );
+    }
+
+    #[test]
+    fn step_paths_stay_inside_the_bundle() {
+        let base = Path::new("/w/bundle");
+        assert_eq!(step_dir(base, "src").unwrap(), base.join("src"));
+        assert_eq!(step_dir(base, "./src/tf").unwrap(), base.join("./src/tf"));
+        assert!(step_dir(base, "../other").is_err());
+        assert!(step_dir(base, "/etc").is_err());
+    }
+
+    #[test]
+    fn artifacts_must_be_an_object_and_errors_never_quote_them() {
+        assert!(parse_artifacts(br#"{"network": {"id": "x"}}"#).is_ok());
+        let err = parse_artifacts(br#"["secret-value"]"#).unwrap_err();
+        assert!(!err.contains("secret-value"), "{err}");
+    }
+}

@@ -1,0 +1,523 @@
+//! What is deployed, and the history of how it got there.
+//!
+//! - `instances`: one row per instance that exists (or may, after a failure): its last
+//!   deployed inputs and digest, artifacts, status, commit and time. A destroy that
+//!   succeeds deletes the row.
+//! - `runs`: one per deploy of a commit; `steps`: one per instance deployed or destroyed
+//!   in a run (all of the bundle's steps, with one log file).
+//!
+//! A step's start and its instance's status change are one transaction, and so are a
+//! step's end and its instance's new record: after a crash, a `running` step always has
+//! its instance `deploying`/`destroying`, which [`Store::recover`] marks interrupted.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{OptionalExtension, Row, params};
+
+use super::{StateError, Store, now};
+use crate::core::deployed::{Deployed, Inputs, Status};
+use crate::core::model::InstanceId;
+
+/// What a step is about to do, and what its instance's row needs if it is new.
+pub struct NewStep<'a> {
+    pub run: i64,
+    pub instance: &'a InstanceId,
+    pub project: &'a str,
+    pub environment: &'a str,
+    pub package: &'a str,
+    /// `deploy` or `destroy`.
+    pub action: &'a str,
+    pub inputs: &'a Inputs,
+    pub commit: &'a str,
+    pub attributes: &'a BTreeMap<String, String>,
+    pub sensitive: &'a [Vec<String>],
+    pub log_path: Option<&'a str>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunRecord {
+    pub id: i64,
+    pub commit: String,
+    pub trigger: String,
+    pub status: String,
+    pub summary: String,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StepRecord {
+    pub id: i64,
+    pub run: i64,
+    pub instance: String,
+    pub action: String,
+    pub status: String,
+    pub message: String,
+    pub log_path: Option<String>,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+/// What [`Store::recover`] found interrupted.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recovered {
+    pub runs: usize,
+    pub steps: usize,
+    pub instances: Vec<String>,
+}
+
+fn json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "null".into())
+}
+
+/// The raw text columns of an `instances` row, parsed outside the database lock.
+struct RawInstance {
+    id: String,
+    project: String,
+    environment: String,
+    package: String,
+    status: String,
+    inputs: String,
+    digest: String,
+    artifacts: String,
+    commit: String,
+    attributes: String,
+    sensitive: String,
+    updated_at: i64,
+}
+
+const INSTANCE_COLUMNS: &str = "id, project, environment, package, status, inputs, digest, artifacts, commit_sha, attributes, sensitive, updated_at";
+
+impl RawInstance {
+    fn from_row(r: &Row<'_>) -> rusqlite::Result<RawInstance> {
+        Ok(RawInstance {
+            id: r.get(0)?,
+            project: r.get(1)?,
+            environment: r.get(2)?,
+            package: r.get(3)?,
+            status: r.get(4)?,
+            inputs: r.get(5)?,
+            digest: r.get(6)?,
+            artifacts: r.get(7)?,
+            commit: r.get(8)?,
+            attributes: r.get(9)?,
+            sensitive: r.get(10)?,
+            updated_at: r.get(11)?,
+        })
+    }
+
+    fn parse(self) -> Result<Deployed, StateError> {
+        let corrupt = |what| StateError::Corrupt {
+            what,
+            key: self.id.clone(),
+        };
+        Ok(Deployed {
+            status: Status::parse(&self.status).ok_or_else(|| corrupt("status"))?,
+            inputs: serde_json::from_str(&self.inputs).map_err(|_| corrupt("inputs"))?,
+            artifacts: serde_json::from_str(&self.artifacts).map_err(|_| corrupt("artifacts"))?,
+            attributes: serde_json::from_str(&self.attributes)
+                .map_err(|_| corrupt("attributes"))?,
+            sensitive: serde_json::from_str(&self.sensitive).map_err(|_| corrupt("sensitive"))?,
+            instance: InstanceId(self.id),
+            project: self.project,
+            environment: self.environment,
+            package: self.package,
+            digest: self.digest,
+            commit: self.commit,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+fn step_from_row(r: &Row<'_>) -> rusqlite::Result<StepRecord> {
+    Ok(StepRecord {
+        id: r.get(0)?,
+        run: r.get(1)?,
+        instance: r.get(2)?,
+        action: r.get(3)?,
+        status: r.get(4)?,
+        message: r.get(5)?,
+        log_path: r.get(6)?,
+        started_at: r.get(7)?,
+        finished_at: r.get(8)?,
+    })
+}
+
+const STEP_COLUMNS: &str =
+    "id, run_id, instance, action, status, message, log_path, started_at, finished_at";
+
+impl Store {
+    /// Every instance recorded, by id.
+    pub fn deployed(&self) -> Result<BTreeMap<InstanceId, Deployed>, StateError> {
+        let raw = self.with(|c| {
+            let mut q = c.prepare(&format!(
+                "SELECT {INSTANCE_COLUMNS} FROM instances ORDER BY id"
+            ))?;
+            q.query_map([], RawInstance::from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        raw.into_iter()
+            .map(|r| r.parse().map(|d| (d.instance.clone(), d)))
+            .collect()
+    }
+
+    pub fn instance(&self, id: &str) -> Result<Option<Deployed>, StateError> {
+        let raw = self.with(|c| {
+            c.query_row(
+                &format!("SELECT {INSTANCE_COLUMNS} FROM instances WHERE id = ?1"),
+                params![id],
+                RawInstance::from_row,
+            )
+            .optional()
+        })?;
+        raw.map(RawInstance::parse).transpose()
+    }
+
+    pub fn begin_run(&self, commit: &str, trigger: &str) -> Result<i64, StateError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO runs (commit_sha, trigger, status, started_at) VALUES (?1, ?2, 'running', ?3)",
+                params![commit, trigger, now()],
+            )?;
+            Ok(c.last_insert_rowid())
+        })
+    }
+
+    pub fn finish_run(&self, run: i64, status: &str, summary: &str) -> Result<(), StateError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE runs SET status = ?2, summary = ?3, finished_at = ?4 WHERE id = ?1",
+                params![run, status, summary, now()],
+            )
+            .map(drop)
+        })
+    }
+
+    /// Starts a step, and marks its instance `deploying` or `destroying`, in one
+    /// transaction. A new instance gets a row at once (with no digest), so a crash during
+    /// its first deploy still leaves a record of what may exist.
+    pub fn begin_step(&self, step: &NewStep<'_>) -> Result<i64, StateError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let t = now();
+            tx.execute(
+                "INSERT INTO steps (run_id, instance, action, status, log_path, started_at) VALUES (?1, ?2, ?3, 'running', ?4, ?5)",
+                params![step.run, step.instance.as_str(), step.action, step.log_path, t],
+            )?;
+            let id = tx.last_insert_rowid();
+            let status = if step.action == "destroy" {
+                Status::Destroying
+            } else {
+                Status::Deploying
+            };
+            tx.execute(
+                "INSERT INTO instances (id, project, environment, package, status, inputs, digest, artifacts, commit_sha, attributes, sensitive, updated_at, step_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, '', '{}', ?7, ?8, ?9, ?10, ?11)
+                 ON CONFLICT(id) DO UPDATE SET status = ?5, updated_at = ?10, step_id = ?11",
+                params![
+                    step.instance.as_str(),
+                    step.project,
+                    step.environment,
+                    step.package,
+                    status.name(),
+                    json(step.inputs),
+                    step.commit,
+                    json(step.attributes),
+                    json(&step.sensitive),
+                    t,
+                    id
+                ],
+            )?;
+            tx.commit()?;
+            Ok(id)
+        })
+    }
+
+    /// A deploy step succeeded: the instance now is `record` (status `deployed`).
+    pub fn finish_deploy(&self, step: i64, record: &Deployed) -> Result<(), StateError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let t = now();
+            tx.execute(
+                "UPDATE steps SET status = 'succeeded', finished_at = ?2 WHERE id = ?1",
+                params![step, t],
+            )?;
+            tx.execute(
+                "INSERT INTO instances (id, project, environment, package, status, inputs, digest, artifacts, commit_sha, attributes, sensitive, updated_at, step_id)
+                 VALUES (?1, ?2, ?3, ?4, 'deployed', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                 ON CONFLICT(id) DO UPDATE SET project = ?2, environment = ?3, package = ?4, status = 'deployed',
+                     inputs = ?5, digest = ?6, artifacts = ?7, commit_sha = ?8, attributes = ?9, sensitive = ?10,
+                     updated_at = ?11, step_id = ?12",
+                params![
+                    record.instance.as_str(),
+                    record.project,
+                    record.environment,
+                    record.package,
+                    json(&record.inputs),
+                    record.digest,
+                    json(&record.artifacts),
+                    record.commit,
+                    json(&record.attributes),
+                    json(&record.sensitive),
+                    t,
+                    step
+                ],
+            )?;
+            tx.commit()
+        })
+    }
+
+    /// A destroy step succeeded: the instance's row goes.
+    pub fn finish_destroy(&self, step: i64, instance: &InstanceId) -> Result<(), StateError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "UPDATE steps SET status = 'succeeded', finished_at = ?2 WHERE id = ?1",
+                params![step, now()],
+            )?;
+            tx.execute(
+                "DELETE FROM instances WHERE id = ?1",
+                params![instance.as_str()],
+            )?;
+            tx.commit()
+        })
+    }
+
+    /// A step failed: its instance is `failed` (or `destroy-failed`) and runs again next time.
+    pub fn fail_step(&self, step: i64, message: &str) -> Result<(), StateError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let t = now();
+            tx.execute(
+                "UPDATE steps SET status = 'failed', message = ?2, finished_at = ?3 WHERE id = ?1",
+                params![step, message, t],
+            )?;
+            tx.execute(
+                "UPDATE instances SET status = CASE status WHEN 'destroying' THEN 'destroy-failed' ELSE 'failed' END,
+                     updated_at = ?2
+                 WHERE step_id = ?1",
+                params![step, t],
+            )?;
+            tx.commit()
+        })
+    }
+
+    /// A step that did not run (`skipped`, `waiting`): recorded for the history only.
+    pub fn note_step(
+        &self,
+        run: i64,
+        instance: &InstanceId,
+        action: &str,
+        status: &str,
+        message: &str,
+    ) -> Result<(), StateError> {
+        self.with(|c| {
+            let t = now();
+            c.execute(
+                "INSERT INTO steps (run_id, instance, action, status, message, started_at, finished_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+                params![run, instance.as_str(), action, status, message, t],
+            )
+            .map(drop)
+        })
+    }
+
+    /// After a crash: whatever was running is marked interrupted, in one transaction.
+    /// Call it only while holding the deploy lock (no other process can be deploying).
+    pub fn recover(&self) -> Result<Recovered, StateError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let t = now();
+            let mut instances = Vec::new();
+            {
+                let mut q = tx.prepare(
+                    "SELECT id FROM instances WHERE status IN ('deploying', 'destroying') ORDER BY id",
+                )?;
+                for id in q.query_map([], |r| r.get::<_, String>(0))? {
+                    instances.push(id?);
+                }
+            }
+            tx.execute(
+                "UPDATE instances SET status = 'interrupted', updated_at = ?1 WHERE status IN ('deploying', 'destroying')",
+                params![t],
+            )?;
+            let steps = tx.execute(
+                "UPDATE steps SET status = 'interrupted', message = 'capstan stopped during this step', finished_at = ?1
+                 WHERE status = 'running'",
+                params![t],
+            )?;
+            let runs = tx.execute(
+                "UPDATE runs SET status = 'interrupted', finished_at = ?1 WHERE status = 'running'",
+                params![t],
+            )?;
+            tx.commit()?;
+            Ok(Recovered {
+                runs,
+                steps,
+                instances,
+            })
+        })
+    }
+
+    /// The latest `limit` runs, newest first.
+    pub fn runs(&self, limit: usize) -> Result<Vec<RunRecord>, StateError> {
+        self.with(|c| {
+            let mut q = c.prepare(
+                "SELECT id, commit_sha, trigger, status, summary, started_at, finished_at FROM runs ORDER BY id DESC LIMIT ?1",
+            )?;
+            q.query_map(params![limit as i64], |r| {
+                Ok(RunRecord {
+                    id: r.get(0)?,
+                    commit: r.get(1)?,
+                    trigger: r.get(2)?,
+                    status: r.get(3)?,
+                    summary: r.get(4)?,
+                    started_at: r.get(5)?,
+                    finished_at: r.get(6)?,
+                })
+            })?
+            .collect()
+        })
+    }
+
+    /// The latest `limit` steps of an instance, newest first.
+    pub fn steps_of(&self, instance: &str, limit: usize) -> Result<Vec<StepRecord>, StateError> {
+        self.with(|c| {
+            let mut q = c.prepare(&format!(
+                "SELECT {STEP_COLUMNS} FROM steps WHERE instance = ?1 ORDER BY id DESC LIMIT ?2"
+            ))?;
+            q.query_map(params![instance, limit as i64], step_from_row)?
+                .collect()
+        })
+    }
+
+    /// Every step of a run, in order.
+    pub fn steps_in(&self, run: i64) -> Result<Vec<StepRecord>, StateError> {
+        self.with(|c| {
+            let mut q = c.prepare(&format!(
+                "SELECT {STEP_COLUMNS} FROM steps WHERE run_id = ?1 ORDER BY id"
+            ))?;
+            q.query_map(params![run], step_from_row)?.collect()
+        })
+    }
+
+    /// Our comment about the deploy of `sha` on pull request `pr`.
+    pub fn deploy_comment(
+        &self,
+        sha: &str,
+        pr: u64,
+    ) -> Result<Option<super::CommentRecord>, StateError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT comment_id, digest FROM deploy_comments WHERE sha = ?1 AND pr = ?2 AND comment_id IS NOT NULL",
+                params![sha, pr as i64],
+                |r| {
+                    Ok(super::CommentRecord {
+                        id: r.get::<_, i64>(0)? as u64,
+                        digest: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                    })
+                },
+            )
+            .optional()
+        })
+    }
+
+    pub fn set_deploy_comment(
+        &self,
+        sha: &str,
+        pr: u64,
+        record: &super::CommentRecord,
+    ) -> Result<(), StateError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO deploy_comments (sha, pr, comment_id, digest) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(sha, pr) DO UPDATE SET comment_id = ?3, digest = ?4",
+                params![sha, pr as i64, record.id as i64, record.digest],
+            )
+            .map(drop)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::deployed::Input;
+
+    fn inputs(data: &str) -> Inputs {
+        Inputs {
+            bundle: "aws-vpc".into(),
+            version: "1.0.0".into(),
+            bundle_digest: "d".into(),
+            params: serde_json::json!({"cidr": data}),
+            connections: BTreeMap::from([(
+                "credentials".into(),
+                Input {
+                    source: "import".into(),
+                    data: Some(serde_json::json!({"arn": "a"})),
+                },
+            )]),
+        }
+    }
+
+    #[test]
+    fn a_deploy_interrupted_and_recovered_keeps_every_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let id = InstanceId("si-staging-vpc".into());
+        let attrs = BTreeMap::new();
+        let new_step = |run, inputs: &Inputs| {
+            Store::open(&path)
+                .unwrap()
+                .begin_step(&NewStep {
+                    run,
+                    instance: &id,
+                    project: "si",
+                    environment: "staging",
+                    package: "vpc",
+                    action: "deploy",
+                    inputs,
+                    commit: "c1",
+                    attributes: &attrs,
+                    sensitive: &[],
+                    log_path: None,
+                })
+                .unwrap()
+        };
+        let first = inputs("10.0.0.0/16");
+        let run = Store::open(&path).unwrap().begin_run("c1", "test").unwrap();
+        let step = new_step(run, &first);
+        {
+            let store = Store::open(&path).unwrap();
+            let mut record = store.instance("si-staging-vpc").unwrap().unwrap();
+            assert_eq!(record.status, Status::Deploying);
+            assert_eq!(record.digest, "");
+            record.digest = first.digest();
+            record.artifacts =
+                BTreeMap::from([("network".into(), serde_json::json!({"id": "vpc-1"}))]);
+            store.finish_deploy(step, &record).unwrap();
+            store.finish_run(run, "succeeded", "").unwrap();
+        }
+        // A second run dies during its step: the old inputs and artifacts stay.
+        let second = inputs("10.1.0.0/16");
+        let run2 = Store::open(&path).unwrap().begin_run("c2", "test").unwrap();
+        new_step(run2, &second);
+        let store = Store::open(&path).unwrap();
+        let recovered = store.recover().unwrap();
+        assert_eq!(
+            recovered,
+            Recovered {
+                runs: 1,
+                steps: 1,
+                instances: vec!["si-staging-vpc".into()]
+            }
+        );
+        let record = store.instance("si-staging-vpc").unwrap().unwrap();
+        assert_eq!(record.status, Status::Interrupted);
+        assert_eq!(record.inputs, first);
+        assert_eq!(record.artifacts["network"]["id"], "vpc-1");
+        assert!(!record.is_current(&first), "interrupted is never current");
+        assert_eq!(store.steps_of("si-staging-vpc", 10).unwrap().len(), 2);
+        assert_eq!(store.runs(10).unwrap()[0].status, "interrupted");
+        assert_eq!(store.recover().unwrap(), Recovered::default());
+    }
+}
