@@ -33,7 +33,7 @@ use crate::core::source::SourceTree;
 use crate::core::windows::{self, Gate};
 use crate::state::{NewStep, StateError, Store};
 use provision::{Redactor, Verb};
-pub use report::{markdown, text};
+pub use report::{MARKER, line, markdown, text};
 
 /// Reads the repository at a commit (from git, never a working tree).
 pub type Trees = Arc<dyn Fn(&str) -> Result<SourceTree, String> + Send + Sync>;
@@ -112,6 +112,7 @@ pub enum Result_ {
 }
 
 impl Result_ {
+    /// As in the state database's `steps.status`, and in sentences (`which failed`).
     pub fn word(&self) -> &'static str {
         match self {
             Result_::Succeeded => "succeeded",
@@ -255,7 +256,7 @@ impl Deployer {
             unchanged: 0,
         };
         // Instances that did not reach their desired state in this run, and why.
-        let mut held: HashMap<InstanceId, String> = HashMap::new();
+        let mut held: HashMap<InstanceId, Result_> = HashMap::new();
         let windows = &target.checked.repository.config.deploy_windows;
         let now = Utc::now();
         let instances = &target.checked.resolved.instances;
@@ -275,14 +276,15 @@ impl Deployer {
                     .into_iter()
                     .find(|p| held.contains_key(p))
                 {
-                    let why = format!("it takes artifacts from {p}, which {}", held[&p]);
-                    self.note(
-                        &mut report,
-                        &mut held,
-                        id,
-                        Verb::Deploy,
-                        Result_::Skipped(why),
-                    )?;
+                    let why = format!("it takes artifacts from {p}, which {}", held[&p].word());
+                    let result = match &held[&p] {
+                        Result_::Waiting { opens, .. } => Result_::Waiting {
+                            reason: why,
+                            opens: *opens,
+                        },
+                        _ => Result_::Skipped(why),
+                    };
+                    self.note(&mut report, &mut held, id, Verb::Deploy, result)?;
                     continue;
                 }
                 let repo = &target.checked.repository;
@@ -346,7 +348,7 @@ impl Deployer {
         run: i64,
         now: DateTime<Utc>,
         state: &mut BTreeMap<InstanceId, Deployed>,
-        held: &mut HashMap<InstanceId, String>,
+        held: &mut HashMap<InstanceId, Result_>,
         report: &mut Report,
     ) -> Result<(), DeployError> {
         let desired = &target.checked.resolved.instances;
@@ -443,7 +445,7 @@ impl Deployer {
     fn note(
         &self,
         report: &mut Report,
-        held: &mut HashMap<InstanceId, String>,
+        held: &mut HashMap<InstanceId, Result_>,
         id: &InstanceId,
         verb: Verb,
         result: Result_,
@@ -466,7 +468,7 @@ impl Deployer {
             seconds: 0.0,
             artifacts: BTreeMap::new(),
         };
-        held.insert(id.clone(), format!("was {}", outcome.result.word()));
+        held.insert(id.clone(), outcome.result.clone());
         (self.progress)(&outcome);
         report.outcomes.push(outcome);
         Ok(())
@@ -475,7 +477,7 @@ impl Deployer {
     fn finish(
         &self,
         report: &mut Report,
-        held: &mut HashMap<InstanceId, String>,
+        held: &mut HashMap<InstanceId, Result_>,
         state: &mut BTreeMap<InstanceId, Deployed>,
         outcome: Outcome,
     ) -> Result<(), DeployError> {
@@ -489,7 +491,7 @@ impl Deployer {
                 state.remove(&outcome.instance);
             }
             (result, _) => {
-                held.insert(outcome.instance.clone(), format!("{}", result.word()));
+                held.insert(outcome.instance.clone(), result.clone());
             }
         }
         (self.progress)(&outcome);

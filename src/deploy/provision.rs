@@ -135,11 +135,15 @@ async fn run_in_workdir(job: &Job<'_>) -> Result<BTreeMap<String, Value>, String
     let mut artifacts = BTreeMap::new();
     for (i, step) in steps {
         log.line(&format!(
-            "## {} step {} ({}, {:?})",
+            "## {} step {} ({}, {})",
             job.verb.name(),
             i + 1,
             step.path,
-            step.provisioner
+            match step.provisioner {
+                Provisioner::Exec => "exec",
+                Provisioner::OpenTofu => "opentofu",
+                Provisioner::Terraform => "terraform",
+            }
         ));
         let cwd = step_dir(&bundle_dir, &step.path)?;
         std::fs::create_dir_all(&cwd).map_err(|e| format!("creating {}: {e}", cwd.display()))?;

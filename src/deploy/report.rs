@@ -39,7 +39,7 @@ pub fn line(o: &Outcome) -> String {
     };
     let mut out = format!("{mark} {} {what}", o.instance);
     if o.seconds > 0.0 {
-        let _ = write!(out, " in {:.1}s", o.seconds);
+        let _ = write!(out, " in {:.2}s", o.seconds);
     }
     let d = detail(o);
     if !d.is_empty() {

@@ -132,3 +132,19 @@ fn prefix_in(repo: &Repository, path: &Path) -> String {
         .collect::<Vec<_>>()
         .join("/")
 }
+
+/// The full commit id `rev` names in the git repository enclosing `path`.
+pub fn resolve_commit(path: &Path, rev: &str) -> Result<String, SourceError> {
+    let repo = Repository::discover(path).map_err(|source| SourceError::NotGit {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    repo.revparse_single(rev)
+        .and_then(|o| o.peel_to_commit())
+        .map(|c| c.id().to_string())
+        .map_err(|source| SourceError::UnknownRev {
+            path: path.to_path_buf(),
+            rev: rev.to_string(),
+            source,
+        })
+}

@@ -9,7 +9,7 @@ pub mod mirror;
 use std::path::{Path, PathBuf};
 
 pub use dir::read_dir;
-pub use git::{read_at, read_rev};
+pub use git::{read_at, read_rev, resolve_commit};
 
 use crate::core::source::SourceTree;
 

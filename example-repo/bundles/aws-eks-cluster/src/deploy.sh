@@ -1,10 +1,29 @@
 #!/bin/sh
-# Simulates deploying a aws-eks-cluster: a file under $CAPSTAN_CLOUD_DIR stands for the cloud
-# resource, and the artifacts go to $CAPSTAN_ARTIFACTS (DESIGN section 10).
+# Simulates deploying an Amazon EKS cluster on the local machine (DESIGN sections 10 and 13).
+# The file $cloud/<instance>.json stands for the cloud resource: its id is generated on
+# the first deploy and kept by every later one (a deploy may run again after a crash, so
+# it must be idempotent), and it records the params and the connection data it was made
+# with, which is how artifacts are seen flowing between projects. The artifacts go to
+# $CAPSTAN_ARTIFACTS as {field: data}.
 set -eu
-cloud="${CAPSTAN_CLOUD_DIR:-${TMPDIR:-/tmp}/capstan-cloud}"
+cloud="${CAPSTAN_CLOUD_DIR:-${CAPSTAN_STATE_DIR:-${TMPDIR:-/tmp}}/cloud}"
 mkdir -p "$cloud"
-id="$CAPSTAN_INSTANCE"
-cp params.json "$cloud/$id.aws-eks-cluster.json"
-printf '{"cluster": {"name": "%s", "endpoint": "https://%s.eks.local", "version": "1.31", "token": "tok-%s"}}\n' "$id" "$id" "$id" > "$CAPSTAN_ARTIFACTS"
-echo "aws-eks-cluster $id deployed"
+res="$cloud/$CAPSTAN_INSTANCE"
+[ -s "$res.id" ] || printf 'eks-%s\n' "$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')" > "$res.id"
+id=$(cat "$res.id")
+# A param of the pretty-printed params.json, one key per line.
+param() { sed -n "s/^  \"$1\": \"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}$/\1/p" params.json; }
+{
+  printf '{"id": "%s", "type": "aws-eks-cluster",\n"params": ' "$id"
+  cat params.json
+  printf ',\n"connections": '
+  cat connections.json
+  printf '}\n'
+} > "$res.json.tmp"
+mv "$res.json.tmp" "$res.json"
+version=$(param version)
+[ -s "$res.token" ] || od -An -N16 -tx1 /dev/urandom | tr -d ' \n' > "$res.token"
+token=$(cat "$res.token")
+printf '{"cluster": {"name": "%s", "endpoint": "https://%s.eks.local", "version": "%s", "token": "%s"}}\n' \
+  "$CAPSTAN_INSTANCE" "$id" "$version" "$token" > "$CAPSTAN_ARTIFACTS"
+echo "EKS cluster $id (Kubernetes $version) is up for $CAPSTAN_INSTANCE"

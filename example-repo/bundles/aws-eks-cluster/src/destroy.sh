@@ -1,6 +1,6 @@
 #!/bin/sh
-# Simulates destroying a aws-eks-cluster: its stand-in file under $CAPSTAN_CLOUD_DIR is removed.
+# Simulates destroying an Amazon EKS cluster: its stand-in files are removed (DESIGN section 10).
 set -eu
-cloud="${CAPSTAN_CLOUD_DIR:-${TMPDIR:-/tmp}/capstan-cloud}"
-rm -f "$cloud/$CAPSTAN_INSTANCE.aws-eks-cluster.json"
+cloud="${CAPSTAN_CLOUD_DIR:-${CAPSTAN_STATE_DIR:-${TMPDIR:-/tmp}}/cloud}"
+rm -f "$cloud/$CAPSTAN_INSTANCE".*
 echo "aws-eks-cluster $CAPSTAN_INSTANCE destroyed"

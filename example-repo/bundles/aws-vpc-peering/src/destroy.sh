@@ -1,6 +1,6 @@
 #!/bin/sh
-# Simulates destroying a aws-vpc-peering: its stand-in file under $CAPSTAN_CLOUD_DIR is removed.
+# Simulates destroying an AWS VPC peering connection: its stand-in files are removed (DESIGN section 10).
 set -eu
-cloud="${CAPSTAN_CLOUD_DIR:-${TMPDIR:-/tmp}/capstan-cloud}"
-rm -f "$cloud/$CAPSTAN_INSTANCE.aws-vpc-peering.json"
+cloud="${CAPSTAN_CLOUD_DIR:-${CAPSTAN_STATE_DIR:-${TMPDIR:-/tmp}}/cloud}"
+rm -f "$cloud/$CAPSTAN_INSTANCE".*
 echo "aws-vpc-peering $CAPSTAN_INSTANCE destroyed"

@@ -1,10 +1,28 @@
 #!/bin/sh
-# Simulates deploying a aws-vpc: a file under $CAPSTAN_CLOUD_DIR stands for the cloud
-# resource, and the artifacts go to $CAPSTAN_ARTIFACTS (DESIGN section 10).
+# Simulates deploying an AWS VPC on the local machine (DESIGN sections 10 and 13).
+# The file $cloud/<instance>.json stands for the cloud resource: its id is generated on
+# the first deploy and kept by every later one (a deploy may run again after a crash, so
+# it must be idempotent), and it records the params and the connection data it was made
+# with, which is how artifacts are seen flowing between projects. The artifacts go to
+# $CAPSTAN_ARTIFACTS as {field: data}.
 set -eu
-cloud="${CAPSTAN_CLOUD_DIR:-${TMPDIR:-/tmp}/capstan-cloud}"
+cloud="${CAPSTAN_CLOUD_DIR:-${CAPSTAN_STATE_DIR:-${TMPDIR:-/tmp}}/cloud}"
 mkdir -p "$cloud"
-id="$CAPSTAN_INSTANCE"
-cp params.json "$cloud/$id.aws-vpc.json"
-printf '{"network": {"id": "vpc-%s", "cidr": "10.0.0.0/16", "region": "us-east-1", "private_subnets": ["subnet-%s-a", "subnet-%s-b"]}}\n' "$id" "$id" "$id" > "$CAPSTAN_ARTIFACTS"
-echo "aws-vpc $id deployed"
+res="$cloud/$CAPSTAN_INSTANCE"
+[ -s "$res.id" ] || printf 'vpc-%s\n' "$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')" > "$res.id"
+id=$(cat "$res.id")
+# A param of the pretty-printed params.json, one key per line.
+param() { sed -n "s/^  \"$1\": \"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}$/\1/p" params.json; }
+{
+  printf '{"id": "%s", "type": "aws-vpc",\n"params": ' "$id"
+  cat params.json
+  printf ',\n"connections": '
+  cat connections.json
+  printf '}\n'
+} > "$res.json.tmp"
+mv "$res.json.tmp" "$res.json"
+cidr=$(param cidr)
+region=$(param region)
+printf '{"network": {"id": "%s", "cidr": "%s", "region": "%s", "private_subnets": ["%s-a", "%s-b"]}}\n' \
+  "$id" "$cidr" "$region" "$id" "$id" > "$CAPSTAN_ARTIFACTS"
+echo "VPC $id ($cidr in $region) is up for $CAPSTAN_INSTANCE"

@@ -1,10 +1,27 @@
 #!/bin/sh
-# Simulates deploying a container-app: a file under $CAPSTAN_CLOUD_DIR stands for the cloud
-# resource, and the artifacts go to $CAPSTAN_ARTIFACTS (DESIGN section 10).
+# Simulates deploying a container app on a shared Kubernetes cluster on the local machine (DESIGN sections 10 and 13).
+# The file $cloud/<instance>.json stands for the cloud resource: its id is generated on
+# the first deploy and kept by every later one (a deploy may run again after a crash, so
+# it must be idempotent), and it records the params and the connection data it was made
+# with, which is how artifacts are seen flowing between projects. The artifacts go to
+# $CAPSTAN_ARTIFACTS as {field: data}.
 set -eu
-cloud="${CAPSTAN_CLOUD_DIR:-${TMPDIR:-/tmp}/capstan-cloud}"
+cloud="${CAPSTAN_CLOUD_DIR:-${CAPSTAN_STATE_DIR:-${TMPDIR:-/tmp}}/cloud}"
 mkdir -p "$cloud"
-id="$CAPSTAN_INSTANCE"
-cp params.json "$cloud/$id.container-app.json"
+res="$cloud/$CAPSTAN_INSTANCE"
+[ -s "$res.id" ] || printf 'app-%s\n' "$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')" > "$res.id"
+id=$(cat "$res.id")
+# A param of the pretty-printed params.json, one key per line.
+param() { sed -n "s/^  \"$1\": \"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}$/\1/p" params.json; }
+{
+  printf '{"id": "%s", "type": "container-app",\n"params": ' "$id"
+  cat params.json
+  printf ',\n"connections": '
+  cat connections.json
+  printf '}\n'
+} > "$res.json.tmp"
+mv "$res.json.tmp" "$res.json"
+image=$(param image)
+endpoint=$(sed -n 's/^ *"endpoint": "\([^"]*\)",*$/\1/p' connections.json)
 printf '{}\n' > "$CAPSTAN_ARTIFACTS"
-echo "container-app $id deployed"
+echo "App $id ($image) runs on $endpoint for $CAPSTAN_INSTANCE"

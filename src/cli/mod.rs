@@ -1,5 +1,8 @@
 //! Command-line definitions and glue: the only place that knows about terminals, output
-//! streams and exit codes (0 success, 1 validation errors, 2 usage or I/O failure).
+//! streams and exit codes (0 success, 1 validation errors or a deploy that did not reach
+//! the desired state, 2 usage or I/O failure).
+
+mod deploy;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -35,13 +38,17 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
-    /// Plan: what changes between two revisions, why, what is affected downstream, in what order.
+    /// Plan: what changes between two revisions (or a revision and the deployed state),
+    /// why, what is affected downstream, in what order.
     Plan {
         #[arg(long, default_value = ".")]
         repo: PathBuf,
         /// The old state (e.g. the merge base of a pull request).
         #[arg(long, default_value = "HEAD")]
         base: String,
+        /// Plan against the deployed state in this database instead of --base.
+        #[arg(long, conflicts_with = "base")]
+        state: Option<PathBuf>,
         /// The new state.
         #[arg(long, conflicts_with = "worktree")]
         head: Option<String>,
@@ -53,6 +60,31 @@ enum Command {
         /// Exit 0 with no changes, 1 on errors, 2 with changes; usage and I/O failures give 3.
         #[arg(long)]
         detailed_exitcode: bool,
+    },
+    /// Deploy a revision: plan it against the deployed state, then run what changed,
+    /// wave by wave, and record the result.
+    Apply {
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        #[arg(long, default_value = "HEAD")]
+        rev: String,
+        /// The state database; logs and working directories go beside it.
+        #[arg(long, default_value = ".capstan/state.db")]
+        state: PathBuf,
+        /// How many instances of a wave deploy at once.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+        parallel: u16,
+        /// How long one instance's steps may take, e.g. 30m.
+        #[arg(long, default_value = "30m")]
+        timeout: String,
+        /// Deploy without asking.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// What is deployed: `state list`, `state show INSTANCE` (sensitive values hidden).
+    State {
+        #[command(subcommand)]
+        command: StateCommand,
     },
     /// The instance graph with cross-project edges labelled by how they are made.
     Graph {
@@ -73,6 +105,25 @@ enum Command {
     /// Run the daemon: plan every pull request on GitHub as one living comment, or watch a
     /// local checkout and print the plan of each edit.
     Serve(Box<ServeArgs>),
+}
+
+#[derive(Subcommand, Debug)]
+enum StateCommand {
+    /// Every recorded instance with its status, bundle, commit and time.
+    List {
+        #[arg(long, default_value = ".capstan/state.db")]
+        state: PathBuf,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// One instance: inputs, artifacts and recent steps with their logs.
+    Show {
+        instance: String,
+        #[arg(long, default_value = ".capstan/state.db")]
+        state: PathBuf,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -350,6 +401,36 @@ fn out(text: &str) -> anyhow::Result<()> {
     }
 }
 
+/// A revision's diagnostics in a plan's format.
+fn diagnostics(checked: &crate::core::Checked, format: PlanFormat) -> String {
+    match format {
+        PlanFormat::Text => render::diagnostics::text(checked),
+        PlanFormat::Markdown => render::markdown::diagnostics(
+            &checked.diagnostics,
+            &render::markdown::Options::new(None),
+        ),
+        PlanFormat::Json => render::diagnostics::json(checked),
+    }
+}
+
+fn render_plan(
+    plan: &crate::core::plan::Plan,
+    new: &crate::core::Checked,
+    format: PlanFormat,
+) -> String {
+    let color = std::env::var_os("NO_COLOR").is_none()
+        && std::io::IsTerminal::is_terminal(&std::io::stdout());
+    match format {
+        PlanFormat::Text => render::plan::text(plan, color),
+        PlanFormat::Markdown => render::markdown::plan(
+            plan,
+            &new.diagnostics,
+            &render::markdown::Options::new(None),
+        ),
+        PlanFormat::Json => render::plan::json(plan),
+    }
+}
+
 fn execute(command: Command) -> anyhow::Result<i32> {
     match command {
         Command::Serve(args) => serve(&args),
@@ -370,47 +451,60 @@ fn execute(command: Command) -> anyhow::Result<i32> {
         Command::Plan {
             repo,
             base,
+            state,
             head,
             worktree,
             format,
             detailed_exitcode,
         } => {
-            let old = crate::core::check(&crate::source::read_base(&repo, &base)?);
             let head_rev = if worktree {
                 None
             } else {
                 Some(head.as_deref().unwrap_or("HEAD"))
             };
+            if let Some(db) = state {
+                return deploy::plan(&repo, head_rev, &db, format, detailed_exitcode);
+            }
+            let old = crate::core::check(&crate::source::read_base(&repo, &base)?);
             let new = crate::core::check(&crate::source::read(&repo, head_rev)?);
             if new.has_errors() {
-                out(&match format {
-                    PlanFormat::Text => render::diagnostics::text(&new),
-                    PlanFormat::Markdown => render::markdown::diagnostics(
-                        &new.diagnostics,
-                        &render::markdown::Options::new(None),
-                    ),
-                    PlanFormat::Json => render::diagnostics::json(&new),
-                })?;
+                out(&diagnostics(&new, format))?;
                 return Ok(1);
             }
             let plan = crate::core::plan::plan(&old, &new);
-            let color = std::env::var_os("NO_COLOR").is_none()
-                && std::io::IsTerminal::is_terminal(&std::io::stdout());
-            out(&match format {
-                PlanFormat::Text => render::plan::text(&plan, color),
-                PlanFormat::Markdown => render::markdown::plan(
-                    &plan,
-                    &new.diagnostics,
-                    &render::markdown::Options::new(None),
-                ),
-                PlanFormat::Json => render::plan::json(&plan),
-            })?;
+            out(&render_plan(&plan, &new, format))?;
             Ok(if detailed_exitcode && !plan.is_empty() {
                 2
             } else {
                 0
             })
         }
+        Command::Apply {
+            repo,
+            rev,
+            state,
+            parallel,
+            timeout,
+            yes,
+        } => deploy::apply(deploy::Apply {
+            repo,
+            rev,
+            state,
+            parallel: parallel.into(),
+            timeout,
+            yes,
+        }),
+        Command::State {
+            command: StateCommand::List { state, format },
+        } => deploy::state_list(&state, format),
+        Command::State {
+            command:
+                StateCommand::Show {
+                    instance,
+                    state,
+                    format,
+                },
+        } => deploy::state_show(&state, &instance, format),
         Command::Graph {
             repo,
             rev,

@@ -1,0 +1,301 @@
+//! The deploying commands: `apply`, `state list|show`, and `plan --state`.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::{Format, PlanFormat, out};
+use crate::core::deployed::{self, Deployed};
+use crate::core::model::InstanceId;
+use crate::core::render;
+use crate::deploy::{DeployLock, Deployer, Target};
+use crate::state::Store;
+
+/// What `capstan apply` was given.
+pub struct Apply {
+    pub repo: PathBuf,
+    pub rev: String,
+    pub state: PathBuf,
+    pub parallel: usize,
+    pub timeout: String,
+    pub yes: bool,
+}
+
+/// The folder of a state database, which also holds logs and working directories.
+fn state_dir(db: &Path) -> PathBuf {
+    match db.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+fn open_existing(db: &Path) -> anyhow::Result<Store> {
+    if !db.exists() {
+        anyhow::bail!(
+            "no state database at {} (nothing was deployed with it yet; pass --state)",
+            db.display()
+        );
+    }
+    Ok(Store::open(db)?)
+}
+
+/// Deploys a revision against the state: lock, recover, plan, confirm, deploy.
+pub fn apply(args: Apply) -> anyhow::Result<i32> {
+    let timeout = humantime::parse_duration(&args.timeout)
+        .map_err(|e| anyhow::anyhow!("--timeout {:?}: {e}", args.timeout))?;
+    let commit = crate::source::resolve_commit(&args.repo, &args.rev)?;
+    let tree = crate::source::read(&args.repo, Some(&commit))?;
+    let checked = crate::core::check(&tree);
+    if checked.has_errors() {
+        out(&render::diagnostics::text(&checked))?;
+        eprintln!("capstan: {commit} has validation errors; nothing is deployed");
+        return Ok(1);
+    }
+    let dir = state_dir(&args.state);
+    std::fs::create_dir_all(&dir)?;
+    let _lock = DeployLock::acquire(&dir)?;
+    let store = Arc::new(Store::open(&args.state)?);
+    let recovered = store.recover()?;
+    if !recovered.instances.is_empty() {
+        eprintln!(
+            "capstan: a previous deploy was interrupted; these run again: {}",
+            recovered.instances.join(", ")
+        );
+    }
+    let plan = deployed::plan(&store.deployed()?, &checked);
+    let color = std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal();
+    out(&render::plan::text(&plan, color))?;
+    if plan.is_empty() && plan.downstream.is_empty() {
+        return Ok(0);
+    }
+    if !args.yes && !confirm()? {
+        eprintln!("capstan: nothing deployed");
+        return Ok(1);
+    }
+    let repo = args.repo.clone();
+    let deployer = Deployer {
+        store,
+        state_dir: dir,
+        trees: Arc::new(move |commit: &str| {
+            crate::source::read(&repo, Some(commit)).map_err(|e| crate::error::chain(&e))
+        }),
+        parallel: args.parallel,
+        step_timeout: timeout,
+        progress: Arc::new(|o| {
+            let _ = out(&format!("{}\n", crate::deploy::line(o)));
+        }),
+    };
+    let target = Target {
+        commit,
+        tree: Arc::new(tree),
+        checked: Arc::new(checked),
+        trigger: "apply".into(),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let report = runtime.block_on(deployer.deploy(&target))?;
+    out(&format!("{}\n", report.summary()))?;
+    Ok(i32::from(report.status() != "succeeded"))
+}
+
+/// Asks on the terminal; refuses without one (`--yes` is for scripts).
+fn confirm() -> anyhow::Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!("not asking without a terminal: pass --yes to deploy");
+    }
+    eprint!("Deploy this plan? [y/N] ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
+/// `plan --state`: a revision (or the working tree) against what is deployed.
+pub fn plan(
+    repo: &Path,
+    rev: Option<&str>,
+    db: &Path,
+    format: PlanFormat,
+    detailed_exitcode: bool,
+) -> anyhow::Result<i32> {
+    let new = crate::core::check(&crate::source::read(repo, rev)?);
+    if new.has_errors() {
+        out(&super::diagnostics(&new, format))?;
+        return Ok(1);
+    }
+    // A database that does not exist yet is the empty state: everything is created.
+    let state = if db.exists() {
+        Store::open(db)?.deployed()?
+    } else {
+        BTreeMap::new()
+    };
+    let plan = deployed::plan(&state, &new);
+    out(&super::render_plan(&plan, &new, format))?;
+    Ok(if detailed_exitcode && !plan.is_empty() {
+        2
+    } else {
+        0
+    })
+}
+
+/// A record as shown: sensitive values replaced by `(sensitive)`.
+fn shown(d: &Deployed) -> Value {
+    let mut params = d.inputs.params.clone();
+    deployed::redact("params", &mut params, &d.sensitive);
+    let mut connections: Value = d
+        .inputs
+        .connections
+        .iter()
+        .map(|(slot, i)| (slot.clone(), json!({"source": i.source, "data": i.data})))
+        .collect::<serde_json::Map<_, _>>()
+        .into();
+    deployed::redact("connections", &mut connections, &d.sensitive);
+    let mut artifacts = serde_json::to_value(&d.artifacts).unwrap_or_default();
+    deployed::redact("artifacts", &mut artifacts, &d.sensitive);
+    json!({
+        "instance": d.instance.as_str(),
+        "status": d.status.name(),
+        "project": d.project,
+        "environment": d.environment,
+        "package": d.package,
+        "bundle": d.inputs.bundle,
+        "version": d.inputs.version,
+        "commit": d.commit,
+        "updated_at": time(d.updated_at),
+        "digest": d.digest,
+        "params": params,
+        "connections": connections,
+        "artifacts": artifacts,
+    })
+}
+
+fn time(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_default()
+}
+
+pub fn state_list(db: &Path, format: Format) -> anyhow::Result<i32> {
+    let store = open_existing(db)?;
+    let all = store.deployed()?;
+    match format {
+        Format::Json => {
+            let rows: Vec<Value> = all.values().map(shown).collect();
+            out(&format!("{}\n", serde_json::to_string_pretty(&rows)?))?;
+        }
+        Format::Text => {
+            let mut text = format!(
+                "{:<28} {:<15} {:<28} {:<11} {}\n",
+                "INSTANCE", "STATUS", "BUNDLE", "COMMIT", "UPDATED"
+            );
+            for d in all.values() {
+                text.push_str(&format!(
+                    "{:<28} {:<15} {:<28} {:<11} {}\n",
+                    d.instance.as_str(),
+                    d.status.name(),
+                    format!("{}@{}", d.inputs.bundle, d.inputs.version),
+                    d.commit.get(..10).unwrap_or(&d.commit),
+                    time(d.updated_at)
+                ));
+            }
+            if let Some(run) = store.runs(1)?.first() {
+                text.push_str(&format!(
+                    "\nlast run {} of {} ({}): {}, {}\n",
+                    run.id,
+                    run.commit.get(..10).unwrap_or(&run.commit),
+                    run.trigger,
+                    run.status,
+                    run.summary
+                ));
+            }
+            out(&text)?;
+        }
+    }
+    Ok(0)
+}
+
+pub fn state_show(db: &Path, instance: &str, format: Format) -> anyhow::Result<i32> {
+    let store = open_existing(db)?;
+    let Some(d) = store.instance(instance)? else {
+        let known: Vec<InstanceId> = store.deployed()?.into_keys().collect();
+        anyhow::bail!(
+            "{instance} is not in the state database {} ({} instances recorded; `capstan state list` shows them)",
+            db.display(),
+            known.len()
+        );
+    };
+    let steps = store.steps_of(instance, 10)?;
+    let mut value = shown(&d);
+    value["steps"] = steps
+        .iter()
+        .map(|s| {
+            json!({
+                "run": s.run,
+                "action": s.action,
+                "status": s.status,
+                "message": s.message,
+                "log": s.log_path,
+                "started_at": time(s.started_at),
+                "seconds": s.finished_at.map(|f| f - s.started_at),
+            })
+        })
+        .collect();
+    match format {
+        Format::Json => out(&format!("{}\n", serde_json::to_string_pretty(&value)?))?,
+        Format::Text => {
+            let pretty = |v: &Value| {
+                serde_json::to_string_pretty(v)
+                    .unwrap_or_default()
+                    .replace('\n', "\n    ")
+            };
+            let mut text = format!(
+                "{}\n  status:      {}\n  bundle:      {}@{}\n  commit:      {}\n  updated:     {}\n  digest:      {}\n",
+                d.instance,
+                d.status.name(),
+                d.inputs.bundle,
+                d.inputs.version,
+                d.commit,
+                time(d.updated_at),
+                if d.digest.is_empty() {
+                    "(never deployed)"
+                } else {
+                    &d.digest
+                }
+            );
+            text.push_str(&format!("  params:\n    {}\n", pretty(&value["params"])));
+            text.push_str(&format!(
+                "  connections:\n    {}\n",
+                pretty(&value["connections"])
+            ));
+            text.push_str(&format!(
+                "  artifacts:\n    {}\n",
+                pretty(&value["artifacts"])
+            ));
+            text.push_str("  recent steps:\n");
+            for s in &steps {
+                text.push_str(&format!(
+                    "    run {:<4} {:<8} {:<12} {}{}{}\n",
+                    s.run,
+                    s.action,
+                    s.status,
+                    time(s.started_at),
+                    if s.message.is_empty() {
+                        String::new()
+                    } else {
+                        format!("  {}", s.message)
+                    },
+                    s.log_path
+                        .as_deref()
+                        .map(|l| format!("  log: {l}"))
+                        .unwrap_or_default()
+                ));
+            }
+            out(&text)?;
+        }
+    }
+    Ok(0)
+}
