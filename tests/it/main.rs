@@ -2,6 +2,7 @@
 
 mod cli;
 mod conventions;
+mod deploy;
 mod diagnostics;
 mod fuzz;
 mod git;
