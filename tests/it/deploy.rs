@@ -704,3 +704,158 @@ fn apply_refuses_without_a_terminal_or_yes() {
     assert!(text(&out).contains("pass --yes"));
     assert!(w.deployed().is_empty());
 }
+
+/// A fake `tofu`/`terraform`: records each call (arguments, the files in its folder and
+/// the tfvars it was given) and answers `output -json` like the real one.
+const FAKE_TF: &str = r#"#!/bin/sh
+set -eu
+name=$(basename "$0")
+{
+  echo "$name $*"
+  ls | sort | sed 's/^/  file /'
+} >> "$FAKE_TF_RECORD"
+case "$1" in
+  init)
+    cp _params.auto.tfvars.json "$FAKE_TF_RECORD.$name.params"
+    cp _connections.auto.tfvars.json "$FAKE_TF_RECORD.$name.connections"
+    [ ! -e _capstan_backend.tf ] || cp _capstan_backend.tf "$FAKE_TF_RECORD.$name.backend"
+    echo "Initializing the backend..." ;;
+  apply) echo "Apply complete! Resources: 1 added, 0 changed, 0 destroyed." ;;
+  output)
+    printf '{"bucket": {"sensitive": false, "type": "object", "value": {"name": "b-%s", "key": "s3cr3t-key"}}, "extra": {"sensitive": false, "type": "string", "value": "not an artifact"}}\n' "$name" ;;
+  destroy) echo "Destroy complete! Resources: 1 destroyed." ;;
+  *) echo "unexpected $*" >&2; exit 1 ;;
+esac
+"#;
+
+#[test]
+fn opentofu_and_terraform_steps_run_init_apply_output_and_destroy() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for name in ["tofu", "terraform"] {
+        std::fs::write(bin.join(name), FAKE_TF).unwrap();
+        std::fs::set_permissions(bin.join(name), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let files = [
+        ("capstan.yaml", "owners: [\"@acme/platform\"]\n"),
+        (
+            "artifact-types/bucket.yaml",
+            "schema:\n  type: object\n  required: [name]\n  properties:\n    name: {type: string}\n    key: {type: string, sensitive: true}\n",
+        ),
+        (
+            "bundles/tf-bucket/bundle.yaml",
+            "version: 1.0.0\nparams:\n  type: object\n  properties:\n    size: {type: integer, default: 5}\nconnections:\n  properties:\n    peer: {$ref: bucket}\nartifacts:\n  required: [bucket]\n  properties:\n    bucket: {$ref: bucket}\nsteps:\n  - path: tofu\n    provisioner: opentofu\n  - path: terraform\n    provisioner: terraform\n",
+        ),
+        ("bundles/tf-bucket/tofu/main.tf", "output \"bucket\" {}\n"),
+        ("bundles/tf-bucket/terraform/main.tf", "output \"bucket\" {}\n"),
+        (
+            "projects/data/project.yaml",
+            "owners: [\"@acme/data\"]\npackages:\n  first:\n    bundle: tf-bucket\n  second:\n    bundle: tf-bucket\n    params: {size: 7}\n    connections:\n      peer: first.bucket\n",
+        ),
+        ("projects/data/environments/dev.yaml", "attributes: {tier: dev}\n"),
+    ];
+    for (path, text) in files {
+        let p = repo.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    git_init(&repo);
+    commit_all(&repo, "buckets");
+    let w = World {
+        _dir: dir,
+        repo,
+        state: bin.parent().unwrap().join("state"),
+    };
+    let record = w.state.parent().unwrap().join("record");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let apply = || {
+        let out = w
+            .command(&["apply", "--yes"])
+            .arg("--repo")
+            .arg(&w.repo)
+            .env("PATH", &path)
+            .env("FAKE_TF_RECORD", &record)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        out
+    };
+    let out = apply();
+    let calls = std::fs::read_to_string(&record).unwrap();
+    let commands: Vec<&str> = calls.lines().filter(|l| !l.starts_with("  ")).collect();
+    assert_eq!(
+        commands,
+        [
+            "tofu init -input=false -no-color",
+            "tofu apply -auto-approve -input=false -no-color",
+            "tofu output -json",
+            "terraform init -input=false -no-color",
+            "terraform apply -auto-approve -input=false -no-color",
+            "terraform output -json",
+        ]
+        .repeat(2),
+        "{calls}"
+    );
+    for file in [
+        "_params.auto.tfvars.json",
+        "_connections.auto.tfvars.json",
+        "_capstan_backend.tf",
+        "main.tf",
+        "params.json",
+        "connections.json",
+        "metadata.json",
+    ] {
+        assert!(calls.contains(&format!("  file {file}\n")), "{file} missing: {calls}");
+    }
+    // The second bucket got its params and the first one's artifact as a connection.
+    let params: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{}.tofu.params", record.display())).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(params, serde_json::json!({"size": 7}));
+    let connections: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{}.tofu.connections", record.display())).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(connections["peer"]["name"], "b-terraform");
+    let backend = std::fs::read_to_string(format!("{}.terraform.backend", record.display())).unwrap();
+    assert!(backend.contains("backend \"local\""), "{backend}");
+    assert!(backend.contains("tfstate/data-dev-second/step-2.tfstate"), "{backend}");
+
+    let state = w.deployed();
+    let bucket = &state[&InstanceId("data-dev-first".into())].artifacts;
+    assert_eq!(bucket.len(), 1, "only declared outputs are artifacts: {bucket:?}");
+    assert_eq!(bucket["bucket"]["name"], "b-terraform");
+    assert!(!text(&out).contains("s3cr3t-key"), "{}", text(&out));
+    assert!(!w.logs().contains("s3cr3t-key"));
+    assert!(w.logs().contains("Apply complete!"));
+
+    // Removing the second package destroys it: init then destroy, steps in reverse order.
+    std::fs::write(&record, "").unwrap();
+    let project = w.repo.join("projects/data/project.yaml");
+    let text_now = std::fs::read_to_string(&project).unwrap();
+    let cut = text_now.find("  second:").unwrap();
+    std::fs::write(&project, &text_now[..cut]).unwrap();
+    w.commit("one bucket is enough");
+    apply();
+    let calls = std::fs::read_to_string(&record).unwrap();
+    let commands: Vec<&str> = calls.lines().filter(|l| !l.starts_with("  ")).collect();
+    assert_eq!(
+        commands,
+        [
+            "terraform init -input=false -no-color",
+            "terraform destroy -auto-approve -input=false -no-color",
+            "tofu init -input=false -no-color",
+            "tofu destroy -auto-approve -input=false -no-color",
+        ],
+        "{calls}"
+    );
+    assert_eq!(w.deployed().len(), 1);
+}
