@@ -7,7 +7,6 @@
 //! argument.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use croner::Cron;
@@ -25,7 +24,7 @@ pub fn parse_cron(text: &str) -> Result<Cron, String> {
 }
 
 /// Parses `8h`, `2d`, `1h30m`.
-pub fn parse_duration(text: &str) -> Option<Duration> {
+pub fn parse_duration(text: &str) -> Option<chrono::Duration> {
     let mut total = 0u64;
     let mut number = String::new();
     for c in text.chars() {
@@ -43,7 +42,8 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
             _ => return None,
         };
     }
-    (number.is_empty() && !text.is_empty()).then_some(Duration::from_secs(total))
+    let seconds = i64::try_from(total).ok()?;
+    (number.is_empty() && !text.is_empty()).then(|| chrono::Duration::seconds(seconds))
 }
 
 /// Whether a deploy may run now.
@@ -107,7 +107,7 @@ pub fn gate(
     {
         let parsed = parse_cron(&spec.cron)
             .ok()
-            .zip(parse_duration(&spec.duration).and_then(|d| chrono::Duration::from_std(d).ok()));
+            .zip(parse_duration(&spec.duration));
         match parsed {
             Some((cron, length)) => applicable.push(Window { spec, cron, length }),
             None => {
@@ -197,8 +197,14 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("2d"), Some(Duration::from_secs(172_800)));
+        assert_eq!(
+            parse_duration("1h30m"),
+            Some(chrono::Duration::seconds(5400))
+        );
+        assert_eq!(
+            parse_duration("2d"),
+            Some(chrono::Duration::seconds(172_800))
+        );
         assert_eq!(parse_duration("5"), None);
         assert_eq!(parse_duration(""), None);
         assert_eq!(parse_duration("3w"), None);

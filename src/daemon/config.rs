@@ -125,6 +125,15 @@ pub struct Schedule {
 #[serde(rename_all = "lowercase")]
 pub enum Job {
     Replan,
+    Reconcile,
+}
+
+/// Merge-to-deploy settings.
+#[derive(Clone, Debug)]
+pub struct DeployConfig {
+    pub enabled: bool,
+    pub parallel: usize,
+    pub step_timeout: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -137,6 +146,7 @@ pub struct Config {
     pub github: Option<GitHubConfig>,
     pub workers: usize,
     pub schedules: Vec<Schedule>,
+    pub deploy: DeployConfig,
     pub shutdown_timeout: Duration,
     pub log_format: LogFormat,
     pub log_level: String,
@@ -154,6 +164,8 @@ struct FileConfig {
     workers: Option<usize>,
     #[serde(default)]
     schedules: Vec<FileSchedule>,
+    #[serde(default)]
+    deploy: FileDeploy,
     shutdown_timeout: Option<String>,
     #[serde(default)]
     log: FileLog,
@@ -200,6 +212,13 @@ struct FileSchedule {
     name: Option<String>,
     cron: String,
     job: Job,
+}
+
+#[derive(Deserialize, Default)]
+struct FileDeploy {
+    enabled: Option<bool>,
+    parallel: Option<usize>,
+    step_timeout: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -410,6 +429,15 @@ fn build(
         github,
         workers: file.workers.unwrap_or(2),
         schedules,
+        deploy: DeployConfig {
+            enabled: file.deploy.enabled.unwrap_or(true),
+            parallel: file.deploy.parallel.unwrap_or(4),
+            step_timeout: duration_or(
+                "deploy.step_timeout",
+                file.deploy.step_timeout.as_deref(),
+                Duration::from_secs(30 * 60),
+            )?,
+        },
         shutdown_timeout: duration_or(
             "shutdown_timeout",
             file.shutdown_timeout.as_deref(),

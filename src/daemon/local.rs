@@ -1,7 +1,8 @@
 //! Running beside a local checkout, without GitHub: the checkout and its git directory
-//! are watched with `notify`; after edits settle (debounced), the working tree is planned
-//! against the deploy branch and the plan is printed when it changed; a new commit on the
-//! deploy branch prints the plan from the old commit to the new one.
+//! are watched with `notify`. At start and on each new commit on the deploy branch, that
+//! commit is deployed against the deployed state (merge-to-deploy, read from git, never
+//! from the working tree) and the outcome printed; after edits settle (debounced), the
+//! working tree is planned against the deployed state and the plan printed when it changed.
 //!
 //! The notify callback only forwards into a channel (as watchexec does); all work happens
 //! on the runtime.
@@ -12,11 +13,15 @@ use std::path::{Path, PathBuf};
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
+use std::sync::Arc;
+
 use super::config::Config;
+use super::deploys::{Deploys, Prepared};
 use super::{Control, DaemonError, systemd};
 use crate::core::render;
 use crate::error::chain;
 use crate::source;
+use crate::state::Store;
 
 /// What was last printed, so unchanged results stay quiet.
 #[derive(Default)]
@@ -76,14 +81,25 @@ pub(super) async fn run(
     }
     let mut config = config;
     tracing::info!(path = %path.display(), branch = config.repository.branch, "watching");
-    let mut seen = Seen::default();
-    evaluate(&path, &config.repository.branch, &mut seen);
-    systemd::ready();
+    let store = Arc::new(Store::open(&config.state_dir.join("state.db"))?);
+    let reader = path.clone();
+    let deploys = Arc::new(Deploys::open(
+        store,
+        config.state_dir.clone(),
+        Arc::new(move |sha: &str| source::read(&reader, Some(sha)).map_err(|e| chain(&e))),
+    )?);
     let stop = control.shutdown.clone();
+    let mut seen = Seen::default();
+    evaluate(&path, &config, &deploys, &stop, &mut seen, false).await;
+    systemd::ready();
     tokio::spawn(systemd::watchdog(stop.clone()));
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
+            Some(why) = deploys.next(&stop) => {
+                tracing::info!(trigger = why, "deploying again");
+                evaluate(&path, &config, &deploys, &stop, &mut seen, true).await;
+            }
             Some(()) = control.reload.recv() => match (control.reloader)() {
                 Ok(new) => {
                     config = new;
@@ -100,13 +116,7 @@ pub(super) async fn run(
                         _ = stop.cancelled() => break,
                     }
                 }
-                let (path, branch) = (path.clone(), config.repository.branch.clone());
-                seen = tokio::task::spawn_blocking(move || {
-                    evaluate(&path, &branch, &mut seen);
-                    seen
-                })
-                .await
-                .map_err(|e| DaemonError::Other(format!("the plan task failed: {e}")))?;
+                evaluate(&path, &config, &deploys, &stop, &mut seen, false).await;
             }
         }
     }
@@ -125,40 +135,110 @@ fn tip(path: &Path, branch: &str) -> Option<String> {
     Some(id.to_string())
 }
 
-fn evaluate(path: &Path, branch: &str, seen: &mut Seen) {
+/// Deploys the branch's commit when it is new (or `again`), then prints the working
+/// tree's plan against the deployed state when it changed.
+async fn evaluate(
+    path: &Path,
+    config: &Config,
+    deploys: &Arc<Deploys>,
+    stop: &tokio_util::sync::CancellationToken,
+    seen: &mut Seen,
+    again: bool,
+) {
+    let branch = &config.repository.branch;
     let color = std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal();
     let tip = tip(path, branch);
-    let mut report = String::new();
-    if tip != seen.tip {
-        if let (Some(old), Some(new)) = (&seen.tip, &tip) {
-            report.push_str(&format!(
-                "── {branch} moved {} → {}\n",
-                short(old),
-                short(new)
-            ));
-            report.push_str(&plan_text(
-                source::read_base(path, old),
-                source::read(path, Some(new)),
-                color,
-            ));
+    if tip != seen.tip || again {
+        if let Some(commit) = &tip {
+            let trigger = if seen.tip.is_none() {
+                "start"
+            } else {
+                "commit"
+            };
+            print(&deploy(commit, branch, config, deploys, stop, trigger, color).await);
         }
         seen.tip.clone_from(&tip);
-        // The working tree's plan is relative to the tip, so show it again.
+        // The working tree's plan is relative to the deployed state, so show it again.
         seen.worktree = None;
     }
-    let base = match &tip {
-        Some(t) => source::read_base(path, t),
-        None => Ok(Default::default()),
+    let worktree = match source::read(path, None) {
+        Ok(tree) => {
+            let new = crate::core::check(&tree);
+            if new.has_errors() {
+                render::diagnostics::text(&new)
+            } else {
+                match deploys.store().deployed() {
+                    Ok(state) => {
+                        render::plan::text(&crate::core::deployed::plan(&state, &new), color)
+                    }
+                    Err(e) => format!("capstan: error: {}\n", chain(&e)),
+                }
+            }
+        }
+        Err(e) => format!("capstan: error: {}\n", chain(&e)),
     };
-    let worktree = plan_text(base, source::read(path, None), color);
     if seen.worktree.as_ref() != Some(&worktree) {
-        report.push_str(&format!(
-            "── working tree against {branch} ({})\n",
+        print(&format!(
+            "── working tree against the deployed state ({branch} at {})\n{worktree}",
             tip.as_deref().map_or("no commits", short)
         ));
-        report.push_str(&worktree);
         seen.worktree = Some(worktree);
     }
+}
+
+/// Deploys `commit` and says what happened.
+async fn deploy(
+    commit: &str,
+    branch: &str,
+    config: &Config,
+    deploys: &Arc<Deploys>,
+    stop: &tokio_util::sync::CancellationToken,
+    trigger: &str,
+    color: bool,
+) -> String {
+    let head = format!("── {branch} at {}: ", short(commit));
+    if !config.deploy.enabled {
+        return format!("{head}deploys are off (deploy.enabled: false)\n");
+    }
+    match deploys.prepare(commit, trigger).await {
+        Err(e) => format!("{head}capstan: error: {}\n", chain(&e)),
+        Ok(Prepared::Invalid(checked)) => format!(
+            "{head}does not validate; nothing deployed\n{}",
+            render::diagnostics::text(&checked)
+        ),
+        Ok(Prepared::Nothing(plan)) => {
+            format!(
+                "{head}nothing to deploy; {} instances as desired\n",
+                plan.unchanged
+            )
+        }
+        Ok(Prepared::Ready(target, plan)) => {
+            print(&format!(
+                "{head}deploying\n{}",
+                render::plan::text(&plan, color)
+            ));
+            let progress = Arc::new(|o: &crate::deploy::Outcome| {
+                print(&format!("{}\n", crate::deploy::line(o)));
+            });
+            match deploys.deploy(&target, &config.deploy, progress).await {
+                Ok(report) => {
+                    if let Some(at) = report.next_window() {
+                        deploys.wake_at(at, stop.clone());
+                    }
+                    format!(
+                        "Deploy of {} (run {}): {}\n",
+                        short(commit),
+                        report.run,
+                        report.summary()
+                    )
+                }
+                Err(e) => format!("capstan: error: {}\n", chain(&e)),
+            }
+        }
+    }
+}
+
+fn print(report: &str) {
     if !report.is_empty() {
         let mut stdout = std::io::stdout().lock();
         let _ = stdout
@@ -169,21 +249,4 @@ fn evaluate(path: &Path, branch: &str, seen: &mut Seen) {
 
 fn short(sha: &str) -> &str {
     sha.get(..10).unwrap_or(sha)
-}
-
-fn plan_text(
-    old: Result<crate::core::source::SourceTree, source::SourceError>,
-    new: Result<crate::core::source::SourceTree, source::SourceError>,
-    color: bool,
-) -> String {
-    let (old, new) = match (old, new) {
-        (Ok(o), Ok(n)) => (o, n),
-        (Err(e), _) | (_, Err(e)) => return format!("capstan: error: {}\n", chain(&e)),
-    };
-    let new = crate::core::check(&new);
-    if new.has_errors() {
-        return render::diagnostics::text(&new);
-    }
-    let old = crate::core::check(&old);
-    render::plan::text(&crate::core::plan::plan(&old, &new), color)
 }

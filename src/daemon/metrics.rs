@@ -15,6 +15,7 @@ pub struct Metrics {
     plan_seconds: Histogram,
     github: Family<Labels, Counter>,
     webhooks: Family<Labels, Counter>,
+    deploys: Family<Labels, Counter>,
     pub queue_depth: Gauge,
     pub running: Gauge,
 }
@@ -26,6 +27,7 @@ impl Default for Metrics {
         let plan_seconds = Histogram::new(exponential_buckets(0.01, 2.0, 14));
         let github = Family::<Labels, Counter>::default();
         let webhooks = Family::<Labels, Counter>::default();
+        let deploys = Family::<Labels, Counter>::default();
         let queue_depth = Gauge::default();
         let running = Gauge::default();
         registry.register(
@@ -49,6 +51,11 @@ impl Default for Metrics {
             webhooks.clone(),
         );
         registry.register(
+            "deploys",
+            "Deploy runs by result (succeeded, failed, waiting, nothing, invalid, error)",
+            deploys.clone(),
+        );
+        registry.register(
             "queue_depth",
             "Pull requests waiting to be planned",
             queue_depth.clone(),
@@ -60,6 +67,7 @@ impl Default for Metrics {
             plan_seconds,
             github,
             webhooks,
+            deploys,
             queue_depth,
             running,
         }
@@ -94,6 +102,12 @@ impl Metrics {
                 ("event", event.to_string()),
                 ("result", result.to_string()),
             ])
+            .inc();
+    }
+
+    pub fn deploy(&self, result: &str) {
+        self.deploys
+            .get_or_create(&vec![("result", result.to_string())])
             .inc();
     }
 

@@ -10,6 +10,7 @@
 //! (`local.rs`).
 
 pub mod config;
+mod deploys;
 mod local;
 pub mod metrics;
 mod pulls;
@@ -92,8 +93,9 @@ pub struct Control {
 pub(crate) struct Shared {
     config: RwLock<Arc<Config>>,
     github: RwLock<Option<Client>>,
-    mirror: Mirror,
-    store: Store,
+    mirror: Arc<Mirror>,
+    store: Arc<Store>,
+    deploys: Arc<deploys::Deploys>,
     queue: Queue<u64>,
     metrics: Arc<Metrics>,
     events: mpsc::UnboundedSender<Event>,
@@ -193,7 +195,14 @@ async fn serve_github(
         &url,
         &config.repository.root,
     )?;
-    let store = Store::open(&config.state_dir.join("state.db"))?;
+    let mirror = Arc::new(mirror);
+    let store = Arc::new(Store::open(&config.state_dir.join("state.db"))?);
+    let reader = mirror.clone();
+    let deploys = Arc::new(deploys::Deploys::open(
+        store.clone(),
+        config.state_dir.clone(),
+        Arc::new(move |sha: &str| reader.read(sha).map_err(|e| chain(&e))),
+    )?);
     let (events_tx, mut events_rx) = mpsc::unbounded_channel();
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -212,6 +221,7 @@ async fn serve_github(
         github: RwLock::new(Some(client)),
         mirror,
         store,
+        deploys,
         queue: Queue::default(),
         metrics,
         events: events_tx,
@@ -254,8 +264,10 @@ async fn serve_github(
     }
     tracker.spawn(poller(shared.clone(), stop.clone()));
     tracker.spawn(scheduler(shared.clone(), stop.clone()));
+    tracker.spawn(deploy_worker(shared.clone(), stop.clone()));
     // Catch up on whatever happened while we were not running.
     shared.send(Event::Sync { force: false });
+    shared.deploys.request("start");
 
     loop {
         tokio::select! {
@@ -378,6 +390,9 @@ async fn sync(shared: &Arc<Shared>, force: bool) {
         last.clone_from(&tip);
         moved
     };
+    if moved {
+        shared.deploys.request("push");
+    }
     let open = match gh.open_pulls(&branch).await {
         Ok(open) => open,
         Err(e) => {
@@ -398,6 +413,24 @@ async fn sync(shared: &Arc<Shared>, force: bool) {
         };
         if force || moved || !current {
             shared.queue.push(pr.number);
+        }
+    }
+}
+
+/// Runs deploy passes as they are asked for, one at a time.
+async fn deploy_worker(shared: Arc<Shared>, stop: CancellationToken) {
+    let deploys = shared.deploys.clone();
+    while let Some(why) = deploys.next(&stop).await {
+        if !shared.config().deploy.enabled {
+            continue;
+        }
+        let span = tracing::info_span!("deploy", trigger = why);
+        let result =
+            tracing::Instrument::instrument(deploys::deploy_branch(&shared, &why, &stop), span)
+                .await;
+        if let Err(e) = result {
+            shared.metrics.deploy("error");
+            tracing::error!(error = %chain(&e), "deploying the branch");
         }
     }
 }
@@ -467,6 +500,7 @@ async fn scheduler(shared: Arc<Shared>, stop: CancellationToken) {
             tracing::info!(schedule = name, ?job, "schedule fired");
             match job {
                 config::Job::Replan => shared.send(Event::Sync { force: true }),
+                config::Job::Reconcile => shared.deploys.request("schedule"),
             }
         }
     }

@@ -20,7 +20,7 @@ use crate::core::{self, Checked};
 use crate::error::chain;
 use crate::github::{Client, GitHubError, PullRequest, StatusState};
 use crate::source::mirror::{branch_ref, pull_ref};
-use crate::state::CommentRecord;
+use crate::state::{CommentRecord, StateError, Store};
 
 pub const PLAN_CONTEXT: &str = "capstan/plan";
 pub const OWNERSHIP_CONTEXT: &str = "capstan/ownership";
@@ -171,7 +171,7 @@ async fn reconcile(
         return Ok(Outcome::Superseded);
     }
 
-    upsert_comment(&gh, shared, number, &computed.body).await?;
+    upsert_comment(&gh, shared, Slot::Plan(number), &computed.body).await?;
     let ownership_ok = computed.verdicts.iter().all(Verdict::ok);
     let missing: Vec<String> = computed
         .verdicts
@@ -358,22 +358,60 @@ fn digest(body: &str) -> String {
 /// it was deleted) the comments are listed, every page, to find one with our marker; only
 /// then is a comment created. A create whose answer is lost (5xx, dropped connection) is not
 /// repeated blindly: the comments are listed again first, so it is never posted twice.
-async fn upsert_comment(
+/// Which of our comments: the plan of a pull request, or the deploy of a commit on the
+/// pull request that was merged into it.
+pub(super) enum Slot<'a> {
+    Plan(u64),
+    Deploy { pr: u64, sha: &'a str },
+}
+
+impl Slot<'_> {
+    fn pr(&self) -> u64 {
+        match self {
+            Slot::Plan(n) | Slot::Deploy { pr: n, .. } => *n,
+        }
+    }
+
+    fn marker(&self) -> String {
+        match self {
+            Slot::Plan(_) => MARKER.to_string(),
+            Slot::Deploy { sha, .. } => crate::deploy::marker(sha),
+        }
+    }
+
+    fn get(&self, store: &Store) -> Result<Option<CommentRecord>, StateError> {
+        match self {
+            Slot::Plan(n) => store.comment(*n),
+            Slot::Deploy { pr, sha } => store.deploy_comment(sha, *pr),
+        }
+    }
+
+    fn set(&self, store: &Store, record: Option<&CommentRecord>) -> Result<(), StateError> {
+        match self {
+            Slot::Plan(n) => store.set_comment(*n, record),
+            Slot::Deploy { pr, sha } => store.set_deploy_comment(sha, *pr, record),
+        }
+    }
+}
+
+pub(super) async fn upsert_comment(
     gh: &Client,
     shared: &Arc<Shared>,
-    number: u64,
+    slot: Slot<'_>,
     body: &str,
 ) -> Result<(), DaemonError> {
     let digest = digest(body);
-    if let Some(record) = shared.store.comment(number)? {
+    let number = slot.pr();
+    let marker = slot.marker();
+    if let Some(record) = slot.get(&shared.store)? {
         if record.digest == digest {
             tracing::debug!(comment = record.id, "comment already shows this plan");
             return Ok(());
         }
         match gh.update_comment(record.id, body).await {
             Ok(()) => {
-                shared.store.set_comment(
-                    number,
+                slot.set(
+                    &shared.store,
                     Some(&CommentRecord {
                         id: record.id,
                         digest,
@@ -387,7 +425,7 @@ async fn upsert_comment(
                     comment = record.id,
                     "our comment is gone; looking for it again"
                 );
-                shared.store.set_comment(number, None)?;
+                slot.set(&shared.store, None)?;
             }
             Err(e) => return Err(e.into()),
         }
@@ -400,7 +438,7 @@ async fn upsert_comment(
     let mut last_error: Option<GitHubError> = None;
     for _ in 0..attempts {
         let comments = gh.comments(number).await?;
-        if let Some(found) = comments.iter().find(|c| c.body.starts_with(MARKER)) {
+        if let Some(found) = comments.iter().find(|c| c.body.starts_with(&marker)) {
             if found.body != body {
                 gh.update_comment(found.id, body).await?;
                 tracing::info!(
@@ -408,8 +446,8 @@ async fn upsert_comment(
                     "found our comment by its marker; updated"
                 );
             }
-            shared.store.set_comment(
-                number,
+            slot.set(
+                &shared.store,
                 Some(&CommentRecord {
                     id: found.id,
                     digest,
@@ -419,9 +457,7 @@ async fn upsert_comment(
         }
         match gh.create_comment(number, body).await {
             Ok(id) => {
-                shared
-                    .store
-                    .set_comment(number, Some(&CommentRecord { id, digest }))?;
+                slot.set(&shared.store, Some(&CommentRecord { id, digest }))?;
                 tracing::info!(comment = id, "comment created");
                 return Ok(());
             }
@@ -444,7 +480,7 @@ async fn upsert_comment(
 }
 
 /// Sets a commit status unless GitHub already shows exactly this one.
-async fn post_status(
+pub(super) async fn post_status(
     gh: &Client,
     shared: &Arc<Shared>,
     sha: &str,

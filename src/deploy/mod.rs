@@ -33,7 +33,7 @@ use crate::core::source::SourceTree;
 use crate::core::windows::{self, Gate};
 use crate::state::{NewStep, StateError, Store};
 use provision::{Redactor, Verb};
-pub use report::{MARKER, line, markdown, text};
+pub use report::{line, markdown, marker, text};
 
 /// Reads the repository at a commit (from git, never a working tree).
 pub type Trees = Arc<dyn Fn(&str) -> Result<SourceTree, String> + Send + Sync>;

@@ -6,8 +6,10 @@ use std::fmt::Write;
 
 use super::{Outcome, Report, Result_};
 
-/// The marker that finds our deploy comment again.
-pub const MARKER: &str = "<!-- capstan:deploy -->";
+/// The hidden first line that finds our comment about the deploy of `commit` again.
+pub fn marker(commit: &str) -> String {
+    format!("<!-- capstan:deploy {commit} -->")
+}
 
 fn detail(o: &Outcome) -> String {
     match &o.result {
@@ -87,7 +89,8 @@ pub fn markdown(report: &Report) -> String {
         _ => "❌",
     };
     let mut out = format!(
-        "{MARKER}\n### {icon} capstan deploy of `{}`\n\n**{}** (run {})\n",
+        "{}\n### {icon} capstan deploy of `{}`\n\n**{}** (run {})\n",
+        marker(&report.commit),
         short(&report.commit),
         report.summary(),
         report.run

@@ -94,6 +94,8 @@ pub struct PullRequest {
     pub author: String,
     /// e.g. `https://github.com/acme/infra`, for links to files.
     pub repo_html_url: String,
+    /// The commit its merge made on the base branch, once merged.
+    pub merge_commit: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -167,6 +169,8 @@ struct WireRef {
 struct WirePull {
     number: u64,
     state: String,
+    merged_at: Option<String>,
+    merge_commit_sha: Option<String>,
     head: WireRef,
     base: WireRef,
     user: Option<WireUser>,
@@ -198,6 +202,7 @@ impl From<WirePull> for PullRequest {
             base_ref: p.base.name,
             author: p.user.map(|u| u.login).unwrap_or_default(),
             repo_html_url: p.base.repo.map(|r| r.html_url).unwrap_or_default(),
+            merge_commit: p.merged_at.and(p.merge_commit_sha),
         }
     }
 }
@@ -463,6 +468,13 @@ impl Client {
     /// Open pull requests targeting `base`.
     pub async fn open_pulls(&self, base: &str) -> Result<Vec<PullRequest>, GitHubError> {
         let path = self.repo_path(&format!("/pulls?state=open&base={base}&per_page=100"));
+        let pulls: Vec<WirePull> = self.list(path).await?;
+        Ok(pulls.into_iter().map(PullRequest::from).collect())
+    }
+
+    /// Pull requests whose head or merge is commit `sha`.
+    pub async fn pulls_of_commit(&self, sha: &str) -> Result<Vec<PullRequest>, GitHubError> {
+        let path = self.repo_path(&format!("/commits/{sha}/pulls?per_page=100"));
         let pulls: Vec<WirePull> = self.list(path).await?;
         Ok(pulls.into_iter().map(PullRequest::from).collect())
     }

@@ -421,19 +421,27 @@ impl Store {
         })
     }
 
+    /// Records our deploy comment (`None`: it is gone).
     pub fn set_deploy_comment(
         &self,
         sha: &str,
         pr: u64,
-        record: &super::CommentRecord,
+        record: Option<&super::CommentRecord>,
     ) -> Result<(), StateError> {
-        self.with(|c| {
-            c.execute(
-                "INSERT INTO deploy_comments (sha, pr, comment_id, digest) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT(sha, pr) DO UPDATE SET comment_id = ?3, digest = ?4",
-                params![sha, pr as i64, record.id as i64, record.digest],
-            )
-            .map(drop)
+        self.with(|c| match record {
+            Some(r) => c
+                .execute(
+                    "INSERT INTO deploy_comments (sha, pr, comment_id, digest) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT(sha, pr) DO UPDATE SET comment_id = ?3, digest = ?4",
+                    params![sha, pr as i64, r.id as i64, r.digest],
+                )
+                .map(drop),
+            None => c
+                .execute(
+                    "DELETE FROM deploy_comments WHERE sha = ?1 AND pr = ?2",
+                    params![sha, pr as i64],
+                )
+                .map(drop),
         })
     }
 }

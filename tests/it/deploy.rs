@@ -750,12 +750,18 @@ fn opentofu_and_terraform_steps_run_init_apply_output_and_destroy() {
             "version: 1.0.0\nparams:\n  type: object\n  properties:\n    size: {type: integer, default: 5}\nconnections:\n  properties:\n    peer: {$ref: bucket}\nartifacts:\n  required: [bucket]\n  properties:\n    bucket: {$ref: bucket}\nsteps:\n  - path: tofu\n    provisioner: opentofu\n  - path: terraform\n    provisioner: terraform\n",
         ),
         ("bundles/tf-bucket/tofu/main.tf", "output \"bucket\" {}\n"),
-        ("bundles/tf-bucket/terraform/main.tf", "output \"bucket\" {}\n"),
+        (
+            "bundles/tf-bucket/terraform/main.tf",
+            "output \"bucket\" {}\n",
+        ),
         (
             "projects/data/project.yaml",
             "owners: [\"@acme/data\"]\npackages:\n  first:\n    bundle: tf-bucket\n  second:\n    bundle: tf-bucket\n    params: {size: 7}\n    connections:\n      peer: first.bucket\n",
         ),
-        ("projects/data/environments/dev.yaml", "attributes: {tier: dev}\n"),
+        (
+            "projects/data/environments/dev.yaml",
+            "attributes: {tier: dev}\n",
+        ),
     ];
     for (path, text) in files {
         let p = repo.join(path);
@@ -812,7 +818,10 @@ fn opentofu_and_terraform_steps_run_init_apply_output_and_destroy() {
         "connections.json",
         "metadata.json",
     ] {
-        assert!(calls.contains(&format!("  file {file}\n")), "{file} missing: {calls}");
+        assert!(
+            calls.contains(&format!("  file {file}\n")),
+            "{file} missing: {calls}"
+        );
     }
     // The second bucket got its params and the first one's artifact as a connection.
     let params: serde_json::Value = serde_json::from_str(
@@ -825,13 +834,21 @@ fn opentofu_and_terraform_steps_run_init_apply_output_and_destroy() {
     )
     .unwrap();
     assert_eq!(connections["peer"]["name"], "b-terraform");
-    let backend = std::fs::read_to_string(format!("{}.terraform.backend", record.display())).unwrap();
+    let backend =
+        std::fs::read_to_string(format!("{}.terraform.backend", record.display())).unwrap();
     assert!(backend.contains("backend \"local\""), "{backend}");
-    assert!(backend.contains("tfstate/data-dev-second/step-2.tfstate"), "{backend}");
+    assert!(
+        backend.contains("tfstate/data-dev-second/step-2.tfstate"),
+        "{backend}"
+    );
 
     let state = w.deployed();
     let bucket = &state[&InstanceId("data-dev-first".into())].artifacts;
-    assert_eq!(bucket.len(), 1, "only declared outputs are artifacts: {bucket:?}");
+    assert_eq!(
+        bucket.len(),
+        1,
+        "only declared outputs are artifacts: {bucket:?}"
+    );
     assert_eq!(bucket["bucket"]["name"], "b-terraform");
     assert!(!text(&out).contains("s3cr3t-key"), "{}", text(&out));
     assert!(!w.logs().contains("s3cr3t-key"));

@@ -260,11 +260,13 @@ impl Drop for Watching {
 }
 
 #[test]
-fn a_watched_checkout_prints_the_plan_of_each_edit_and_commit() {
+fn a_watched_checkout_deploys_each_commit_and_plans_each_edit() {
     let tmp = tempfile::tempdir().unwrap();
     let repo = tmp.path().join("infra");
     git_init(&repo);
     copy_dir(&example_repo(), &repo);
+    // Without the example's year-end freeze, so the test does not depend on the date.
+    std::fs::write(repo.join("capstan.yaml"), "owners: [\"@acme/platform\"]\n").unwrap();
     commit_all(&repo, "infrastructure");
     let config = tmp.path().join("serve.yaml");
     std::fs::write(
@@ -273,7 +275,18 @@ fn a_watched_checkout_prints_the_plan_of_each_edit_and_commit() {
     )
     .unwrap();
     let w = Watching::start(capstan(tmp.path()).args(["serve", "--config"]).arg(&config));
-    let at = w.wait_for("the first plan", "No changes; 14 instances unchanged.", 0);
+    // Start-up deploys the branch, then plans the working tree against what is deployed.
+    let at = w.wait_for(
+        "the first deploy",
+        "14 deployed, 0 destroyed; 0 unchanged",
+        0,
+    );
+    let at = w.wait_for(
+        "the working tree",
+        "No changes; 14 instances unchanged.",
+        at,
+    );
+    assert!(tmp.path().join("state/cloud/si-staging-vpc.json").exists());
 
     let project = repo.join("projects/si/project.yaml");
     let text = std::fs::read_to_string(&project).unwrap();
@@ -297,9 +310,29 @@ fn a_watched_checkout_prints_the_plan_of_each_edit_and_commit() {
     );
     let at = w.wait_for("the plan again", "Plan: 0 to create, 3 to update", at);
 
+    // A commit deploys exactly the three VPCs; the working tree then matches again.
     crate::support::git(&repo, &["commit", "-q", "-am", "no HA"]);
-    let at = w.wait_for("the branch move", "── main moved", at);
-    w.wait_for("the commit's plan", "Plan: 0 to create, 3 to update", at);
+    let at = w.wait_for("the commit's deploy", ": deploying", at);
+    let at = w.wait_for("the deploy", "3 deployed, 0 destroyed; 11 unchanged", at);
+    w.wait_for(
+        "the working tree",
+        "No changes; 14 instances unchanged.",
+        at,
+    );
+    let state = capstan(tmp.path())
+        .args([
+            "state",
+            "show",
+            "si-staging-vpc",
+            "--format",
+            "json",
+            "--state",
+            "state/state.db",
+        ])
+        .output()
+        .unwrap();
+    let shown: serde_json::Value = serde_json::from_slice(&state.stdout).unwrap();
+    assert_eq!(shown["params"]["high_availability"], false);
 
     // SIGHUP reloads; a broken file keeps the old configuration.
     std::fs::write(

@@ -36,6 +36,8 @@ struct Pull {
     base: String,
     author: String,
     open: bool,
+    /// Set when merged: the commit the merge made on the base branch.
+    merge_commit: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -146,6 +148,7 @@ impl FakeGitHub {
                 base: base.into(),
                 author: author.into(),
                 open: true,
+                merge_commit: None,
             },
         );
     }
@@ -156,6 +159,14 @@ impl FakeGitHub {
 
     pub fn close_pull(&self, number: u64) {
         self.lock().pulls.get_mut(&number).unwrap().open = false;
+    }
+
+    /// Closes a pull request as merged into commit `sha` of its base branch.
+    pub fn merge_pull(&self, number: u64, sha: &str) {
+        let mut inner = self.lock();
+        let pull = inner.pulls.get_mut(&number).unwrap();
+        pull.open = false;
+        pull.merge_commit = Some(sha.into());
     }
 
     pub fn review(&self, number: u64, user: &str, state: &str) {
@@ -356,6 +367,8 @@ impl Inner {
             "https://github.com/{}/{}/pull/{number}",
             self.owner, self.repo
         ));
+        v["merge_commit_sha"] = json!(p.merge_commit);
+        v["merged_at"] = json!(p.merge_commit.as_ref().map(|_| NOW));
         v
     }
 
@@ -479,6 +492,17 @@ impl Inner {
                                 v["state"] = json!(state);
                                 v
                             })
+                            .collect();
+                        self.page(items, query, url)
+                    }
+                    ("GET", ["commits", sha, "pulls"]) => {
+                        let items: Vec<Value> = self
+                            .pulls
+                            .iter()
+                            .filter(|(_, p)| {
+                                p.merge_commit.as_deref() == Some(*sha) || p.head == *sha
+                            })
+                            .map(|(n, p)| self.pull_json("pull-request-simple-items", *n, p))
                             .collect();
                         self.page(items, query, url)
                     }

@@ -17,6 +17,7 @@ use axum::http::Method;
 use serde_json::Value;
 
 use crate::support::{copy_dir, example_repo, git};
+use capstan::state::Store;
 use fake::FakeGitHub;
 
 const OWNER: &str = "Codertocat";
@@ -39,6 +40,8 @@ impl Remote {
         std::fs::create_dir_all(&work).unwrap();
         git(&work, &["init", "-q", "-b", "master"]);
         copy_dir(&example_repo(), &work);
+        // Without the example's year-end freeze: deploys must not depend on the date.
+        std::fs::write(work.join("capstan.yaml"), "owners: [\"@acme/platform\"]\n").unwrap();
         git(&work, &["add", "-A"]);
         git(&work, &["commit", "-q", "-m", "infrastructure"]);
         git(&work, &["remote", "add", "origin", bare.to_str().unwrap()]);
@@ -709,5 +712,114 @@ fn a_github_app_mints_installation_tokens() {
     let logs = daemon.stop();
     assert!(!logs.contains("BEGIN RSA PRIVATE KEY"));
     no_secret_in(&logs);
+    fake.assert_no_violations();
+}
+
+#[test]
+fn a_merge_deploys_the_branch_and_reports_on_the_commit_and_the_pull_request() {
+    let remote = Remote::new();
+    let fake = FakeGitHub::start(OWNER, REPO, TOKEN);
+    let config = write_config(&remote, &fake, &Options::default());
+    let daemon = Daemon::start(&config);
+    let deploy_status = |sha: &str| {
+        fake.latest_statuses(sha)
+            .get("capstan/deploy")
+            .cloned()
+            .unwrap_or_default()
+    };
+    // Start-up deploys the branch as it is.
+    let first = remote.head();
+    daemon.wait_for("the first deploy", || deploy_status(&first).0 == "success");
+    assert!(
+        deploy_status(&first).1.contains("14 deployed"),
+        "{:?}",
+        deploy_status(&first)
+    );
+
+    // A pull request is merged and the push arrives: exactly the VPCs deploy.
+    let head = remote.push_pull(5, vpc_change);
+    fake.open_pull(5, &head, "master", "Codertocat");
+    let work = remote.work();
+    git(
+        &work,
+        &[
+            "merge",
+            "-q",
+            "--no-ff",
+            "change-5",
+            "-m",
+            "Merge pull request #5",
+        ],
+    );
+    git(&work, &["push", "-q", "origin", "master"]);
+    let merge = remote.head();
+    fake.merge_pull(5, &merge);
+    let mut push = webhooks::example("push", None);
+    push["ref"] = "refs/heads/master".into();
+    push["after"] = merge.clone().into();
+    assert_eq!(
+        daemon.deliver("push", &serde_json::to_vec(&push).unwrap(), Some(SECRET)),
+        202
+    );
+    daemon.wait_for("the merge's deploy", || {
+        deploy_status(&merge).0 == "success"
+    });
+    assert_eq!(
+        deploy_status(&merge).1,
+        "deployed: 3 deployed, 0 destroyed; 11 unchanged"
+    );
+    let states: Vec<String> = fake
+        .statuses(&merge)
+        .into_iter()
+        .filter(|s| s.context == "capstan/deploy")
+        .map(|s| s.state)
+        .collect();
+    assert_eq!(states, ["pending", "success"]);
+    daemon.wait_for("the comment on the merged pull request", || {
+        fake.comments(5)
+            .iter()
+            .any(|c| c.body.contains("capstan deploy of"))
+    });
+    let deployed: Vec<_> = fake
+        .comments(5)
+        .into_iter()
+        .filter(|c| {
+            c.body
+                .starts_with(&format!("<!-- capstan:deploy {merge} -->"))
+        })
+        .collect();
+    assert_eq!(deployed.len(), 1);
+    let body = &deployed[0].body;
+    assert!(
+        body.contains("| `si-staging-vpc` | deploy | succeeded |"),
+        "{body}"
+    );
+    assert!(body.contains("`network`"), "artifacts are listed: {body}");
+    assert!(body.contains("vpc-"), "{body}");
+
+    // A reconcile with nothing to do posts nothing; the state survives a restart.
+    let posts = |fake: &FakeGitHub| {
+        fake.requests()
+            .iter()
+            .filter(|r| r.method != "GET" && r.status < 300)
+            .count()
+    };
+    let logs = daemon.stop();
+    no_secret_in(&logs);
+    let before = posts(&fake);
+    let daemon = Daemon::start(&config);
+    daemon.wait_for("the start-up pass", || {
+        daemon.logs().contains("nothing to deploy")
+    });
+    assert_eq!(posts(&fake), before, "a restart posted again");
+    let metrics = daemon.get("/metrics").1;
+    assert!(
+        metrics.contains("capstan_deploys_total{result=\"nothing\"} 1"),
+        "{metrics}"
+    );
+    daemon.stop();
+    let state = Store::open(&remote.path("state").join("state.db")).unwrap();
+    assert_eq!(state.deployed().unwrap().len(), 14);
+    assert_eq!(state.runs(10).unwrap().len(), 2);
     fake.assert_no_violations();
 }

@@ -1,0 +1,288 @@
+//! Merge-to-deploy (DESIGN sections 9 and 10): when the deploy branch moves (webhook,
+//! poll, or a local commit), on a `reconcile` schedule, when a deploy window opens, and
+//! at start-up, the branch's commit is planned against the deployed state and deployed.
+//!
+//! One deploy runs at a time: wake-ups while one runs fold into one more run afterwards,
+//! which looks at the branch as it is then (level-triggered). The daemon holds the state
+//! directory's deploy lock for its whole life, so a `capstan apply` beside it is refused
+//! rather than racing it.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::config::DeployConfig;
+use super::pulls::{Slot, post_status, upsert_comment};
+use super::{DaemonError, Shared};
+use crate::core::deployed;
+use crate::core::plan::Plan;
+use crate::deploy::{DeployLock, Deployer, Report, Target, Trees};
+use crate::error::chain;
+use crate::github::StatusState;
+use crate::state::Store;
+
+/// A commit read and planned against the deployed state.
+pub(super) enum Prepared {
+    /// It does not validate: nothing is deployed.
+    Invalid(crate::core::Checked),
+    /// Everything is as it wants.
+    Nothing(Plan),
+    Ready(Target, Plan),
+}
+
+pub(super) struct Deploys {
+    store: Arc<Store>,
+    state_dir: PathBuf,
+    trees: Trees,
+    wake: Notify,
+    /// Why the next pass runs (the first reason since the last pass).
+    reason: Mutex<Option<String>>,
+    _lock: DeployLock,
+}
+
+impl Deploys {
+    /// Takes the deploy lock and marks whatever a crash interrupted.
+    pub(super) fn open(
+        store: Arc<Store>,
+        state_dir: PathBuf,
+        trees: Trees,
+    ) -> Result<Deploys, DaemonError> {
+        let lock = DeployLock::acquire(&state_dir).map_err(|e| DaemonError::Other(chain(&e)))?;
+        let recovered = store.recover()?;
+        if recovered.runs + recovered.steps > 0 {
+            tracing::warn!(
+                runs = recovered.runs,
+                steps = recovered.steps,
+                instances = ?recovered.instances,
+                "a deploy was interrupted; the next pass deploys what is not as desired"
+            );
+        }
+        Ok(Deploys {
+            store,
+            state_dir,
+            trees,
+            wake: Notify::new(),
+            reason: Mutex::new(None),
+            _lock: lock,
+        })
+    }
+
+    pub(super) fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// Asks for a deploy pass (coalesced with any already asked for).
+    pub(super) fn request(&self, why: &str) {
+        self.reason
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert_with(|| why.to_string());
+        self.wake.notify_one();
+    }
+
+    /// Waits for the next request; `None` once `stop` is cancelled.
+    pub(super) async fn next(&self, stop: &CancellationToken) -> Option<String> {
+        tokio::select! {
+            _ = stop.cancelled() => None,
+            _ = self.wake.notified() => Some(
+                self.reason
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .take()
+                    .unwrap_or_else(|| "request".into()),
+            ),
+        }
+    }
+
+    /// Asks for a pass when a deploy window opens.
+    pub(super) fn wake_at(self: &Arc<Self>, at: DateTime<Utc>, stop: CancellationToken) {
+        let me = self.clone();
+        let wait = (at - Utc::now()).to_std().unwrap_or_default();
+        tracing::info!(%at, "a deploy window holds instances back; deploying again when it opens");
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                _ = tokio::time::sleep(wait) => me.request("deploy window opened"),
+            }
+        });
+    }
+
+    /// Reads `commit` and plans it against the deployed state.
+    pub(super) async fn prepare(
+        &self,
+        commit: &str,
+        trigger: &str,
+    ) -> Result<Prepared, DaemonError> {
+        let trees = self.trees.clone();
+        let sha = commit.to_string();
+        let tree = tokio::task::spawn_blocking(move || trees(&sha))
+            .await
+            .map_err(|e| DaemonError::Other(format!("the read task failed: {e}")))?
+            .map_err(DaemonError::Other)?;
+        let checked = crate::core::check(&tree);
+        if checked.has_errors() {
+            return Ok(Prepared::Invalid(checked));
+        }
+        let plan = deployed::plan(&self.store.deployed()?, &checked);
+        if plan.is_empty() {
+            return Ok(Prepared::Nothing(plan));
+        }
+        Ok(Prepared::Ready(
+            Target {
+                commit: commit.to_string(),
+                tree: Arc::new(tree),
+                checked: Arc::new(checked),
+                trigger: trigger.to_string(),
+            },
+            plan,
+        ))
+    }
+
+    pub(super) async fn deploy(
+        &self,
+        target: &Target,
+        config: &DeployConfig,
+        progress: Arc<dyn Fn(&crate::deploy::Outcome) + Send + Sync>,
+    ) -> Result<Report, DaemonError> {
+        let deployer = Deployer {
+            store: self.store.clone(),
+            state_dir: self.state_dir.clone(),
+            trees: self.trees.clone(),
+            parallel: config.parallel,
+            step_timeout: config.step_timeout,
+            progress,
+        };
+        deployer
+            .deploy(target)
+            .await
+            .map_err(|e| DaemonError::Other(chain(&e)))
+    }
+}
+
+/// The GitHub side of a deploy pass: fetch the branch, deploy its commit, and report with
+/// the status `capstan/deploy` on the commit and a comment on the pull request merged
+/// into it.
+pub(super) async fn deploy_branch(
+    shared: &Arc<Shared>,
+    why: &str,
+    stop: &CancellationToken,
+) -> Result<(), DaemonError> {
+    let gh = shared
+        .github()
+        .ok_or_else(|| DaemonError::Other("github is not configured".into()))?;
+    shared.fetch(vec![shared.branch_refs()]).await?;
+    let tip = shared
+        .mirror
+        .resolve(&shared.branch_refs().1)?
+        .ok_or_else(|| DaemonError::Other("the deploy branch was not fetched".into()))?;
+    let config = shared.config();
+    let status = |state, text: String| {
+        let (gh, tip) = (gh.clone(), tip.clone());
+        async move { post_status(&gh, shared, &tip, DEPLOY_CONTEXT, state, &text).await }
+    };
+    let (target, plan) = match shared.deploys.prepare(&tip, why).await? {
+        Prepared::Invalid(_) => {
+            shared.metrics.deploy("invalid");
+            tracing::warn!(
+                commit = tip,
+                "the branch does not validate; nothing deployed"
+            );
+            return status(
+                StatusState::Failure,
+                "this commit does not validate; nothing was deployed".into(),
+            )
+            .await;
+        }
+        Prepared::Nothing(plan) => {
+            shared.metrics.deploy("nothing");
+            tracing::info!(commit = tip, "nothing to deploy");
+            // A commit already reported (e.g. deployed before a restart) keeps its status.
+            if shared.store.status(&tip, DEPLOY_CONTEXT)?.is_some() {
+                return Ok(());
+            }
+            return status(
+                StatusState::Success,
+                format!("deployed: {} instances as desired", plan.unchanged),
+            )
+            .await;
+        }
+        Prepared::Ready(target, plan) => (target, plan),
+    };
+    tracing::info!(commit = tip, changes = plan.changes.len(), "deploying");
+    status(
+        StatusState::Pending,
+        format!("deploying: {}", crate::core::render::plan::summary(&plan)),
+    )
+    .await?;
+    let report = shared
+        .deploys
+        .deploy(&target, &config.deploy, log_progress())
+        .await?;
+    shared.metrics.deploy(report.status());
+    tracing::info!(
+        commit = tip,
+        run = report.run,
+        result = report.status(),
+        "{}",
+        report.summary()
+    );
+    let (state, text) = match report.status() {
+        "succeeded" => (
+            StatusState::Success,
+            format!("deployed: {}", report.summary()),
+        ),
+        "waiting" => (
+            StatusState::Pending,
+            match report.next_window() {
+                Some(at) => format!(
+                    "waiting for a deploy window until {at}: {}",
+                    report.summary()
+                ),
+                None => format!("waiting for a deploy window: {}", report.summary()),
+            },
+        ),
+        _ => (
+            StatusState::Failure,
+            format!("deploy failed: {}", report.summary()),
+        ),
+    };
+    if let Some(at) = report.next_window() {
+        shared.deploys.wake_at(at, stop.clone());
+    }
+    status(state, text).await?;
+    let body = crate::deploy::markdown(&report);
+    for pr in gh.pulls_of_commit(&tip).await? {
+        if pr.merge_commit.as_deref() == Some(tip.as_str()) || pr.head_sha == tip {
+            upsert_comment(
+                &gh,
+                shared,
+                Slot::Deploy {
+                    pr: pr.number,
+                    sha: &tip,
+                },
+                &body,
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// The commit status of deploys.
+pub const DEPLOY_CONTEXT: &str = "capstan/deploy";
+
+/// Logs each outcome as it happens.
+pub(super) fn log_progress() -> Arc<dyn Fn(&crate::deploy::Outcome) + Send + Sync> {
+    Arc::new(|o| {
+        let line = crate::deploy::line(o);
+        match o.result {
+            crate::deploy::Result_::Succeeded => {
+                tracing::info!(instance = %o.instance, action = o.verb.name(), "{line}")
+            }
+            _ => tracing::warn!(instance = %o.instance, action = o.verb.name(), "{line}"),
+        }
+    })
+}
