@@ -54,7 +54,8 @@ pub fn apply(args: Apply) -> anyhow::Result<i32> {
         eprintln!("capstan: {commit} has validation errors; nothing is deployed");
         return Ok(1);
     }
-    let dir = state_dir(&args.state);
+    // Absolute: steps run in their own folders and get paths below it.
+    let dir = std::path::absolute(state_dir(&args.state))?;
     std::fs::create_dir_all(&dir)?;
     let _lock = DeployLock::acquire(&dir)?;
     let store = Arc::new(Store::open(&args.state)?);
