@@ -51,10 +51,11 @@ impl Deploys {
         trees: Trees,
     ) -> Result<Deploys, DaemonError> {
         // Absolute: steps run in their own folders and get paths below it.
-        let state_dir = std::path::absolute(&state_dir).map_err(|source| DaemonError::StateDir {
-            path: state_dir.clone(),
-            source,
-        })?;
+        let state_dir =
+            std::path::absolute(&state_dir).map_err(|source| DaemonError::StateDir {
+                path: state_dir.clone(),
+                source,
+            })?;
         let lock = DeployLock::acquire(&state_dir).map_err(|e| DaemonError::Other(chain(&e)))?;
         let recovered = store.recover()?;
         if recovered.runs + recovered.steps > 0 {

@@ -255,6 +255,14 @@ impl FakeGitHub {
         self.lock().requests.clone()
     }
 
+    /// How many requests changed something (not GET) and succeeded.
+    pub fn writes(&self) -> usize {
+        self.requests()
+            .iter()
+            .filter(|r| r.method != "GET" && r.status < 300)
+            .count()
+    }
+
     pub fn violations(&self) -> Vec<String> {
         self.lock().violations.clone()
     }

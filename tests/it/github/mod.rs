@@ -547,13 +547,7 @@ fn github_failures_and_restarts_never_duplicate_the_comment() {
     daemon.stop();
 
     // Restart with the same state: nothing is posted again.
-    let posts = |fake: &FakeGitHub| {
-        fake.requests()
-            .iter()
-            .filter(|r| r.method != "GET" && r.status < 300)
-            .count()
-    };
-    let before = posts(&fake);
+    let before = fake.writes();
     let daemon = Daemon::start(&config);
     assert_eq!(
         daemon.deliver("issue_comment", &webhooks::plan_command(2), Some(SECRET)),
@@ -562,7 +556,7 @@ fn github_failures_and_restarts_never_duplicate_the_comment() {
     let planned = |d: &Daemon| d.logs().matches("\"outcome\":\"planned\"").count();
     daemon.wait_for("the re-plan", || planned(&daemon) >= 1);
     assert_eq!(
-        posts(&fake),
+        fake.writes(),
         before,
         "a restart posted again what GitHub already shows"
     );
@@ -798,20 +792,14 @@ fn a_merge_deploys_the_branch_and_reports_on_the_commit_and_the_pull_request() {
     assert!(body.contains("vpc-"), "{body}");
 
     // A reconcile with nothing to do posts nothing; the state survives a restart.
-    let posts = |fake: &FakeGitHub| {
-        fake.requests()
-            .iter()
-            .filter(|r| r.method != "GET" && r.status < 300)
-            .count()
-    };
     let logs = daemon.stop();
     no_secret_in(&logs);
-    let before = posts(&fake);
+    let before = fake.writes();
     let daemon = Daemon::start(&config);
     daemon.wait_for("the start-up pass", || {
         daemon.logs().contains("nothing to deploy")
     });
-    assert_eq!(posts(&fake), before, "a restart posted again");
+    assert_eq!(fake.writes(), before, "a restart posted again");
     let metrics = daemon.get("/metrics").1;
     assert!(
         metrics.contains("capstan_deploys_total{result=\"nothing\"} 1"),
