@@ -184,8 +184,16 @@ fn step_dir(bundle_dir: &Path, path: &str) -> Result<PathBuf, String> {
 }
 
 /// Writes `bundles/<name>/**` of the tree into `dir`, keeping the executable bit.
+/// Keeps forks away from open, writable script files. A fork copies every open
+/// descriptor into the child until it execs; if another step writes `deploy.sh` in that
+/// moment and then runs it, the kernel refuses with ETXTBSY ("Text file busy"), because
+/// the child still holds it open for writing. Writing bundle files takes this shared,
+/// spawning a process takes it exclusively (`spawn` returns only after the exec).
+static FORK_GUARD: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
 fn write_bundle(tree: &SourceTree, bundle: &Bundle, dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
+    let _writing = FORK_GUARD.read().unwrap_or_else(|p| p.into_inner());
     if dir.exists() {
         std::fs::remove_dir_all(dir)?;
     }
@@ -386,9 +394,11 @@ async fn command(
     for (k, v) in &env.vars {
         cmd.env(k, v);
     }
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("starting `{program}`: {e}"))?;
+    let spawned = {
+        let _forking = FORK_GUARD.write().unwrap_or_else(|p| p.into_inner());
+        cmd.spawn()
+    };
+    let mut child = spawned.map_err(|e| format!("starting `{program}`: {e}"))?;
     let pid = child.id();
     let stderr = child
         .stderr
