@@ -11,7 +11,7 @@ use super::{Format, PlanFormat, out};
 use crate::core::deployed::{self, Deployed};
 use crate::core::model::InstanceId;
 use crate::core::render;
-use crate::deploy::{DeployLock, Deployer, Target};
+use crate::deploy::{Deployer, Target};
 use crate::state::Store;
 
 /// What `capstan apply` was given.
@@ -54,12 +54,10 @@ pub fn apply(args: Apply) -> anyhow::Result<i32> {
         eprintln!("capstan: {commit} has validation errors; nothing is deployed");
         return Ok(1);
     }
-    // Absolute: steps run in their own folders and get paths below it.
-    let dir = std::path::absolute(state_dir(&args.state))?;
+    let dir = state_dir(&args.state);
     std::fs::create_dir_all(&dir)?;
-    let _lock = DeployLock::acquire(&dir)?;
     let store = Arc::new(Store::open(&args.state)?);
-    let recovered = store.recover()?;
+    let (dir, _lock, recovered) = crate::deploy::take_over(&dir, &store)?;
     if !recovered.instances.is_empty() {
         eprintln!(
             "capstan: a previous deploy was interrupted; these run again: {}",
@@ -69,7 +67,7 @@ pub fn apply(args: Apply) -> anyhow::Result<i32> {
     let plan = deployed::plan(&store.deployed()?, &checked);
     let color = std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal();
     out(&render::plan::text(&plan, color))?;
-    if plan.is_empty() && plan.downstream.is_empty() {
+    if plan.is_empty() {
         return Ok(0);
     }
     if !args.yes && !confirm()? {

@@ -334,7 +334,7 @@ pub fn plan(deployed: &BTreeMap<InstanceId, Deployed>, new: &Checked) -> Plan {
             unchanged += 1;
             continue;
         }
-        let (mut diffs, mut reasons, likely_replacement) =
+        let (diffs, mut reasons, likely_replacement) =
             compare(record, &desired, &new.repository, inst);
         if record.status != Status::Deployed {
             reasons.insert(
@@ -346,7 +346,8 @@ pub fn plan(deployed: &BTreeMap<InstanceId, Deployed>, new: &Checked) -> Plan {
                 ),
             );
         } else if diffs.is_empty() {
-            diffs.push(Diff::BundleContent);
+            // Every field of `Inputs` is compared above; this is only reachable with a
+            // record whose digest was computed differently (e.g. by another capstan).
             reasons.push("its recorded inputs differ".into());
         }
         changes.push(Change {
@@ -379,7 +380,7 @@ pub fn plan(deployed: &BTreeMap<InstanceId, Deployed>, new: &Checked) -> Plan {
         }
     }
     changes.sort_by(|a, b| a.instance.cmp(&b.instance));
-    let destroy_order = destroy_order(deployed, &changes);
+    let destroy_order = destroy_order(deployed, after);
     super::plan::finish(
         changes,
         unchanged,
@@ -393,15 +394,15 @@ fn short(sha: &str) -> &str {
     sha.get(..10).unwrap_or(sha)
 }
 
-/// Destroys, dependants first, by the dependencies recorded with each instance.
+/// The recorded instances that `desired` no longer has, dependants first, by the
+/// dependencies recorded with each instance.
 pub fn destroy_order(
     deployed: &BTreeMap<InstanceId, Deployed>,
-    changes: &[Change],
+    desired: &BTreeMap<InstanceId, Instance>,
 ) -> Vec<InstanceId> {
-    let mut pending: BTreeSet<&InstanceId> = changes
-        .iter()
-        .filter(|c| c.action == Action::Destroy)
-        .map(|c| &c.instance)
+    let mut pending: BTreeSet<&InstanceId> = deployed
+        .keys()
+        .filter(|id| !desired.contains_key(*id))
         .collect();
     let mut order = Vec::new();
     while !pending.is_empty() {

@@ -40,24 +40,21 @@ pub(super) struct Deploys {
     wake: Notify,
     /// Why the next pass runs (the first reason since the last pass).
     reason: Mutex<Option<String>>,
+    stop: CancellationToken,
     _lock: DeployLock,
 }
 
 impl Deploys {
-    /// Takes the deploy lock and marks whatever a crash interrupted.
+    /// Takes the deploy lock and marks whatever a crash interrupted. Wake-ups for
+    /// opening deploy windows end with `stop`.
     pub(super) fn open(
         store: Arc<Store>,
         state_dir: PathBuf,
         trees: Trees,
+        stop: CancellationToken,
     ) -> Result<Deploys, DaemonError> {
-        // Absolute: steps run in their own folders and get paths below it.
-        let state_dir =
-            std::path::absolute(&state_dir).map_err(|source| DaemonError::StateDir {
-                path: state_dir.clone(),
-                source,
-            })?;
-        let lock = DeployLock::acquire(&state_dir).map_err(|e| DaemonError::Other(chain(&e)))?;
-        let recovered = store.recover()?;
+        let (state_dir, lock, recovered) = crate::deploy::take_over(&state_dir, &store)
+            .map_err(|e| DaemonError::Other(chain(&e)))?;
         if recovered.runs + recovered.steps > 0 {
             tracing::warn!(
                 runs = recovered.runs,
@@ -72,6 +69,7 @@ impl Deploys {
             trees,
             wake: Notify::new(),
             reason: Mutex::new(None),
+            stop,
             _lock: lock,
         })
     }
@@ -89,10 +87,10 @@ impl Deploys {
         self.wake.notify_one();
     }
 
-    /// Waits for the next request; `None` once `stop` is cancelled.
-    pub(super) async fn next(&self, stop: &CancellationToken) -> Option<String> {
+    /// Waits for the next request; `None` once the daemon stops.
+    pub(super) async fn next(&self) -> Option<String> {
         tokio::select! {
-            _ = stop.cancelled() => None,
+            _ = self.stop.cancelled() => None,
             _ = self.wake.notified() => Some(
                 self.reason
                     .lock()
@@ -104,8 +102,8 @@ impl Deploys {
     }
 
     /// Asks for a pass when a deploy window opens.
-    pub(super) fn wake_at(self: &Arc<Self>, at: DateTime<Utc>, stop: CancellationToken) {
-        let me = self.clone();
+    fn wake_at(self: &Arc<Self>, at: DateTime<Utc>) {
+        let (me, stop) = (self.clone(), self.stop.clone());
         let wait = (at - Utc::now()).to_std().unwrap_or_default();
         tracing::info!(%at, "a deploy window holds instances back; deploying again when it opens");
         tokio::spawn(async move {
@@ -147,8 +145,10 @@ impl Deploys {
         ))
     }
 
+    /// Deploys a prepared commit; when a deploy window holds something back, another
+    /// pass is asked for at the moment it opens.
     pub(super) async fn deploy(
-        &self,
+        self: &Arc<Self>,
         target: &Target,
         config: &DeployConfig,
         progress: Arc<dyn Fn(&crate::deploy::Outcome) + Send + Sync>,
@@ -161,21 +161,21 @@ impl Deploys {
             step_timeout: config.step_timeout,
             progress,
         };
-        deployer
+        let report = deployer
             .deploy(target)
             .await
-            .map_err(|e| DaemonError::Other(chain(&e)))
+            .map_err(|e| DaemonError::Other(chain(&e)))?;
+        if let Some(at) = report.next_window() {
+            self.wake_at(at);
+        }
+        Ok(report)
     }
 }
 
 /// The GitHub side of a deploy pass: fetch the branch, deploy its commit, and report with
 /// the status `capstan/deploy` on the commit and a comment on the pull request merged
 /// into it.
-pub(super) async fn deploy_branch(
-    shared: &Arc<Shared>,
-    why: &str,
-    stop: &CancellationToken,
-) -> Result<(), DaemonError> {
+pub(super) async fn deploy_branch(shared: &Arc<Shared>, why: &str) -> Result<(), DaemonError> {
     let gh = shared
         .github()
         .ok_or_else(|| DaemonError::Other("github is not configured".into()))?;
@@ -255,9 +255,6 @@ pub(super) async fn deploy_branch(
             format!("deploy failed: {}", report.summary()),
         ),
     };
-    if let Some(at) = report.next_window() {
-        shared.deploys.wake_at(at, stop.clone());
-    }
     status(state, text).await?;
     let body = crate::deploy::markdown(&report);
     for pr in gh.pulls_of_commit(&tip).await? {

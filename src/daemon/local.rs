@@ -87,18 +87,19 @@ pub(super) async fn run(
         store,
         config.state_dir.clone(),
         Arc::new(move |sha: &str| source::read(&reader, Some(sha)).map_err(|e| chain(&e))),
+        control.shutdown.clone(),
     )?);
     let stop = control.shutdown.clone();
     let mut seen = Seen::default();
-    evaluate(&path, &config, &deploys, &stop, &mut seen, false).await;
+    evaluate(&path, &config, &deploys, &mut seen, false).await;
     systemd::ready();
     tokio::spawn(systemd::watchdog(stop.clone()));
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
-            Some(why) = deploys.next(&stop) => {
+            Some(why) = deploys.next() => {
                 tracing::info!(trigger = why, "deploying again");
-                evaluate(&path, &config, &deploys, &stop, &mut seen, true).await;
+                evaluate(&path, &config, &deploys, &mut seen, true).await;
             }
             Some(()) = control.reload.recv() => match (control.reloader)() {
                 Ok(new) => {
@@ -116,7 +117,7 @@ pub(super) async fn run(
                         _ = stop.cancelled() => break,
                     }
                 }
-                evaluate(&path, &config, &deploys, &stop, &mut seen, false).await;
+                evaluate(&path, &config, &deploys, &mut seen, false).await;
             }
         }
     }
@@ -141,7 +142,6 @@ async fn evaluate(
     path: &Path,
     config: &Config,
     deploys: &Arc<Deploys>,
-    stop: &tokio_util::sync::CancellationToken,
     seen: &mut Seen,
     again: bool,
 ) {
@@ -155,7 +155,7 @@ async fn evaluate(
             } else {
                 "commit"
             };
-            print(&deploy(commit, branch, config, deploys, stop, trigger, color).await);
+            print(&deploy(commit, branch, config, deploys, trigger, color).await);
         }
         seen.tip.clone_from(&tip);
         // The working tree's plan is relative to the deployed state, so show it again.
@@ -192,7 +192,6 @@ async fn deploy(
     branch: &str,
     config: &Config,
     deploys: &Arc<Deploys>,
-    stop: &tokio_util::sync::CancellationToken,
     trigger: &str,
     color: bool,
 ) -> String {
@@ -222,9 +221,6 @@ async fn deploy(
             });
             match deploys.deploy(&target, &config.deploy, progress).await {
                 Ok(report) => {
-                    if let Some(at) = report.next_window() {
-                        deploys.wake_at(at, stop.clone());
-                    }
                     format!(
                         "Deploy of {} (run {}): {}\n",
                         short(commit),

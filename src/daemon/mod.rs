@@ -202,6 +202,7 @@ async fn serve_github(
         store.clone(),
         config.state_dir.clone(),
         Arc::new(move |sha: &str| reader.read(sha).map_err(|e| chain(&e))),
+        control.shutdown.clone(),
     )?);
     let (events_tx, mut events_rx) = mpsc::unbounded_channel();
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -264,7 +265,7 @@ async fn serve_github(
     }
     tracker.spawn(poller(shared.clone(), stop.clone()));
     tracker.spawn(scheduler(shared.clone(), stop.clone()));
-    tracker.spawn(deploy_worker(shared.clone(), stop.clone()));
+    tracker.spawn(deploy_worker(shared.clone()));
     // Catch up on whatever happened while we were not running.
     shared.send(Event::Sync { force: false });
     shared.deploys.request("start");
@@ -418,16 +419,15 @@ async fn sync(shared: &Arc<Shared>, force: bool) {
 }
 
 /// Runs deploy passes as they are asked for, one at a time.
-async fn deploy_worker(shared: Arc<Shared>, stop: CancellationToken) {
+async fn deploy_worker(shared: Arc<Shared>) {
     let deploys = shared.deploys.clone();
-    while let Some(why) = deploys.next(&stop).await {
+    while let Some(why) = deploys.next().await {
         if !shared.config().deploy.enabled {
             continue;
         }
         let span = tracing::info_span!("deploy", trigger = why);
         let result =
-            tracing::Instrument::instrument(deploys::deploy_branch(&shared, &why, &stop), span)
-                .await;
+            tracing::Instrument::instrument(deploys::deploy_branch(&shared, &why), span).await;
         if let Err(e) = result {
             shared.metrics.deploy("error");
             tracing::error!(error = %chain(&e), "deploying the branch");

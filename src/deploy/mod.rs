@@ -31,7 +31,7 @@ use crate::core::deployed::{self, Deployed, Inputs, Status};
 use crate::core::model::{Bundle, InstanceId};
 use crate::core::source::SourceTree;
 use crate::core::windows::{self, Gate};
-use crate::state::{NewStep, StateError, Store};
+use crate::state::{NewStep, Recovered, StateError, Store};
 use provision::{Redactor, Verb};
 pub use report::{line, markdown, marker, text};
 
@@ -48,6 +48,11 @@ pub enum DeployError {
     Locked { dir: PathBuf, lock: PathBuf },
     #[error("locking {path}")]
     Lock {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the state directory {path}")]
+    StateDir {
         path: PathBuf,
         source: std::io::Error,
     },
@@ -86,6 +91,23 @@ impl DeployLock {
     }
 }
 
+/// Takes over a state directory for deploying: makes its path absolute (steps run in
+/// their own folders and get paths below it), takes its [`DeployLock`], and marks what a
+/// crash left running as interrupted ([`Store::recover`]). Both `capstan apply` and the
+/// daemon start here.
+pub fn take_over(
+    state_dir: &Path,
+    store: &Store,
+) -> Result<(PathBuf, DeployLock, Recovered), DeployError> {
+    let dir = std::path::absolute(state_dir).map_err(|source| DeployError::StateDir {
+        path: state_dir.to_path_buf(),
+        source,
+    })?;
+    let lock = DeployLock::acquire(&dir)?;
+    let recovered = store.recover()?;
+    Ok((dir, lock, recovered))
+}
+
 /// What happened to one instance in a run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Outcome {
@@ -112,6 +134,18 @@ pub enum Result_ {
 }
 
 impl Result_ {
+    /// Why it did not succeed, in words (empty when it did): the step's message.
+    pub fn detail(&self) -> String {
+        match self {
+            Result_::Succeeded => String::new(),
+            Result_::Failed(m) | Result_::Skipped(m) => m.clone(),
+            Result_::Waiting { reason, opens } => match opens {
+                Some(at) => format!("{reason}; waits until {at}"),
+                None => reason.clone(),
+            },
+        }
+    }
+
     /// As in the state database's `steps.status`, and in sentences (`which failed`).
     pub fn word(&self) -> &'static str {
         match self {
@@ -329,8 +363,8 @@ impl Deployer {
                         .unwrap_or_default(),
                 });
             }
-            for outcome in self.run_all(run, work).await? {
-                self.finish(&mut report, &mut held, &mut state, outcome)?;
+            for (outcome, recorded) in self.run_all(run, work).await? {
+                self.finish(&mut report, &mut held, &mut state, outcome, recorded);
             }
         }
         self.destroy_unwanted(target, run, now, &mut state, &mut held, &mut report)
@@ -351,19 +385,12 @@ impl Deployer {
         held: &mut HashMap<InstanceId, Result_>,
         report: &mut Report,
     ) -> Result<(), DeployError> {
-        let desired = &target.checked.resolved.instances;
-        let changes: Vec<_> = crate::core::deployed::plan(state, &target.checked)
-            .changes
-            .into_iter()
-            .filter(|c| c.action == crate::core::plan::Action::Destroy)
-            .collect();
-        let order = deployed::destroy_order(state, &changes);
+        let order = deployed::destroy_order(state, &target.checked.resolved.instances);
         let windows = &target.checked.repository.config.deploy_windows;
-        let mut at_commit: HashMap<String, (Arc<SourceTree>, Arc<Checked>)> = HashMap::new();
+        // Each commit destroys are read from, read and checked once (or why it could not be).
+        type AtCommit = Result<(Arc<SourceTree>, Arc<Checked>), String>;
+        let mut at_commit: HashMap<String, AtCommit> = HashMap::new();
         for id in order {
-            if desired.contains_key(&id) {
-                continue;
-            }
             let Some(record) = state.get(&id).cloned() else {
                 continue;
             };
@@ -393,31 +420,33 @@ impl Deployer {
                 continue;
             }
             // The bundle as it was when the instance was last deployed.
-            let entry = match at_commit.get(&record.commit) {
-                Some(e) => Ok(e.clone()),
-                None => (self.trees)(&record.commit).map(|tree| {
-                    let checked = Arc::new(crate::core::check(&tree));
-                    let e = (Arc::new(tree), checked);
-                    at_commit.insert(record.commit.clone(), e.clone());
-                    e
-                }),
-            };
-            let bundle = entry.as_ref().ok().and_then(|(_, c)| {
-                c.repository
+            let at = at_commit.entry(record.commit.clone()).or_insert_with(|| {
+                (self.trees)(&record.commit)
+                    .map(|tree| {
+                        let checked = Arc::new(crate::core::check(&tree));
+                        (Arc::new(tree), checked)
+                    })
+                    .map_err(|e| format!("reading commit {}: {e}", record.commit))
+            });
+            let found = at.clone().and_then(|(tree, checked)| {
+                match checked
+                    .repository
                     .bundles
                     .get(record.inputs.bundle.as_str())
-                    .cloned()
-            });
-            let (Ok((tree, _)), Some(bundle)) = (entry.clone(), bundle) else {
-                let why = match entry {
-                    Err(e) => format!("reading commit {}: {e}", record.commit),
-                    Ok(_) => format!(
+                {
+                    Some(bundle) => Ok((tree, bundle.clone())),
+                    None => Err(format!(
                         "bundle {} is not in commit {}",
                         record.inputs.bundle, record.commit
-                    ),
-                };
-                self.note(report, held, &id, Verb::Destroy, Result_::Failed(why))?;
-                continue;
+                    )),
+                }
+            });
+            let (tree, bundle) = match found {
+                Ok(found) => found,
+                Err(why) => {
+                    self.note(report, held, &id, Verb::Destroy, Result_::Failed(why))?;
+                    continue;
+                }
             };
             let work = Work {
                 instance: id.clone(),
@@ -434,8 +463,8 @@ impl Deployer {
                 sensitive: record.sensitive.clone(),
                 previous: record.artifacts.clone(),
             };
-            for outcome in self.run_all(run, vec![work]).await? {
-                self.finish(report, held, state, outcome)?;
+            for (outcome, recorded) in self.run_all(run, vec![work]).await? {
+                self.finish(report, held, state, outcome, recorded);
             }
         }
         Ok(())
@@ -450,16 +479,8 @@ impl Deployer {
         verb: Verb,
         result: Result_,
     ) -> Result<(), DeployError> {
-        let message = match &result {
-            Result_::Skipped(m) | Result_::Failed(m) => m.clone(),
-            Result_::Waiting { reason, opens } => match opens {
-                Some(at) => format!("{reason}; deploys from {at}"),
-                None => reason.clone(),
-            },
-            Result_::Succeeded => String::new(),
-        };
         self.store
-            .note_step(report.run, id, verb.name(), result.word(), &message)?;
+            .note_step(report.run, id, verb.name(), result.word(), &result.detail())?;
         let outcome = Outcome {
             instance: id.clone(),
             verb,
@@ -480,10 +501,11 @@ impl Deployer {
         held: &mut HashMap<InstanceId, Result_>,
         state: &mut BTreeMap<InstanceId, Deployed>,
         outcome: Outcome,
-    ) -> Result<(), DeployError> {
+        recorded: Option<Deployed>,
+    ) {
         match (&outcome.result, outcome.verb) {
             (Result_::Succeeded, Verb::Deploy) => {
-                if let Some(d) = self.store.instance(outcome.instance.as_str())? {
+                if let Some(d) = recorded {
                     state.insert(outcome.instance.clone(), d);
                 }
             }
@@ -496,11 +518,14 @@ impl Deployer {
         }
         (self.progress)(&outcome);
         report.outcomes.push(outcome);
-        Ok(())
     }
 
     /// Runs `work` with at most `parallel` at once; outcomes in the order given.
-    async fn run_all(&self, run: i64, work: Vec<Work>) -> Result<Vec<Outcome>, DeployError> {
+    async fn run_all(
+        &self,
+        run: i64,
+        work: Vec<Work>,
+    ) -> Result<Vec<(Outcome, Option<Deployed>)>, DeployError> {
         let limit = Arc::new(Semaphore::new(self.parallel.max(1)));
         let mut tasks = JoinSet::new();
         let errors: Arc<Mutex<Option<StateError>>> = Arc::default();
@@ -549,7 +574,9 @@ struct StepCtx {
 }
 
 impl StepCtx {
-    async fn run(&self, w: Work) -> Result<Outcome, StateError> {
+    /// Runs one instance's steps and records the result; a successful deploy also gives
+    /// back the record written, so the run's view of the state needs no read-back.
+    async fn run(&self, w: Work) -> Result<(Outcome, Option<Deployed>), StateError> {
         let started = Instant::now();
         let log = self
             .state_dir
@@ -629,6 +656,7 @@ impl StepCtx {
             }
             (Ok(a), None) => Ok(a),
         };
+        let mut recorded = None;
         let mut outcome = Outcome {
             instance: w.instance.clone(),
             verb: w.verb,
@@ -662,18 +690,19 @@ impl StepCtx {
                             commit: w.commit,
                             attributes: w.attributes,
                             sensitive: w.sensitive.clone(),
-                            updated_at: 0,
+                            updated_at: crate::state::now(),
                         };
                         self.store.finish_deploy(step, &record)?;
                         let mut shown = as_value;
                         deployed::redact("artifacts", &mut shown, &w.sensitive);
                         outcome.artifacts = serde_json::from_value(shown).unwrap_or_default();
+                        recorded = Some(record);
                     }
                     Verb::Destroy => self.store.finish_destroy(step, &w.instance)?,
                 }
             }
         }
         outcome.seconds = started.elapsed().as_secs_f64();
-        Ok(outcome)
+        Ok((outcome, recorded))
     }
 }

@@ -11,17 +11,6 @@ pub fn marker(commit: &str) -> String {
     format!("<!-- capstan:deploy {commit} -->")
 }
 
-fn detail(o: &Outcome) -> String {
-    match &o.result {
-        Result_::Succeeded => String::new(),
-        Result_::Failed(m) | Result_::Skipped(m) => m.clone(),
-        Result_::Waiting { reason, opens } => match opens {
-            Some(at) => format!("{reason}; waits until {at}"),
-            None => reason.clone(),
-        },
-    }
-}
-
 fn compact(value: &serde_json::Value) -> String {
     serde_json::to_string(value).unwrap_or_default()
 }
@@ -43,7 +32,7 @@ pub fn line(o: &Outcome) -> String {
     if o.seconds > 0.0 {
         let _ = write!(out, " in {:.2}s", o.seconds);
     }
-    let d = detail(o);
+    let d = o.result.detail();
     if !d.is_empty() {
         let _ = write!(out, ": {d}");
     }
@@ -113,7 +102,7 @@ pub fn markdown(report: &Report) -> String {
             o.instance,
             o.verb.name(),
             o.result.word(),
-            cell(&detail(o))
+            cell(&o.result.detail())
         );
     }
     let with_artifacts: Vec<&Outcome> = report
