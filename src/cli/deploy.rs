@@ -7,11 +7,13 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::{Format, PlanFormat, out};
-use crate::core::deployed::{self, Deployed};
+use super::{Format, PlanFormat, color_on_stdout, out};
+use crate::core::deployed::Deployed;
 use crate::core::model::InstanceId;
-use crate::core::render;
+use crate::core::run::{RunStatus, Trigger};
+use crate::core::{plan, render, sensitive};
 use crate::deploy::{Deployer, Target};
+use crate::source::Checkout;
 use crate::state::Store;
 
 /// What `capstan apply` was given.
@@ -44,8 +46,8 @@ fn open_existing(db: &Path) -> anyhow::Result<Store> {
 
 /// Deploys a revision against the state: lock, recover, plan, confirm, deploy.
 pub fn apply(args: Apply) -> anyhow::Result<i32> {
-    let timeout = humantime::parse_duration(&args.timeout)
-        .map_err(|e| anyhow::anyhow!("--timeout {:?}: {e}", args.timeout))?;
+    let timeout = crate::core::duration::parse(&args.timeout)
+        .map_err(|e| anyhow::anyhow!("--timeout: {e}"))?;
     let commit = crate::source::resolve_commit(&args.repo, &args.rev)?;
     let tree = crate::source::read(&args.repo, Some(&commit))?;
     let checked = crate::core::check(&tree);
@@ -64,9 +66,8 @@ pub fn apply(args: Apply) -> anyhow::Result<i32> {
             recovered.instances.join(", ")
         );
     }
-    let plan = deployed::plan(&store.deployed()?, &checked);
-    let color = std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal();
-    out(&render::plan::text(&plan, color))?;
+    let plan = plan::against_deployed(&store.deployed()?, &checked);
+    out(&render::plan::text(&plan, color_on_stdout()))?;
     if plan.is_empty() {
         return Ok(0);
     }
@@ -74,12 +75,11 @@ pub fn apply(args: Apply) -> anyhow::Result<i32> {
         eprintln!("capstan: nothing deployed");
         return Ok(1);
     }
-    let repo = args.repo.clone();
     let deployer = Deployer {
         store,
         state_dir: dir,
-        trees: Arc::new(move |commit: &str| {
-            crate::source::read(&repo, Some(commit)).map_err(|e| crate::error::chain(&e))
+        revisions: Arc::new(Checkout {
+            path: args.repo.clone(),
         }),
         parallel: args.parallel,
         step_timeout: timeout,
@@ -91,14 +91,14 @@ pub fn apply(args: Apply) -> anyhow::Result<i32> {
         commit,
         tree: Arc::new(tree),
         checked: Arc::new(checked),
-        trigger: "apply".into(),
+        trigger: Trigger::Apply,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let report = runtime.block_on(deployer.deploy(&target))?;
     out(&format!("{}\n", report.summary()))?;
-    Ok(i32::from(report.status() != "succeeded"))
+    Ok(i32::from(report.status() != RunStatus::Succeeded))
 }
 
 /// Asks on the terminal; refuses without one (`--yes` is for scripts).
@@ -132,7 +132,7 @@ pub fn plan(
     } else {
         BTreeMap::new()
     };
-    let plan = deployed::plan(&state, &new);
+    let plan = plan::against_deployed(&state, &new);
     out(&super::render_plan(&plan, &new, format))?;
     Ok(if detailed_exitcode && !plan.is_empty() {
         2
@@ -144,7 +144,7 @@ pub fn plan(
 /// A record as shown: sensitive values replaced by `(sensitive)`.
 fn shown(d: &Deployed) -> Value {
     let mut params = d.inputs.params.clone();
-    deployed::redact("params", &mut params, &d.sensitive);
+    sensitive::redact("params", &mut params, &d.sensitive);
     let mut connections: Value = d
         .inputs
         .connections
@@ -152,9 +152,9 @@ fn shown(d: &Deployed) -> Value {
         .map(|(slot, i)| (slot.clone(), json!({"source": i.source, "data": i.data})))
         .collect::<serde_json::Map<_, _>>()
         .into();
-    deployed::redact("connections", &mut connections, &d.sensitive);
+    sensitive::redact("connections", &mut connections, &d.sensitive);
     let mut artifacts = serde_json::to_value(&d.artifacts).unwrap_or_default();
-    deployed::redact("artifacts", &mut artifacts, &d.sensitive);
+    sensitive::redact("artifacts", &mut artifacts, &d.sensitive);
     json!({
         "instance": d.instance.as_str(),
         "status": d.status.name(),
@@ -234,8 +234,8 @@ pub fn state_show(db: &Path, instance: &str, format: Format) -> anyhow::Result<i
         .map(|s| {
             json!({
                 "run": s.run,
-                "action": s.action,
-                "status": s.status,
+                "action": s.action.name(),
+                "status": s.status.name(),
                 "message": s.message,
                 "log": s.log_path,
                 "started_at": time(s.started_at),

@@ -3,6 +3,7 @@
 //! the desired state, 2 usage or I/O failure).
 
 mod deploy;
+mod serve;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -11,8 +12,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::core::diag::Code;
 use crate::core::render;
+use crate::core::render::comment::MAX_COMMENT;
 use crate::core::schema::FileKind;
-use crate::daemon::config::{self, Auth, Config, Environment, LogFormat, Overrides, Source};
+use crate::daemon::config::LogFormat;
+use serve::ServeArgs;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -126,61 +129,6 @@ enum StateCommand {
     },
 }
 
-#[derive(clap::Args, Debug)]
-struct ServeArgs {
-    /// The configuration file (schema: `capstan schema serve`).
-    #[arg(long, env = "CAPSTAN_CONFIG")]
-    config: Option<PathBuf>,
-    /// Validate the configuration (and read the secret files), print a summary, exit.
-    #[arg(long)]
-    check_config: bool,
-    /// A local checkout to watch (overrides repository.path/url).
-    #[arg(long, env = "CAPSTAN_REPO")]
-    repo: Option<PathBuf>,
-    /// A remote to mirror (overrides repository.url/path).
-    #[arg(long, env = "CAPSTAN_REPO_URL", conflicts_with = "repo")]
-    repo_url: Option<String>,
-    #[arg(long, env = "CAPSTAN_BRANCH")]
-    branch: Option<String>,
-    #[arg(long, env = "CAPSTAN_STATE_DIR")]
-    state_dir: Option<PathBuf>,
-    /// Address for webhooks, /healthz, /readyz and /metrics, e.g. 127.0.0.1:8080.
-    #[arg(long, env = "CAPSTAN_LISTEN")]
-    listen: Option<String>,
-    #[arg(long, env = "CAPSTAN_GITHUB_API_URL")]
-    github_api_url: Option<String>,
-    /// owner/name on GitHub.
-    #[arg(long, env = "CAPSTAN_GITHUB_REPOSITORY")]
-    github_repository: Option<String>,
-    #[arg(long, env = "CAPSTAN_GITHUB_TOKEN_FILE")]
-    github_token_file: Option<PathBuf>,
-    #[arg(long, env = "CAPSTAN_WEBHOOK_SECRET_FILE")]
-    webhook_secret_file: Option<PathBuf>,
-    /// e.g. 60s; 0s turns polling off.
-    #[arg(long, env = "CAPSTAN_POLL_INTERVAL")]
-    poll_interval: Option<String>,
-    #[arg(long, env = "CAPSTAN_LOG_FORMAT", value_enum)]
-    log_format: Option<LogFormat>,
-}
-
-impl ServeArgs {
-    fn overrides(&self) -> Overrides {
-        Overrides {
-            repo_path: self.repo.clone(),
-            repo_url: self.repo_url.clone(),
-            branch: self.branch.clone(),
-            state_dir: self.state_dir.clone(),
-            listen: self.listen.clone(),
-            github_api_url: self.github_api_url.clone(),
-            github_repository: self.github_repository.clone(),
-            github_token_file: self.github_token_file.clone(),
-            webhook_secret_file: self.webhook_secret_file.clone(),
-            poll_interval: self.poll_interval.clone(),
-            log_format: self.log_format,
-        }
-    }
-}
-
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum GraphFormat {
     Mermaid,
@@ -203,6 +151,11 @@ enum Format {
 
 /// Exit code for usage and I/O failures.
 const FAILURE: i32 = 2;
+
+/// Whether to colour what goes to stdout: only on a terminal, and never with `NO_COLOR`.
+fn color_on_stdout() -> bool {
+    std::env::var_os("NO_COLOR").is_none() && std::io::IsTerminal::is_terminal(&std::io::stdout())
+}
 
 pub fn run() -> i32 {
     let cli = match Cli::try_parse() {
@@ -233,7 +186,7 @@ pub fn run() -> i32 {
 
 /// Logs go to stderr, filtered by `CAPSTAN_LOG` (e.g. `CAPSTAN_LOG=debug`) or else by
 /// `default`, so stdout stays the command's output.
-fn init_logging(format: LogFormat, default: &str) {
+pub(super) fn init_logging(format: LogFormat, default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CAPSTAN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
@@ -246,150 +199,11 @@ fn init_logging(format: LogFormat, default: &str) {
     };
 }
 
-fn serve(args: &ServeArgs) -> anyhow::Result<i32> {
-    let overrides = args.overrides();
-    let env = Environment::from_process();
-    let file = args.config.clone();
-    let cfg = config::load(file.as_deref(), &overrides, &env)?;
-    if args.check_config {
-        out(&describe(&cfg))?;
-        return Ok(0);
-    }
-    init_logging(cfg.log_format, &cfg.log_level);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async move {
-        let shutdown = tokio_util::sync::CancellationToken::new();
-        let (reload_tx, reload_rx) = tokio::sync::mpsc::unbounded_channel();
-        let signals = shutdown.clone();
-        tokio::spawn(async move {
-            if let Err(e) = forward_signals(signals, reload_tx).await {
-                tracing::error!(error = %e, "installing signal handlers");
-            }
-        });
-        let control = crate::daemon::Control {
-            shutdown,
-            reload: reload_rx,
-            reloader: Box::new(move || config::load(file.as_deref(), &overrides, &env)),
-        };
-        crate::daemon::run(cfg, control).await
-    })?;
-    Ok(0)
-}
-
-/// SIGTERM and SIGINT start the drain (a second one exits at once); SIGHUP reloads.
-async fn forward_signals(
-    shutdown: tokio_util::sync::CancellationToken,
-    reload: tokio::sync::mpsc::UnboundedSender<()>,
-) -> std::io::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
-    loop {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-            _ = hup.recv() => {
-                tracing::info!("SIGHUP: reloading the configuration");
-                let _ = reload.send(());
-                continue;
-            }
-        }
-        if shutdown.is_cancelled() {
-            tracing::warn!("second signal: exiting without draining");
-            std::process::exit(FAILURE);
-        }
-        tracing::info!("shutting down");
-        shutdown.cancel();
-    }
-}
-
-/// The configuration as `--check-config` shows it: every setting, no secret.
-fn describe(cfg: &Config) -> String {
-    let mut s = String::from("configuration ok\n");
-    if let Some(file) = &cfg.file {
-        s.push_str(&format!("  file:        {}\n", file.display()));
-    }
-    match &cfg.repository.source {
-        Source::Remote { url, ssh_key } => {
-            s.push_str(&format!(
-                "  repository:  {} (mirrored)\n",
-                crate::source::mirror::redact_url(url)
-            ));
-            if let Some(key) = ssh_key {
-                s.push_str(&format!("  ssh key:     {}\n", key.display()));
-            }
-        }
-        Source::Local { path } => s.push_str(&format!(
-            "  repository:  {} (local, watched)\n",
-            path.display()
-        )),
-    }
-    if !cfg.repository.root.is_empty() {
-        s.push_str(&format!("  root:        {}\n", cfg.repository.root));
-    }
-    s.push_str(&format!("  branch:      {}\n", cfg.repository.branch));
-    s.push_str(&format!("  state dir:   {}\n", cfg.state_dir.display()));
-    match &cfg.github {
-        Some(gh) => {
-            s.push_str(&format!("  listen:      {}\n", cfg.listen));
-            s.push_str(&format!(
-                "  github:      {}/{} at {}\n",
-                gh.owner, gh.name, gh.api_url
-            ));
-            s.push_str(&format!(
-                "  auth:        {}\n",
-                match &gh.auth {
-                    Auth::Token(_) => "token (read from its file)".to_string(),
-                    Auth::App {
-                        id,
-                        installation_id,
-                        ..
-                    } => format!(
-                        "GitHub App {id}, installation {installation_id} (key read from its file)"
-                    ),
-                }
-            ));
-            s.push_str(&format!(
-                "  webhooks:    {}\n",
-                if gh.webhook_secret.is_some() {
-                    "on (secret read from its file)"
-                } else {
-                    "off (no webhook secret)"
-                }
-            ));
-            s.push_str(&format!(
-                "  polling:     {}\n",
-                gh.poll_interval
-                    .map_or("off".to_string(), |d| humantime::format_duration(d)
-                        .to_string())
-            ));
-        }
-        None => s.push_str(
-            "  github:      not configured: the working tree's plan is printed on each edit\n",
-        ),
-    }
-    s.push_str(&format!("  workers:     {}\n", cfg.workers));
-    for sch in &cfg.schedules {
-        s.push_str(&format!(
-            "  schedule:    {} `{}` -> {:?}\n",
-            sch.name, sch.cron.pattern, sch.job
-        ));
-    }
-    s.push_str(&format!(
-        "  shutdown:    {}\n",
-        humantime::format_duration(cfg.shutdown_timeout)
-    ));
-    s
-}
-
 fn chain(e: &anyhow::Error) -> String {
     crate::error::chain(e.as_ref())
 }
 
-fn out(text: &str) -> anyhow::Result<()> {
+pub(super) fn out(text: &str) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
     match stdout
         .write_all(text.as_bytes())
@@ -408,7 +222,8 @@ fn diagnostics(checked: &crate::core::Checked, format: PlanFormat) -> String {
         PlanFormat::Markdown => render::markdown::diagnostics(
             &checked.diagnostics,
             &render::markdown::Options::new(None),
-        ),
+        )
+        .render(MAX_COMMENT),
         PlanFormat::Json => render::diagnostics::json(checked),
     }
 }
@@ -418,22 +233,21 @@ fn render_plan(
     new: &crate::core::Checked,
     format: PlanFormat,
 ) -> String {
-    let color = std::env::var_os("NO_COLOR").is_none()
-        && std::io::IsTerminal::is_terminal(&std::io::stdout());
     match format {
-        PlanFormat::Text => render::plan::text(plan, color),
+        PlanFormat::Text => render::plan::text(plan, color_on_stdout()),
         PlanFormat::Markdown => render::markdown::plan(
             plan,
             &new.diagnostics,
             &render::markdown::Options::new(None),
-        ),
+        )
+        .render(MAX_COMMENT),
         PlanFormat::Json => render::plan::json(plan),
     }
 }
 
 fn execute(command: Command) -> anyhow::Result<i32> {
     match command {
-        Command::Serve(args) => serve(&args),
+        Command::Serve(args) => serve::serve(&args),
         Command::Validate { repo, rev, format } => {
             let tree = crate::source::read(&repo, rev.as_deref())?;
             let checked = crate::core::check(&tree);

@@ -1,26 +1,26 @@
-//! The deployed state as the core sees it (DESIGN sections 7 and 10): what was last
-//! deployed per instance, the concrete inputs an instance would be deployed with now, and
-//! the plan of a desired state against the deployed one.
+//! The deployed state as the core sees it (DESIGN section 10): what was last deployed per
+//! instance ([`Deployed`]), the concrete inputs an instance would be deployed with now
+//! ([`Inputs`], [`desired_inputs`]), the order of destroys, and the check of the artifacts
+//! a deploy produced.
 //!
-//! Pure like the rest of the core: the database is read elsewhere and handed in as
-//! [`Deployed`] records.
+//! Pure like the rest of the core: the state database is read by `state`, which converts
+//! its rows into these values by hand, so renaming a field here changes neither what is
+//! stored nor any digest.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::Checked;
 use super::model::{InstanceId, Repository};
-use super::plan::{Action, Change, Diff, Plan};
 use super::resolve::{Instance, Origin};
 use super::schema::{self, SchemaProblem};
+use super::sensitive::FieldPath;
 
 /// Everything a deploy of an instance depends on, concretely: connection data is the
 /// producing instance's recorded artifact, not a reference to it. Two equal `Inputs`
 /// deploy the same thing, so an instance whose inputs are unchanged is not run.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Inputs {
     pub bundle: String,
     pub version: String,
@@ -29,18 +29,58 @@ pub struct Inputs {
     pub connections: BTreeMap<String, Input>,
 }
 
-/// One filled slot: where it comes from (`si-staging-vpc.network` or `import`) and its data.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// One filled slot: where it comes from (`si-staging-vpc.network` or [`IMPORT`]) and its data.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Input {
     pub source: String,
     /// `None` while the producing instance has not recorded the artifact.
     pub data: Option<Value>,
 }
 
+/// The source of a slot filled by an inline import.
+pub const IMPORT: &str = "import";
+
+impl Input {
+    pub fn is_import(&self) -> bool {
+        self.source == IMPORT
+    }
+}
+
+/// The version of [`Inputs::digest`]'s encoding. Digests are stored with every deployed
+/// instance and compared on every plan: a new encoding would redeploy everything, so it
+/// gets a new version (and a prefix) instead of replacing this one.
+pub const DIGEST_VERSION: u32 = 1;
+
 impl Inputs {
-    /// SHA-256 of the canonical JSON (object keys sorted).
+    /// SHA-256 of the version-1 encoding: the JSON text
+    /// `{"bundle":…,"version":…,"bundle_digest":…,"params":…,"connections":{<slot>:{"source":…,"data":…}}}`,
+    /// compact, with the keys of `params` and of connection data sorted and slots sorted.
+    /// Written out here by hand, so no Rust name takes part in it.
     pub fn digest(&self) -> String {
-        let text = serde_json::to_string(self).unwrap_or_default();
+        let mut text = String::new();
+        let json = |v: &Value| serde_json::to_string(v).expect("a JSON value always serialises");
+        let string = |s: &str| json(&Value::String(s.to_string()));
+        text.push_str("{\"bundle\":");
+        text.push_str(&string(&self.bundle));
+        text.push_str(",\"version\":");
+        text.push_str(&string(&self.version));
+        text.push_str(",\"bundle_digest\":");
+        text.push_str(&string(&self.bundle_digest));
+        text.push_str(",\"params\":");
+        text.push_str(&json(&self.params));
+        text.push_str(",\"connections\":{");
+        for (i, (slot, input)) in self.connections.iter().enumerate() {
+            if i > 0 {
+                text.push(',');
+            }
+            text.push_str(&string(slot));
+            text.push_str(":{\"source\":");
+            text.push_str(&string(&input.source));
+            text.push_str(",\"data\":");
+            text.push_str(&input.data.as_ref().map_or_else(|| "null".into(), json));
+            text.push('}');
+        }
+        text.push_str("}}");
         hex(&Sha256::digest(text.as_bytes()))
     }
 
@@ -67,8 +107,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Where an instance stands in the state database.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
     /// Its last deploy succeeded with the recorded inputs.
     Deployed,
@@ -83,6 +122,16 @@ pub enum Status {
 }
 
 impl Status {
+    pub const ALL: [Status; 6] = [
+        Status::Deployed,
+        Status::Deploying,
+        Status::Destroying,
+        Status::Failed,
+        Status::DestroyFailed,
+        Status::Interrupted,
+    ];
+
+    /// As stored and printed.
     pub fn name(self) -> &'static str {
         match self {
             Status::Deployed => "deployed",
@@ -95,20 +144,11 @@ impl Status {
     }
 
     pub fn parse(s: &str) -> Option<Status> {
-        [
-            Status::Deployed,
-            Status::Deploying,
-            Status::Destroying,
-            Status::Failed,
-            Status::DestroyFailed,
-            Status::Interrupted,
-        ]
-        .into_iter()
-        .find(|st| st.name() == s)
+        Status::ALL.into_iter().find(|st| st.name() == s)
     }
 }
 
-/// One instance's row in the state database.
+/// One instance's record in the state database.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Deployed {
     pub instance: InstanceId,
@@ -125,8 +165,8 @@ pub struct Deployed {
     pub commit: String,
     /// The environment's attributes, for deploy windows of a destroy.
     pub attributes: BTreeMap<String, String>,
-    /// JSON paths (`params/password`, `artifacts/database/password`) never shown.
-    pub sensitive: Vec<Vec<String>>,
+    /// Paths (`params/password`, `artifacts/database/password`) never shown.
+    pub sensitive: Vec<FieldPath>,
     pub updated_at: i64,
 }
 
@@ -154,7 +194,7 @@ pub fn desired_inputs(inst: &Instance, deployed: &BTreeMap<InstanceId, Deployed>
                         .cloned(),
                 },
                 Origin::Import { data } => Input {
-                    source: "import".into(),
+                    source: IMPORT.into(),
                     data: Some(data.clone()),
                 },
             };
@@ -170,81 +210,52 @@ pub fn desired_inputs(inst: &Instance, deployed: &BTreeMap<InstanceId, Deployed>
     }
 }
 
-/// Paths under `params`, `connections/<slot>/data` and `artifacts/<field>` that the
-/// bundle's params schema or the artifact types mark sensitive.
-pub fn sensitive_paths(repo: &Repository, inst: &Instance) -> Vec<Vec<String>> {
-    let mut out = Vec::new();
-    let Some(bundle) = repo.bundles.get(inst.bundle.as_str()) else {
-        return out;
-    };
-    if let Some(params) = &bundle.params {
-        let mut found = Vec::new();
-        super::load::collect_sensitive(&params.to_json(), &mut Vec::new(), &mut found);
-        out.extend(found.into_iter().map(|p| prefixed(&["params"], p)));
-    }
-    let of_type = |t: &str| {
-        repo.artifact_types
-            .get(t)
-            .map(|t| t.sensitive.clone())
-            .unwrap_or_default()
-    };
-    for (slot, s) in &bundle.connections {
-        for p in of_type(s.type_name.as_str()) {
-            out.push(prefixed(&["connections", slot, "data"], p));
-        }
-    }
-    for (field, s) in &bundle.artifacts {
-        for p in of_type(s.type_name.as_str()) {
-            out.push(prefixed(&["artifacts", field], p));
-        }
-    }
-    out
-}
-
-fn prefixed(prefix: &[&str], rest: Vec<String>) -> Vec<String> {
-    prefix.iter().map(|s| s.to_string()).chain(rest).collect()
-}
-
-/// Replaces every value at a sensitive path (`params/...`, `artifacts/...`, as from
-/// [`sensitive_paths`]) below `root` (named by `top`, e.g. `artifacts`) with `(sensitive)`.
-pub fn redact(top: &str, value: &mut Value, sensitive: &[Vec<String>]) {
-    for path in sensitive {
-        if path.first().map(String::as_str) != Some(top) {
-            continue;
-        }
-        let pointer: String = path[1..]
+/// The recorded instances that `desired` no longer has, dependants first, by the
+/// dependencies recorded with each instance.
+pub fn destroy_order(
+    deployed: &BTreeMap<InstanceId, Deployed>,
+    desired: &BTreeMap<InstanceId, Instance>,
+) -> Vec<InstanceId> {
+    let mut pending: BTreeSet<&InstanceId> = deployed
+        .keys()
+        .filter(|id| !desired.contains_key(*id))
+        .collect();
+    let mut order = Vec::new();
+    while !pending.is_empty() {
+        // Those no other pending destroy takes artifacts from.
+        let ready: Vec<&InstanceId> = pending
             .iter()
-            .map(|k| format!("/{}", k.replace('~', "~0").replace('/', "~1")))
+            .filter(|id| {
+                !pending.iter().any(|other| {
+                    other != *id
+                        && deployed
+                            .get(*other)
+                            .is_some_and(|d| d.inputs.producers().contains(**id))
+                })
+            })
+            .copied()
             .collect();
-        if let Some(node) = value.pointer_mut(&pointer) {
-            *node = Value::String("(sensitive)".into());
+        // A recorded cycle cannot happen (each revision was acyclic); never loop on one.
+        let ready = if ready.is_empty() {
+            pending.iter().copied().collect()
+        } else {
+            ready
+        };
+        for id in ready {
+            pending.remove(id);
+            order.push(id.clone());
         }
     }
+    order
 }
 
-/// Every string at a sensitive path of `value` (for scrubbing logs).
-pub fn secrets_in(top: &str, value: &Value, sensitive: &[Vec<String>], out: &mut Vec<String>) {
-    for path in sensitive {
-        let mut rest = path.iter();
-        if rest.next().map(String::as_str) != Some(top) {
-            continue;
-        }
-        let mut node = Some(value);
-        for key in rest {
-            node = node.and_then(|n| n.get(key.as_str()));
-        }
-        collect_strings(node, out);
-    }
-}
-
-fn collect_strings(value: Option<&Value>, out: &mut Vec<String>) {
-    match value {
-        Some(Value::String(s)) => out.push(s.clone()),
-        Some(Value::Number(n)) => out.push(n.to_string()),
-        Some(Value::Array(items)) => items.iter().for_each(|v| collect_strings(Some(v), out)),
-        Some(Value::Object(map)) => map.values().for_each(|v| collect_strings(Some(v), out)),
-        _ => {}
-    }
+/// The recorded instances, other than `id`, whose inputs take `id`'s artifacts.
+pub fn users_of(deployed: &BTreeMap<InstanceId, Deployed>, id: &InstanceId) -> Vec<InstanceId> {
+    deployed
+        .values()
+        .filter(|d| d.instance != *id && d.inputs.producers().contains(id))
+        .map(|d| d.instance.clone())
+        .collect()
 }
 
 /// Checks the artifacts a deploy produced against its bundle: every required field is
@@ -311,201 +322,86 @@ pub fn check_artifacts(
     }
 }
 
-/// Compares the desired state of `new` with what is deployed (DESIGN section 7): an
-/// instance is created when it has no record, updated when its concrete inputs differ
-/// or its last deploy did not succeed, destroyed when it is recorded but not desired.
-pub fn plan(deployed: &BTreeMap<InstanceId, Deployed>, new: &Checked) -> Plan {
-    let after = &new.resolved.instances;
-    let mut changes = Vec::new();
-    let mut unchanged = 0;
-    for (id, inst) in after {
-        let desired = desired_inputs(inst, deployed);
-        let Some(record) = deployed.get(id) else {
-            changes.push(Change {
-                instance: id.clone(),
-                action: Action::Create,
-                reasons: vec!["not deployed yet".into()],
-                diffs: Vec::new(),
-                likely_replacement: false,
-            });
-            continue;
-        };
-        if record.is_current(&desired) {
-            unchanged += 1;
-            continue;
-        }
-        let (diffs, mut reasons, likely_replacement) =
-            compare(record, &desired, &new.repository, inst);
-        if record.status != Status::Deployed {
-            reasons.insert(
-                0,
-                format!(
-                    "its last deploy is {} (at {})",
-                    record.status.name(),
-                    short(&record.commit)
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn inputs() -> Inputs {
+        Inputs {
+            bundle: "aws-vpc".into(),
+            version: "1.2.0".into(),
+            bundle_digest: "b0".into(),
+            params: json!({"region": "us-east-1", "cidr": "10.10.0.0/16", "high_availability": true, "nested": {"z": 1.5, "a": ["é", null]}}),
+            connections: BTreeMap::from([
+                (
+                    "credentials".to_string(),
+                    Input {
+                        source: IMPORT.into(),
+                        data: Some(json!({"arn": "arn:aws:iam::111111111111:role/x"})),
+                    },
                 ),
-            );
-        } else if diffs.is_empty() {
-            // Every field of `Inputs` is compared above; this is only reachable with a
-            // record whose digest was computed differently (e.g. by another capstan).
-            reasons.push("its recorded inputs differ".into());
-        }
-        changes.push(Change {
-            instance: id.clone(),
-            action: if record.digest.is_empty() {
-                Action::Create
-            } else {
-                Action::Update
-            },
-            reasons,
-            diffs,
-            likely_replacement,
-        });
-    }
-    for (id, record) in deployed {
-        if !after.contains_key(id) {
-            changes.push(Change {
-                instance: id.clone(),
-                action: Action::Destroy,
-                reasons: vec![super::plan::destroyed_because(
-                    &record.project,
-                    &record.environment,
-                    &record.package,
-                    id,
-                    new,
-                )],
-                diffs: Vec::new(),
-                likely_replacement: false,
-            });
+                (
+                    "network".to_string(),
+                    Input {
+                        source: "si-staging-vpc.network".into(),
+                        data: None,
+                    },
+                ),
+            ]),
         }
     }
-    changes.sort_by(|a, b| a.instance.cmp(&b.instance));
-    let destroy_order = destroy_order(deployed, after);
-    super::plan::finish(
-        changes,
-        unchanged,
-        after,
-        &new.resolved.waves,
-        destroy_order,
-    )
-}
 
-fn short(sha: &str) -> &str {
-    sha.get(..10).unwrap_or(sha)
-}
+    /// The digest is stored with every deployed instance: this value must never change
+    /// for these inputs, whatever happens to the Rust types. (A new encoding is a new
+    /// `DIGEST_VERSION`.)
+    #[test]
+    fn the_digest_encoding_is_pinned() {
+        assert_eq!(DIGEST_VERSION, 1);
+        assert_eq!(
+            inputs().digest(),
+            "6f26f720df590927f3b0ebf2f2731f0eaa9c155df277f1395ef172bd52b0e142"
+        );
+    }
 
-/// The recorded instances that `desired` no longer has, dependants first, by the
-/// dependencies recorded with each instance.
-pub fn destroy_order(
-    deployed: &BTreeMap<InstanceId, Deployed>,
-    desired: &BTreeMap<InstanceId, Instance>,
-) -> Vec<InstanceId> {
-    let mut pending: BTreeSet<&InstanceId> = deployed
-        .keys()
-        .filter(|id| !desired.contains_key(*id))
-        .collect();
-    let mut order = Vec::new();
-    while !pending.is_empty() {
-        // Those no other pending destroy takes artifacts from.
-        let ready: Vec<&InstanceId> = pending
-            .iter()
-            .filter(|id| {
-                !pending.iter().any(|other| {
-                    other != *id
-                        && deployed
-                            .get(*other)
-                            .is_some_and(|d| d.inputs.producers().contains(**id))
-                })
-            })
-            .copied()
-            .collect();
-        // A recorded cycle cannot happen (each revision was acyclic); never loop on one.
-        let ready = if ready.is_empty() {
-            pending.iter().copied().collect()
-        } else {
-            ready
-        };
-        for id in ready {
-            pending.remove(id);
-            order.push(id.clone());
+    /// Version 1 is what capstan stored before the encoding was written out by hand: the
+    /// serde serialisation of a struct with these fields in this order.
+    #[test]
+    fn version_one_is_the_encoding_digests_were_stored_with() {
+        #[derive(serde::Serialize)]
+        struct Before<'a> {
+            bundle: &'a str,
+            version: &'a str,
+            bundle_digest: &'a str,
+            params: &'a Value,
+            connections: BTreeMap<&'a str, BeforeInput<'a>>,
         }
-    }
-    order
-}
-
-/// Why the recorded inputs differ from the desired ones, field by field.
-fn compare(
-    record: &Deployed,
-    desired: &Inputs,
-    repo: &Repository,
-    inst: &Instance,
-) -> (Vec<Diff>, Vec<String>, bool) {
-    let old = &record.inputs;
-    let mut diffs = Vec::new();
-    let mut reasons = Vec::new();
-    if old.bundle != desired.bundle || old.version != desired.version {
-        diffs.push(Diff::BundleVersion {
-            old: format!("{}@{}", old.bundle, old.version),
-            new: format!("{}@{}", desired.bundle, desired.version),
-        });
-        reasons.push(format!(
-            "bundle {} changed from {} to {} since {}",
-            desired.bundle,
-            old.version,
-            desired.version,
-            short(&record.commit)
-        ));
-    } else if old.bundle_digest != desired.bundle_digest {
-        diffs.push(Diff::BundleContent);
-        reasons.push(format!(
-            "the files of bundles/{} changed since {}",
-            desired.bundle,
-            short(&record.commit)
-        ));
-    }
-    let (param_diffs, param_reasons) =
-        super::plan::param_changes(&old.params, &desired.params, repo, inst, || {
-            record
-                .sensitive
+        #[derive(serde::Serialize)]
+        struct BeforeInput<'a> {
+            source: &'a str,
+            data: &'a Option<Value>,
+        }
+        let i = inputs();
+        let before = Before {
+            bundle: &i.bundle,
+            version: &i.version,
+            bundle_digest: &i.bundle_digest,
+            params: &i.params,
+            connections: i
+                .connections
                 .iter()
-                .filter(|p| p.first().is_some_and(|f| f == "params"))
-                .map(|p| p[1..].to_vec())
-                .collect()
-        });
-    diffs.extend(param_diffs);
-    reasons.extend(param_reasons);
-    let mut likely_replacement = false;
-    let slots: BTreeSet<&String> = old
-        .connections
-        .keys()
-        .chain(desired.connections.keys())
-        .collect();
-    for slot in slots {
-        let (a, b) = (old.connections.get(slot), desired.connections.get(slot));
-        let (sa, sb) = (a.map(|i| i.source.clone()), b.map(|i| i.source.clone()));
-        if sa != sb {
-            likely_replacement = true;
-            reasons.push(format!(
-                "connection {slot} now comes from {} (was {})",
-                sb.as_deref().unwrap_or("nothing"),
-                sa.as_deref().unwrap_or("nothing"),
-            ));
-            diffs.push(Diff::ConnectionSource {
-                slot: slot.clone(),
-                old: sa,
-                new: sb,
-            });
-        } else if a.map(|i| &i.data) != b.map(|i| &i.data) {
-            let source = sb.unwrap_or_default();
-            reasons.push(if source == "import" {
-                format!("the imported data of connection {slot} changed")
-            } else if b.is_some_and(|i| i.data.is_none()) {
-                format!("connection {slot}: {source} is being deployed again")
-            } else {
-                format!("connection {slot}: the artifact {source} changed since it was deployed")
-            });
-            diffs.push(Diff::ConnectionData { slot: slot.clone() });
-        }
+                .map(|(k, v)| {
+                    (
+                        k.as_str(),
+                        BeforeInput {
+                            source: &v.source,
+                            data: &v.data,
+                        },
+                    )
+                })
+                .collect(),
+        };
+        let text = serde_json::to_string(&before).expect("serialises");
+        assert_eq!(hex(&Sha256::digest(text.as_bytes())), i.digest());
     }
-    (diffs, reasons, likely_replacement)
 }

@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use super::diag::{Code, Diagnostics, Loc};
 use super::model::*;
 use super::schema::{self, FileKind};
+use super::sensitive;
 use super::source::{Content, MAX_YAML_BYTES, SourceFile, SourceTree};
 use super::yaml::{self, Node, Pos};
 
@@ -145,8 +146,7 @@ pub fn load(tree: &SourceTree, diags: &mut Diagnostics) -> Repository {
         match classify(&file.path) {
             Place::Config => {
                 if let Some(root) = parse(file, FileKind::Config, &path, diags) {
-                    repo.config = config(&root, &path);
-                    check_windows(&root, &path, diags);
+                    repo.config = config(&root, &path, diags);
                 }
             }
             Place::ArtifactType(name) => {
@@ -233,6 +233,7 @@ pub fn load(tree: &SourceTree, diags: &mut Diagnostics) -> Repository {
                 &path,
                 files,
                 massdriver,
+                &repo.artifact_types,
                 diags,
             );
             repo.bundles.insert(b.name.clone(), b);
@@ -438,7 +439,7 @@ fn audience(node: Option<&Node>) -> Audience {
     }
 }
 
-fn config(root: &Node, file: &Arc<str>) -> Config {
+fn config(root: &Node, file: &Arc<str>, diags: &mut Diagnostics) -> Config {
     Config {
         owners: strings(root.get("owners")),
         deploy_windows: root
@@ -446,74 +447,62 @@ fn config(root: &Node, file: &Arc<str>) -> Config {
             .map(Node::items)
             .unwrap_or_default()
             .iter()
-            .map(|w| DeployWindow {
-                name: string(w.get("name")),
-                allow: w.get("action").and_then(Node::as_str) != Some("deny"),
-                cron: string(w.get("cron")).unwrap_or_default(),
-                duration: string(w.get("duration")).unwrap_or_default(),
-                environments: audience(w.get("environments")),
-                at: loc(file, w),
-            })
+            .filter_map(|w| window(w, file, diags))
             .collect(),
     }
 }
 
-/// Cron expressions are beyond the JSON Schema: each window's is parsed here.
-fn check_windows(root: &Node, file: &Arc<str>, diags: &mut Diagnostics) {
-    for w in root
-        .get("deploy_windows")
-        .map(Node::items)
-        .unwrap_or_default()
-    {
-        if let Some(cron) = w.get("cron")
-            && let Some(text) = cron.as_str()
-            && let Err(e) = super::windows::parse_cron(text)
-        {
+/// A deploy window, its cron and duration parsed here, once; `None` (reported) when either
+/// does not parse. The schema has already reported missing keys.
+fn window(w: &Node, file: &Arc<str>, diags: &mut Diagnostics) -> Option<DeployWindow> {
+    let cron_node = w.get("cron")?;
+    let text = cron_node.as_str()?;
+    let cron = match super::windows::parse_cron(text) {
+        Ok(cron) => Some(cron),
+        Err(e) => {
             diags.at(
                 Code::SchemaInvalid,
                 file,
-                cron.pos,
+                cron_node.pos,
                 format!("deploy_windows: `{text}` is not a cron expression: {e}"),
             );
+            None
         }
+    };
+    let duration_node = w.get("duration")?;
+    let length = super::duration::parse(duration_node.as_str()?)
+        .ok()
+        .and_then(|d| chrono::TimeDelta::from_std(d).ok());
+    if length.is_none() {
+        // The schema's pattern reports a malformed duration; only an absurdly long one gets here.
+        diags.at(
+            Code::SchemaInvalid,
+            file,
+            duration_node.pos,
+            "deploy_windows: the duration is too long",
+        );
     }
+    Some(DeployWindow {
+        name: string(w.get("name")),
+        allow: w.get("action").and_then(Node::as_str) != Some("deny"),
+        cron: cron?,
+        length: length?,
+        environments: audience(w.get("environments")),
+        at: loc(file, w),
+    })
 }
 
 fn artifact_type(name: TypeName, root: &Node, file: &Arc<str>) -> ArtifactType {
     let schema_node = root.get("schema");
     let schema = schema_node.map_or(serde_json::Value::Bool(true), Node::to_json);
-    let mut sensitive = Vec::new();
-    collect_sensitive(&schema, &mut Vec::new(), &mut sensitive);
     ArtifactType {
         name,
         file: Arc::clone(file),
         label: string(root.get("label")),
         environment_default: string(root.get("environment_default")),
         schema_at: Loc::new(file, schema_node.map_or(Pos::START, |n| n.pos)),
+        sensitive: sensitive::marked_in(&schema),
         schema,
-        sensitive,
-    }
-}
-
-/// Paths of properties marked `sensitive: true` or `$md: {sensitive: true}`.
-pub(crate) fn collect_sensitive(
-    schema: &serde_json::Value,
-    path: &mut Vec<String>,
-    out: &mut Vec<Vec<String>>,
-) {
-    let Some(props) = schema.get("properties").and_then(|p| p.as_object()) else {
-        return;
-    };
-    for (key, prop) in props {
-        path.push(key.clone());
-        let marked = prop.get("sensitive") == Some(&serde_json::Value::Bool(true))
-            || prop.pointer("/$md/sensitive") == Some(&serde_json::Value::Bool(true));
-        if marked {
-            out.push(path.clone());
-        } else {
-            collect_sensitive(prop, path, out);
-        }
-        path.pop();
     }
 }
 
@@ -552,6 +541,7 @@ fn bundle(
     file: &Arc<str>,
     files: &[&SourceFile],
     massdriver: bool,
+    types: &BTreeMap<TypeName, ArtifactType>,
     diags: &mut Diagnostics,
 ) -> Bundle {
     let folder = format!("bundles/{name}/");
@@ -600,6 +590,14 @@ fn bundle(
         .filter_map(|s| step(s, file, &folder, files, diags))
         .collect();
     let params_node = root.get("params");
+    let connections = slots(root.get("connections"), file);
+    let artifacts = slots(root.get("artifacts"), file);
+    let sensitive = sensitive::of_bundle(
+        params_node.map(Node::to_json).as_ref(),
+        &connections,
+        &artifacts,
+        types,
+    );
     Bundle {
         format: if massdriver {
             BundleFormat::Massdriver
@@ -609,10 +607,11 @@ fn bundle(
         description: string(root.get("description")),
         version: string(root.get("version")).unwrap_or_else(|| "0.0.0".into()),
         params: params_node.cloned(),
-        connections: slots(root.get("connections"), file),
-        artifacts: slots(root.get("artifacts"), file),
+        connections,
+        artifacts,
         steps,
         digest: digest(&folder, files),
+        sensitive,
         file: Arc::clone(file),
         name,
     }

@@ -6,13 +6,16 @@
 
 pub mod deployed;
 pub mod diag;
+pub mod duration;
 pub mod load;
 pub mod model;
 pub mod ownership;
 pub mod plan;
 pub mod render;
 pub mod resolve;
+pub mod run;
 pub mod schema;
+pub mod sensitive;
 pub mod source;
 pub mod windows;
 pub mod yaml;

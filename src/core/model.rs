@@ -8,6 +8,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::diag::Loc;
+use super::sensitive::FieldPath;
 use super::yaml::Node;
 
 macro_rules! id {
@@ -98,13 +99,17 @@ pub struct Config {
     pub deploy_windows: Vec<DeployWindow>,
 }
 
-/// A deploy window (DESIGN section 10); enforced by the deployer.
+/// A deploy window (DESIGN section 10), parsed once at load; enforced by the deployer
+/// (`windows::gate`). A window whose cron or duration does not parse is reported and left
+/// out, and the revision then has errors, so nothing deploys from it.
 #[derive(Clone, Debug)]
 pub struct DeployWindow {
     pub name: Option<String>,
     pub allow: bool,
-    pub cron: String,
-    pub duration: String,
+    /// When the window opens.
+    pub cron: croner::Cron,
+    /// How long it stays open.
+    pub length: chrono::TimeDelta,
     pub environments: Audience,
     pub at: Loc,
 }
@@ -142,6 +147,9 @@ pub struct Bundle {
     pub steps: Vec<Step>,
     /// SHA-256 over every file of the bundle's folder: a content change is an update.
     pub digest: String,
+    /// Every sensitive path of its instances (`params/...`, `connections/<slot>/data/...`,
+    /// `artifacts/<field>/...`), computed once at load (`sensitive::of_bundle`).
+    pub sensitive: Vec<FieldPath>,
 }
 
 /// A connection or artifact field of a bundle.

@@ -13,7 +13,8 @@ use serde::Deserialize;
 use crate::core::diag::{Diagnostic, Diagnostics};
 use crate::core::load::parse_text;
 use crate::core::schema::FileKind;
-pub use crate::secret::Secret;
+use crate::github::{self, Auth, Retry};
+use crate::secret::Secret;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -86,32 +87,12 @@ pub struct RepoConfig {
 }
 
 #[derive(Clone, Debug)]
-pub enum Auth {
-    Token(Secret),
-    App {
-        id: u64,
-        installation_id: u64,
-        private_key: Secret,
-    },
-}
-
-#[derive(Clone, Debug)]
-pub struct Retry {
-    pub attempts: u32,
-    pub backoff: Duration,
-    pub max_wait: Duration,
-}
-
-#[derive(Clone, Debug)]
 pub struct GitHubConfig {
-    pub api_url: String,
-    pub owner: String,
-    pub name: String,
-    pub auth: Auth,
+    /// Where GitHub is and how to authenticate and retry.
+    pub api: github::Settings,
     pub webhook_secret: Option<Secret>,
     /// `None`: no polling.
     pub poll_interval: Option<Duration>,
-    pub retry: Retry,
 }
 
 #[derive(Clone, Debug)]
@@ -300,8 +281,7 @@ pub fn load(
 }
 
 fn duration(what: &str, text: &str) -> Result<Duration, ConfigError> {
-    humantime::parse_duration(text)
-        .map_err(|e| ConfigError::Rule(format!("{what}: `{text}` is not a duration: {e}")))
+    crate::core::duration::parse(text).map_err(|e| ConfigError::Rule(format!("{what}: {e}")))
 }
 
 /// The duration written at `what`, or `default` when the key is absent.
@@ -496,31 +476,33 @@ fn github(
         None => Duration::from_secs(60),
     };
     Ok(GitHubConfig {
-        api_url: o
-            .github_api_url
-            .clone()
-            .or(gh.api_url)
-            .unwrap_or_else(|| "https://api.github.com".into())
-            .trim_end_matches('/')
-            .to_string(),
-        owner,
-        name,
-        auth,
+        api: github::Settings {
+            api_url: o
+                .github_api_url
+                .clone()
+                .or(gh.api_url)
+                .unwrap_or_else(|| "https://api.github.com".into())
+                .trim_end_matches('/')
+                .to_string(),
+            owner,
+            name,
+            auth,
+            retry: Retry {
+                attempts: gh.retry.attempts.unwrap_or(5),
+                backoff: duration_or(
+                    "github.retry.backoff",
+                    gh.retry.backoff.as_deref(),
+                    Duration::from_secs(1),
+                )?,
+                max_wait: duration_or(
+                    "github.retry.max_wait",
+                    gh.retry.max_wait.as_deref(),
+                    Duration::from_secs(15 * 60),
+                )?,
+            },
+        },
         webhook_secret,
         poll_interval: (!poll.is_zero()).then_some(poll),
-        retry: Retry {
-            attempts: gh.retry.attempts.unwrap_or(5),
-            backoff: duration_or(
-                "github.retry.backoff",
-                gh.retry.backoff.as_deref(),
-                Duration::from_secs(1),
-            )?,
-            max_wait: duration_or(
-                "github.retry.max_wait",
-                gh.retry.max_wait.as_deref(),
-                Duration::from_secs(15 * 60),
-            )?,
-        },
     })
 }
 

@@ -15,13 +15,14 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::config::DeployConfig;
-use super::pulls::{Slot, post_status, upsert_comment};
-use super::{DaemonError, Shared};
-use crate::core::deployed;
-use crate::core::plan::Plan;
-use crate::deploy::{DeployLock, Deployer, Report, Target, Trees};
-use crate::error::chain;
+use super::context::Shared;
+use super::error::DaemonError;
+use super::publish::{self, Slot};
+use crate::core::plan::{self, Plan};
+use crate::core::run::{RunStatus, StepResult, Trigger};
+use crate::deploy::{DeployLock, Deployer, Outcome, Report, Target};
 use crate::github::StatusState;
+use crate::source::Revisions;
 use crate::state::Store;
 
 /// A commit read and planned against the deployed state.
@@ -36,10 +37,10 @@ pub(super) enum Prepared {
 pub(super) struct Deploys {
     store: Arc<Store>,
     state_dir: PathBuf,
-    trees: Trees,
+    revisions: Arc<dyn Revisions>,
     wake: Notify,
     /// Why the next pass runs (the first reason since the last pass).
-    reason: Mutex<Option<String>>,
+    reason: Mutex<Option<Trigger>>,
     stop: CancellationToken,
     _lock: DeployLock,
 }
@@ -50,11 +51,10 @@ impl Deploys {
     pub(super) fn open(
         store: Arc<Store>,
         state_dir: PathBuf,
-        trees: Trees,
+        revisions: Arc<dyn Revisions>,
         stop: CancellationToken,
     ) -> Result<Deploys, DaemonError> {
-        let (state_dir, lock, recovered) = crate::deploy::take_over(&state_dir, &store)
-            .map_err(|e| DaemonError::Other(chain(&e)))?;
+        let (state_dir, lock, recovered) = crate::deploy::take_over(&state_dir, &store)?;
         if recovered.runs + recovered.steps > 0 {
             tracing::warn!(
                 runs = recovered.runs,
@@ -66,7 +66,7 @@ impl Deploys {
         Ok(Deploys {
             store,
             state_dir,
-            trees,
+            revisions,
             wake: Notify::new(),
             reason: Mutex::new(None),
             stop,
@@ -79,25 +79,26 @@ impl Deploys {
     }
 
     /// Asks for a deploy pass (coalesced with any already asked for).
-    pub(super) fn request(&self, why: &str) {
+    pub(super) fn request(&self, why: Trigger) {
         self.reason
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get_or_insert_with(|| why.to_string());
+            .get_or_insert(why);
         self.wake.notify_one();
     }
 
-    /// Waits for the next request; `None` once the daemon stops.
-    pub(super) async fn next(&self) -> Option<String> {
-        tokio::select! {
-            _ = self.stop.cancelled() => None,
-            _ = self.wake.notified() => Some(
-                self.reason
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .take()
-                    .unwrap_or_else(|| "request".into()),
-            ),
+    /// Waits for the next request and says why it was made; `None` once the daemon stops.
+    pub(super) async fn next(&self) -> Option<Trigger> {
+        loop {
+            tokio::select! {
+                _ = self.stop.cancelled() => return None,
+                _ = self.wake.notified() => {}
+            }
+            // Every request sets a reason before it wakes us; a wake-up whose reason an
+            // earlier pass already took asks for nothing new.
+            if let Some(why) = self.reason.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                return Some(why);
+            }
         }
     }
 
@@ -109,7 +110,7 @@ impl Deploys {
         tokio::spawn(async move {
             tokio::select! {
                 _ = stop.cancelled() => {}
-                _ = tokio::time::sleep(wait) => me.request("deploy window opened"),
+                _ = tokio::time::sleep(wait) => me.request(Trigger::WindowOpened),
             }
         });
     }
@@ -118,19 +119,16 @@ impl Deploys {
     pub(super) async fn prepare(
         &self,
         commit: &str,
-        trigger: &str,
+        trigger: Trigger,
     ) -> Result<Prepared, DaemonError> {
-        let trees = self.trees.clone();
+        let revisions = self.revisions.clone();
         let sha = commit.to_string();
-        let tree = tokio::task::spawn_blocking(move || trees(&sha))
-            .await
-            .map_err(|e| DaemonError::Other(format!("the read task failed: {e}")))?
-            .map_err(DaemonError::Other)?;
+        let tree = tokio::task::spawn_blocking(move || revisions.read(&sha)).await??;
         let checked = crate::core::check(&tree);
         if checked.has_errors() {
             return Ok(Prepared::Invalid(checked));
         }
-        let plan = deployed::plan(&self.store.deployed()?, &checked);
+        let plan = plan::against_deployed(&self.store.deployed()?, &checked);
         if plan.is_empty() {
             return Ok(Prepared::Nothing(plan));
         }
@@ -139,7 +137,7 @@ impl Deploys {
                 commit: commit.to_string(),
                 tree: Arc::new(tree),
                 checked: Arc::new(checked),
-                trigger: trigger.to_string(),
+                trigger,
             },
             plan,
         ))
@@ -151,20 +149,17 @@ impl Deploys {
         self: &Arc<Self>,
         target: &Target,
         config: &DeployConfig,
-        progress: Arc<dyn Fn(&crate::deploy::Outcome) + Send + Sync>,
+        progress: Arc<dyn Fn(&Outcome) + Send + Sync>,
     ) -> Result<Report, DaemonError> {
         let deployer = Deployer {
             store: self.store.clone(),
             state_dir: self.state_dir.clone(),
-            trees: self.trees.clone(),
+            revisions: self.revisions.clone(),
             parallel: config.parallel,
             step_timeout: config.step_timeout,
             progress,
         };
-        let report = deployer
-            .deploy(target)
-            .await
-            .map_err(|e| DaemonError::Other(chain(&e)))?;
+        let report = deployer.deploy(target).await?;
         if let Some(at) = report.next_window() {
             self.wake_at(at);
         }
@@ -175,19 +170,14 @@ impl Deploys {
 /// The GitHub side of a deploy pass: fetch the branch, deploy its commit, and report with
 /// the status `capstan/deploy` on the commit and a comment on the pull request merged
 /// into it.
-pub(super) async fn deploy_branch(shared: &Arc<Shared>, why: &str) -> Result<(), DaemonError> {
-    let gh = shared
-        .github()
-        .ok_or_else(|| DaemonError::Other("github is not configured".into()))?;
+pub(super) async fn deploy_branch(shared: &Arc<Shared>, why: Trigger) -> Result<(), DaemonError> {
+    let gh = shared.github();
     shared.fetch(vec![shared.branch_refs()]).await?;
-    let tip = shared
-        .mirror
-        .resolve(&shared.branch_refs().1)?
-        .ok_or_else(|| DaemonError::Other("the deploy branch was not fetched".into()))?;
+    let tip = shared.branch_tip()?;
     let config = shared.config();
     let status = |state, text: String| {
         let (gh, tip) = (gh.clone(), tip.clone());
-        async move { post_status(&gh, shared, &tip, DEPLOY_CONTEXT, state, &text).await }
+        async move { publish::status(&gh, shared, &tip, DEPLOY_CONTEXT, state, &text).await }
     };
     let (target, plan) = match shared.deploys.prepare(&tip, why).await? {
         Prepared::Invalid(_) => {
@@ -227,20 +217,20 @@ pub(super) async fn deploy_branch(shared: &Arc<Shared>, why: &str) -> Result<(),
         .deploys
         .deploy(&target, &config.deploy, log_progress())
         .await?;
-    shared.metrics.deploy(report.status());
+    shared.metrics.deploy(report.status().name());
     tracing::info!(
         commit = tip,
         run = report.run,
-        result = report.status(),
+        result = report.status().name(),
         "{}",
         report.summary()
     );
     let (state, text) = match report.status() {
-        "succeeded" => (
+        RunStatus::Succeeded => (
             StatusState::Success,
             format!("deployed: {}", report.summary()),
         ),
-        "waiting" => (
+        RunStatus::Waiting => (
             StatusState::Pending,
             match report.next_window() {
                 Some(at) => format!(
@@ -259,7 +249,7 @@ pub(super) async fn deploy_branch(shared: &Arc<Shared>, why: &str) -> Result<(),
     let body = crate::deploy::markdown(&report);
     for pr in gh.pulls_of_commit(&tip).await? {
         if pr.merge_commit.as_deref() == Some(tip.as_str()) || pr.head_sha == tip {
-            upsert_comment(
+            publish::comment(
                 &gh,
                 shared,
                 Slot::Deploy {
@@ -278,11 +268,11 @@ pub(super) async fn deploy_branch(shared: &Arc<Shared>, why: &str) -> Result<(),
 pub const DEPLOY_CONTEXT: &str = "capstan/deploy";
 
 /// Logs each outcome as it happens.
-pub(super) fn log_progress() -> Arc<dyn Fn(&crate::deploy::Outcome) + Send + Sync> {
+pub(super) fn log_progress() -> Arc<dyn Fn(&Outcome) + Send + Sync> {
     Arc::new(|o| {
         let line = crate::deploy::line(o);
         match o.result {
-            crate::deploy::Result_::Succeeded => {
+            StepResult::Succeeded => {
                 tracing::info!(instance = %o.instance, action = o.verb.name(), "{line}")
             }
             _ => tracing::warn!(instance = %o.instance, action = o.verb.name(), "{line}"),

@@ -7,20 +7,21 @@
 //! The notify callback only forwards into a channel (as watchexec does); all work happens
 //! on the runtime.
 
-use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
-use std::sync::Arc;
-
 use super::config::Config;
 use super::deploys::{Deploys, Prepared};
-use super::{Control, DaemonError, systemd};
+use super::error::DaemonError;
+use super::{Console, Control, systemd};
+use crate::core::plan;
 use crate::core::render;
+use crate::core::run::Trigger;
 use crate::error::chain;
-use crate::source;
+use crate::source::{self, Checkout};
 use crate::state::Store;
 
 /// What was last printed, so unchanged results stay quiet.
@@ -35,14 +36,7 @@ pub(super) async fn run(
     path: PathBuf,
     mut control: Control,
 ) -> Result<(), DaemonError> {
-    let repo = git2::Repository::discover(&path).map_err(|e| {
-        DaemonError::Other(format!(
-            "{} is not inside a git repository: {e}",
-            path.display()
-        ))
-    })?;
-    let git_dir = repo.path().to_path_buf();
-    drop(repo);
+    let git_dir = source::git_dir(&path)?;
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if event.is_ok_and(|e| !e.kind.is_access()) {
@@ -82,24 +76,24 @@ pub(super) async fn run(
     let mut config = config;
     tracing::info!(path = %path.display(), branch = config.repository.branch, "watching");
     let store = Arc::new(Store::open(&config.state_dir.join("state.db"))?);
-    let reader = path.clone();
     let deploys = Arc::new(Deploys::open(
         store,
         config.state_dir.clone(),
-        Arc::new(move |sha: &str| source::read(&reader, Some(sha)).map_err(|e| chain(&e))),
+        Arc::new(Checkout { path: path.clone() }),
         control.shutdown.clone(),
     )?);
     let stop = control.shutdown.clone();
+    let console = control.console.clone();
     let mut seen = Seen::default();
-    evaluate(&path, &config, &deploys, &mut seen, false).await;
+    evaluate(&path, &config, &deploys, &console, &mut seen, false).await;
     systemd::ready();
     tokio::spawn(systemd::watchdog(stop.clone()));
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
             Some(why) = deploys.next() => {
-                tracing::info!(trigger = why, "deploying again");
-                evaluate(&path, &config, &deploys, &mut seen, true).await;
+                tracing::info!(trigger = why.name(), "deploying again");
+                evaluate(&path, &config, &deploys, &console, &mut seen, true).await;
             }
             Some(()) = control.reload.recv() => match (control.reloader)() {
                 Ok(new) => {
@@ -117,7 +111,7 @@ pub(super) async fn run(
                         _ = stop.cancelled() => break,
                     }
                 }
-                evaluate(&path, &config, &deploys, &mut seen, false).await;
+                evaluate(&path, &config, &deploys, &console, &mut seen, false).await;
             }
         }
     }
@@ -126,36 +120,27 @@ pub(super) async fn run(
     Ok(())
 }
 
-/// The deploy branch's commit, or HEAD's when the checkout has no such branch.
-fn tip(path: &Path, branch: &str) -> Option<String> {
-    let repo = git2::Repository::discover(path).ok()?;
-    let id = repo
-        .refname_to_id(&format!("refs/heads/{branch}"))
-        .or_else(|_| repo.refname_to_id("HEAD"))
-        .ok()?;
-    Some(id.to_string())
-}
-
 /// Deploys the branch's commit when it is new (or `again`), then prints the working
 /// tree's plan against the deployed state when it changed.
 async fn evaluate(
     path: &Path,
     config: &Config,
     deploys: &Arc<Deploys>,
+    console: &Console,
     seen: &mut Seen,
     again: bool,
 ) {
     let branch = &config.repository.branch;
-    let color = std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal();
-    let tip = tip(path, branch);
+    let tip = source::branch_or_head(path, branch);
     if tip != seen.tip || again {
         if let Some(commit) = &tip {
             let trigger = if seen.tip.is_none() {
-                "start"
+                Trigger::Start
             } else {
-                "commit"
+                Trigger::Commit
             };
-            print(&deploy(commit, branch, config, deploys, trigger, color).await);
+            let report = deploy(commit, branch, config, deploys, trigger, console).await;
+            (console.print)(&report);
         }
         seen.tip.clone_from(&tip);
         // The working tree's plan is relative to the deployed state, so show it again.
@@ -169,7 +154,7 @@ async fn evaluate(
             } else {
                 match deploys.store().deployed() {
                     Ok(state) => {
-                        render::plan::text(&crate::core::deployed::plan(&state, &new), color)
+                        render::plan::text(&plan::against_deployed(&state, &new), console.color)
                     }
                     Err(e) => format!("capstan: error: {}\n", chain(&e)),
                 }
@@ -178,7 +163,7 @@ async fn evaluate(
         Err(e) => format!("capstan: error: {}\n", chain(&e)),
     };
     if seen.worktree.as_ref() != Some(&worktree) {
-        print(&format!(
+        (console.print)(&format!(
             "── working tree against the deployed state ({branch} at {})\n{worktree}",
             tip.as_deref().map_or("no commits", short)
         ));
@@ -192,8 +177,8 @@ async fn deploy(
     branch: &str,
     config: &Config,
     deploys: &Arc<Deploys>,
-    trigger: &str,
-    color: bool,
+    trigger: Trigger,
+    console: &Console,
 ) -> String {
     let head = format!("── {branch} at {}: ", short(commit));
     if !config.deploy.enabled {
@@ -212,11 +197,12 @@ async fn deploy(
             )
         }
         Ok(Prepared::Ready(target, plan)) => {
-            print(&format!(
+            (console.print)(&format!(
                 "{head}deploying\n{}",
-                render::plan::text(&plan, color)
+                render::plan::text(&plan, console.color)
             ));
-            let progress = Arc::new(|o: &crate::deploy::Outcome| {
+            let print = console.print.clone();
+            let progress = Arc::new(move |o: &crate::deploy::Outcome| {
                 print(&format!("{}\n", crate::deploy::line(o)));
             });
             match deploys.deploy(&target, &config.deploy, progress).await {
@@ -231,15 +217,6 @@ async fn deploy(
                 Err(e) => format!("capstan: error: {}\n", chain(&e)),
             }
         }
-    }
-}
-
-fn print(report: &str) {
-    if !report.is_empty() {
-        let mut stdout = std::io::stdout().lock();
-        let _ = stdout
-            .write_all(report.as_bytes())
-            .and_then(|()| stdout.flush());
     }
 }
 

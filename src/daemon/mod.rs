@@ -1,158 +1,58 @@
 //! `capstan serve`: the long-running process (DESIGN section 9).
 //!
-//! Everything that can happen becomes one [`Event`]; events become keys on the [`Queue`]
-//! (one per pull request); workers take keys and reconcile them, level-triggered: a worker
-//! looks at the pull request as it is now, never at the event that woke it. Shutdown is
-//! injected as a `CancellationToken`, so tests drive it; SIGTERM drains in-flight work
-//! within `shutdown_timeout`.
+//! Two modes. With GitHub (`remote.rs`), everything that can happen becomes one [`Event`]
+//! (`events.rs`); pull requests become keys on the [`queue::Queue`] and workers reconcile
+//! them level-triggered (`pulls.rs`), deploy passes are coalesced and run one at a time
+//! (`deploys.rs`), and every comment and status goes through the one publisher
+//! (`publish.rs`). Without GitHub (`local.rs`), a local checkout is watched: each commit of
+//! the branch is deployed and each edit's plan printed to the [`Console`] the command line
+//! hands in.
 //!
-//! Without GitHub, a local checkout is watched instead and each edit's plan is printed
-//! (`local.rs`).
+//! Shutdown is injected as a `CancellationToken` in [`Control`], so tests drive it; SIGTERM
+//! drains in-flight work within `shutdown_timeout`.
 
 pub mod config;
+mod context;
 mod deploys;
+mod error;
+mod events;
 mod local;
 pub mod metrics;
+mod publish;
 mod pulls;
 pub mod queue;
+mod remote;
 mod server;
 mod systemd;
 pub mod webhook;
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
-use crate::error::chain;
-use crate::github::{Client, GitHubError};
-use crate::source::mirror::{Credentials, Mirror, MirrorError, branch_ref};
-use crate::state::{StateError, Store};
 use config::{Config, ConfigError, Source};
-use metrics::Metrics;
-use queue::Queue;
-
-/// Something that may call for work.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Event {
-    /// A pull request opened, pushed to, reviewed, or asked to re-plan.
-    Pull(u64),
-    PullClosed(u64),
-    /// The deploy branch moved: open pull requests are planned again.
-    BranchMoved,
-    /// A schedule or a start-up: plan every open pull request whose plan is stale, and
-    /// forget closed ones. `force` plans even those that look current.
-    Sync {
-        force: bool,
-    },
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum DaemonError {
-    #[error("creating the state directory {path}")]
-    StateDir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error(transparent)]
-    State(#[from] StateError),
-    #[error(transparent)]
-    Mirror(#[from] MirrorError),
-    #[error(transparent)]
-    GitHub(#[from] GitHubError),
-    #[error("listening on {addr}")]
-    Listen {
-        addr: std::net::SocketAddr,
-        source: std::io::Error,
-    },
-    #[error("watching {path}")]
-    Watch {
-        path: PathBuf,
-        source: notify::Error,
-    },
-    #[error("{0}")]
-    Other(String),
-}
+pub use error::DaemonError;
+pub use events::Event;
 
 /// Reloads the configuration for SIGHUP (same file, flags and environment as at start).
 pub type Reloader = Box<dyn Fn() -> Result<Config, ConfigError> + Send + Sync>;
 
-/// What drives the daemon from outside: the shutdown token (SIGTERM, or a test) and
-/// reload requests (SIGHUP).
+/// What drives the daemon from outside: the shutdown token (SIGTERM, or a test), reload
+/// requests (SIGHUP), and where local mode prints.
 pub struct Control {
     pub shutdown: CancellationToken,
     pub reload: mpsc::UnboundedReceiver<()>,
     pub reloader: Reloader,
+    pub console: Console,
 }
 
-/// State shared by the daemon's tasks.
-pub(crate) struct Shared {
-    config: RwLock<Arc<Config>>,
-    github: RwLock<Option<Client>>,
-    mirror: Arc<Mirror>,
-    store: Arc<Store>,
-    deploys: Arc<deploys::Deploys>,
-    queue: Queue<u64>,
-    metrics: Arc<Metrics>,
-    events: mpsc::UnboundedSender<Event>,
-    ready: AtomicBool,
-    draining: AtomicBool,
-    /// The deploy branch's commit when open pull requests were last planned.
-    branch_tip: Mutex<Option<String>>,
-    /// Wakes the scheduler and poller after a reload.
-    reloaded: tokio::sync::Notify,
-}
-
-impl Shared {
-    fn config(&self) -> Arc<Config> {
-        self.config
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    fn github(&self) -> Option<Client> {
-        self.github
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    fn send(&self, event: Event) {
-        // The receiver lives as long as the daemon; after shutdown there is nothing to do.
-        let _ = self.events.send(event);
-    }
-
-    /// Fetches the deploy branch (and more refs) into the mirror.
-    async fn fetch(self: &Arc<Self>, refs: Vec<(String, String)>) -> Result<(), DaemonError> {
-        let config = self.config();
-        let mut creds = Credentials::default();
-        if let Source::Remote { ssh_key, .. } = &config.repository.source {
-            creds.ssh_key = ssh_key.clone();
-        }
-        if let Some(gh) = self.github() {
-            creds.token = Some(gh.git_token().await?);
-        }
-        let shared = self.clone();
-        tokio::task::spawn_blocking(move || shared.mirror.fetch(&refs, &creds))
-            .await
-            .map_err(|e| DaemonError::Other(format!("the fetch task failed: {e}")))??;
-        Ok(())
-    }
-
-    fn branch_refs(&self) -> (String, String) {
-        let branch = self.config().repository.branch.clone();
-        (format!("refs/heads/{branch}"), branch_ref(&branch))
-    }
-}
-
-fn observer(metrics: &Arc<Metrics>) -> crate::github::Observer {
-    let m = metrics.clone();
-    Arc::new(move |method: &http::Method, status: u16| m.github(method.as_str(), status))
+/// Where local mode prints its plans and deploy outcomes, and whether in colour; the
+/// command line decides both (it is the one that knows about terminals).
+#[derive(Clone)]
+pub struct Console {
+    pub color: bool,
+    pub print: Arc<dyn Fn(&str) + Send + Sync>,
 }
 
 /// Runs the daemon until `control.shutdown` is cancelled.
@@ -162,346 +62,15 @@ pub async fn run(config: Config, control: Control) -> Result<(), DaemonError> {
         source,
     })?;
     match (&config.repository.source, &config.github) {
-        (Source::Remote { url, .. }, Some(_)) => {
-            let url = url.clone();
-            serve_github(config, url, control).await
+        (Source::Remote { url, .. }, Some(github)) => {
+            let (url, github) = (url.clone(), github.clone());
+            remote::run(config, url, github, control).await
         }
         (Source::Local { path }, None) => {
             let path = path.clone();
             local::run(config, path, control).await
         }
-        (Source::Remote { .. }, None) => Err(DaemonError::Other(
-            "a remote repository without github configured has nothing to plan yet: configure github, or point repository.path at a local checkout".into(),
-        )),
-        (Source::Local { .. }, Some(_)) => Err(DaemonError::Other(
-            "github needs repository.url (checked at start-up)".into(),
-        )),
-    }
-}
-
-async fn serve_github(
-    config: Config,
-    url: String,
-    mut control: Control,
-) -> Result<(), DaemonError> {
-    let metrics = Arc::new(Metrics::default());
-    let github_config = config
-        .github
-        .clone()
-        .ok_or_else(|| DaemonError::Other("github is not configured".into()))?;
-    let client = Client::new(&github_config, Some(observer(&metrics)))?;
-    let mirror = Mirror::open(
-        &config.state_dir.join("mirror.git"),
-        &url,
-        &config.repository.root,
-    )?;
-    let mirror = Arc::new(mirror);
-    let store = Arc::new(Store::open(&config.state_dir.join("state.db"))?);
-    let reader = mirror.clone();
-    let deploys = Arc::new(deploys::Deploys::open(
-        store.clone(),
-        config.state_dir.clone(),
-        Arc::new(move |sha: &str| reader.read(sha).map_err(|e| chain(&e))),
-        control.shutdown.clone(),
-    )?);
-    let (events_tx, mut events_rx) = mpsc::unbounded_channel();
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| DaemonError::Listen {
-            addr: config.listen,
-            source,
-        })?;
-    let local_addr = listener
-        .local_addr()
-        .map_err(|source| DaemonError::Listen {
-            addr: config.listen,
-            source,
-        })?;
-    let shared = Arc::new(Shared {
-        config: RwLock::new(Arc::new(config)),
-        github: RwLock::new(Some(client)),
-        mirror,
-        store,
-        deploys,
-        queue: Queue::default(),
-        metrics,
-        events: events_tx,
-        ready: AtomicBool::new(false),
-        draining: AtomicBool::new(false),
-        branch_tip: Mutex::new(None),
-        reloaded: tokio::sync::Notify::new(),
-    });
-    tracing::info!(addr = %local_addr, "listening");
-    let tracker = TaskTracker::new();
-    let stop = control.shutdown.clone();
-
-    let server = tokio::spawn(server::serve(listener, shared.clone(), stop.clone()));
-
-    // The first fetch decides readiness; until it works, /readyz says 503 and we retry.
-    let mut wait = Duration::from_secs(1);
-    loop {
-        match shared.fetch(vec![shared.branch_refs()]).await {
-            Ok(()) => break,
-            Err(e) => {
-                tracing::error!(error = %chain(&e), "fetching the repository failed; retrying");
-                tokio::select! {
-                    _ = stop.cancelled() => {
-                        return finish(shared, tracker, server).await;
-                    }
-                    _ = tokio::time::sleep(wait) => {}
-                }
-                wait = (wait * 2).min(Duration::from_secs(60));
-            }
-        }
-    }
-    *shared.branch_tip.lock().unwrap_or_else(|p| p.into_inner()) =
-        shared.mirror.resolve(&shared.branch_refs().1)?;
-    shared.ready.store(true, Ordering::SeqCst);
-    systemd::ready();
-    tracker.spawn(systemd::watchdog(stop.clone()));
-
-    for _ in 0..shared.config().workers {
-        tracker.spawn(pulls::worker(shared.clone()));
-    }
-    tracker.spawn(poller(shared.clone(), stop.clone()));
-    tracker.spawn(scheduler(shared.clone(), stop.clone()));
-    tracker.spawn(deploy_worker(shared.clone()));
-    // Catch up on whatever happened while we were not running.
-    shared.send(Event::Sync { force: false });
-    shared.deploys.request("start");
-
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => break,
-            Some(()) = control.reload.recv() => reload(&shared, &control.reloader),
-            Some(event) = events_rx.recv() => {
-                let shared = shared.clone();
-                tracker.spawn(async move { dispatch(&shared, event).await });
-            }
-        }
-        shared.metrics.queue_depth.set(shared.queue.depth() as i64);
-    }
-    finish(shared, tracker, server).await
-}
-
-async fn finish(
-    shared: Arc<Shared>,
-    tracker: TaskTracker,
-    server: tokio::task::JoinHandle<()>,
-) -> Result<(), DaemonError> {
-    systemd::stopping();
-    shared.draining.store(true, Ordering::SeqCst);
-    shared.queue.close();
-    tracker.close();
-    let timeout = shared.config().shutdown_timeout;
-    tracing::info!(running = shared.queue.running(), ?timeout, "draining");
-    if tokio::time::timeout(timeout, tracker.wait()).await.is_err() {
-        tracing::warn!("in-flight work did not finish within the shutdown timeout; cancelling it");
-        shared.queue.cancel_running();
-        let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
-    }
-    // A client holding a connection open must not hold up the exit.
-    if tokio::time::timeout(Duration::from_secs(5), server)
-        .await
-        .is_err()
-    {
-        tracing::warn!("the HTTP server did not close its connections in time");
-    }
-    tracing::info!("stopped");
-    Ok(())
-}
-
-fn reload(shared: &Arc<Shared>, reloader: &Reloader) {
-    match reloader() {
-        Ok(new) => {
-            let old = shared.config();
-            if new.listen != old.listen || new.state_dir != old.state_dir {
-                tracing::warn!("listen and state_dir changes take effect on restart");
-            }
-            match &new.github {
-                Some(gh) => match Client::new(gh, Some(observer(&shared.metrics))) {
-                    Ok(client) => {
-                        *shared.github.write().unwrap_or_else(|p| p.into_inner()) = Some(client)
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "reloading: keeping the old configuration");
-                        return;
-                    }
-                },
-                None => {
-                    tracing::error!(
-                        "reloading: github was removed; that needs a restart, keeping the old configuration"
-                    );
-                    return;
-                }
-            }
-            *shared.config.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(new);
-            shared.reloaded.notify_waiters();
-            tracing::info!("configuration reloaded");
-        }
-        Err(e) => tracing::error!(error = %chain(&e), "reloading: keeping the old configuration"),
-    }
-}
-
-async fn dispatch(shared: &Arc<Shared>, event: Event) {
-    match event {
-        Event::Pull(n) => shared.queue.push(n),
-        Event::PullClosed(n) => {
-            shared.queue.remove(&n);
-            // Pull requests that named this one must stop naming it.
-            let closed = || -> Result<Vec<u64>, StateError> {
-                let changed = shared.store.changes(n)?;
-                shared.store.close(n)?;
-                Ok(shared.store.overlaps(n, &changed)?.into_keys().collect())
-            };
-            match closed() {
-                Ok(others) => others.into_iter().for_each(|o| shared.queue.push(o)),
-                Err(e) => {
-                    tracing::error!(pr = n, error = %chain(&e), "recording a closed pull request")
-                }
-            }
-        }
-        Event::BranchMoved => {
-            if let Err(e) = shared.fetch(vec![shared.branch_refs()]).await {
-                tracing::error!(error = %chain(&e), "fetching the deploy branch");
-                return;
-            }
-            sync(shared, false).await;
-        }
-        Event::Sync { force } => sync(shared, force).await,
-    }
-}
-
-/// Level-triggered catch-up: every open pull request whose recorded plan is not of its
-/// current head and of the current deploy-branch commit is queued; pull requests the
-/// database thinks open but GitHub does not are closed.
-async fn sync(shared: &Arc<Shared>, force: bool) {
-    let Some(gh) = shared.github() else { return };
-    let branch = shared.config().repository.branch.clone();
-    let tip = match shared.mirror.resolve(&branch_ref(&branch)) {
-        Ok(tip) => tip,
-        Err(e) => {
-            tracing::error!(error = %chain(&e), "reading the deploy branch");
-            return;
-        }
-    };
-    let moved = {
-        let mut last = shared.branch_tip.lock().unwrap_or_else(|p| p.into_inner());
-        let moved = *last != tip;
-        last.clone_from(&tip);
-        moved
-    };
-    if moved {
-        shared.deploys.request("push");
-    }
-    let open = match gh.open_pulls(&branch).await {
-        Ok(open) => open,
-        Err(e) => {
-            tracing::error!(error = %chain(&e), "listing open pull requests");
-            return;
-        }
-    };
-    let known = shared.store.open_pulls().unwrap_or_default();
-    for n in known.keys() {
-        if !open.iter().any(|p| p.number == *n) {
-            shared.send(Event::PullClosed(*n));
-        }
-    }
-    for pr in open {
-        let current = match shared.store.planned(pr.number) {
-            Ok(Some((head, base))) => head == pr.head_sha && tip.as_deref() == Some(base.as_str()),
-            _ => false,
-        };
-        if force || moved || !current {
-            shared.queue.push(pr.number);
-        }
-    }
-}
-
-/// Runs deploy passes as they are asked for, one at a time.
-async fn deploy_worker(shared: Arc<Shared>) {
-    let deploys = shared.deploys.clone();
-    while let Some(why) = deploys.next().await {
-        if !shared.config().deploy.enabled {
-            continue;
-        }
-        let span = tracing::info_span!("deploy", trigger = why);
-        let result =
-            tracing::Instrument::instrument(deploys::deploy_branch(&shared, &why), span).await;
-        if let Err(e) = result {
-            shared.metrics.deploy("error");
-            tracing::error!(error = %chain(&e), "deploying the branch");
-        }
-    }
-}
-
-/// Polls the branch and open pull requests, for set-ups without inbound webhooks.
-async fn poller(shared: Arc<Shared>, stop: CancellationToken) {
-    loop {
-        let interval = shared
-            .config()
-            .github
-            .as_ref()
-            .and_then(|g| g.poll_interval);
-        let sleep = async {
-            match interval {
-                Some(d) => tokio::time::sleep(d).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = shared.reloaded.notified() => continue,
-            _ = sleep => {}
-        }
-        if let Err(e) = shared.fetch(vec![shared.branch_refs()]).await {
-            tracing::error!(error = %chain(&e), "polling the deploy branch");
-            continue;
-        }
-        sync(&shared, false).await;
-    }
-}
-
-/// Runs the configured cron schedules.
-async fn scheduler(shared: Arc<Shared>, stop: CancellationToken) {
-    loop {
-        let config = shared.config();
-        let now = chrono::Utc::now();
-        let next = config
-            .schedules
-            .iter()
-            .filter_map(|s| {
-                s.cron
-                    .find_next_occurrence(&now, false)
-                    .ok()
-                    .map(|at| (at, s))
-            })
-            .min_by_key(|(at, _)| *at);
-        let (wait, schedule) = match next {
-            Some((at, s)) => (
-                (at - now).to_std().unwrap_or(Duration::ZERO),
-                Some((s.name.clone(), s.job)),
-            ),
-            None => (Duration::MAX, None),
-        };
-        let sleep = async {
-            if schedule.is_some() {
-                tokio::time::sleep(wait).await
-            } else {
-                std::future::pending().await
-            }
-        };
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = shared.reloaded.notified() => continue,
-            _ = sleep => {}
-        }
-        if let Some((name, job)) = schedule {
-            tracing::info!(schedule = name, ?job, "schedule fired");
-            match job {
-                config::Job::Replan => shared.send(Event::Sync { force: true }),
-                config::Job::Reconcile => shared.deploys.request("schedule"),
-            }
-        }
+        (Source::Remote { .. }, None) => Err(DaemonError::RemoteWithoutGitHub),
+        (Source::Local { .. }, Some(_)) => Err(DaemonError::LocalWithGitHub),
     }
 }

@@ -7,20 +7,22 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::{DaemonError, Shared};
+use super::context::Shared;
+use super::error::DaemonError;
+use super::publish::{self, Slot};
 use crate::core::ownership::{self, Owner, Verdict};
 use crate::core::plan::Plan;
+use crate::core::render::comment::Comment;
 use crate::core::render::markdown::{self, MARKER};
 use crate::core::render::plan::summary;
 use crate::core::{self, Checked};
 use crate::error::chain;
-use crate::github::{Client, GitHubError, PullRequest, StatusState};
-use crate::source::mirror::{branch_ref, pull_ref};
-use crate::state::{CommentRecord, StateError, Store};
+use crate::github::{Client, PullRequest, StatusState};
+use crate::source::mirror::pull_ref;
+use crate::source::{Revisions, SourceError};
 
 pub const PLAN_CONTEXT: &str = "capstan/plan";
 pub const OWNERSHIP_CONTEXT: &str = "capstan/ownership";
@@ -82,7 +84,7 @@ pub(super) async fn worker(shared: Arc<Shared>) {
 
 /// What a plan of one pull request computed, before anything is posted.
 struct Computed {
-    body: String,
+    body: Comment,
     plan_state: StatusState,
     plan_description: String,
     /// Instances the pull request creates, updates or destroys.
@@ -95,9 +97,7 @@ async fn reconcile(
     number: u64,
     cancel: &CancellationToken,
 ) -> Result<Outcome, DaemonError> {
-    let gh = shared
-        .github()
-        .ok_or_else(|| DaemonError::Other("github is not configured".into()))?;
+    let gh = shared.github();
     let config = shared.config();
     let pr = gh.pull(number).await?;
     if !pr.open {
@@ -114,30 +114,25 @@ async fn reconcile(
             shared.branch_refs(),
         ])
         .await?;
-    let head = if shared.mirror.has_commit(&pr.head_sha) {
-        pr.head_sha.clone()
-    } else {
-        // GitHub updates refs/pull/N/head a moment after the API; plan what git has and
-        // let the next event or poll catch up.
-        let fetched = shared.mirror.resolve(&pull_ref(number))?.ok_or_else(|| {
-            DaemonError::Other(format!("refs/pull/{number}/head was not fetched"))
-        })?;
-        tracing::warn!(
-            api = pr.head_sha,
-            git = fetched,
-            "head not fetched yet; planning the fetched one"
-        );
-        fetched
-    };
-    let tip = shared
-        .mirror
-        .resolve(&branch_ref(&config.repository.branch))?
-        .ok_or_else(|| {
-            DaemonError::Other(format!(
-                "branch {} was not fetched",
-                config.repository.branch
-            ))
-        })?;
+    let head =
+        if shared.mirror.has_commit(&pr.head_sha) {
+            pr.head_sha.clone()
+        } else {
+            // GitHub updates refs/pull/N/head a moment after the API; plan what git has and
+            // let the next event or poll catch up.
+            let fetched = shared.mirror.resolve(&pull_ref(number))?.ok_or_else(|| {
+                DaemonError::NotFetched {
+                    reference: format!("refs/pull/{number}/head"),
+                }
+            })?;
+            tracing::warn!(
+                api = pr.head_sha,
+                git = fetched,
+                "head not fetched yet; planning the fetched one"
+            );
+            fetched
+        };
+    let tip = shared.branch_tip()?;
     let merge_base = shared.mirror.merge_base(&tip, &head)?;
     if cancel.is_cancelled() {
         return Ok(Outcome::Superseded);
@@ -153,8 +148,7 @@ async fn reconcile(
             let files = shared.mirror.changed_files(&merge_base, &head_commit)?;
             Ok((base, head, files))
         })
-        .await
-        .map_err(|e| DaemonError::Other(format!("the plan task failed: {e}")))??
+        .await??
     };
     let computed = compute(
         &gh,
@@ -171,7 +165,7 @@ async fn reconcile(
         return Ok(Outcome::Superseded);
     }
 
-    upsert_comment(&gh, shared, Slot::Plan(number), &computed.body).await?;
+    publish::comment(&gh, shared, Slot::Plan(number), &computed.body).await?;
     let ownership_ok = computed.verdicts.iter().all(Verdict::ok);
     let missing: Vec<String> = computed
         .verdicts
@@ -179,7 +173,7 @@ async fn reconcile(
         .filter(|v| !v.ok())
         .map(|v| v.set.owners.join(", "))
         .collect();
-    post_status(
+    publish::status(
         &gh,
         shared,
         &head,
@@ -199,7 +193,7 @@ async fn reconcile(
             format!("needs approval from {}", missing.join("; ")),
         )
     };
-    post_status(
+    publish::status(
         &gh,
         shared,
         &head,
@@ -235,7 +229,7 @@ async fn compute(
     head: &str,
     root: &str,
     base: Checked,
-    checked_head: Result<Checked, crate::source::mirror::MirrorError>,
+    checked_head: Result<Checked, SourceError>,
     changed_files: &[String],
     shared: &Arc<Shared>,
 ) -> Result<Computed, DaemonError> {
@@ -333,10 +327,13 @@ async fn compute(
             })
         }
         Err(e) => {
-            let body = format!(
-                "{MARKER}\n**Plan failed: the head is not a capstan repository.**\n\n{}\n",
-                chain(&e)
-            );
+            let body = Comment {
+                head: format!(
+                    "{MARKER}\n**Plan failed: the head is not a capstan repository.**\n\n{}\n",
+                    chain(&e)
+                ),
+                ..Comment::default()
+            };
             Ok(Computed {
                 body,
                 plan_state: StatusState::Failure,
@@ -346,159 +343,4 @@ async fn compute(
             })
         }
     }
-}
-
-fn digest(body: &str) -> String {
-    hex::encode(Sha256::digest(body.as_bytes()))
-}
-
-/// Makes the pull request show exactly one capstan comment with `body`.
-///
-/// The comment recorded in the state database is edited in place; without a record (or if
-/// it was deleted) the comments are listed, every page, to find one with our marker; only
-/// then is a comment created. A create whose answer is lost (5xx, dropped connection) is not
-/// repeated blindly: the comments are listed again first, so it is never posted twice.
-/// Which of our comments: the plan of a pull request, or the deploy of a commit on the
-/// pull request that was merged into it.
-pub(super) enum Slot<'a> {
-    Plan(u64),
-    Deploy { pr: u64, sha: &'a str },
-}
-
-impl Slot<'_> {
-    fn pr(&self) -> u64 {
-        match self {
-            Slot::Plan(n) | Slot::Deploy { pr: n, .. } => *n,
-        }
-    }
-
-    fn marker(&self) -> String {
-        match self {
-            Slot::Plan(_) => MARKER.to_string(),
-            Slot::Deploy { sha, .. } => crate::deploy::marker(sha),
-        }
-    }
-
-    fn get(&self, store: &Store) -> Result<Option<CommentRecord>, StateError> {
-        match self {
-            Slot::Plan(n) => store.comment(*n),
-            Slot::Deploy { pr, sha } => store.deploy_comment(sha, *pr),
-        }
-    }
-
-    fn set(&self, store: &Store, record: Option<&CommentRecord>) -> Result<(), StateError> {
-        match self {
-            Slot::Plan(n) => store.set_comment(*n, record),
-            Slot::Deploy { pr, sha } => store.set_deploy_comment(sha, *pr, record),
-        }
-    }
-}
-
-pub(super) async fn upsert_comment(
-    gh: &Client,
-    shared: &Arc<Shared>,
-    slot: Slot<'_>,
-    body: &str,
-) -> Result<(), DaemonError> {
-    let digest = digest(body);
-    let number = slot.pr();
-    let marker = slot.marker();
-    if let Some(record) = slot.get(&shared.store)? {
-        if record.digest == digest {
-            tracing::debug!(comment = record.id, "comment already shows this plan");
-            return Ok(());
-        }
-        match gh.update_comment(record.id, body).await {
-            Ok(()) => {
-                slot.set(
-                    &shared.store,
-                    Some(&CommentRecord {
-                        id: record.id,
-                        digest,
-                    }),
-                )?;
-                tracing::info!(comment = record.id, "comment updated");
-                return Ok(());
-            }
-            Err(e) if e.status() == Some(404) => {
-                tracing::warn!(
-                    comment = record.id,
-                    "our comment is gone; looking for it again"
-                );
-                slot.set(&shared.store, None)?;
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    let attempts = shared
-        .config()
-        .github
-        .as_ref()
-        .map_or(3, |g| g.retry.attempts.max(1));
-    let mut last_error: Option<GitHubError> = None;
-    for _ in 0..attempts {
-        let comments = gh.comments(number).await?;
-        if let Some(found) = comments.iter().find(|c| c.body.starts_with(&marker)) {
-            if found.body != body {
-                gh.update_comment(found.id, body).await?;
-                tracing::info!(
-                    comment = found.id,
-                    "found our comment by its marker; updated"
-                );
-            }
-            slot.set(
-                &shared.store,
-                Some(&CommentRecord {
-                    id: found.id,
-                    digest,
-                }),
-            )?;
-            return Ok(());
-        }
-        match gh.create_comment(number, body).await {
-            Ok(id) => {
-                slot.set(&shared.store, Some(&CommentRecord { id, digest }))?;
-                tracing::info!(comment = id, "comment created");
-                return Ok(());
-            }
-            Err(e) if e.is_transient() => {
-                tracing::warn!(error = %e, "creating the comment failed; checking whether it exists before trying again");
-                let wait = shared
-                    .config()
-                    .github
-                    .as_ref()
-                    .map_or(Duration::from_secs(1), |g| g.retry.backoff);
-                tokio::time::sleep(wait).await;
-                last_error = Some(e);
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(last_error
-        .map(DaemonError::from)
-        .unwrap_or_else(|| DaemonError::Other("creating the comment failed".into())))
-}
-
-/// Sets a commit status unless GitHub already shows exactly this one.
-pub(super) async fn post_status(
-    gh: &Client,
-    shared: &Arc<Shared>,
-    sha: &str,
-    context: &str,
-    state: StatusState,
-    description: &str,
-) -> Result<(), DaemonError> {
-    let description = crate::github::truncate(description, 140);
-    if let Some((s, d)) = shared.store.status(sha, context)?
-        && s == state.as_str()
-        && d == description
-    {
-        return Ok(());
-    }
-    gh.set_status(sha, context, state, &description, None)
-        .await?;
-    shared
-        .store
-        .set_status(sha, context, state.as_str(), &description)?;
-    Ok(())
 }

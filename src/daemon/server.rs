@@ -12,7 +12,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use tokio_util::sync::CancellationToken;
 
-use super::Shared;
+use super::context::Shared;
 use super::webhook::{self, Ignored, MAX_BODY};
 use crate::error::chain;
 
@@ -98,7 +98,7 @@ async fn webhook(
         shared.metrics.webhook(&event, "unavailable");
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n".into());
     }
-    let repository = format!("{}/{}", gh.owner, gh.name);
+    let repository = format!("{}/{}", gh.api.owner, gh.api.name);
     match webhook::parse(&event, &body, &repository, &config.repository.branch) {
         Ok(Ok(e)) => {
             tracing::info!(delivery, event, action = ?e, "webhook accepted");

@@ -19,22 +19,49 @@ use tokio::process::Command;
 
 use crate::core::deployed::Inputs;
 use crate::core::model::{Bundle, Provisioner, Step};
+use crate::core::run::Verb;
 use crate::core::source::{Content, SourceTree};
 
-/// `deploy` or `destroy`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verb {
-    Deploy,
-    Destroy,
-}
-
-impl Verb {
-    pub fn name(self) -> &'static str {
-        match self {
-            Verb::Deploy => "deploy",
-            Verb::Destroy => "destroy",
-        }
-    }
+/// Why a step failed; its text is the step's message in the state and the report.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error("creating the log {path}")]
+    Log {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("preparing the working directory {path}")]
+    Prepare {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("step path {0:?} leaves the bundle's folder")]
+    PathOutside(String),
+    #[error("starting `{program}`")]
+    Start {
+        program: String,
+        source: std::io::Error,
+    },
+    #[error("waiting for `{command}`")]
+    Wait {
+        command: String,
+        source: std::io::Error,
+    },
+    #[error("`{command}` exited with status {code}")]
+    Exit { command: String, code: i32 },
+    #[error("`{command}` was killed by a signal")]
+    Killed { command: String },
+    #[error("`{command}` timed out after {after}")]
+    Timeout { command: String, after: String },
+    /// The message never quotes the text: it may hold a secret.
+    #[error("{what} is not a JSON object of artifacts (line {line} column {column})")]
+    Artifacts {
+        what: String,
+        line: usize,
+        column: usize,
+    },
+    #[error("reading $CAPSTAN_ARTIFACTS")]
+    ReadArtifacts(#[source] std::io::Error),
 }
 
 /// Everything one instance's steps need.
@@ -101,7 +128,7 @@ impl Log {
 }
 
 /// Runs the job; on success (deploy) returns the artifacts the steps wrote, unvalidated.
-pub async fn run(job: &Job<'_>) -> Result<BTreeMap<String, Value>, String> {
+pub async fn run(job: &Job<'_>) -> Result<BTreeMap<String, Value>, StepError> {
     let result = run_in_workdir(job).await;
     if let Err(e) = std::fs::remove_dir_all(&job.workdir)
         && e.kind() != std::io::ErrorKind::NotFound
@@ -111,23 +138,29 @@ pub async fn run(job: &Job<'_>) -> Result<BTreeMap<String, Value>, String> {
     result
 }
 
-async fn run_in_workdir(job: &Job<'_>) -> Result<BTreeMap<String, Value>, String> {
+async fn run_in_workdir(job: &Job<'_>) -> Result<BTreeMap<String, Value>, StepError> {
+    let log_error = |source| StepError::Log {
+        path: job.log.to_path_buf(),
+        source,
+    };
     if let Some(parent) = job.log.parent() {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| format!("creating the log folder {}: {e}", parent.display()))?;
+        std::fs::create_dir_all(parent).map_err(log_error)?;
     }
     let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(job.log)
-        .map_err(|e| format!("opening the log {}: {e}", job.log.display()))?;
+        .map_err(log_error)?;
     let log = Log {
         file: Arc::new(Mutex::new(file)),
         redactor: Redactor::new(job.secrets.clone()),
     };
     let bundle_dir = job.workdir.join("bundle");
-    write_bundle(job.tree, job.bundle, &bundle_dir)
-        .map_err(|e| format!("preparing the working directory: {e}"))?;
+    let prepare = |source| StepError::Prepare {
+        path: job.workdir.clone(),
+        source,
+    };
+    write_bundle(job.tree, job.bundle, &bundle_dir).map_err(prepare)?;
     let steps: Vec<(usize, &Step)> = match job.verb {
         Verb::Deploy => job.bundle.steps.iter().enumerate().collect(),
         Verb::Destroy => job.bundle.steps.iter().enumerate().rev().collect(),
@@ -146,9 +179,9 @@ async fn run_in_workdir(job: &Job<'_>) -> Result<BTreeMap<String, Value>, String
             }
         ));
         let cwd = step_dir(&bundle_dir, &step.path)?;
-        std::fs::create_dir_all(&cwd).map_err(|e| format!("creating {}: {e}", cwd.display()))?;
+        std::fs::create_dir_all(&cwd).map_err(prepare)?;
         let artifacts_file = job.workdir.join(format!("artifacts-{}.json", i + 1));
-        write_inputs(job, &cwd).map_err(|e| format!("writing the inputs: {e}"))?;
+        write_inputs(job, &cwd).map_err(prepare)?;
         let env = Env {
             vars: vec![
                 ("CAPSTAN_ACTION", job.verb.name().to_string()),
@@ -172,13 +205,13 @@ async fn run_in_workdir(job: &Job<'_>) -> Result<BTreeMap<String, Value>, String
 }
 
 /// The step's folder inside the bundle; a path leaving the bundle is refused.
-fn step_dir(bundle_dir: &Path, path: &str) -> Result<PathBuf, String> {
+fn step_dir(bundle_dir: &Path, path: &str) -> Result<PathBuf, StepError> {
     let rel = Path::new(path);
     if rel
         .components()
         .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
     {
-        return Err(format!("step path {path:?} leaves the bundle's folder"));
+        return Err(StepError::PathOutside(path.to_string()));
     }
     Ok(bundle_dir.join(rel))
 }
@@ -245,7 +278,7 @@ async fn exec(
     env: &Env,
     log: &Log,
     artifacts_file: &Path,
-) -> Result<BTreeMap<String, Value>, String> {
+) -> Result<BTreeMap<String, Value>, StepError> {
     let script = match job.verb {
         Verb::Deploy => step.deploy.as_deref(),
         Verb::Destroy => step.destroy.as_deref(),
@@ -259,17 +292,19 @@ async fn exec(
         return Ok(BTreeMap::new());
     }
     match std::fs::read(artifacts_file) {
-        Ok(bytes) => parse_artifacts(&bytes)
-            .map_err(|e| format!("$CAPSTAN_ARTIFACTS is not a JSON object of artifacts: {e}")),
+        Ok(bytes) => parse_artifacts(&bytes, "$CAPSTAN_ARTIFACTS"),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
-        Err(e) => Err(format!("reading $CAPSTAN_ARTIFACTS: {e}")),
+        Err(e) => Err(StepError::ReadArtifacts(e)),
     }
 }
 
-fn parse_artifacts(bytes: &[u8]) -> Result<BTreeMap<String, Value>, String> {
-    // The message never quotes the text: it may hold a secret.
-    serde_json::from_slice::<BTreeMap<String, Value>>(bytes)
-        .map_err(|e| format!("line {} column {}", e.line(), e.column()))
+/// `{field: data}`; the error names where, never what (it may be a secret).
+fn parse_artifacts(bytes: &[u8], what: &str) -> Result<BTreeMap<String, Value>, StepError> {
+    serde_json::from_slice::<BTreeMap<String, Value>>(bytes).map_err(|e| StepError::Artifacts {
+        what: what.to_string(),
+        line: e.line(),
+        column: e.column(),
+    })
 }
 
 /// OpenTofu and Terraform: `init`, then `apply` or `destroy`, with the inputs as
@@ -281,9 +316,12 @@ async fn terraform(
     index: usize,
     env: &Env,
     log: &Log,
-) -> Result<BTreeMap<String, Value>, String> {
+) -> Result<BTreeMap<String, Value>, StepError> {
     let write = |name: &str, text: String| {
-        std::fs::write(env.cwd.join(name), text).map_err(|e| format!("writing {name}: {e}"))
+        std::fs::write(env.cwd.join(name), text).map_err(|source| StepError::Prepare {
+            path: env.cwd.join(name),
+            source,
+        })
     };
     write("_params.auto.tfvars.json", pretty(&job.inputs.params))?;
     write(
@@ -300,8 +338,10 @@ async fn terraform(
             .join(job.instance)
             .join(format!("step-{}.tfstate", index + 1));
         if let Some(parent) = state.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| format!("creating {}: {e}", parent.display()))?;
+            std::fs::create_dir_all(parent).map_err(|source| StepError::Prepare {
+                path: parent.to_path_buf(),
+                source,
+            })?;
         }
         write(
             "_capstan_backend.tf",
@@ -330,13 +370,7 @@ async fn terraform(
             )
             .await?;
             let out = command(log, env, program, &["output", "-json"], true).await?;
-            let outputs: BTreeMap<String, Value> = serde_json::from_slice(&out).map_err(|e| {
-                format!(
-                    "`{program} output -json` did not print JSON (line {} column {})",
-                    e.line(),
-                    e.column()
-                )
-            })?;
+            let outputs = parse_artifacts(&out, &format!("`{program} output -json`"))?;
             Ok(outputs
                 .into_iter()
                 .filter(|(name, _)| job.bundle.artifacts.contains_key(name))
@@ -376,7 +410,7 @@ async fn command(
     program: &str,
     args: &[&str],
     capture: bool,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, StepError> {
     let shown = if program == "sh" {
         args.last().copied().unwrap_or_default().to_string()
     } else {
@@ -398,7 +432,10 @@ async fn command(
         let _forking = FORK_GUARD.write().unwrap_or_else(|p| p.into_inner());
         cmd.spawn()
     };
-    let mut child = spawned.map_err(|e| format!("starting `{program}`: {e}"))?;
+    let mut child = spawned.map_err(|source| StepError::Start {
+        program: program.to_string(),
+        source,
+    })?;
     let pid = child.id();
     let stderr = child
         .stderr
@@ -416,7 +453,10 @@ async fn command(
                 .await
                 .ok()
                 .transpose()
-                .map_err(|e| format!("reading the output of `{shown}`: {e}"))?;
+                .map_err(|source| StepError::Wait {
+                    command: shown.clone(),
+                    source,
+                })?;
         }
         Some(buf)
     } else {
@@ -424,7 +464,10 @@ async fn command(
         None
     };
     let status = match tokio::time::timeout(env.timeout, child.wait()).await {
-        Ok(status) => status.map_err(|e| format!("waiting for `{shown}`: {e}"))?,
+        Ok(status) => status.map_err(|source| StepError::Wait {
+            command: shown.clone(),
+            source,
+        })?,
         Err(_) => {
             if let Some(pid) = pid {
                 // SAFETY: killpg only sends a signal; the group is the child's own.
@@ -433,12 +476,12 @@ async fn command(
                 }
             }
             let _ = child.wait().await;
-            let msg = format!(
-                "`{shown}` timed out after {}",
-                humantime::format_duration(env.timeout)
-            );
-            log.line(&msg);
-            return Err(msg);
+            let e = StepError::Timeout {
+                command: shown,
+                after: crate::core::duration::format(env.timeout),
+            };
+            log.line(&e.to_string());
+            return Err(e);
         }
     };
     if let Some(stderr) = stderr {
@@ -449,12 +492,15 @@ async fn command(
     if status.success() {
         return Ok(captured.unwrap_or_default());
     }
-    let msg = match status.code() {
-        Some(code) => format!("`{shown}` exited with status {code}"),
-        None => format!("`{shown}` was killed by a signal"),
+    let e = match status.code() {
+        Some(code) => StepError::Exit {
+            command: shown,
+            code,
+        },
+        None => StepError::Killed { command: shown },
     };
-    log.line(&msg);
-    Err(msg)
+    log.line(&e.to_string());
+    Err(e)
 }
 
 async fn pump(stream: impl AsyncRead + Unpin, log: Log) {
@@ -504,8 +550,8 @@ mod tests {
 
     #[test]
     fn artifacts_must_be_an_object_and_errors_never_quote_them() {
-        assert!(parse_artifacts(br#"{"network": {"id": "x"}}"#).is_ok());
-        let err = parse_artifacts(br#"["secret-value"]"#).unwrap_err();
-        assert!(!err.contains("secret-value"), "{err}");
+        assert!(parse_artifacts(br#"{"network": {"id": "x"}}"#, "x").is_ok());
+        let err = parse_artifacts(br#"["secret-value"]"#, "$CAPSTAN_ARTIFACTS").unwrap_err();
+        assert!(!err.to_string().contains("secret-value"), "{err}");
     }
 }

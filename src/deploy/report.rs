@@ -1,32 +1,131 @@
-//! Renderings of a deploy [`Report`]: text for the terminal and markdown for the comment
-//! on the merged pull request. Artifacts appear with sensitive fields already replaced by
-//! `(sensitive)` (done when the outcome was made).
+//! A run's outcome ([`Report`]) and its renderings: lines for the terminal, and the comment
+//! on the merged pull request (assembled to fit GitHub's limit like every comment).
+//! Artifacts appear with sensitive fields already replaced by `(sensitive)`, which is done
+//! when the outcome is made.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::path::PathBuf;
 
-use super::{Outcome, Report, Result_};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::core::model::InstanceId;
+use crate::core::render::comment::{Comment, MAX_COMMENT, cell, table};
+use crate::core::run::{self, RunStatus, StepResult, StepStatus, Verb};
+
+/// What happened to one instance in a run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outcome {
+    pub instance: InstanceId,
+    pub verb: Verb,
+    pub result: StepResult,
+    pub log: Option<PathBuf>,
+    pub seconds: f64,
+    /// After a successful deploy: its artifacts with sensitive fields shown as `(sensitive)`.
+    pub artifacts: BTreeMap<String, Value>,
+}
+
+impl Outcome {
+    /// A step that did not run.
+    pub fn not_run(instance: &InstanceId, verb: Verb, result: StepResult) -> Outcome {
+        Outcome {
+            instance: instance.clone(),
+            verb,
+            result,
+            log: None,
+            seconds: 0.0,
+            artifacts: BTreeMap::new(),
+        }
+    }
+}
+
+/// The result of a run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Report {
+    pub run: i64,
+    pub commit: String,
+    pub outcomes: Vec<Outcome>,
+    pub unchanged: usize,
+}
+
+impl Report {
+    pub fn new(run: i64, commit: &str) -> Report {
+        Report {
+            run,
+            commit: commit.to_string(),
+            outcomes: Vec::new(),
+            unchanged: 0,
+        }
+    }
+
+    pub fn count(&self, status: StepStatus) -> usize {
+        self.outcomes
+            .iter()
+            .filter(|o| o.result.status() == status)
+            .count()
+    }
+
+    /// Succeeded (everything is as desired), waiting (only deploy windows hold something
+    /// back) or failed.
+    pub fn status(&self) -> RunStatus {
+        run::run_status(self.outcomes.iter().map(|o| &o.result))
+    }
+
+    /// The earliest moment a closed window opens.
+    pub fn next_window(&self) -> Option<DateTime<Utc>> {
+        self.outcomes
+            .iter()
+            .filter_map(|o| match &o.result {
+                StepResult::Waiting { opens, .. } => *opens,
+                _ => None,
+            })
+            .min()
+    }
+
+    /// One line: `3 deployed, 1 destroyed, 1 failed, 2 skipped; 9 unchanged`.
+    pub fn summary(&self) -> String {
+        let ok = |verb| {
+            self.outcomes
+                .iter()
+                .filter(|o| o.verb == verb && o.result == StepResult::Succeeded)
+                .count()
+        };
+        let mut parts = vec![
+            format!("{} deployed", ok(Verb::Deploy)),
+            format!("{} destroyed", ok(Verb::Destroy)),
+        ];
+        for status in [StepStatus::Failed, StepStatus::Skipped, StepStatus::Waiting] {
+            let n = self.count(status);
+            if n > 0 {
+                parts.push(format!("{n} {status}"));
+            }
+        }
+        format!("{}; {} unchanged", parts.join(", "), self.unchanged)
+    }
+}
 
 /// The hidden first line that finds our comment about the deploy of `commit` again.
 pub fn marker(commit: &str) -> String {
     format!("<!-- capstan:deploy {commit} -->")
 }
 
-fn compact(value: &serde_json::Value) -> String {
+fn compact(value: &Value) -> String {
     serde_json::to_string(value).unwrap_or_default()
 }
 
 /// One line per outcome as it happens (the CLI's progress).
 pub fn line(o: &Outcome) -> String {
     let mark = match o.result {
-        Result_::Succeeded => "✓",
-        Result_::Failed(_) => "✗",
-        Result_::Skipped(_) => "↷",
-        Result_::Waiting { .. } => "⏸",
+        StepResult::Succeeded => "✓",
+        StepResult::Failed(_) => "✗",
+        StepResult::Skipped(_) => "↷",
+        StepResult::Waiting { .. } => "⏸",
     };
     let what = match (&o.result, o.verb) {
-        (Result_::Succeeded, super::Verb::Deploy) => "deployed".to_string(),
-        (Result_::Succeeded, super::Verb::Destroy) => "destroyed".to_string(),
-        (r, v) => format!("{} {}", v.name(), r.word()),
+        (StepResult::Succeeded, Verb::Deploy) => "deployed".to_string(),
+        (StepResult::Succeeded, Verb::Destroy) => "destroyed".to_string(),
+        (r, v) => format!("{v} {}", r.status()),
     };
     let mut out = format!("{mark} {} {what}", o.instance);
     if o.seconds > 0.0 {
@@ -36,7 +135,7 @@ pub fn line(o: &Outcome) -> String {
     if !d.is_empty() {
         let _ = write!(out, ": {d}");
     }
-    if !matches!(o.result, Result_::Succeeded)
+    if !matches!(o.result, StepResult::Succeeded)
         && let Some(log) = &o.log
     {
         let _ = write!(out, " (log: {})", log.display());
@@ -66,18 +165,15 @@ fn short(sha: &str) -> &str {
     sha.get(..10).unwrap_or(sha)
 }
 
-fn cell(text: &str) -> String {
-    text.replace('|', "\\|").replace('\n', " ")
-}
-
-/// The comment on the merged pull request.
-pub fn markdown(report: &Report) -> String {
+/// The comment on the merged pull request: the summary, a table of outcomes, and the
+/// artifacts of what deployed (one collapsible section per instance).
+pub fn markdown(report: &Report) -> Comment {
     let icon = match report.status() {
-        "succeeded" => "✅",
-        "waiting" => "⏸️",
+        RunStatus::Succeeded => "✅",
+        RunStatus::Waiting => "⏸️",
         _ => "❌",
     };
-    let mut out = format!(
+    let mut head = format!(
         "{}\n### {icon} capstan deploy of `{}`\n\n**{}** (run {})\n",
         marker(&report.commit),
         short(&report.commit),
@@ -86,44 +182,59 @@ pub fn markdown(report: &Report) -> String {
     );
     if let Some(at) = report.next_window() {
         let _ = writeln!(
-            out,
+            head,
             "\nWaiting for a deploy window: the rest deploys from {at}."
         );
     }
     if report.outcomes.is_empty() {
-        out.push_str("\nNothing to do: every instance is as this commit wants it.\n");
-        return out;
+        head.push_str("\nNothing to do: every instance is as this commit wants it.\n");
+    } else {
+        let rows: Vec<String> = report
+            .outcomes
+            .iter()
+            .map(|o| {
+                format!(
+                    "| `{}` | {} | {} | {} |\n",
+                    o.instance,
+                    o.verb,
+                    o.result.status(),
+                    cell(&o.result.detail())
+                )
+            })
+            .collect();
+        head.push('\n');
+        head.push_str(&table(
+            "| instance | action | result | details |\n|---|---|---|---|\n",
+            &rows,
+            MAX_COMMENT / 2,
+            "instances",
+        ));
     }
-    out.push_str("\n| instance | action | result | details |\n|---|---|---|---|\n");
-    for o in &report.outcomes {
-        let _ = writeln!(
-            out,
-            "| `{}` | {} | {} | {} |",
-            o.instance,
-            o.verb.name(),
-            o.result.word(),
-            cell(&o.result.detail())
-        );
-    }
-    let with_artifacts: Vec<&Outcome> = report
+    let sections = report
         .outcomes
         .iter()
         .filter(|o| !o.artifacts.is_empty())
-        .collect();
-    if !with_artifacts.is_empty() {
-        out.push_str("\n<details><summary>Artifacts (sensitive fields hidden)</summary>\n\n");
-        for o in with_artifacts {
-            let _ = writeln!(out, "**{}**", o.instance);
+        .map(|o| {
+            let mut s = format!(
+                "\n<details><summary>Artifacts of <code>{}</code> (sensitive fields hidden)</summary>\n\n",
+                o.instance
+            );
             for (field, value) in &o.artifacts {
                 let _ = writeln!(
-                    out,
+                    s,
                     "- `{field}`: `{}`",
                     cell(&compact(value)).replace('`', "'")
                 );
             }
-            out.push('\n');
-        }
-        out.push_str("</details>\n");
+            s.push_str("\n</details>\n");
+            s
+        })
+        .collect();
+    Comment {
+        head,
+        kept_title: String::new(),
+        kept: Vec::new(),
+        sections,
+        see_all: "Run `capstan state list` for every instance.",
     }
-    crate::github::truncate(&out, 65_000)
 }

@@ -5,7 +5,8 @@
 //! repeated (the caller looks first; see `daemon::pulls::upsert_comment`).
 //!
 //! There is no trait in front of this: the tests run a fake GitHub over HTTP, so octocrab's
-//! own wire behaviour is exercised too.
+//! own wire behaviour is exercised too. A leaf: it knows nothing of the daemon that uses it
+//! (its [`Settings`] are built by the daemon's configuration).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -17,7 +18,36 @@ use octocrab::secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::daemon::config::{Auth, GitHubConfig, Retry, Secret};
+use crate::secret::Secret;
+
+/// Where GitHub is and how capstan talks to it.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// REST API base, without a trailing slash: `https://api.github.com`, or
+    /// `https://HOST/api/v3` for GitHub Enterprise Server.
+    pub api_url: String,
+    pub owner: String,
+    pub name: String,
+    pub auth: Auth,
+    pub retry: Retry,
+}
+
+#[derive(Clone, Debug)]
+pub enum Auth {
+    Token(Secret),
+    App {
+        id: u64,
+        installation_id: u64,
+        private_key: Secret,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct Retry {
+    pub attempts: u32,
+    pub backoff: Duration,
+    pub max_wait: Duration,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum GitHubError {
@@ -272,7 +302,7 @@ fn message_of(body: &[u8]) -> String {
 }
 
 impl Client {
-    pub fn new(config: &GitHubConfig, observer: Option<Observer>) -> Result<Client, GitHubError> {
+    pub fn new(config: &Settings, observer: Option<Observer>) -> Result<Client, GitHubError> {
         let setup = |e: octocrab::Error| GitHubError::Setup(e.to_string());
         let builder = Octocrab::builder()
             .base_uri(config.api_url.as_str())

@@ -133,6 +133,26 @@ fn prefix_in(repo: &Repository, path: &Path) -> String {
         .join("/")
 }
 
+/// The git directory of the repository enclosing `path` (what moves when a branch does).
+pub fn git_dir(path: &Path) -> Result<PathBuf, SourceError> {
+    let repo = Repository::discover(path).map_err(|source| SourceError::NotGit {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(repo.path().to_path_buf())
+}
+
+/// The commit of `branch` in the repository enclosing `path`, or `HEAD`'s when there is no
+/// such branch; `None` before the first commit.
+pub fn branch_or_head(path: &Path, branch: &str) -> Option<String> {
+    let repo = Repository::discover(path).ok()?;
+    let id = repo
+        .refname_to_id(&format!("refs/heads/{branch}"))
+        .or_else(|_| repo.refname_to_id("HEAD"))
+        .ok()?;
+    Some(id.to_string())
+}
+
 /// The full commit id `rev` names in the git repository enclosing `path`.
 pub fn resolve_commit(path: &Path, rev: &str) -> Result<String, SourceError> {
     let repo = Repository::discover(path).map_err(|source| SourceError::NotGit {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use git2::{Cred, FetchOptions, Oid, RemoteCallbacks, Repository};
 
-use super::{SourceError, as_base, read_at};
+use super::{Revisions, SourceError, as_base, read_at};
 use crate::core::source::SourceTree;
 use crate::secret::Secret;
 
@@ -193,16 +193,24 @@ impl Mirror {
         Ok(out)
     }
 
-    /// The repository at a commit; errors if it is not a capstan repository there.
-    pub fn read(&self, sha: &str) -> Result<SourceTree, MirrorError> {
-        let repo = self.repo()?;
-        Ok(read_at(&repo, &self.path, sha, &self.root)?)
+    fn read_at(&self, sha: &str) -> Result<SourceTree, SourceError> {
+        let repo = Repository::open_bare(&self.path).map_err(|source| SourceError::Git {
+            path: self.path.clone(),
+            source,
+        })?;
+        read_at(&repo, &self.path, sha, &self.root)
     }
 
     /// The old side of a plan at a commit: from before capstan was set up, empty.
-    pub fn read_base(&self, sha: &str) -> Result<SourceTree, MirrorError> {
-        let repo = self.repo()?;
-        Ok(as_base(read_at(&repo, &self.path, sha, &self.root))?)
+    pub fn read_base(&self, sha: &str) -> Result<SourceTree, SourceError> {
+        as_base(self.read_at(sha))
+    }
+}
+
+impl Revisions for Mirror {
+    /// The repository at a commit (the folder holding capstan.yaml below the mirror's root).
+    fn read(&self, sha: &str) -> Result<SourceTree, SourceError> {
+        self.read_at(sha)
     }
 }
 

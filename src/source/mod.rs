@@ -9,9 +9,26 @@ pub mod mirror;
 use std::path::{Path, PathBuf};
 
 pub use dir::read_dir;
-pub use git::{read_at, read_rev, resolve_commit};
+pub use git::{branch_or_head, git_dir, read_at, read_rev, resolve_commit};
 
 use crate::core::source::SourceTree;
+
+/// Reads the repository as it is at a commit, from git (never from a working tree): what
+/// the deployer runs bundles from. A local checkout ([`Checkout`]) or the daemon's mirror.
+pub trait Revisions: Send + Sync {
+    fn read(&self, commit: &str) -> Result<SourceTree, SourceError>;
+}
+
+/// The git repository enclosing a local path; the repository root is that path.
+pub struct Checkout {
+    pub path: PathBuf,
+}
+
+impl Revisions for Checkout {
+    fn read(&self, commit: &str) -> Result<SourceTree, SourceError> {
+        read(&self.path, Some(commit))
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {

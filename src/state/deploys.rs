@@ -14,9 +14,11 @@ use std::collections::BTreeMap;
 
 use rusqlite::{OptionalExtension, Row, params};
 
+use super::rows::{inputs_from_text, inputs_to_text, to_text};
 use super::{StateError, Store, now};
 use crate::core::deployed::{Deployed, Inputs, Status};
 use crate::core::model::InstanceId;
+use crate::core::run::{RunStatus, StepResult, StepStatus, Trigger, Verb};
 
 /// What a step is about to do, and what its instance's row needs if it is new.
 pub struct NewStep<'a> {
@@ -25,8 +27,7 @@ pub struct NewStep<'a> {
     pub project: &'a str,
     pub environment: &'a str,
     pub package: &'a str,
-    /// `deploy` or `destroy`.
-    pub action: &'a str,
+    pub action: Verb,
     pub inputs: &'a Inputs,
     pub commit: &'a str,
     pub attributes: &'a BTreeMap<String, String>,
@@ -38,8 +39,8 @@ pub struct NewStep<'a> {
 pub struct RunRecord {
     pub id: i64,
     pub commit: String,
-    pub trigger: String,
-    pub status: String,
+    pub trigger: Trigger,
+    pub status: RunStatus,
     pub summary: String,
     pub started_at: i64,
     pub finished_at: Option<i64>,
@@ -50,8 +51,8 @@ pub struct StepRecord {
     pub id: i64,
     pub run: i64,
     pub instance: String,
-    pub action: String,
-    pub status: String,
+    pub action: Verb,
+    pub status: StepStatus,
     pub message: String,
     pub log_path: Option<String>,
     pub started_at: i64,
@@ -64,10 +65,6 @@ pub struct Recovered {
     pub runs: usize,
     pub steps: usize,
     pub instances: Vec<String>,
-}
-
-fn json<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_string(value).unwrap_or_else(|_| "null".into())
 }
 
 /// The raw text columns of an `instances` row, parsed outside the database lock.
@@ -113,7 +110,7 @@ impl RawInstance {
         };
         Ok(Deployed {
             status: Status::parse(&self.status).ok_or_else(|| corrupt("status"))?,
-            inputs: serde_json::from_str(&self.inputs).map_err(|_| corrupt("inputs"))?,
+            inputs: inputs_from_text(&self.inputs).ok_or_else(|| corrupt("inputs"))?,
             artifacts: serde_json::from_str(&self.artifacts).map_err(|_| corrupt("artifacts"))?,
             attributes: serde_json::from_str(&self.attributes)
                 .map_err(|_| corrupt("attributes"))?,
@@ -129,13 +126,35 @@ impl RawInstance {
     }
 }
 
+/// A column holding an enum by its name; an unknown name is an error, never a default.
+fn named<T>(
+    r: &Row<'_>,
+    i: usize,
+    parse: fn(&str) -> Option<T>,
+    what: &str,
+) -> rusqlite::Result<T> {
+    let text: String = r.get(i)?;
+    parse(&text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Text,
+            format!("unknown {what} `{text}`").into(),
+        )
+    })
+}
+
+/// Triggers by name, and the one name an earlier capstan stored differently.
+fn trigger(text: &str) -> Option<Trigger> {
+    Trigger::parse(text).or((text == "deploy window opened").then_some(Trigger::WindowOpened))
+}
+
 fn step_from_row(r: &Row<'_>) -> rusqlite::Result<StepRecord> {
     Ok(StepRecord {
         id: r.get(0)?,
         run: r.get(1)?,
         instance: r.get(2)?,
-        action: r.get(3)?,
-        status: r.get(4)?,
+        action: named(r, 3, Verb::parse, "step action")?,
+        status: named(r, 4, StepStatus::parse, "step status")?,
         message: r.get(5)?,
         log_path: r.get(6)?,
         started_at: r.get(7)?,
@@ -173,21 +192,21 @@ impl Store {
         raw.map(RawInstance::parse).transpose()
     }
 
-    pub fn begin_run(&self, commit: &str, trigger: &str) -> Result<i64, StateError> {
+    pub fn begin_run(&self, commit: &str, trigger: Trigger) -> Result<i64, StateError> {
         self.with(|c| {
             c.execute(
-                "INSERT INTO runs (commit_sha, trigger, status, started_at) VALUES (?1, ?2, 'running', ?3)",
-                params![commit, trigger, now()],
+                "INSERT INTO runs (commit_sha, trigger, status, started_at) VALUES (?1, ?2, ?3, ?4)",
+                params![commit, trigger.name(), RunStatus::Running.name(), now()],
             )?;
             Ok(c.last_insert_rowid())
         })
     }
 
-    pub fn finish_run(&self, run: i64, status: &str, summary: &str) -> Result<(), StateError> {
+    pub fn finish_run(&self, run: i64, status: RunStatus, summary: &str) -> Result<(), StateError> {
         self.with(|c| {
             c.execute(
                 "UPDATE runs SET status = ?2, summary = ?3, finished_at = ?4 WHERE id = ?1",
-                params![run, status, summary, now()],
+                params![run, status.name(), summary, now()],
             )
             .map(drop)
         })
@@ -201,14 +220,13 @@ impl Store {
             let tx = c.transaction()?;
             let t = now();
             tx.execute(
-                "INSERT INTO steps (run_id, instance, action, status, log_path, started_at) VALUES (?1, ?2, ?3, 'running', ?4, ?5)",
-                params![step.run, step.instance.as_str(), step.action, step.log_path, t],
+                "INSERT INTO steps (run_id, instance, action, status, log_path, started_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![step.run, step.instance.as_str(), step.action.name(), StepStatus::Running.name(), step.log_path, t],
             )?;
             let id = tx.last_insert_rowid();
-            let status = if step.action == "destroy" {
-                Status::Destroying
-            } else {
-                Status::Deploying
+            let status = match step.action {
+                Verb::Destroy => Status::Destroying,
+                Verb::Deploy => Status::Deploying,
             };
             tx.execute(
                 "INSERT INTO instances (id, project, environment, package, status, inputs, digest, artifacts, commit_sha, attributes, sensitive, updated_at, step_id)
@@ -220,10 +238,10 @@ impl Store {
                     step.environment,
                     step.package,
                     status.name(),
-                    json(step.inputs),
+                    inputs_to_text(step.inputs),
                     step.commit,
-                    json(step.attributes),
-                    json(&step.sensitive),
+                    to_text(step.attributes),
+                    to_text(&step.sensitive),
                     t,
                     id
                 ],
@@ -253,12 +271,12 @@ impl Store {
                     record.project,
                     record.environment,
                     record.package,
-                    json(&record.inputs),
+                    inputs_to_text(&record.inputs),
                     record.digest,
-                    json(&record.artifacts),
+                    to_text(&record.artifacts),
                     record.commit,
-                    json(&record.attributes),
-                    json(&record.sensitive),
+                    to_text(&record.attributes),
+                    to_text(&record.sensitive),
                     t,
                     step
                 ],
@@ -302,20 +320,19 @@ impl Store {
         })
     }
 
-    /// A step that did not run (`skipped`, `waiting`): recorded for the history only.
+    /// A step that did not run (skipped, waiting): recorded for the history only.
     pub fn note_step(
         &self,
         run: i64,
         instance: &InstanceId,
-        action: &str,
-        status: &str,
-        message: &str,
+        action: Verb,
+        result: &StepResult,
     ) -> Result<(), StateError> {
         self.with(|c| {
             let t = now();
             c.execute(
                 "INSERT INTO steps (run_id, instance, action, status, message, started_at, finished_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-                params![run, instance.as_str(), action, status, message, t],
+                params![run, instance.as_str(), action.name(), result.status().name(), result.detail(), t],
             )
             .map(drop)
         })
@@ -368,8 +385,8 @@ impl Store {
                 Ok(RunRecord {
                     id: r.get(0)?,
                     commit: r.get(1)?,
-                    trigger: r.get(2)?,
-                    status: r.get(3)?,
+                    trigger: named(r, 2, trigger, "run trigger")?,
+                    status: named(r, 3, RunStatus::parse, "run status")?,
                     summary: r.get(4)?,
                     started_at: r.get(5)?,
                     finished_at: r.get(6)?,
@@ -482,7 +499,7 @@ mod tests {
                     project: "si",
                     environment: "staging",
                     package: "vpc",
-                    action: "deploy",
+                    action: Verb::Deploy,
                     inputs,
                     commit: "c1",
                     attributes: &attrs,
@@ -492,7 +509,10 @@ mod tests {
                 .unwrap()
         };
         let first = inputs("10.0.0.0/16");
-        let run = Store::open(&path).unwrap().begin_run("c1", "test").unwrap();
+        let run = Store::open(&path)
+            .unwrap()
+            .begin_run("c1", Trigger::Apply)
+            .unwrap();
         let step = new_step(run, &first);
         {
             let store = Store::open(&path).unwrap();
@@ -503,11 +523,14 @@ mod tests {
             record.artifacts =
                 BTreeMap::from([("network".into(), serde_json::json!({"id": "vpc-1"}))]);
             store.finish_deploy(step, &record).unwrap();
-            store.finish_run(run, "succeeded", "").unwrap();
+            store.finish_run(run, RunStatus::Succeeded, "").unwrap();
         }
         // A second run dies during its step: the old inputs and artifacts stay.
         let second = inputs("10.1.0.0/16");
-        let run2 = Store::open(&path).unwrap().begin_run("c2", "test").unwrap();
+        let run2 = Store::open(&path)
+            .unwrap()
+            .begin_run("c2", Trigger::Apply)
+            .unwrap();
         new_step(run2, &second);
         let store = Store::open(&path).unwrap();
         let recovered = store.recover().unwrap();
@@ -525,7 +548,7 @@ mod tests {
         assert_eq!(record.artifacts["network"]["id"], "vpc-1");
         assert!(!record.is_current(&first), "interrupted is never current");
         assert_eq!(store.steps_of("si-staging-vpc", 10).unwrap().len(), 2);
-        assert_eq!(store.runs(10).unwrap()[0].status, "interrupted");
+        assert_eq!(store.runs(10).unwrap()[0].status, RunStatus::Interrupted);
         assert_eq!(store.recover().unwrap(), Recovered::default());
     }
 }

@@ -1,21 +1,25 @@
 //! The state database: embedded SQLite in the state directory, in WAL mode with
 //! `synchronous=FULL`, with migrations versioned here (`PRAGMA user_version`). It holds
-//! the daemon's pull-request bookkeeping (which comment is ours, what was posted, which
-//! instances each open PR changes), so that after any failure or restart nothing is
-//! posted twice; and what is deployed (`deploys.rs`): per instance its inputs, artifacts
-//! and status, every run and step. Each write is one transaction, so a crash at any point
-//! loses nothing that was committed.
+//! the daemon's pull-request bookkeeping (`pulls.rs`: which comment is ours, what was
+//! posted, which instances each open PR changes), so that after any failure or restart
+//! nothing is posted twice; and what is deployed (`deploys.rs`): per instance its inputs,
+//! artifacts and status, every run and step. Each write is one transaction, so a crash at
+//! any point loses nothing that was committed.
+//!
+//! The state owns its rows: `rows.rs` holds the wire types stored as JSON, converted by
+//! hand to and from the core's values, and enums are stored by their names.
 
 mod deploys;
+mod pulls;
+mod rows;
 
 pub use deploys::{NewStep, Recovered, RunRecord, StepRecord};
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::Connection;
 
 /// Each entry moves the schema one version up; never edit one that has shipped.
 const MIGRATIONS: &[&str] = &[
@@ -176,177 +180,6 @@ impl Store {
         // back), so a poisoned lock is still safe to use.
         let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         Ok(f(&mut conn)?)
-    }
-
-    pub fn comment(&self, pr: u64) -> Result<Option<CommentRecord>, StateError> {
-        self.with(|c| {
-            c.query_row(
-                "SELECT comment_id, comment_digest FROM pull_requests WHERE number = ?1 AND comment_id IS NOT NULL",
-                params![pr as i64],
-                |r| {
-                    Ok(CommentRecord {
-                        id: r.get::<_, i64>(0)? as u64,
-                        digest: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
-                    })
-                },
-            )
-            .optional()
-        })
-    }
-
-    pub fn set_comment(&self, pr: u64, record: Option<&CommentRecord>) -> Result<(), StateError> {
-        self.with(|c| {
-            c.execute(
-                "INSERT INTO pull_requests (number, comment_id, comment_digest) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(number) DO UPDATE SET comment_id = ?2, comment_digest = ?3",
-                params![
-                    pr as i64,
-                    record.map(|r| r.id as i64),
-                    record.map(|r| r.digest.clone())
-                ],
-            )
-            .map(drop)
-        })
-    }
-
-    /// The status last posted for `context` on commit `sha`: (state, description).
-    pub fn status(&self, sha: &str, context: &str) -> Result<Option<(String, String)>, StateError> {
-        self.with(|c| {
-            c.query_row(
-                "SELECT state, description FROM commit_statuses WHERE sha = ?1 AND context = ?2",
-                params![sha, context],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-        })
-    }
-
-    pub fn set_status(
-        &self,
-        sha: &str,
-        context: &str,
-        state: &str,
-        description: &str,
-    ) -> Result<(), StateError> {
-        self.with(|c| {
-            c.execute(
-                "INSERT INTO commit_statuses (sha, context, state, description, posted_at) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT(sha, context) DO UPDATE SET state = ?3, description = ?4, posted_at = ?5",
-                params![sha, context, state, description, now()],
-            )
-            .map(drop)
-        })
-    }
-
-    /// Records a finished plan of `pr`: the commits and the instances it changes.
-    pub fn record_plan(
-        &self,
-        pr: u64,
-        head_sha: &str,
-        base_sha: &str,
-        instances: &[String],
-    ) -> Result<(), StateError> {
-        self.with(|c| {
-            let tx = c.transaction()?;
-            tx.execute(
-                "INSERT INTO pull_requests (number, open, head_sha, base_sha, planned_at) VALUES (?1, 1, ?2, ?3, ?4)
-                 ON CONFLICT(number) DO UPDATE SET open = 1, head_sha = ?2, base_sha = ?3, planned_at = ?4",
-                params![pr as i64, head_sha, base_sha, now()],
-            )?;
-            tx.execute(
-                "DELETE FROM pull_request_changes WHERE number = ?1",
-                params![pr as i64],
-            )?;
-            {
-                let mut insert = tx.prepare(
-                    "INSERT OR IGNORE INTO pull_request_changes (number, instance) VALUES (?1, ?2)",
-                )?;
-                for i in instances {
-                    insert.execute(params![pr as i64, i])?;
-                }
-            }
-            tx.commit()
-        })
-    }
-
-    /// The (head, base) commits `pr` was last planned at.
-    pub fn planned(&self, pr: u64) -> Result<Option<(String, String)>, StateError> {
-        self.with(|c| {
-            c.query_row(
-                "SELECT head_sha, base_sha FROM pull_requests WHERE number = ?1 AND head_sha IS NOT NULL AND open = 1",
-                params![pr as i64],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-        })
-    }
-
-    /// Other open pull requests changing any of `instances`, with the instances they share.
-    pub fn overlaps(
-        &self,
-        pr: u64,
-        instances: &[String],
-    ) -> Result<BTreeMap<u64, Vec<String>>, StateError> {
-        self.with(|c| {
-            let mut out: BTreeMap<u64, Vec<String>> = BTreeMap::new();
-            let mut q = c.prepare(
-                "SELECT ch.number FROM pull_request_changes ch JOIN pull_requests p ON p.number = ch.number
-                 WHERE ch.instance = ?1 AND ch.number != ?2 AND p.open = 1",
-            )?;
-            for i in instances {
-                let rows = q.query_map(params![i, pr as i64], |r| r.get::<_, i64>(0))?;
-                for other in rows {
-                    out.entry(other? as u64).or_default().push(i.clone());
-                }
-            }
-            Ok(out)
-        })
-    }
-
-    /// The instances `pr` changed at its last plan.
-    pub fn changes(&self, pr: u64) -> Result<Vec<String>, StateError> {
-        self.with(|c| {
-            let mut q = c.prepare(
-                "SELECT instance FROM pull_request_changes WHERE number = ?1 ORDER BY instance",
-            )?;
-            q.query_map(params![pr as i64], |r| r.get(0))?.collect()
-        })
-    }
-
-    /// Open pull requests the database knows, with the instances each changes.
-    pub fn open_pulls(&self) -> Result<BTreeMap<u64, Vec<String>>, StateError> {
-        self.with(|c| {
-            let mut out: BTreeMap<u64, Vec<String>> = BTreeMap::new();
-            let mut q = c.prepare(
-                "SELECT p.number, ch.instance FROM pull_requests p
-                 LEFT JOIN pull_request_changes ch ON ch.number = p.number WHERE p.open = 1",
-            )?;
-            let rows = q.query_map([], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?))
-            })?;
-            for row in rows {
-                let (n, instance) = row?;
-                let entry = out.entry(n as u64).or_default();
-                entry.extend(instance);
-            }
-            Ok(out)
-        })
-    }
-
-    /// A closed pull request no longer overlaps anything; its comment record is kept.
-    pub fn close(&self, pr: u64) -> Result<(), StateError> {
-        self.with(|c| {
-            let tx = c.transaction()?;
-            tx.execute(
-                "UPDATE pull_requests SET open = 0 WHERE number = ?1",
-                params![pr as i64],
-            )?;
-            tx.execute(
-                "DELETE FROM pull_request_changes WHERE number = ?1",
-                params![pr as i64],
-            )?;
-            tx.commit()
-        })
     }
 }
 

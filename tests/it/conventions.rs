@@ -55,6 +55,7 @@ fn files_below(dir: &std::path::Path) -> Vec<(std::path::PathBuf, String)> {
 }
 
 /// The core is pure: no I/O, clocks, environment, processes or network below `src/core`.
+/// (Durations are values; reading the clock is what is forbidden.)
 #[test]
 fn the_core_does_no_io() {
     let forbidden = [
@@ -62,7 +63,10 @@ fn the_core_does_no_io() {
         "std::env",
         "std::process",
         "std::net",
-        "std::time",
+        "Instant",
+        "SystemTime",
+        "Utc::now",
+        "Local::now",
         "git2",
         "tokio",
         "notify",
@@ -96,4 +100,91 @@ fn no_unwrap_outside_tests() {
             path.display()
         );
     }
+}
+
+/// The code without its tests (everything from the first `#[cfg(test)]` on).
+fn code_of(text: &str) -> &str {
+    text.split("#[cfg(test)]")
+        .next()
+        .expect("split yields one part")
+}
+
+/// Which top-level modules each module may use: `cli → daemon → deploy → (source, state) →
+/// core`; `github` is a leaf that knows nothing of the daemon; `secret` and `error` are
+/// leaves anyone may use.
+const LAYERS: &[(&str, &[&str])] = &[
+    ("core", &[]),
+    ("secret", &[]),
+    ("error", &[]),
+    ("github", &["secret"]),
+    ("state", &["core"]),
+    ("source", &["core", "secret"]),
+    ("synth", &["core"]),
+    ("deploy", &["core", "source", "state", "error"]),
+    (
+        "daemon",
+        &[
+            "core", "source", "state", "deploy", "github", "secret", "error",
+        ],
+    ),
+    (
+        "cli",
+        &[
+            "core", "source", "state", "deploy", "daemon", "github", "secret", "error",
+        ],
+    ),
+];
+
+/// The top-level module a file of `src/` belongs to.
+fn module_of(path: &std::path::Path) -> String {
+    let rel = path.strip_prefix(root().join("src")).expect("below src");
+    let first = rel.components().next().expect("a component");
+    first
+        .as_os_str()
+        .to_string_lossy()
+        .trim_end_matches(".rs")
+        .to_string()
+}
+
+#[test]
+fn layers_point_one_way() {
+    let uses = regex::Regex::new(r"crate::([a-z_]+)").expect("valid");
+    let mut checked = 0;
+    let mut wrong = Vec::new();
+    for (path, text) in files_below(&root().join("src")) {
+        let module = module_of(&path);
+        if module == "lib" || module == "main" {
+            continue;
+        }
+        let Some((_, allowed)) = LAYERS.iter().find(|(m, _)| *m == module) else {
+            panic!("src/{module} is in no layer: add it to LAYERS and to ARCHITECTURE.md");
+        };
+        let code = code_of(&text);
+        for c in uses.captures_iter(code) {
+            let used = &c[1];
+            checked += 1;
+            if used != module && !allowed.contains(&used) {
+                wrong.push(format!("{} uses crate::{used}", path.display()));
+            }
+        }
+        // `super::` out of a top-level module would reach the crate root unseen.
+        let depth = path
+            .strip_prefix(root().join("src"))
+            .expect("below src")
+            .components()
+            .count();
+        let top_file = depth == 1 || path.ends_with("mod.rs") && depth == 2;
+        if code.contains("super::super") || top_file && code.contains("super::") {
+            wrong.push(format!(
+                "{} reaches out of its module with super::",
+                path.display()
+            ));
+        }
+    }
+    assert!(checked > 50, "checked only {checked} uses");
+    assert!(
+        wrong.is_empty(),
+        "layers point one way:\n{}",
+        wrong.join("\n")
+    );
 }

@@ -9,6 +9,7 @@ use std::process::{Command, Output, Stdio};
 
 use capstan::core::deployed::{Deployed, Status};
 use capstan::core::model::InstanceId;
+use capstan::core::run::{RunStatus, StepStatus};
 use capstan::state::Store;
 
 use crate::support::{commit_all, copy_dir, example_repo, git_init};
@@ -120,7 +121,7 @@ impl World {
             .steps_in(run)
             .expect("steps")
             .into_iter()
-            .map(|s| (s.instance, s.action, s.status))
+            .map(|s| (s.instance, s.action.to_string(), s.status.to_string()))
             .collect()
     }
 }
@@ -548,7 +549,7 @@ fn survive(at: KillAt) {
     );
     let runs = w.store().runs(10).unwrap();
     assert_eq!(runs.len(), 1);
-    assert_eq!(runs[0].status, "running");
+    assert_eq!(runs[0].status, RunStatus::Running);
 
     let out = w.apply();
     assert!(out.status.success(), "{}", text(&out));
@@ -580,12 +581,12 @@ fn survive(at: KillAt) {
     let store = w.store();
     let runs = store.runs(10).unwrap();
     assert_eq!(runs.len(), 2);
-    assert_eq!(runs[1].status, "interrupted");
+    assert_eq!(runs[1].status, RunStatus::Interrupted);
     let interrupted: Vec<String> = store
         .steps_in(runs[1].id)
         .unwrap()
         .into_iter()
-        .filter(|s| s.status == "interrupted")
+        .filter(|s| s.status == StepStatus::Interrupted)
         .map(|s| s.instance)
         .collect();
     assert!(interrupted.contains(&victim.to_string()), "{interrupted:?}");

@@ -10,20 +10,19 @@ use std::collections::BTreeMap;
 use crate::core::diag::{Diagnostic, Severity};
 use crate::core::ownership::{Holds, Verdict};
 use crate::core::plan::{Action, Change, Downstream, Plan};
+use crate::core::render::comment::{Comment, MAX_COMMENT, cell, table};
 use crate::core::render::plan::{chain, diff_line, environment_of, summary};
 
-/// GitHub's limit for an issue comment body.
-pub const MAX_COMMENT: usize = 65_536;
 /// Marks capstan's comment so it can be found again and edited in place.
 pub const MARKER: &str = "<!-- capstan:plan -->";
+
+const SEE_ALL: &str = "Run `capstan plan` for the full plan.";
 
 #[derive(Clone, Debug, Default)]
 pub struct Options {
     /// Prefix for links to files at the head commit, e.g.
     /// `https://github.com/acme/infra/blob/<sha>/infra/`; `None`: plain `file:line`.
     pub link_base: Option<String>,
-    /// Upper bound of the body, in bytes (GitHub counts characters; bytes are never fewer).
-    pub max_len: usize,
     /// The ownership verdict per owner set touched (DESIGN section 8); `None`: not judged.
     pub ownership: Option<Vec<Verdict>>,
     /// Other open pull requests changing the same instances: (number, instances).
@@ -34,7 +33,6 @@ impl Options {
     pub fn new(link_base: Option<String>) -> Options {
         Options {
             link_base,
-            max_len: MAX_COMMENT,
             ownership: None,
             overlaps: Vec::new(),
         }
@@ -49,15 +47,8 @@ fn link(d: &Diagnostic, opts: &Options) -> String {
     }
 }
 
-/// Escapes what would break a table cell or inline HTML.
-fn cell(s: &str) -> String {
-    s.replace('|', "\\|")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
 /// The comment for a head that does not validate: summary and every diagnostic.
-pub fn diagnostics(diags: &[Diagnostic], opts: &Options) -> String {
+pub fn diagnostics(diags: &[Diagnostic], opts: &Options) -> Comment {
     let errors = diags
         .iter()
         .filter(|d| d.severity() == Severity::Error)
@@ -67,11 +58,16 @@ pub fn diagnostics(diags: &[Diagnostic], opts: &Options) -> String {
         if errors == 1 { "" } else { "s" }
     );
     head.push_str(&review_context(opts));
-    let lines: Vec<String> = diags.iter().map(|d| diagnostic_line(d, opts)).collect();
-    assemble(head, Vec::new(), lines, opts)
+    Comment {
+        head,
+        kept_title: "**Diagnostics**\n\n".into(),
+        kept: diags.iter().map(|d| diagnostic_line(d, opts)).collect(),
+        sections: Vec::new(),
+        see_all: SEE_ALL,
+    }
 }
 
-pub fn plan(plan: &Plan, warnings: &[Diagnostic], opts: &Options) -> String {
+pub fn plan(plan: &Plan, warnings: &[Diagnostic], opts: &Options) -> Comment {
     let mut head = format!("{MARKER}\n**{}**\n\n", summary(plan));
     if plan.is_empty() {
         head.push_str(&format!(
@@ -101,33 +97,26 @@ pub fn plan(plan: &Plan, warnings: &[Diagnostic], opts: &Options) -> String {
     if !per_env.is_empty() {
         // The table may take half of what the summary and diagnostics leave.
         let kept_len: usize = kept.iter().map(String::len).sum();
-        let budget = opts.max_len.saturating_sub(head.len() + kept_len + RESERVE) / 2;
-        let mut table = String::from(
+        let budget = MAX_COMMENT.saturating_sub(head.len() + kept_len + 200) / 2;
+        let rows: Vec<String> = per_env
+            .iter()
+            .map(|(env, (changes, downstream))| {
+                let n = |a: Action| changes.iter().filter(|c| c.action == a).count();
+                format!(
+                    "| `{env}` | {} | {} | {} | {} |\n",
+                    n(Action::Create),
+                    n(Action::Update),
+                    n(Action::Destroy),
+                    downstream.len()
+                )
+            })
+            .collect();
+        head.push_str(&table(
             "| environment | create | update | destroy | downstream |\n|---|---:|---:|---:|---:|\n",
-        );
-        let mut shown = 0;
-        for (env, (changes, downstream)) in &per_env {
-            let n = |a: Action| changes.iter().filter(|c| c.action == a).count();
-            let row = format!(
-                "| `{env}` | {} | {} | {} | {} |\n",
-                n(Action::Create),
-                n(Action::Update),
-                n(Action::Destroy),
-                downstream.len()
-            );
-            if table.len() + row.len() + 80 > budget {
-                break;
-            }
-            table.push_str(&row);
-            shown += 1;
-        }
-        if shown < per_env.len() {
-            table.push_str(&format!(
-                "| … {} more environments | | | | |\n",
-                per_env.len() - shown
-            ));
-        }
-        head.push_str(&table);
+            &rows,
+            budget,
+            "environments",
+        ));
         head.push('\n');
     }
     let mut sections = Vec::new();
@@ -165,7 +154,13 @@ pub fn plan(plan: &Plan, warnings: &[Diagnostic], opts: &Options) -> String {
     if !plan.is_empty() {
         sections.push(mermaid(plan));
     }
-    assemble(head, kept, sections, opts)
+    Comment {
+        head,
+        kept_title: "**Diagnostics**\n\n".into(),
+        kept,
+        sections,
+        see_all: SEE_ALL,
+    }
 }
 
 /// Ownership verdict and overlapping pull requests: short, and never cut.
@@ -281,47 +276,6 @@ fn node_id(instance: &str) -> String {
     instance.replace('-', "_")
 }
 
-/// Room kept for the note that says what was cut.
-const RESERVE: usize = 200;
-
-/// `head` and `kept` always appear; `optional` sections are added in order while they fit.
-fn assemble(head: String, kept: Vec<String>, optional: Vec<String>, opts: &Options) -> String {
-    let mut body = head;
-    let mut kept_iter = kept.into_iter().peekable();
-    let has_kept = kept_iter.peek().is_some();
-    if has_kept {
-        body.push_str("**Diagnostics**\n\n");
-    }
-    let mut dropped_kept = 0;
-    for line in kept_iter {
-        if body.len() + line.len() + RESERVE <= opts.max_len {
-            body.push_str(&line);
-        } else {
-            dropped_kept += 1;
-        }
-    }
-    if has_kept {
-        body.push('\n');
-    }
-    let total = optional.len();
-    let mut cut = 0;
-    for section in optional {
-        if cut == 0 && body.len() + section.len() + RESERVE <= opts.max_len {
-            body.push_str(&section);
-        } else {
-            cut += 1;
-        }
-    }
-    if cut > 0 || dropped_kept > 0 {
-        body.push_str(&format!(
-            "\n> **Cut to fit GitHub's {} characters:** {cut} of {total} sections{}. Run `capstan plan` for the full plan.\n",
-            MAX_COMMENT,
-            if dropped_kept > 0 { format!(" and {dropped_kept} diagnostics") } else { String::new() }
-        ));
-    }
-    body
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -349,7 +303,7 @@ mod tests {
 
     #[test]
     fn huge_plans_are_cut_and_say_so() {
-        let body = plan(&big_plan(2_000), &[], &Options::new(None));
+        let body = plan(&big_plan(2_000), &[], &Options::new(None)).render(MAX_COMMENT);
         assert!(body.len() <= MAX_COMMENT, "{}", body.len());
         assert!(body.starts_with(MARKER));
         assert!(body.contains("**Plan: 2000 to create, 0 to update, 0 to destroy"));
@@ -361,7 +315,7 @@ mod tests {
 
     #[test]
     fn small_plans_are_whole() {
-        let body = plan(&big_plan(3), &[], &Options::new(None));
+        let body = plan(&big_plan(3), &[], &Options::new(None)).render(MAX_COMMENT);
         assert!(!body.contains("Cut to fit"));
         assert!(body.contains("```mermaid"));
         assert_eq!(body.matches("<details>").count(), 4);

@@ -1,5 +1,6 @@
-//! Core values -> text and JSON. Wire types (serde) live only here.
+//! Core values -> text, markdown and JSON. Wire types of the output (serde) live only here.
 
+pub mod comment;
 pub mod diagnostics;
 pub mod graph;
 pub mod markdown;

@@ -1,0 +1,210 @@
+//! `capstan serve`: the configuration (or `--check-config`'s account of it), the runtime,
+//! signals (SIGTERM/SIGINT drain, SIGHUP reloads) and the console local mode prints to.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::{FAILURE, color_on_stdout, init_logging, out};
+use crate::core::duration;
+use crate::daemon::Console;
+use crate::daemon::config::{self, Config, Environment, LogFormat, Overrides, Source};
+use crate::github::Auth;
+
+#[derive(clap::Args, Debug)]
+pub(super) struct ServeArgs {
+    /// The configuration file (schema: `capstan schema serve`).
+    #[arg(long, env = "CAPSTAN_CONFIG")]
+    config: Option<PathBuf>,
+    /// Validate the configuration (and read the secret files), print a summary, exit.
+    #[arg(long)]
+    check_config: bool,
+    /// A local checkout to watch (overrides repository.path/url).
+    #[arg(long, env = "CAPSTAN_REPO")]
+    repo: Option<PathBuf>,
+    /// A remote to mirror (overrides repository.url/path).
+    #[arg(long, env = "CAPSTAN_REPO_URL", conflicts_with = "repo")]
+    repo_url: Option<String>,
+    #[arg(long, env = "CAPSTAN_BRANCH")]
+    branch: Option<String>,
+    #[arg(long, env = "CAPSTAN_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    /// Address for webhooks, /healthz, /readyz and /metrics, e.g. 127.0.0.1:8080.
+    #[arg(long, env = "CAPSTAN_LISTEN")]
+    listen: Option<String>,
+    #[arg(long, env = "CAPSTAN_GITHUB_API_URL")]
+    github_api_url: Option<String>,
+    /// owner/name on GitHub.
+    #[arg(long, env = "CAPSTAN_GITHUB_REPOSITORY")]
+    github_repository: Option<String>,
+    #[arg(long, env = "CAPSTAN_GITHUB_TOKEN_FILE")]
+    github_token_file: Option<PathBuf>,
+    #[arg(long, env = "CAPSTAN_WEBHOOK_SECRET_FILE")]
+    webhook_secret_file: Option<PathBuf>,
+    /// e.g. 60s; 0s turns polling off.
+    #[arg(long, env = "CAPSTAN_POLL_INTERVAL")]
+    poll_interval: Option<String>,
+    #[arg(long, env = "CAPSTAN_LOG_FORMAT", value_enum)]
+    log_format: Option<LogFormat>,
+}
+
+impl ServeArgs {
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            repo_path: self.repo.clone(),
+            repo_url: self.repo_url.clone(),
+            branch: self.branch.clone(),
+            state_dir: self.state_dir.clone(),
+            listen: self.listen.clone(),
+            github_api_url: self.github_api_url.clone(),
+            github_repository: self.github_repository.clone(),
+            github_token_file: self.github_token_file.clone(),
+            webhook_secret_file: self.webhook_secret_file.clone(),
+            poll_interval: self.poll_interval.clone(),
+            log_format: self.log_format,
+        }
+    }
+}
+
+pub(super) fn serve(args: &ServeArgs) -> anyhow::Result<i32> {
+    let overrides = args.overrides();
+    let env = Environment::from_process();
+    let file = args.config.clone();
+    let cfg = config::load(file.as_deref(), &overrides, &env)?;
+    if args.check_config {
+        out(&describe(&cfg))?;
+        return Ok(0);
+    }
+    init_logging(cfg.log_format, &cfg.log_level);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let (reload_tx, reload_rx) = tokio::sync::mpsc::unbounded_channel();
+        let signals = shutdown.clone();
+        tokio::spawn(async move {
+            if let Err(e) = forward_signals(signals, reload_tx).await {
+                tracing::error!(error = %e, "installing signal handlers");
+            }
+        });
+        let control = crate::daemon::Control {
+            shutdown,
+            reload: reload_rx,
+            reloader: Box::new(move || config::load(file.as_deref(), &overrides, &env)),
+            console: Console {
+                color: color_on_stdout(),
+                print: Arc::new(|text: &str| {
+                    // A closed stdout must not stop the daemon; its work is in the state.
+                    let _ = out(text);
+                }),
+            },
+        };
+        crate::daemon::run(cfg, control).await
+    })?;
+    Ok(0)
+}
+
+/// SIGTERM and SIGINT start the drain (a second one exits at once); SIGHUP reloads.
+async fn forward_signals(
+    shutdown: tokio_util::sync::CancellationToken,
+    reload: tokio::sync::mpsc::UnboundedSender<()>,
+) -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: reloading the configuration");
+                let _ = reload.send(());
+                continue;
+            }
+        }
+        if shutdown.is_cancelled() {
+            tracing::warn!("second signal: exiting without draining");
+            std::process::exit(FAILURE);
+        }
+        tracing::info!("shutting down");
+        shutdown.cancel();
+    }
+}
+
+/// The configuration as `--check-config` shows it: every setting, no secret.
+fn describe(cfg: &Config) -> String {
+    let mut s = String::from("configuration ok\n");
+    if let Some(file) = &cfg.file {
+        s.push_str(&format!("  file:        {}\n", file.display()));
+    }
+    match &cfg.repository.source {
+        Source::Remote { url, ssh_key } => {
+            s.push_str(&format!(
+                "  repository:  {} (mirrored)\n",
+                crate::source::mirror::redact_url(url)
+            ));
+            if let Some(key) = ssh_key {
+                s.push_str(&format!("  ssh key:     {}\n", key.display()));
+            }
+        }
+        Source::Local { path } => s.push_str(&format!(
+            "  repository:  {} (local, watched)\n",
+            path.display()
+        )),
+    }
+    if !cfg.repository.root.is_empty() {
+        s.push_str(&format!("  root:        {}\n", cfg.repository.root));
+    }
+    s.push_str(&format!("  branch:      {}\n", cfg.repository.branch));
+    s.push_str(&format!("  state dir:   {}\n", cfg.state_dir.display()));
+    match &cfg.github {
+        Some(gh) => {
+            s.push_str(&format!("  listen:      {}\n", cfg.listen));
+            s.push_str(&format!(
+                "  github:      {}/{} at {}\n",
+                gh.api.owner, gh.api.name, gh.api.api_url
+            ));
+            s.push_str(&format!(
+                "  auth:        {}\n",
+                match &gh.api.auth {
+                    Auth::Token(_) => "token (read from its file)".to_string(),
+                    Auth::App {
+                        id,
+                        installation_id,
+                        ..
+                    } => format!(
+                        "GitHub App {id}, installation {installation_id} (key read from its file)"
+                    ),
+                }
+            ));
+            s.push_str(&format!(
+                "  webhooks:    {}\n",
+                if gh.webhook_secret.is_some() {
+                    "on (secret read from its file)"
+                } else {
+                    "off (no webhook secret)"
+                }
+            ));
+            s.push_str(&format!(
+                "  polling:     {}\n",
+                gh.poll_interval.map_or("off".to_string(), duration::format)
+            ));
+        }
+        None => s.push_str(
+            "  github:      not configured: the working tree's plan is printed on each edit\n",
+        ),
+    }
+    s.push_str(&format!("  workers:     {}\n", cfg.workers));
+    for sch in &cfg.schedules {
+        s.push_str(&format!(
+            "  schedule:    {} `{}` -> {:?}\n",
+            sch.name, sch.cron.pattern, sch.job
+        ));
+    }
+    s.push_str(&format!(
+        "  shutdown:    {}\n",
+        duration::format(cfg.shutdown_timeout)
+    ));
+    s
+}

@@ -1,0 +1,75 @@
+//! The plan of a desired state against what is deployed: an instance is created when it has
+//! no record, updated when its concrete inputs differ from the recorded ones or its last
+//! deploy did not succeed, destroyed when it is recorded but not desired.
+
+use std::collections::BTreeMap;
+
+use super::compare::{Side, compare};
+use super::{Action, Change, Plan, destroyed_because};
+use crate::core::Checked;
+use crate::core::deployed::{self, Deployed, Status};
+use crate::core::model::InstanceId;
+
+/// Compares the desired state of `new` with the deployed records.
+pub fn against_deployed(deployed: &BTreeMap<InstanceId, Deployed>, new: &Checked) -> Plan {
+    let after = &new.resolved.instances;
+    let mut changes = Vec::new();
+    let mut unchanged = 0;
+    for (id, inst) in after {
+        let desired = deployed::desired_inputs(inst, deployed);
+        let Some(record) = deployed.get(id) else {
+            changes.push(Change::create(id, "not deployed yet".into()));
+            continue;
+        };
+        if record.is_current(&desired) {
+            unchanged += 1;
+            continue;
+        }
+        let sensitive = new
+            .repository
+            .bundles
+            .get(inst.bundle.as_str())
+            .map_or(&[][..], |b| b.sensitive.as_slice());
+        let mut compared = compare(
+            &Side::of_inputs(&record.inputs, &record.sensitive, None),
+            &Side::of_inputs(&desired, sensitive, Some(inst)),
+            &new.repository,
+            inst,
+            Some(&record.commit),
+        );
+        if record.status != Status::Deployed {
+            compared.reasons.insert(
+                0,
+                format!(
+                    "its last deploy is {} (at {})",
+                    record.status.name(),
+                    record.commit.get(..10).unwrap_or(&record.commit)
+                ),
+            );
+        } else if compared.diffs.is_empty() {
+            // Every part of the inputs is compared; this is only reachable with a record
+            // whose digest was computed differently (e.g. by another capstan).
+            compared.reasons.push("its recorded inputs differ".into());
+        }
+        let action = if record.digest.is_empty() {
+            Action::Create
+        } else {
+            Action::Update
+        };
+        changes.push(Change::changed(id, action, compared));
+    }
+    for (id, record) in deployed {
+        if !after.contains_key(id) {
+            let why = destroyed_because(
+                &record.project,
+                &record.environment,
+                &record.package,
+                id,
+                new,
+            );
+            changes.push(Change::destroy(id, why));
+        }
+    }
+    let destroy_order = deployed::destroy_order(deployed, after);
+    Plan::assemble(changes, unchanged, new, destroy_order)
+}

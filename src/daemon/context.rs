@@ -1,0 +1,83 @@
+//! What the GitHub-mode tasks share: the configuration (swapped on SIGHUP), the GitHub
+//! client, the mirror, the state, the deploy passes, the pull-request queue, metrics, and
+//! the event channel.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, RwLock};
+
+use tokio::sync::mpsc;
+
+use super::config::{Config, Source};
+use super::deploys::Deploys;
+use super::error::DaemonError;
+use super::events::Event;
+use super::metrics::Metrics;
+use super::queue::Queue;
+use crate::github::Client;
+use crate::source::mirror::{Credentials, Mirror, branch_ref};
+use crate::state::Store;
+
+pub(super) struct Shared {
+    pub config: RwLock<Arc<Config>>,
+    pub github: RwLock<Client>,
+    pub mirror: Arc<Mirror>,
+    pub store: Arc<Store>,
+    pub deploys: Arc<Deploys>,
+    pub queue: Queue<u64>,
+    pub metrics: Arc<Metrics>,
+    pub events: mpsc::UnboundedSender<Event>,
+    pub ready: AtomicBool,
+    pub draining: AtomicBool,
+    /// The deploy branch's commit when open pull requests were last planned.
+    pub branch_tip: Mutex<Option<String>>,
+    /// Wakes the scheduler and poller after a reload.
+    pub reloaded: tokio::sync::Notify,
+}
+
+impl Shared {
+    pub fn config(&self) -> Arc<Config> {
+        self.config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn github(&self) -> Client {
+        self.github
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn send(&self, event: Event) {
+        // The receiver lives as long as the daemon; after shutdown there is nothing to do.
+        let _ = self.events.send(event);
+    }
+
+    /// Fetches `(remote ref, local ref)` pairs into the mirror.
+    pub async fn fetch(self: &Arc<Self>, refs: Vec<(String, String)>) -> Result<(), DaemonError> {
+        let config = self.config();
+        let mut creds = Credentials::default();
+        if let Source::Remote { ssh_key, .. } = &config.repository.source {
+            creds.ssh_key = ssh_key.clone();
+        }
+        creds.token = Some(self.github().git_token().await?);
+        let shared = self.clone();
+        tokio::task::spawn_blocking(move || shared.mirror.fetch(&refs, &creds)).await??;
+        Ok(())
+    }
+
+    /// The deploy branch on the remote and where the mirror keeps it.
+    pub fn branch_refs(&self) -> (String, String) {
+        let branch = self.config().repository.branch.clone();
+        (format!("refs/heads/{branch}"), branch_ref(&branch))
+    }
+
+    /// The deploy branch's commit in the mirror.
+    pub fn branch_tip(&self) -> Result<String, DaemonError> {
+        let reference = self.branch_refs().1;
+        self.mirror
+            .resolve(&reference)?
+            .ok_or(DaemonError::NotFetched { reference })
+    }
+}

@@ -1,0 +1,161 @@
+//! The one place that writes to GitHub: comments (each found again by its hidden marker and
+//! edited in place, never posted twice) and commit statuses (not sent again when GitHub
+//! already shows them). Bodies arrive as [`Comment`]s and are cut here to GitHub's limit;
+//! what was posted is recorded in the state database.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use super::context::Shared;
+use super::error::DaemonError;
+use crate::core::render::comment::{Comment, MAX_COMMENT};
+use crate::core::render::markdown::MARKER;
+use crate::github::{Client, StatusState, truncate};
+use crate::state::{CommentRecord, StateError, Store};
+
+/// GitHub's limit for a commit status description, in characters.
+const MAX_DESCRIPTION: usize = 140;
+
+/// Which of our comments: the plan of a pull request, or the deploy of a commit on the pull
+/// request that was merged into it.
+pub(super) enum Slot<'a> {
+    Plan(u64),
+    Deploy { pr: u64, sha: &'a str },
+}
+
+impl Slot<'_> {
+    fn pr(&self) -> u64 {
+        match self {
+            Slot::Plan(n) | Slot::Deploy { pr: n, .. } => *n,
+        }
+    }
+
+    fn marker(&self) -> String {
+        match self {
+            Slot::Plan(_) => MARKER.to_string(),
+            Slot::Deploy { sha, .. } => crate::deploy::marker(sha),
+        }
+    }
+
+    fn get(&self, store: &Store) -> Result<Option<CommentRecord>, StateError> {
+        match self {
+            Slot::Plan(n) => store.comment(*n),
+            Slot::Deploy { pr, sha } => store.deploy_comment(sha, *pr),
+        }
+    }
+
+    fn set(&self, store: &Store, record: Option<&CommentRecord>) -> Result<(), StateError> {
+        match self {
+            Slot::Plan(n) => store.set_comment(*n, record),
+            Slot::Deploy { pr, sha } => store.set_deploy_comment(sha, *pr, record),
+        }
+    }
+}
+
+fn digest(body: &str) -> String {
+    hex::encode(Sha256::digest(body.as_bytes()))
+}
+
+/// Makes the pull request show exactly one comment of `slot` with `comment`'s body.
+///
+/// The comment recorded in the state database is edited in place; without a record (or if
+/// it was deleted) the comments are listed, every page, to find one with our marker; only
+/// then is a comment created. A create whose answer is lost (5xx, dropped connection) is not
+/// repeated blindly: the comments are listed again first, so it is never posted twice.
+pub(super) async fn comment(
+    gh: &Client,
+    shared: &Arc<Shared>,
+    slot: Slot<'_>,
+    comment: &Comment,
+) -> Result<(), DaemonError> {
+    let body = comment.render(MAX_COMMENT);
+    let digest = digest(&body);
+    let number = slot.pr();
+    let marker = slot.marker();
+    if let Some(record) = slot.get(&shared.store)? {
+        if record.digest == digest {
+            tracing::debug!(comment = record.id, "comment already shows this");
+            return Ok(());
+        }
+        match gh.update_comment(record.id, &body).await {
+            Ok(()) => {
+                let record = CommentRecord {
+                    id: record.id,
+                    digest,
+                };
+                slot.set(&shared.store, Some(&record))?;
+                tracing::info!(comment = record.id, "comment updated");
+                return Ok(());
+            }
+            Err(e) if e.status() == Some(404) => {
+                tracing::warn!(
+                    comment = record.id,
+                    "our comment is gone; looking for it again"
+                );
+                slot.set(&shared.store, None)?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let retry = shared.config().github.as_ref().map(|g| g.api.retry.clone());
+    let attempts = retry.as_ref().map_or(3, |r| r.attempts.max(1));
+    let backoff = retry.map_or(Duration::from_secs(1), |r| r.backoff);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let comments = gh.comments(number).await?;
+        if let Some(found) = comments.iter().find(|c| c.body.starts_with(&marker)) {
+            if found.body != body {
+                gh.update_comment(found.id, &body).await?;
+                tracing::info!(
+                    comment = found.id,
+                    "found our comment by its marker; updated"
+                );
+            }
+            let record = CommentRecord {
+                id: found.id,
+                digest,
+            };
+            slot.set(&shared.store, Some(&record))?;
+            return Ok(());
+        }
+        match gh.create_comment(number, &body).await {
+            Ok(id) => {
+                slot.set(&shared.store, Some(&CommentRecord { id, digest }))?;
+                tracing::info!(comment = id, "comment created");
+                return Ok(());
+            }
+            Err(e) if e.is_transient() && attempt < attempts => {
+                tracing::warn!(error = %e, "creating the comment failed; checking whether it exists before trying again");
+                tokio::time::sleep(backoff).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Sets a commit status unless GitHub already shows exactly this one.
+pub(super) async fn status(
+    gh: &Client,
+    shared: &Arc<Shared>,
+    sha: &str,
+    context: &str,
+    state: StatusState,
+    description: &str,
+) -> Result<(), DaemonError> {
+    let description = truncate(description, MAX_DESCRIPTION);
+    if let Some((s, d)) = shared.store.status(sha, context)?
+        && s == state.as_str()
+        && d == description
+    {
+        return Ok(());
+    }
+    gh.set_status(sha, context, state, &description, None)
+        .await?;
+    shared
+        .store
+        .set_status(sha, context, state.as_str(), &description)?;
+    Ok(())
+}

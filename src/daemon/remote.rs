@@ -1,0 +1,354 @@
+//! GitHub mode: the HTTP server, the first fetch, the workers, polling, cron schedules,
+//! the deploy worker, SIGHUP reloads and the drain. Events from all of them are dispatched
+//! here; the work itself is done by `pulls.rs` and `deploys.rs`, level-triggered.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::config::{Config, GitHubConfig, Job};
+use super::context::Shared;
+use super::deploys::{self, Deploys};
+use super::error::DaemonError;
+use super::events::Event;
+use super::metrics::Metrics;
+use super::queue::Queue;
+use super::{Control, Reloader, pulls, server, systemd};
+use crate::core::run::Trigger;
+use crate::error::chain;
+use crate::github::Client;
+use crate::source::mirror::Mirror;
+use crate::state::{StateError, Store};
+
+fn observer(metrics: &Arc<Metrics>) -> crate::github::Observer {
+    let m = metrics.clone();
+    Arc::new(move |method: &http::Method, status: u16| m.github(method.as_str(), status))
+}
+
+/// Serves GitHub until `control.shutdown` is cancelled.
+pub(super) async fn run(
+    config: Config,
+    url: String,
+    github: GitHubConfig,
+    mut control: Control,
+) -> Result<(), DaemonError> {
+    let metrics = Arc::new(Metrics::default());
+    let client = Client::new(&github.api, Some(observer(&metrics)))?;
+    let mirror = Mirror::open(
+        &config.state_dir.join("mirror.git"),
+        &url,
+        &config.repository.root,
+    )?;
+    let mirror = Arc::new(mirror);
+    let store = Arc::new(Store::open(&config.state_dir.join("state.db"))?);
+    let deploys = Arc::new(Deploys::open(
+        store.clone(),
+        config.state_dir.clone(),
+        mirror.clone(),
+        control.shutdown.clone(),
+    )?);
+    let (events_tx, mut events_rx) = mpsc::unbounded_channel();
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| DaemonError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let local_addr = listener
+        .local_addr()
+        .map_err(|source| DaemonError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let shared = Arc::new(Shared {
+        config: RwLock::new(Arc::new(config)),
+        github: RwLock::new(client),
+        mirror,
+        store,
+        deploys,
+        queue: Queue::default(),
+        metrics,
+        events: events_tx,
+        ready: AtomicBool::new(false),
+        draining: AtomicBool::new(false),
+        branch_tip: Mutex::new(None),
+        reloaded: tokio::sync::Notify::new(),
+    });
+    tracing::info!(addr = %local_addr, "listening");
+    let tracker = TaskTracker::new();
+    let stop = control.shutdown.clone();
+
+    let server = tokio::spawn(server::serve(listener, shared.clone(), stop.clone()));
+
+    // The first fetch decides readiness; until it works, /readyz says 503 and we retry.
+    let mut wait = Duration::from_secs(1);
+    loop {
+        match shared.fetch(vec![shared.branch_refs()]).await {
+            Ok(()) => break,
+            Err(e) => {
+                tracing::error!(error = %chain(&e), "fetching the repository failed; retrying");
+                tokio::select! {
+                    _ = stop.cancelled() => {
+                        return finish(shared, tracker, server).await;
+                    }
+                    _ = tokio::time::sleep(wait) => {}
+                }
+                wait = (wait * 2).min(Duration::from_secs(60));
+            }
+        }
+    }
+    *shared.branch_tip.lock().unwrap_or_else(|p| p.into_inner()) = Some(shared.branch_tip()?);
+    shared.ready.store(true, Ordering::SeqCst);
+    systemd::ready();
+    tracker.spawn(systemd::watchdog(stop.clone()));
+
+    for _ in 0..shared.config().workers {
+        tracker.spawn(pulls::worker(shared.clone()));
+    }
+    tracker.spawn(poller(shared.clone(), stop.clone()));
+    tracker.spawn(scheduler(shared.clone(), stop.clone()));
+    tracker.spawn(deploy_worker(shared.clone()));
+    // Catch up on whatever happened while we were not running.
+    shared.send(Event::Sync { force: false });
+    shared.send(Event::Deploy(Trigger::Start));
+
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            Some(()) = control.reload.recv() => reload(&shared, &control.reloader),
+            Some(event) = events_rx.recv() => {
+                let shared = shared.clone();
+                tracker.spawn(async move { dispatch(&shared, event).await });
+            }
+        }
+        shared.metrics.queue_depth.set(shared.queue.depth() as i64);
+    }
+    finish(shared, tracker, server).await
+}
+
+async fn finish(
+    shared: Arc<Shared>,
+    tracker: TaskTracker,
+    server: tokio::task::JoinHandle<()>,
+) -> Result<(), DaemonError> {
+    systemd::stopping();
+    shared.draining.store(true, Ordering::SeqCst);
+    shared.queue.close();
+    tracker.close();
+    let timeout = shared.config().shutdown_timeout;
+    tracing::info!(running = shared.queue.running(), ?timeout, "draining");
+    if tokio::time::timeout(timeout, tracker.wait()).await.is_err() {
+        tracing::warn!("in-flight work did not finish within the shutdown timeout; cancelling it");
+        shared.queue.cancel_running();
+        let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
+    }
+    // A client holding a connection open must not hold up the exit.
+    if tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .is_err()
+    {
+        tracing::warn!("the HTTP server did not close its connections in time");
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn reload(shared: &Arc<Shared>, reloader: &Reloader) {
+    match reloader() {
+        Ok(new) => {
+            let old = shared.config();
+            if new.listen != old.listen || new.state_dir != old.state_dir {
+                tracing::warn!("listen and state_dir changes take effect on restart");
+            }
+            match &new.github {
+                Some(gh) => match Client::new(&gh.api, Some(observer(&shared.metrics))) {
+                    Ok(client) => {
+                        *shared.github.write().unwrap_or_else(|p| p.into_inner()) = client
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "reloading: keeping the old configuration");
+                        return;
+                    }
+                },
+                None => {
+                    tracing::error!(
+                        "reloading: github was removed; that needs a restart, keeping the old configuration"
+                    );
+                    return;
+                }
+            }
+            *shared.config.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(new);
+            shared.reloaded.notify_waiters();
+            tracing::info!("configuration reloaded");
+        }
+        Err(e) => tracing::error!(error = %chain(&e), "reloading: keeping the old configuration"),
+    }
+}
+
+async fn dispatch(shared: &Arc<Shared>, event: Event) {
+    match event {
+        Event::Pull(n) => shared.queue.push(n),
+        Event::PullClosed(n) => {
+            shared.queue.remove(&n);
+            // Pull requests that named this one must stop naming it.
+            let closed = || -> Result<Vec<u64>, StateError> {
+                let changed = shared.store.changes(n)?;
+                shared.store.close(n)?;
+                Ok(shared.store.overlaps(n, &changed)?.into_keys().collect())
+            };
+            match closed() {
+                Ok(others) => others.into_iter().for_each(|o| shared.queue.push(o)),
+                Err(e) => {
+                    tracing::error!(pr = n, error = %chain(&e), "recording a closed pull request")
+                }
+            }
+        }
+        Event::BranchMoved => {
+            if let Err(e) = shared.fetch(vec![shared.branch_refs()]).await {
+                tracing::error!(error = %chain(&e), "fetching the deploy branch");
+                return;
+            }
+            sync(shared, false).await;
+        }
+        Event::Sync { force } => sync(shared, force).await,
+        Event::Deploy(trigger) => shared.deploys.request(trigger),
+    }
+}
+
+/// Level-triggered catch-up: every open pull request whose recorded plan is not of its
+/// current head and of the current deploy-branch commit is queued; pull requests the
+/// database thinks open but GitHub does not are closed.
+async fn sync(shared: &Arc<Shared>, force: bool) {
+    let gh = shared.github();
+    let branch = shared.config().repository.branch.clone();
+    let tip = match shared.branch_tip() {
+        Ok(tip) => Some(tip),
+        Err(e) => {
+            tracing::error!(error = %chain(&e), "reading the deploy branch");
+            return;
+        }
+    };
+    let moved = {
+        let mut last = shared.branch_tip.lock().unwrap_or_else(|p| p.into_inner());
+        let moved = *last != tip;
+        last.clone_from(&tip);
+        moved
+    };
+    if moved {
+        shared.deploys.request(Trigger::Push);
+    }
+    let open = match gh.open_pulls(&branch).await {
+        Ok(open) => open,
+        Err(e) => {
+            tracing::error!(error = %chain(&e), "listing open pull requests");
+            return;
+        }
+    };
+    let known = shared.store.open_pulls().unwrap_or_default();
+    for n in known.keys() {
+        if !open.iter().any(|p| p.number == *n) {
+            shared.send(Event::PullClosed(*n));
+        }
+    }
+    for pr in open {
+        let current = match shared.store.planned(pr.number) {
+            Ok(Some((head, base))) => head == pr.head_sha && tip.as_deref() == Some(base.as_str()),
+            _ => false,
+        };
+        if force || moved || !current {
+            shared.queue.push(pr.number);
+        }
+    }
+}
+
+/// Runs deploy passes as they are asked for, one at a time.
+async fn deploy_worker(shared: Arc<Shared>) {
+    let deploys = shared.deploys.clone();
+    while let Some(why) = deploys.next().await {
+        if !shared.config().deploy.enabled {
+            continue;
+        }
+        let span = tracing::info_span!("deploy", trigger = why.name());
+        let result =
+            tracing::Instrument::instrument(deploys::deploy_branch(&shared, why), span).await;
+        if let Err(e) = result {
+            shared.metrics.deploy("error");
+            tracing::error!(error = %chain(&e), "deploying the branch");
+        }
+    }
+}
+
+/// Polls the branch and open pull requests, for set-ups without inbound webhooks.
+async fn poller(shared: Arc<Shared>, stop: CancellationToken) {
+    loop {
+        let interval = shared
+            .config()
+            .github
+            .as_ref()
+            .and_then(|g| g.poll_interval);
+        let sleep = async {
+            match interval {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = shared.reloaded.notified() => continue,
+            _ = sleep => {}
+        }
+        if let Err(e) = shared.fetch(vec![shared.branch_refs()]).await {
+            tracing::error!(error = %chain(&e), "polling the deploy branch");
+            continue;
+        }
+        sync(&shared, false).await;
+    }
+}
+
+/// Runs the configured cron schedules.
+async fn scheduler(shared: Arc<Shared>, stop: CancellationToken) {
+    loop {
+        let config = shared.config();
+        let now = chrono::Utc::now();
+        let next = config
+            .schedules
+            .iter()
+            .filter_map(|s| {
+                s.cron
+                    .find_next_occurrence(&now, false)
+                    .ok()
+                    .map(|at| (at, s))
+            })
+            .min_by_key(|(at, _)| *at);
+        let (wait, schedule) = match next {
+            Some((at, s)) => (
+                (at - now).to_std().unwrap_or(Duration::ZERO),
+                Some((s.name.clone(), s.job)),
+            ),
+            None => (Duration::MAX, None),
+        };
+        let sleep = async {
+            if schedule.is_some() {
+                tokio::time::sleep(wait).await
+            } else {
+                std::future::pending().await
+            }
+        };
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = shared.reloaded.notified() => continue,
+            _ = sleep => {}
+        }
+        if let Some((name, job)) = schedule {
+            tracing::info!(schedule = name, ?job, "schedule fired");
+            match job {
+                Job::Replan => shared.send(Event::Sync { force: true }),
+                Job::Reconcile => shared.send(Event::Deploy(Trigger::Schedule)),
+            }
+        }
+    }
+}

@@ -1,0 +1,271 @@
+//! The run: waves in order, the core's decision per instance carried out, instances of a
+//! wave in parallel up to a limit, destroys last. Each instance that runs goes through
+//! `step.rs`; this file only decides the order and keeps the run's view of the state.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use super::report::{Outcome, Report};
+use super::step::{Step, Work};
+use super::{DeployError, Target};
+use crate::core::Checked;
+use crate::core::deployed::{self, Deployed};
+use crate::core::model::InstanceId;
+use crate::core::resolve::environment_attributes;
+use crate::core::run::{self, Decision, Moment, StepResult, Verb};
+use crate::core::source::SourceTree;
+use crate::source::Revisions;
+use crate::state::{StateError, Store};
+
+pub struct Deployer {
+    pub store: Arc<Store>,
+    pub state_dir: PathBuf,
+    /// Where a destroy reads its bundle from: the commit it was last deployed at.
+    pub revisions: Arc<dyn Revisions>,
+    pub parallel: usize,
+    pub step_timeout: Duration,
+    /// Told about each outcome as it happens (the CLI prints it, the daemon logs it).
+    pub progress: Arc<dyn Fn(&Outcome) + Send + Sync>,
+}
+
+/// A run in progress: its report so far, and the instances that did not reach their
+/// desired state in it (which hold back what depends on them).
+struct Run {
+    report: Report,
+    held: HashMap<InstanceId, StepResult>,
+    /// What is recorded, kept current as steps finish (no read-back from the database).
+    state: BTreeMap<InstanceId, Deployed>,
+}
+
+impl Deployer {
+    /// Deploys `target` against the recorded state. The caller holds the deploy lock and
+    /// has run [`Store::recover`].
+    pub async fn deploy(&self, target: &Target) -> Result<Report, DeployError> {
+        if target.checked.has_errors() {
+            return Err(DeployError::Invalid {
+                commit: target.commit.clone(),
+            });
+        }
+        let id = self.store.begin_run(&target.commit, target.trigger)?;
+        let mut run = Run {
+            report: Report::new(id, &target.commit),
+            held: HashMap::new(),
+            state: self.store.deployed()?,
+        };
+        let moment = Moment {
+            windows: &target.checked.repository.config.deploy_windows,
+            now: Utc::now(),
+        };
+        let repo = &target.checked.repository;
+        for wave in &target.checked.resolved.waves {
+            let mut work = Vec::new();
+            for id in wave {
+                let Some(inst) = target.checked.resolved.instances.get(id) else {
+                    continue;
+                };
+                let Some((project, env)) = repo.projects.get(inst.project.as_str()).and_then(|p| {
+                    p.environments
+                        .get(inst.environment.as_str())
+                        .map(|e| (p, e))
+                }) else {
+                    continue;
+                };
+                let Some(bundle) = repo.bundles.get(inst.bundle.as_str()) else {
+                    continue;
+                };
+                let inputs = deployed::desired_inputs(inst, &run.state);
+                let attributes = environment_attributes(project, env);
+                match run::decide_deploy(&inputs, run.state.get(id), &run.held, &attributes, moment)
+                {
+                    Decision::Current => run.report.unchanged += 1,
+                    Decision::Hold(result) => self.hold(&mut run, id, Verb::Deploy, result)?,
+                    Decision::Run => work.push(Work {
+                        instance: id.clone(),
+                        verb: Verb::Deploy,
+                        project: inst.project.to_string(),
+                        environment: inst.environment.to_string(),
+                        package: inst.package.to_string(),
+                        bundle: bundle.clone(),
+                        tree: target.tree.clone(),
+                        checked: Some(target.checked.clone()),
+                        inputs,
+                        commit: target.commit.clone(),
+                        attributes,
+                        sensitive: bundle.sensitive.clone(),
+                        previous: run
+                            .state
+                            .get(id)
+                            .map(|d| d.artifacts.clone())
+                            .unwrap_or_default(),
+                    }),
+                }
+            }
+            self.run_all(&mut run, work).await?;
+        }
+        self.destroy_unwanted(target, &mut run, moment).await?;
+        let report = run.report;
+        self.store
+            .finish_run(report.run, report.status(), &report.summary())?;
+        Ok(report)
+    }
+
+    /// Destroys what is recorded but not desired, in the order the core gives.
+    async fn destroy_unwanted(
+        &self,
+        target: &Target,
+        run: &mut Run,
+        moment: Moment<'_>,
+    ) -> Result<(), DeployError> {
+        let order = deployed::destroy_order(&run.state, &target.checked.resolved.instances);
+        // Each commit destroys are read from, read and checked once (or why it could not be).
+        type AtCommit = Result<(Arc<SourceTree>, Arc<Checked>), String>;
+        let mut at_commit: HashMap<String, AtCommit> = HashMap::new();
+        for id in order {
+            let Some(record) = run.state.get(&id).cloned() else {
+                continue;
+            };
+            match run::decide_destroy(&record, &run.state, moment) {
+                Decision::Current => continue,
+                Decision::Hold(result) => {
+                    self.hold(run, &id, Verb::Destroy, result)?;
+                    continue;
+                }
+                Decision::Run => {}
+            }
+            // The bundle as it was when the instance was last deployed.
+            let at = at_commit.entry(record.commit.clone()).or_insert_with(|| {
+                self.revisions
+                    .read(&record.commit)
+                    .map(|tree| {
+                        let checked = Arc::new(crate::core::check(&tree));
+                        (Arc::new(tree), checked)
+                    })
+                    .map_err(|e| {
+                        format!(
+                            "reading commit {}: {}",
+                            record.commit,
+                            crate::error::chain(&e)
+                        )
+                    })
+            });
+            let found = at.clone().and_then(|(tree, checked)| {
+                match checked
+                    .repository
+                    .bundles
+                    .get(record.inputs.bundle.as_str())
+                {
+                    Some(bundle) => Ok((tree, bundle.clone())),
+                    None => Err(format!(
+                        "bundle {} is not in commit {}",
+                        record.inputs.bundle, record.commit
+                    )),
+                }
+            });
+            let (tree, bundle) = match found {
+                Ok(found) => found,
+                Err(why) => {
+                    self.hold(run, &id, Verb::Destroy, StepResult::Failed(why))?;
+                    continue;
+                }
+            };
+            let work = Work {
+                instance: id.clone(),
+                verb: Verb::Destroy,
+                project: record.project.clone(),
+                environment: record.environment.clone(),
+                package: record.package.clone(),
+                bundle,
+                tree,
+                checked: None,
+                inputs: record.inputs.clone(),
+                commit: record.commit.clone(),
+                attributes: record.attributes.clone(),
+                sensitive: record.sensitive.clone(),
+                previous: record.artifacts.clone(),
+            };
+            self.run_all(run, vec![work]).await?;
+        }
+        Ok(())
+    }
+
+    /// Records a step that does not run, and holds back what depends on it.
+    fn hold(
+        &self,
+        run: &mut Run,
+        id: &InstanceId,
+        verb: Verb,
+        result: StepResult,
+    ) -> Result<(), DeployError> {
+        self.store.note_step(run.report.run, id, verb, &result)?;
+        let outcome = Outcome::not_run(id, verb, result);
+        run.held.insert(id.clone(), outcome.result.clone());
+        (self.progress)(&outcome);
+        run.report.outcomes.push(outcome);
+        Ok(())
+    }
+
+    /// Runs `work` with at most `parallel` at once and takes in the outcomes in the order
+    /// given.
+    async fn run_all(&self, run: &mut Run, work: Vec<Work>) -> Result<(), DeployError> {
+        let limit = Arc::new(Semaphore::new(self.parallel.max(1)));
+        let mut tasks = JoinSet::new();
+        let errors: Arc<Mutex<Option<StateError>>> = Arc::default();
+        for (i, w) in work.into_iter().enumerate() {
+            let step = Step {
+                store: self.store.clone(),
+                state_dir: self.state_dir.clone(),
+                timeout: self.step_timeout,
+                run: run.report.run,
+            };
+            let limit = limit.clone();
+            let errors = errors.clone();
+            tasks.spawn(async move {
+                let _permit = limit.acquire_owned().await;
+                match step.run(w).await {
+                    Ok(o) => Some((i, o)),
+                    Err(e) => {
+                        errors
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .get_or_insert(e);
+                        None
+                    }
+                }
+            });
+        }
+        let mut done = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            if let Ok(Some(x)) = joined {
+                done.push(x);
+            }
+        }
+        if let Some(e) = errors.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return Err(e.into());
+        }
+        done.sort_by_key(|(i, _)| *i);
+        for (_, (outcome, recorded)) in done {
+            match (&outcome.result, outcome.verb) {
+                (StepResult::Succeeded, Verb::Deploy) => {
+                    if let Some(d) = recorded {
+                        run.state.insert(outcome.instance.clone(), d);
+                    }
+                }
+                (StepResult::Succeeded, Verb::Destroy) => {
+                    run.state.remove(&outcome.instance);
+                }
+                (result, _) => {
+                    run.held.insert(outcome.instance.clone(), result.clone());
+                }
+            }
+            (self.progress)(&outcome);
+            run.report.outcomes.push(outcome);
+        }
+        Ok(())
+    }
+}
