@@ -1,0 +1,196 @@
+//! Semantic checks and resolution (DESIGN section 5): every reference, wiring, default,
+//! remote package and share is checked where it is written, and each realised instance
+//! gets fully determined params and connections. The instances form a graph that must be
+//! acyclic; its topological order, grouped in waves, is the deploy order.
+//!
+//! Each written reference is checked once, at its node. Following a `remote` package to
+//! what replaces it is quiet: problems there are reported where they were written.
+
+mod graph;
+mod instances;
+mod params;
+mod references;
+
+use std::collections::{BTreeMap, HashMap};
+
+use jsonschema::Validator;
+use serde_json::Value;
+
+use super::diag::{Diagnostics, Loc};
+use super::model::*;
+pub use params::{apply_defaults, merge};
+
+/// The resolved desired state of one revision.
+#[derive(Clone, Debug, Default)]
+pub struct Resolved {
+    pub instances: BTreeMap<InstanceId, Instance>,
+    /// Deploy order: each wave depends only on earlier waves. Instances in a cycle are in none.
+    pub waves: Vec<Vec<InstanceId>>,
+}
+
+/// `<project>-<environment>-<package>`: a package realised in an environment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Instance {
+    pub id: InstanceId,
+    pub project: ProjectId,
+    pub environment: EnvId,
+    pub package: PackageName,
+    pub bundle: BundleName,
+    pub bundle_version: String,
+    pub bundle_digest: String,
+    /// Project params deep-merged with environment params, schema defaults filled in.
+    pub params: Value,
+    pub connections: Slots,
+    /// Where the instance is configured: the environment's `packages.<p>` if any, else the project's.
+    pub at: Loc,
+}
+
+/// An instance's filled slots, sorted by name. A vector, not a `BTreeMap`: instances have a
+/// handful of slots, and a B-tree leaf reserves room for eleven, which at tens of thousands
+/// of instances was most of a plan's memory.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Slots(Vec<(String, Connection)>);
+
+impl Slots {
+    pub fn get(&self, slot: &str) -> Option<&Connection> {
+        self.0
+            .binary_search_by(|(s, _)| s.as_str().cmp(slot))
+            .ok()
+            .map(|i| &self.0[i].1)
+    }
+
+    pub fn insert(&mut self, slot: String, connection: Connection) {
+        match self.0.binary_search_by(|(s, _)| s.cmp(&slot)) {
+            Ok(i) => self.0[i].1 = connection,
+            Err(i) => self.0.insert(i, (slot, connection)),
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Connection)> {
+        self.0.iter().map(|(s, c)| (s, c))
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.0.iter().map(|(s, _)| s)
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &Connection> {
+        self.0.iter().map(|(_, c)| c)
+    }
+}
+
+impl<'a> IntoIterator for &'a Slots {
+    type Item = (&'a String, &'a Connection);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (String, Connection)>,
+        fn(&'a (String, Connection)) -> (&'a String, &'a Connection),
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(s, c)| (s, c))
+    }
+}
+
+/// A filled connection slot.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Connection {
+    pub type_name: TypeName,
+    pub via: Via,
+    pub origin: Origin,
+}
+
+/// Which rule of DESIGN 5.2 filled a slot, and where it is written.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Via {
+    /// The environment's `packages.<p>.connections.<slot>`.
+    Environment(Loc),
+    /// The project's wiring `<package>.<field>`.
+    Wiring(Loc),
+    /// The environment's default for the slot's type.
+    Default(Loc),
+}
+
+/// Where an artifact comes from in the end.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Origin {
+    Instance { instance: InstanceId, field: String },
+    Import { data: Value },
+}
+
+/// Everything a consuming environment needs for share matching and messages.
+struct Consumer<'a> {
+    project: &'a ProjectId,
+    env: &'a EnvId,
+    attributes: BTreeMap<String, String>,
+}
+
+impl Consumer<'_> {
+    fn name(&self) -> String {
+        format!("{}-{}", self.project, self.env)
+    }
+}
+
+struct Ctx<'a> {
+    repo: &'a Repository,
+    types: HashMap<&'a str, Validator>,
+    params: HashMap<&'a str, (Value, Validator)>,
+    diags: &'a mut Diagnostics,
+}
+
+pub fn resolve(repo: &Repository, diags: &mut Diagnostics) -> Resolved {
+    let mut ctx = Ctx {
+        repo,
+        types: HashMap::new(),
+        params: HashMap::new(),
+        diags,
+    };
+    ctx.artifact_types();
+    ctx.bundles();
+    for project in repo.projects.values() {
+        ctx.project(project);
+    }
+    let mut instances = BTreeMap::new();
+    for project in repo.projects.values() {
+        for env in project.environments.values() {
+            ctx.environment(project, env, &mut instances);
+        }
+    }
+    let waves = graph::waves(&instances, ctx.diags);
+    Resolved { instances, waves }
+}
+
+/// Attributes of an environment for share matching (DESIGN 4.5).
+pub fn environment_attributes(project: &Project, env: &Environment) -> BTreeMap<String, String> {
+    let mut attributes = project.attributes.clone();
+    attributes.extend(env.attributes.iter().map(|(k, v)| (k.clone(), v.clone())));
+    attributes.insert("project".into(), project.id.to_string());
+    attributes.insert("environment".into(), env.id.to_string());
+    attributes
+}
+
+/// What a reference names: its declared type and where the artifact comes from in the end, or
+/// why it does not resolve. `type_name` is `None` when the package's bundle or the artifact's
+/// type is unknown (reported where declared), so no type check follows; `origin` is `None`
+/// when a `remote` replacement does not resolve (reported where it is written).
+enum Lookup<'a> {
+    Found {
+        type_name: Option<&'a TypeName>,
+        origin: Option<Origin>,
+    },
+    Missing(String),
+}
+
+impl<'a> Ctx<'a> {
+    /// The type, if it exists: a slot of an unknown type is reported once, where it is declared.
+    fn known_type<'t>(&self, t: &'t TypeName) -> Option<&'t TypeName> {
+        self.repo
+            .artifact_types
+            .contains_key(t.as_str())
+            .then_some(t)
+    }
+
+    fn bundle_of(&self, project: &'a Project, package: &str) -> Option<&'a Bundle> {
+        let (name, _) = project.packages.get(package)?.bundle.as_ref()?;
+        self.repo.bundles.get(name.as_str())
+    }
+}

@@ -1,0 +1,208 @@
+//! Params (DESIGN section 5.1): each bundle's params schema compiled once (URL `$ref`s
+//! never fetched), and each instance's params: project params deep-merged with the
+//! environment's, schema defaults filled in, validated, with errors at the node that set
+//! the value.
+
+use jsonschema::Draft;
+use serde_json::Value;
+
+use super::Ctx;
+use crate::core::diag::{Code, Loc};
+use crate::core::model::*;
+use crate::core::schema;
+use crate::core::yaml::Node;
+
+impl Ctx<'_> {
+    pub(super) fn bundles(&mut self) {
+        for b in self.repo.bundles.values() {
+            for (kind, slots) in [("connection", &b.connections), ("artifact", &b.artifacts)] {
+                for (name, slot) in slots {
+                    if !self
+                        .repo
+                        .artifact_types
+                        .contains_key(slot.type_name.as_str())
+                    {
+                        self.diags.push(Code::ArtifactTypeUnknown, slot.at.clone(), format!("{kind} {name} of bundle {} names artifact type {}, which does not exist", b.name, slot.type_name));
+                    }
+                }
+            }
+            let Some(node) = &b.params else {
+                let any = serde_json::json!({"type": "object"});
+                let v =
+                    schema::compile(&any, Draft::Draft202012).expect("the object schema compiles");
+                self.params.insert(b.name.as_str(), (any, v));
+                continue;
+            };
+            let mut json = node.to_json();
+            let mut urls = Vec::new();
+            strip_external_refs(&mut json, &mut Vec::new(), &mut urls);
+            for (path, url) in urls {
+                let mut at = path.clone();
+                at.push("$ref".into());
+                let located = node.locate(&at);
+                let pos = if located.complete {
+                    located.node.pos
+                } else {
+                    node.pos
+                };
+                self.diags.at(Code::BundleUnresolvedRef, &b.file, pos, format!("params schema of bundle {} refers to {url}, which is never fetched; that part accepts any value", b.name));
+            }
+            let draft = match b.format {
+                BundleFormat::Massdriver => Draft::Draft7,
+                BundleFormat::Capstan => Draft::Draft202012,
+            };
+            match schema::compile(&json, draft) {
+                Ok(v) => {
+                    self.params.insert(b.name.as_str(), (json, v));
+                }
+                Err(e) => self.diags.at(
+                    Code::BundleInvalid,
+                    &b.file,
+                    node.pos,
+                    format!(
+                        "params of bundle {} is not a valid JSON Schema: {e}",
+                        b.name
+                    ),
+                ),
+            }
+        }
+    }
+
+    /// DESIGN 5.1: merge, fill defaults, validate; errors point at the node that set the value.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn params(
+        &mut self,
+        id: &InstanceId,
+        bundle: &Bundle,
+        package: &Package,
+        project: &Project,
+        env_params: Option<&Node>,
+        env: &Environment,
+        at: &Loc,
+    ) -> Value {
+        let mut merged = package
+            .params
+            .as_ref()
+            .map_or_else(|| Value::Object(Default::default()), Node::to_json);
+        if let Some(over) = env_params {
+            merge(&mut merged, &over.to_json());
+        }
+        let Some((schema_json, validator)) = self.params.get(bundle.name.as_str()) else {
+            return merged;
+        };
+        apply_defaults(schema_json, &mut merged);
+        for e in schema::errors(validator, &merged) {
+            let located = [
+                (env_params, &env.file),
+                (package.params.as_ref(), &project.file),
+            ]
+            .into_iter()
+            .filter_map(|(node, file)| {
+                let l = node?.locate(&e.path);
+                // A value set at a prefix that is not a mapping (a scalar or list) replaced everything below it.
+                let owns = l.complete || !l.node.is_map();
+                Some((owns, l.depth, file, e.pos_in(node?)))
+            })
+            .max_by_key(|(owns, depth, ..)| (*owns, *depth));
+            let loc = located.map_or_else(|| at.clone(), |(_, _, file, pos)| Loc::new(file, pos));
+            self.diags.push(
+                Code::ParamsInvalid,
+                loc,
+                format!("{id}: {}", e.message("params")),
+            );
+        }
+        merged
+    }
+}
+
+/// Maps merge, everything else (lists included) is replaced.
+pub fn merge(base: &mut Value, over: &Value) {
+    match (base, over) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                match b.get_mut(k) {
+                    Some(existing) => merge(existing, v),
+                    None => {
+                        b.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o.clone(),
+    }
+}
+
+/// Fills `default`s of `properties`, recursing into objects that are present.
+pub fn apply_defaults(schema: &Value, value: &mut Value) {
+    let (Some(props), Value::Object(obj)) =
+        (schema.get("properties").and_then(Value::as_object), value)
+    else {
+        return;
+    };
+    for (key, sub) in props {
+        if !obj.contains_key(key)
+            && let Some(default) = sub.get("default")
+        {
+            obj.insert(key.clone(), default.clone());
+        }
+        if let Some(v) = obj.get_mut(key) {
+            apply_defaults(sub, v);
+        }
+    }
+}
+
+/// Replaces every subschema whose `$ref` is not local (`#...`) by an accept-anything
+/// schema, recording the path and URL: capstan never fetches.
+fn strip_external_refs(
+    value: &mut Value,
+    path: &mut Vec<String>,
+    found: &mut Vec<(Vec<String>, String)>,
+) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(r)) = map.get("$ref")
+                && !r.starts_with('#')
+            {
+                found.push((path.clone(), r.clone()));
+                map.remove("$ref");
+            }
+            for (k, v) in map.iter_mut() {
+                path.push(k.clone());
+                strip_external_refs(v, path, found);
+                path.pop();
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter_mut().enumerate() {
+                path.push(i.to_string());
+                strip_external_refs(v, path, found);
+                path.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn maps_merge_and_lists_replace() {
+        let mut base = json!({"a": {"x": 1, "y": [1, 2]}, "b": 1});
+        merge(&mut base, &json!({"a": {"y": [3]}, "c": 2}));
+        assert_eq!(base, json!({"a": {"x": 1, "y": [3]}, "b": 1, "c": 2}));
+    }
+
+    #[test]
+    fn defaults_fill_missing_keys_only() {
+        let schema = json!({"properties": {"cpu": {"default": 256}, "memory": {"default": 512}, "net": {"properties": {"auto": {"default": true}}}}});
+        let mut v = json!({"memory": 1024, "net": {}});
+        apply_defaults(&schema, &mut v);
+        assert_eq!(
+            v,
+            json!({"cpu": 256, "memory": 1024, "net": {"auto": true}})
+        );
+    }
+}
