@@ -26,12 +26,96 @@ fn every_code_has_an_explanation_with_an_example_and_a_fixture() {
 }
 
 #[test]
-fn codes_are_documented_in_the_readme() {
-    let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
+fn codes_are_documented_in_the_reference() {
+    let reference = std::fs::read_to_string(root().join("docs/repository-format.md"))
+        .expect("docs/repository-format.md");
     for code in Code::ALL {
         assert!(
-            readme.contains(&format!("`{code}`")),
-            "README.md does not list {code}"
+            reference.contains(&format!("| `{code}` |")),
+            "docs/repository-format.md does not list {code}"
+        );
+    }
+}
+
+/// The project's documentation: README, ARCHITECTURE, BENCHMARKS and docs/.
+fn documentation() -> Vec<(std::path::PathBuf, String)> {
+    let mut docs: Vec<_> = ["README.md", "ARCHITECTURE.md", "BENCHMARKS.md"]
+        .iter()
+        .map(|f| {
+            let path = root().join(f);
+            let text = std::fs::read_to_string(&path).expect("reads");
+            (path, text)
+        })
+        .collect();
+    docs.extend(files_below(&root().join("docs")));
+    docs
+}
+
+/// A fenced code block whose first line is `# <path>` of a file in `example-repo/` is an
+/// excerpt of it: its lines appear in the file, in order (blank lines aside).
+#[test]
+fn snippets_match_the_files_they_name() {
+    let mut checked = 0;
+    for (path, text) in documentation() {
+        let mut lines = text.lines();
+        while let Some(line) = lines.next() {
+            if !line.starts_with("```") || line.len() == 3 {
+                continue;
+            }
+            let block: Vec<&str> = lines
+                .by_ref()
+                .take_while(|l| !l.starts_with("```"))
+                .collect();
+            let Some(named) = block.first().and_then(|l| l.strip_prefix("# ")) else {
+                continue;
+            };
+            let file = root().join("example-repo").join(named.trim());
+            if named.contains(' ') || !file.is_file() {
+                continue;
+            }
+            let content = std::fs::read_to_string(&file).expect("reads");
+            let mut rest = content.lines().map(str::trim_end);
+            for wanted in block[1..]
+                .iter()
+                .map(|l| l.trim_end())
+                .filter(|l| !l.is_empty())
+            {
+                assert!(
+                    rest.any(|l| l == wanted),
+                    "{}: the snippet of {named} has a line that is not in the file (or not in this order): {wanted:?}",
+                    path.display()
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 4, "only {checked} snippets name a file");
+}
+
+/// Documentation links only inside the repository, and every relative link resolves.
+#[test]
+fn documentation_links_stay_inside_the_repository() {
+    let link = regex::Regex::new(r"\]\(([^)#\s]+)(#[^)]*)?\)").expect("valid");
+    let root = std::fs::canonicalize(root()).expect("root");
+    for (path, text) in documentation() {
+        for c in link.captures_iter(&text) {
+            let target = &c[1];
+            if target.starts_with("http://") || target.starts_with("https://") {
+                continue;
+            }
+            let resolved = path.parent().expect("a folder").join(target);
+            let resolved = std::fs::canonicalize(&resolved)
+                .unwrap_or_else(|_| panic!("{}: the link {target} leads nowhere", path.display()));
+            assert!(
+                resolved.starts_with(&root),
+                "{}: the link {target} leaves the repository",
+                path.display()
+            );
+        }
+        assert!(
+            !text.contains("../shared"),
+            "{} names a folder outside the repository",
+            path.display()
         );
     }
 }
@@ -186,5 +270,31 @@ fn layers_point_one_way() {
         wrong.is_empty(),
         "layers point one way:\n{}",
         wrong.join("\n")
+    );
+}
+
+#[test]
+fn every_module_is_in_the_architecture_map() {
+    let map = std::fs::read_to_string(root().join("ARCHITECTURE.md")).expect("ARCHITECTURE.md");
+    let mut missing = Vec::new();
+    for (path, _) in files_below(&root().join("src")) {
+        let rel = path
+            .strip_prefix(root())
+            .expect("below the root")
+            .display()
+            .to_string();
+        let named = if let Some(dir) = rel.strip_suffix("mod.rs") {
+            map.contains(&format!("`{rel}`")) || map.contains(&format!("`{dir}`"))
+        } else {
+            map.contains(&format!("`{rel}`"))
+        };
+        if !named {
+            missing.push(rel);
+        }
+    }
+    missing.sort();
+    assert!(
+        missing.is_empty(),
+        "ARCHITECTURE.md does not map: {missing:?}"
     );
 }

@@ -77,21 +77,21 @@ fn invalid_corpus_fails_at_the_expected_node() {
     }
 }
 
-/// Massdriver's aws-vpc and aws-eks-cluster bundles, copied unchanged from `shared/compat`,
-/// load as bundles and deploy-plan cleanly: only the documented warnings appear.
+/// Bundles in Massdriver's format (the team's own, in the corpus) load as bundles and
+/// resolve cleanly: only the documented warnings appear, and the draft-07 defaults apply.
+/// The real Massdriver files are checked by `.ci/run` against the compatibility corpus.
 #[test]
-fn massdriver_bundles_load_unchanged() {
-    let compat = root().join("../shared/compat/massdriver");
+fn massdriver_bundles_load() {
+    let corpus = root().join("tests/corpus/massdriver-bundle/valid");
     let mut files: Vec<SourceFile> = example_files()
         .into_iter()
         .filter(|f| !f.path.starts_with("projects/") && !f.path.starts_with("bundles/"))
         .collect();
     for (bundle, dirs) in [
-        ("aws-vpc", &["src"][..]),
-        ("aws-eks-cluster", &["src", "core-services"][..]),
+        ("network", &["src"][..]),
+        ("cluster", &["src", "services"][..]),
     ] {
-        let text = std::fs::read(compat.join(bundle).join("massdriver.yaml"))
-            .expect("shared/compat is beside the checkout");
+        let text = std::fs::read(corpus.join(format!("{bundle}.yaml"))).expect("corpus file");
         put(
             &mut files,
             &format!("bundles/{bundle}/massdriver.yaml"),
@@ -105,7 +105,7 @@ fn massdriver_bundles_load_unchanged() {
             );
         }
     }
-    put(&mut files, "projects/platform/project.yaml", Content::Bytes(b"packages:\n  vpc:\n    bundle: aws-vpc\n    params: {aws_region: us-west-2, network: {automatic: true, mask: 20}}\n  eks:\n    bundle: aws-eks-cluster\n    params: {k8s_version: '1.34', monitoring: {}, node_groups: [{name: shared, instance_type: t3.medium, min_size: 1, max_size: 10, advanced_configuration_enabled: false}]}\n    connections: {vpc: vpc.vpc}\n".to_vec()));
+    put(&mut files, "projects/platform/project.yaml", Content::Bytes(b"packages:\n  net:\n    bundle: network\n    params: {region: us-west-2, cidr: {automatic: true}}\n  k8s:\n    bundle: cluster\n    params: {k8s_version: '1.31', node_groups: [{name: shared, machine: t3.medium, min: 1, max: 10}]}\n    connections: {network: net.network}\n".to_vec()));
     put(
         &mut files,
         "projects/platform/environments/dev.yaml",
@@ -127,46 +127,38 @@ fn massdriver_bundles_load_unchanged() {
         .iter()
         .map(|d| (d.code, &*d.loc.file))
         .collect();
-    assert!(
-        warnings.contains(&(Code::BundleDeprecatedKey, "bundles/aws-vpc/massdriver.yaml")),
-        "{warnings:?}"
-    );
-    assert!(
-        warnings.contains(&(Code::BundleUnresolvedRef, "bundles/aws-vpc/massdriver.yaml")),
-        "{warnings:?}"
-    );
-    assert!(
-        warnings.contains(&(
-            Code::BundleUnresolvedRef,
-            "bundles/aws-eks-cluster/massdriver.yaml"
-        )),
-        "{warnings:?}"
-    );
-    let eks = &checked
+    for expected in [
+        (Code::BundleDeprecatedKey, "bundles/network/massdriver.yaml"),
+        (Code::BundleUnresolvedRef, "bundles/network/massdriver.yaml"),
+        (Code::BundleUnresolvedRef, "bundles/cluster/massdriver.yaml"),
+    ] {
+        assert!(warnings.contains(&expected), "{expected:?} in {warnings:?}");
+    }
+    let ids: Vec<&str> = checked
         .resolved
         .instances
         .keys()
         .map(|i| i.as_str())
-        .collect::<Vec<_>>();
-    assert_eq!(eks, &["platform-dev-eks", "platform-dev-vpc"]);
-    // Defaults from the Massdriver params schema were applied.
-    let vpc = &checked
-        .resolved
-        .instances
-        .values()
-        .find(|i| i.package.as_str() == "vpc")
-        .expect("vpc")
-        .params;
-    assert_eq!(vpc["high_availability"], serde_json::json!(true));
-    let eks = &checked
-        .resolved
-        .instances
-        .values()
-        .find(|i| i.package.as_str() == "eks")
-        .expect("eks")
-        .params;
+        .collect();
+    assert_eq!(ids, ["platform-dev-k8s", "platform-dev-net"]);
+    let params = |package: &str| {
+        &checked
+            .resolved
+            .instances
+            .values()
+            .find(|i| i.package.as_str() == package)
+            .expect("instance")
+            .params
+    };
+    // Defaults from the draft-07 params schemas were applied, nested ones included.
+    assert_eq!(params("net")["zone_count"], serde_json::json!(2));
+    assert_eq!(params("net")["cidr"]["size"], serde_json::json!(20));
     assert_eq!(
-        eks["monitoring"]["control_plane_log_retention"],
+        params("net")["flow_logs"],
+        serde_json::json!({"enabled": false, "retention_days": 30})
+    );
+    assert_eq!(
+        params("k8s")["observability"]["log_retention_days"],
         serde_json::json!(7)
     );
     assert_eq!(
