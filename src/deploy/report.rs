@@ -238,3 +238,40 @@ pub fn markdown(report: &Report) -> Comment {
         see_all: "Run `capstan state list` for every instance.",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_huge_deploy_comment_fits_and_never_cuts_inside_a_section() {
+        let mut report = Report::new(7, "0123456789abcdef");
+        for i in 0..3_000 {
+            report.outcomes.push(Outcome {
+                instance: InstanceId(format!("p{i}-staging-app")),
+                verb: Verb::Deploy,
+                result: StepResult::Succeeded,
+                log: None,
+                seconds: 1.0,
+                artifacts: BTreeMap::from([(
+                    "service".to_string(),
+                    json!({"url": format!("https://p{i}.example.com"), "padding": "x".repeat(40)}),
+                )]),
+            });
+        }
+        let body = markdown(&report).render(MAX_COMMENT);
+        assert!(body.len() <= MAX_COMMENT, "{}", body.len());
+        assert!(body.starts_with(&marker("0123456789abcdef")));
+        assert!(body.contains("**3000 deployed, 0 destroyed; 0 unchanged**"));
+        assert!(
+            body.contains("more instances |"),
+            "the table says what it left out"
+        );
+        assert_eq!(
+            body.matches("<details>").count(),
+            body.matches("</details>").count()
+        );
+        assert!(body.contains("Cut to fit GitHub's 65536 characters"));
+    }
+}
