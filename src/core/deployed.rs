@@ -81,7 +81,7 @@ impl Inputs {
             text.push('}');
         }
         text.push_str("}}");
-        hex(&Sha256::digest(text.as_bytes()))
+        hex::encode(Sha256::digest(text.as_bytes()))
     }
 
     /// The instances whose artifacts these inputs take.
@@ -100,10 +100,6 @@ impl Inputs {
             .filter_map(|(slot, i)| i.data.as_ref().map(|d| (slot.as_str(), d)))
             .collect()
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Where an instance stands in the state database.
@@ -402,6 +398,6 @@ mod tests {
                 .collect(),
         };
         let text = serde_json::to_string(&before).expect("serialises");
-        assert_eq!(hex(&Sha256::digest(text.as_bytes())), i.digest());
+        assert_eq!(hex::encode(Sha256::digest(text.as_bytes())), i.digest());
     }
 }

@@ -711,11 +711,7 @@ fn digest(folder: &str, files: &[&SourceFile]) -> String {
             other => hasher.update(format!("{other:?}").as_bytes()),
         }
     }
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(hasher.finalize())
 }
 
 fn project(id: ProjectId, root: &Node, file: &Arc<str>, diags: &mut Diagnostics) -> Project {
