@@ -22,7 +22,7 @@ pub struct Apply {
     pub rev: String,
     pub state: PathBuf,
     pub parallel: usize,
-    pub timeout: String,
+    pub timeout: std::time::Duration,
     pub yes: bool,
 }
 
@@ -46,9 +46,13 @@ fn open_existing(db: &Path) -> anyhow::Result<Store> {
 
 /// Deploys a revision against the state: lock, recover, plan, confirm, deploy.
 pub fn apply(args: Apply) -> anyhow::Result<i32> {
-    let timeout = crate::core::duration::parse(&args.timeout)
-        .map_err(|e| anyhow::anyhow!("--timeout: {e}"))?;
-    let commit = crate::source::resolve_commit(&args.repo, &args.rev)?;
+    let commit = crate::source::resolve_commit(&args.repo, &args.rev).map_err(|e| {
+        super::revision_error(
+            e,
+            "--rev",
+            "capstan deploys commits; commit the repository to git first",
+        )
+    })?;
     let tree = crate::source::read(&args.repo, Some(&commit))?;
     let checked = crate::core::check(&tree);
     if checked.has_errors() {
@@ -59,7 +63,7 @@ pub fn apply(args: Apply) -> anyhow::Result<i32> {
     let dir = state_dir(&args.state);
     std::fs::create_dir_all(&dir)?;
     let store = Arc::new(Store::open(&args.state)?);
-    let (dir, _lock, recovered) = crate::deploy::take_over(&dir, &store)?;
+    let (dir, _lock, recovered) = crate::deploy::take_over(&dir, &store, crate::deploy::Holder::Apply)?;
     if !recovered.instances.is_empty() {
         eprintln!(
             "capstan: a previous deploy was interrupted; these run again: {}",
@@ -82,7 +86,7 @@ pub fn apply(args: Apply) -> anyhow::Result<i32> {
             path: args.repo.clone(),
         }),
         parallel: args.parallel,
-        step_timeout: timeout,
+        step_timeout: args.timeout,
         progress: Arc::new(|o| {
             let _ = out(&format!("{}\n", crate::deploy::line(o)));
         }),

@@ -52,10 +52,10 @@ enum Command {
         /// Plan against the deployed state in this database instead of --base.
         #[arg(long, conflicts_with = "base")]
         state: Option<PathBuf>,
-        /// The new state.
+        /// The new state as a commit; without it, the working tree (uncommitted edits included).
         #[arg(long, conflicts_with = "worktree")]
         head: Option<String>,
-        /// Plan the working tree (uncommitted edits included) against --base.
+        /// Plan the working tree against --base (the default; kept for scripts that say so).
         #[arg(long)]
         worktree: bool,
         #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
@@ -78,8 +78,8 @@ enum Command {
         #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
         parallel: u16,
         /// How long one instance's steps may take, e.g. 30m.
-        #[arg(long, default_value = "30m")]
-        timeout: String,
+        #[arg(long, default_value = "30m", value_parser = parse_duration)]
+        timeout: std::time::Duration,
         /// Deploy without asking.
         #[arg(long)]
         yes: bool,
@@ -157,12 +157,39 @@ fn color_on_stdout() -> bool {
     std::env::var_os("NO_COLOR").is_none() && std::io::IsTerminal::is_terminal(&std::io::stdout())
 }
 
+/// A duration flag (`30s`, `1h30m`), in the one grammar of capstan's files.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    crate::core::duration::parse(text).map_err(|e| e.to_string())
+}
+
+/// Whether `--detailed-exitcode` is on the command line, even one clap could not parse:
+/// with it, every usage or I/O failure exits 3, never 2 ("there are changes").
+fn detailed_exitcode_given() -> bool {
+    std::env::args_os().any(|a| a == "--detailed-exitcode")
+}
+
+/// Explains a revision that cannot be read because the folder is not in git: which flag
+/// named the revision, and what would work instead.
+fn revision_error(e: crate::source::SourceError, flag: &str, hint: &str) -> anyhow::Error {
+    match e {
+        crate::source::SourceError::NotGit { path, rev } => anyhow::anyhow!(
+            "{} is not inside a git repository, so revision {rev} ({flag}) cannot be read: {hint}",
+            path.display()
+        ),
+        other => other.into(),
+    }
+}
+
 pub fn run() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { FAILURE } else { 0 };
+            return match (e.use_stderr(), detailed_exitcode_given()) {
+                (false, _) => 0,
+                (true, true) => FAILURE + 1,
+                (true, false) => FAILURE,
+            };
         }
     };
     if !matches!(cli.command, Command::Serve(_)) {
@@ -189,8 +216,12 @@ pub fn run() -> i32 {
 pub(super) fn init_logging(format: LogFormat, default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CAPSTAN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Colour only on a terminal, and never with NO_COLOR: a log file or journal gets text.
+    let ansi = std::env::var_os("NO_COLOR").is_none()
+        && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     // A second initialisation (tests calling run twice) keeps the first.
     let _ = match format {
@@ -249,7 +280,9 @@ fn execute(command: Command) -> anyhow::Result<i32> {
     match command {
         Command::Serve(args) => serve::serve(&args),
         Command::Validate { repo, rev, format } => {
-            let tree = crate::source::read(&repo, rev.as_deref())?;
+            let tree = crate::source::read(&repo, rev.as_deref()).map_err(|e| {
+                revision_error(e, "--rev", "leave out --rev to check the folder as it is")
+            })?;
             let checked = crate::core::check(&tree);
             tracing::debug!(
                 files = tree.files().len(),
@@ -271,16 +304,22 @@ fn execute(command: Command) -> anyhow::Result<i32> {
             format,
             detailed_exitcode,
         } => {
-            let head_rev = if worktree {
-                None
-            } else {
-                Some(head.as_deref().unwrap_or("HEAD"))
-            };
+            // The working tree unless a commit is named (`--worktree` says the same).
+            let head_rev = head.as_deref().filter(|_| !worktree);
             if let Some(db) = state {
                 return deploy::plan(&repo, head_rev, &db, format, detailed_exitcode);
             }
-            let old = crate::core::check(&crate::source::read_base(&repo, &base)?);
-            let new = crate::core::check(&crate::source::read(&repo, head_rev)?);
+            let old = crate::source::read_base(&repo, &base).map_err(|e| {
+                revision_error(
+                    e,
+                    "--base",
+                    "commit it to git, or pass --state to plan the folder against what is deployed",
+                )
+            })?;
+            let new = crate::source::read(&repo, head_rev).map_err(|e| {
+                revision_error(e, "--head", "leave out --head to plan the working tree")
+            })?;
+            let (old, new) = (crate::core::check(&old), crate::core::check(&new));
             if new.has_errors() {
                 out(&diagnostics(&new, format))?;
                 return Ok(1);

@@ -195,16 +195,48 @@ fn describe(cfg: &Config) -> String {
             "  github:      not configured: the working tree's plan is printed on each edit\n",
         ),
     }
+    if let Some(gh) = &cfg.github {
+        let r = &gh.api.retry;
+        s.push_str(&format!(
+            "  retry:       {} attempts, backoff {}, rate limits waited out up to {}\n",
+            r.attempts,
+            duration::format(r.backoff),
+            duration::format(r.max_wait)
+        ));
+    }
     s.push_str(&format!("  workers:     {}\n", cfg.workers));
+    let d = &cfg.deploy;
+    s.push_str(&format!(
+        "  deploy:      {}, {} instances of a wave at once, each step at most {}\n",
+        if d.enabled { "on" } else { "off (plans only)" },
+        d.parallel,
+        duration::format(d.step_timeout)
+    ));
     for sch in &cfg.schedules {
         s.push_str(&format!(
-            "  schedule:    {} `{}` -> {:?}\n",
-            sch.name, sch.cron.pattern, sch.job
+            "  schedule:    {} `{}` -> {}\n",
+            sch.name,
+            sch.cron.pattern,
+            sch.job.name()
+        ));
+    }
+    if let Source::Local { .. } = cfg.repository.source {
+        s.push_str(&format!(
+            "  debounce:    {}\n",
+            duration::format(cfg.repository.watch_debounce)
         ));
     }
     s.push_str(&format!(
         "  shutdown:    {}\n",
         duration::format(cfg.shutdown_timeout)
+    ));
+    s.push_str(&format!(
+        "  log:         {}, level {}\n",
+        match cfg.log_format {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        },
+        cfg.log_level
     ));
     s
 }

@@ -27,12 +27,16 @@ pub enum ConfigError {
     Invalid(Vec<Diagnostic>),
     #[error("{0}")]
     Rule(String),
-    #[error("reading the secret file {path} ({what})")]
-    Secret {
-        what: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("the configuration has {} problem{}:\n{}", .0.len(), if .0.len() == 1 { "" } else { "s" }, bullets(.0))]
+    Problems(Vec<String>),
+}
+
+fn bullets(problems: &[String]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("  - {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn list(diags: &[Diagnostic]) -> String {
@@ -107,6 +111,16 @@ pub struct Schedule {
 pub enum Job {
     Replan,
     Reconcile,
+}
+
+impl Job {
+    /// As the configuration file names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Job::Replan => "replan",
+            Job::Reconcile => "reconcile",
+        }
+    }
 }
 
 /// Merge-to-deploy settings.
@@ -280,13 +294,24 @@ pub fn load(
     build(parsed, &base_dir, overrides, env, file)
 }
 
-fn duration(what: &str, text: &str) -> Result<Duration, ConfigError> {
-    crate::core::duration::parse(text).map_err(|e| ConfigError::Rule(format!("{what}: {e}")))
-}
+/// Every problem found while building the configuration: the build goes on after each, so
+/// `--check-config` reports them all at once.
+#[derive(Default)]
+struct Problems(Vec<String>);
 
-/// The duration written at `what`, or `default` when the key is absent.
-fn duration_or(what: &str, text: Option<&str>, default: Duration) -> Result<Duration, ConfigError> {
-    text.map_or(Ok(default), |t| duration(what, t))
+impl Problems {
+    /// The value, or `None` with the problem noted.
+    fn take<T>(&mut self, result: Result<T, String>) -> Option<T> {
+        result.map_err(|p| self.0.push(p)).ok()
+    }
+
+    /// The duration written at `what`, or `default` when absent (or broken, noted).
+    fn duration(&mut self, what: &str, text: Option<&str>, default: Duration) -> Duration {
+        let parsed = text.map_or(Ok(default), |t| {
+            crate::core::duration::parse(t).map_err(|e| format!("{what}: {e}"))
+        });
+        self.take(parsed).unwrap_or(default)
+    }
 }
 
 fn build(
@@ -296,6 +321,7 @@ fn build(
     env: &Environment,
     file_path: Option<&Path>,
 ) -> Result<Config, ConfigError> {
+    let mut problems = Problems::default();
     let rel = |p: &str| base_dir.join(p);
     let source = match (&o.repo_url, &o.repo_path) {
         (Some(url), _) => Source::Remote {
@@ -323,7 +349,7 @@ fn build(
                 .repository
                 .ssh_key_file
                 .as_deref()
-                .map(|f| credential_path(f, env, base_dir)),
+                .map(|f| Credential::new(f, env, base_dir).path()),
         },
         local => local,
     };
@@ -335,11 +361,11 @@ fn build(
             .clone()
             .or(file.repository.branch.clone())
             .unwrap_or_else(|| "main".into()),
-        watch_debounce: duration_or(
+        watch_debounce: problems.duration(
             "repository.watch_debounce",
             file.repository.watch_debounce.as_deref(),
             Duration::from_millis(300),
-        )?,
+        ),
     };
     let state_dir = match (&o.state_dir, &file.state_dir, &env.state_directory) {
         (Some(dir), _, _) => env.cwd.join(dir),
@@ -352,15 +378,15 @@ fn build(
         .clone()
         .or(file.listen.clone())
         .unwrap_or_else(|| "127.0.0.1:8080".into());
-    let listen: SocketAddr = listen_text.parse().map_err(|_| {
-        ConfigError::Rule(format!(
-            "listen: `{listen_text}` is not an address such as 127.0.0.1:8080"
-        ))
-    })?;
+    let listen = problems
+        .take(listen_text.parse::<SocketAddr>().map_err(|_| {
+            format!("listen: `{listen_text}` is not an address such as 127.0.0.1:8080")
+        }))
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
     let github = match file.github {
-        Some(gh) => Some(github(gh, o, env, base_dir)?),
+        Some(gh) => github(gh, o, env, base_dir, &mut problems),
         None => match (&o.github_repository, &o.github_token_file) {
-            (Some(repo), Some(token)) => Some(github(
+            (Some(repo), Some(token)) => github(
                 FileGitHub {
                     api_url: None,
                     repository: repo.clone(),
@@ -373,33 +399,55 @@ fn build(
                 o,
                 env,
                 &env.cwd,
-            )?),
+                &mut problems,
+            ),
             (None, None) => None,
             _ => {
-                return Err(ConfigError::Rule(
+                problems.0.push(
                     "GitHub needs both a repository (--github-repository) and a token file (--github-token-file)".into(),
-                ));
+                );
+                None
             }
         },
     };
-    if github.is_some() && matches!(repository.source, Source::Local { .. }) {
-        return Err(ConfigError::Rule(
+    let wants_github = file_has_github(o, &github);
+    if wants_github && matches!(repository.source, Source::Local { .. }) {
+        problems.0.push(
             "with github configured, repository.url is required: capstan mirrors the remote to fetch pull-request heads (refs/pull/N/head); a local path is for running without GitHub".into(),
-        ));
+        );
     }
     let mut schedules = Vec::new();
     for (i, s) in file.schedules.into_iter().enumerate() {
-        let cron: croner::Cron = s.cron.parse().map_err(|e| {
-            ConfigError::Rule(format!(
-                "schedules[{i}].cron: `{}` is not valid: {e}",
-                s.cron
-            ))
-        })?;
-        schedules.push(Schedule {
-            name: s.name.unwrap_or_else(|| format!("schedule {i}")),
-            cron,
-            job: s.job,
-        });
+        let name = s.name.unwrap_or_else(|| format!("schedule {i}"));
+        let cron = problems.take(
+            s.cron
+                .parse::<croner::Cron>()
+                .map_err(|e| format!("schedules[{i}].cron: `{}` is not valid: {e}", s.cron)),
+        );
+        if let Some(cron) = cron {
+            schedules.push(Schedule {
+                name,
+                cron,
+                job: s.job,
+            });
+        }
+    }
+    let deploy = DeployConfig {
+        enabled: file.deploy.enabled.unwrap_or(true),
+        parallel: file.deploy.parallel.unwrap_or(4),
+        step_timeout: problems.duration(
+            "deploy.step_timeout",
+            file.deploy.step_timeout.as_deref(),
+            Duration::from_secs(30 * 60),
+        ),
+    };
+    let shutdown_timeout = problems.duration(
+        "shutdown_timeout",
+        file.shutdown_timeout.as_deref(),
+        Duration::from_secs(30),
+    );
+    if !problems.0.is_empty() {
+        return Err(ConfigError::Problems(problems.0));
     }
     Ok(Config {
         file: file_path.map(|p| env.cwd.join(p)),
@@ -409,23 +457,16 @@ fn build(
         github,
         workers: file.workers.unwrap_or(2),
         schedules,
-        deploy: DeployConfig {
-            enabled: file.deploy.enabled.unwrap_or(true),
-            parallel: file.deploy.parallel.unwrap_or(4),
-            step_timeout: duration_or(
-                "deploy.step_timeout",
-                file.deploy.step_timeout.as_deref(),
-                Duration::from_secs(30 * 60),
-            )?,
-        },
-        shutdown_timeout: duration_or(
-            "shutdown_timeout",
-            file.shutdown_timeout.as_deref(),
-            Duration::from_secs(30),
-        )?,
+        deploy,
+        shutdown_timeout,
         log_format: o.log_format.or(file.log.format).unwrap_or(LogFormat::Text),
         log_level: file.log.level.unwrap_or_else(|| "info".into()),
     })
+}
+
+/// Whether GitHub was asked for (even if its settings had problems).
+fn file_has_github(o: &Overrides, github: &Option<GitHubConfig>) -> bool {
+    github.is_some() || o.github_repository.is_some() || o.github_token_file.is_some()
 }
 
 fn github(
@@ -433,49 +474,62 @@ fn github(
     o: &Overrides,
     env: &Environment,
     base_dir: &Path,
-) -> Result<GitHubConfig, ConfigError> {
+    problems: &mut Problems,
+) -> Option<GitHubConfig> {
     let repository = o.github_repository.clone().unwrap_or(gh.repository);
-    let (owner, name) = repository
-        .split_once('/')
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .ok_or_else(|| {
-            ConfigError::Rule(format!(
-                "github.repository: `{repository}` is not owner/name"
-            ))
-        })?;
+    let split = problems.take(
+        repository
+            .split_once('/')
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .ok_or_else(|| format!("github.repository: `{repository}` is not owner/name")),
+    );
+    let secret = |what, name: &str, problems: &mut Problems| {
+        problems.take(Credential::new(name, env, base_dir).read(what))
+    };
     let auth = match (&o.github_token_file, gh.token_file, gh.app) {
-        (Some(path), _, _) => Auth::Token(read_secret("GitHub token", path)?),
-        (None, Some(file), _) => Auth::Token(read_secret(
-            "GitHub token",
-            &credential_path(&file, env, base_dir),
-        )?),
-        (None, None, Some(app)) => Auth::App {
-            id: app.id,
-            installation_id: app.installation_id,
-            private_key: read_secret(
-                "GitHub App private key",
-                &credential_path(&app.private_key_file, env, base_dir),
-            )?,
-        },
+        (Some(path), _, _) => {
+            secret("GitHub token", &path.display().to_string(), problems).map(Auth::Token)
+        }
+        (None, Some(file), _) => secret("GitHub token", &file, problems).map(Auth::Token),
+        (None, None, Some(app)) => {
+            secret("GitHub App private key", &app.private_key_file, problems).map(|key| Auth::App {
+                id: app.id,
+                installation_id: app.installation_id,
+                private_key: key,
+            })
+        }
         (None, None, None) => {
-            return Err(ConfigError::Rule("github needs token_file or app".into()));
+            problems.0.push("github needs token_file or app".into());
+            None
         }
     };
-    let webhook_secret = match (&o.webhook_secret_file, gh.webhook_secret_file) {
-        (Some(path), _) => Some(read_secret("webhook secret", path)?),
-        (None, Some(file)) => Some(read_secret(
-            "webhook secret",
-            &credential_path(&file, env, base_dir),
-        )?),
-        (None, None) => None,
-    };
-    let poll_text = o.poll_interval.clone().or(gh.poll_interval);
-    let poll = match poll_text {
-        Some(text) => duration("github.poll_interval", &text)?,
+    let webhook_file = o
+        .webhook_secret_file
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .or(gh.webhook_secret_file);
+    let webhook_secret = webhook_file.and_then(|f| secret("webhook secret", &f, problems));
+    let poll = o.poll_interval.clone().or(gh.poll_interval);
+    let poll = match poll {
+        Some(text) => problems.duration("github.poll_interval", Some(&text), Duration::ZERO),
         None if webhook_secret.is_some() => Duration::ZERO,
         None => Duration::from_secs(60),
     };
-    Ok(GitHubConfig {
+    let retry = Retry {
+        attempts: gh.retry.attempts.unwrap_or(5),
+        backoff: problems.duration(
+            "github.retry.backoff",
+            gh.retry.backoff.as_deref(),
+            Duration::from_secs(1),
+        ),
+        max_wait: problems.duration(
+            "github.retry.max_wait",
+            gh.retry.max_wait.as_deref(),
+            Duration::from_secs(15 * 60),
+        ),
+    };
+    let (owner, name) = split?;
+    Some(GitHubConfig {
         api: github::Settings {
             api_url: o
                 .github_api_url
@@ -486,51 +540,76 @@ fn github(
                 .to_string(),
             owner,
             name,
-            auth,
-            retry: Retry {
-                attempts: gh.retry.attempts.unwrap_or(5),
-                backoff: duration_or(
-                    "github.retry.backoff",
-                    gh.retry.backoff.as_deref(),
-                    Duration::from_secs(1),
-                )?,
-                max_wait: duration_or(
-                    "github.retry.max_wait",
-                    gh.retry.max_wait.as_deref(),
-                    Duration::from_secs(15 * 60),
-                )?,
-            },
+            auth: auth?,
+            retry,
         },
         webhook_secret,
         poll_interval: (!poll.is_zero()).then_some(poll),
     })
 }
 
-/// A relative secret file name is looked up in `$CREDENTIALS_DIRECTORY` when systemd set
-/// one (`LoadCredential=`), else next to the configuration file.
-fn credential_path(name: &str, env: &Environment, base_dir: &Path) -> PathBuf {
-    let path = Path::new(name);
-    if path.is_absolute() {
-        return path.to_path_buf();
-    }
-    match &env.credentials_directory {
-        Some(dir) if dir.join(path).exists() => dir.join(path),
-        _ => base_dir.join(path),
-    }
+/// A secret named by file. A relative name is looked up in `$CREDENTIALS_DIRECTORY` when
+/// systemd set one (`LoadCredential=`), then next to the configuration file.
+struct Credential {
+    places: Vec<PathBuf>,
+    name: String,
 }
 
-fn read_secret(what: &'static str, path: &Path) -> Result<Secret, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Secret {
-        what,
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let trimmed = text.trim();
-    if trimmed.is_empty() {
-        return Err(ConfigError::Rule(format!(
-            "the secret file {} ({what}) is empty",
-            path.display()
-        )));
+impl Credential {
+    fn new(name: &str, env: &Environment, base_dir: &Path) -> Credential {
+        let path = Path::new(name);
+        let places = if path.is_absolute() {
+            vec![path.to_path_buf()]
+        } else {
+            env.credentials_directory
+                .iter()
+                .map(|dir| dir.join(path))
+                .chain(std::iter::once(base_dir.join(path)))
+                .collect()
+        };
+        Credential {
+            places,
+            name: name.to_string(),
+        }
     }
-    Ok(Secret::new(trimmed))
+
+    /// The first place that exists (else the last looked at).
+    fn path(&self) -> PathBuf {
+        self.places
+            .iter()
+            .find(|p| p.exists())
+            .or(self.places.last())
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Reads it; the problem names every place looked, never what a file holds.
+    fn read(&self, what: &str) -> Result<Secret, String> {
+        let Some(found) = self.places.iter().find(|p| p.exists()) else {
+            let places: Vec<String> = self
+                .places
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect();
+            return Err(format!(
+                "the secret file {} ({what}) is in none of: {}",
+                self.name,
+                places.join(", ")
+            ));
+        };
+        let text = std::fs::read_to_string(found).map_err(|e| {
+            format!(
+                "the secret file {} ({what}) cannot be read: {e}",
+                found.display()
+            )
+        })?;
+        let trimmed = text.trim();
+        if trimmed.is_empty() {
+            return Err(format!(
+                "the secret file {} ({what}) is empty",
+                found.display()
+            ));
+        }
+        Ok(Secret::new(trimmed))
+    }
 }

@@ -20,7 +20,7 @@ use super::error::DaemonError;
 use super::publish::{self, Slot};
 use crate::core::plan::{self, Plan};
 use crate::core::run::{RunStatus, StepResult, Trigger};
-use crate::deploy::{DeployLock, Deployer, Outcome, Report, Target};
+use crate::deploy::{DeployLock, Deployer, Holder, Outcome, Report, Target};
 use crate::github::StatusState;
 use crate::source::Revisions;
 use crate::state::Store;
@@ -54,7 +54,7 @@ impl Deploys {
         revisions: Arc<dyn Revisions>,
         stop: CancellationToken,
     ) -> Result<Deploys, DaemonError> {
-        let (state_dir, lock, recovered) = crate::deploy::take_over(&state_dir, &store)?;
+        let (state_dir, lock, recovered) = crate::deploy::take_over(&state_dir, &store, Holder::Serve)?;
         if recovered.runs + recovered.steps > 0 {
             tracing::warn!(
                 runs = recovered.runs,

@@ -36,6 +36,8 @@ pub(super) async fn run(
     path: PathBuf,
     mut control: Control,
 ) -> Result<(), DaemonError> {
+    // Like `validate`: a folder that is no capstan repository is an error, not something to watch.
+    source::require_root(&path)?;
     let git_dir = source::git_dir(&path)?;
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {

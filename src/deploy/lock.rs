@@ -1,10 +1,36 @@
 //! One deploy at a time per state directory: an exclusive `flock` on `deploy.lock`, released
-//! by the kernel when the process dies, so a crash never leaves it stuck.
+//! by the kernel when the process dies, so a crash never leaves it stuck. The holder writes
+//! who it is into the file, so a refused process can say who holds it and what to do.
 
 use std::fs::File;
+use std::io::{Read, Seek, Write};
 use std::path::Path;
 
 use super::DeployError;
+
+/// Who holds a state directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Holder {
+    /// `capstan apply`: for one deploy.
+    Apply,
+    /// `capstan serve`: for as long as it runs.
+    Serve,
+}
+
+impl Holder {
+    fn name(self) -> &'static str {
+        match self {
+            Holder::Apply => "capstan apply",
+            Holder::Serve => "capstan serve",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Holder> {
+        [Holder::Apply, Holder::Serve]
+            .into_iter()
+            .find(|h| h.name() == text)
+    }
+}
 
 /// Holds the deploy lock of a state directory while alive.
 pub struct DeployLock {
@@ -12,26 +38,46 @@ pub struct DeployLock {
 }
 
 impl DeployLock {
-    pub fn acquire(state_dir: &Path) -> Result<DeployLock, DeployError> {
+    pub fn acquire(state_dir: &Path, holder: Holder) -> Result<DeployLock, DeployError> {
         use std::os::fd::AsRawFd;
         let path = state_dir.join("deploy.lock");
-        let file = std::fs::OpenOptions::new()
+        let lock_error = |source| DeployError::Lock {
+            path: path.clone(),
+            source,
+        };
+        let mut file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
+            .read(true)
             .write(true)
             .open(&path)
-            .map_err(|source| DeployError::Lock {
-                path: path.clone(),
-                source,
-            })?;
+            .map_err(lock_error)?;
         // SAFETY: flock on a descriptor we own; no memory is involved.
         let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         if rc != 0 {
-            return Err(DeployError::Locked {
-                dir: state_dir.to_path_buf(),
-                lock: path,
+            let mut text = String::new();
+            let _ = file.read_to_string(&mut text);
+            let mut words = text.trim().splitn(2, ' ');
+            let pid = words.next().and_then(|p| p.parse().ok());
+            let by = words.next().and_then(Holder::parse);
+            return Err(match (pid, by) {
+                (Some(pid), Some(Holder::Serve)) => DeployError::HeldByDaemon {
+                    dir: state_dir.to_path_buf(),
+                    pid,
+                },
+                (Some(pid), Some(Holder::Apply)) => DeployError::HeldByApply {
+                    dir: state_dir.to_path_buf(),
+                    pid,
+                },
+                _ => DeployError::Locked {
+                    dir: state_dir.to_path_buf(),
+                    lock: path,
+                },
             });
         }
+        file.set_len(0).map_err(lock_error)?;
+        file.rewind().map_err(lock_error)?;
+        writeln!(file, "{} {}", std::process::id(), holder.name()).map_err(lock_error)?;
         Ok(DeployLock { _file: file })
     }
 }

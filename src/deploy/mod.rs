@@ -25,7 +25,7 @@ use crate::core::run::Trigger;
 use crate::core::source::SourceTree;
 use crate::state::{Recovered, StateError, Store};
 pub use deployer::Deployer;
-pub use lock::DeployLock;
+pub use lock::{DeployLock, Holder};
 pub use report::{Outcome, Report, line, markdown, marker, text};
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +36,12 @@ pub enum DeployError {
         "another capstan is deploying with the state in {dir} (it holds {lock}); wait for it to finish"
     )]
     Locked { dir: PathBuf, lock: PathBuf },
+    #[error(
+        "capstan serve (pid {pid}) holds the state in {dir} for as long as it runs: commit to the branch it watches to deploy through it (on GitHub, merge or push to the branch), or stop the daemon before running capstan apply"
+    )]
+    HeldByDaemon { dir: PathBuf, pid: u32 },
+    #[error("capstan apply (pid {pid}) is deploying with the state in {dir}; wait for it to finish")]
+    HeldByApply { dir: PathBuf, pid: u32 },
     #[error("locking {path}")]
     Lock {
         path: PathBuf,
@@ -66,12 +72,13 @@ pub struct Target {
 pub fn take_over(
     state_dir: &Path,
     store: &Store,
+    holder: Holder,
 ) -> Result<(PathBuf, DeployLock, Recovered), DeployError> {
     let dir = std::path::absolute(state_dir).map_err(|source| DeployError::StateDir {
         path: state_dir.to_path_buf(),
         source,
     })?;
-    let lock = DeployLock::acquire(&dir)?;
+    let lock = DeployLock::acquire(&dir, holder)?;
     let recovered = store.recover()?;
     Ok((dir, lock, recovered))
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use git2::{ObjectType, Oid, Repository};
 
-use super::SourceError;
+use super::{GitError, SourceError};
 use crate::core::source::{Content, MAX_FILE_BYTES, SourceFile, SourceTree};
 
 pub fn read_rev(path: &Path, rev: &str) -> Result<SourceTree, SourceError> {
@@ -15,9 +15,9 @@ pub fn read_rev(path: &Path, rev: &str) -> Result<SourceTree, SourceError> {
             path: path.to_path_buf(),
         });
     }
-    let repo = Repository::discover(path).map_err(|source| SourceError::NotGit {
+    let repo = Repository::discover(path).map_err(|_| SourceError::NotGit {
         path: path.to_path_buf(),
-        source,
+        rev: rev.to_string(),
     })?;
     let prefix = prefix_in(&repo, path);
     // `Repository::is_empty` only knows an unborn `master`; an unborn HEAD of any name means no commits.
@@ -41,18 +41,14 @@ pub fn read_at(
     rev: &str,
     prefix: &str,
 ) -> Result<SourceTree, SourceError> {
-    let git_err = |source| SourceError::Git {
+    let git_err = |e: git2::Error| SourceError::Git {
         path: path.to_path_buf(),
-        source,
+        source: e.into(),
     };
     let commit_tree = repo
         .revparse_single(rev)
         .and_then(|o| o.peel_to_tree())
-        .map_err(|source| SourceError::UnknownRev {
-            path: path.to_path_buf(),
-            rev: rev.to_string(),
-            source,
-        })?;
+        .map_err(|e| rev_error(path, rev, e))?;
     let root_id = if prefix.is_empty() {
         commit_tree.id()
     } else {
@@ -135,11 +131,27 @@ fn prefix_in(repo: &Repository, path: &Path) -> String {
 
 /// The git directory of the repository enclosing `path` (what moves when a branch does).
 pub fn git_dir(path: &Path) -> Result<PathBuf, SourceError> {
-    let repo = Repository::discover(path).map_err(|source| SourceError::NotGit {
+    let repo = Repository::discover(path).map_err(|_| SourceError::NotACheckout {
         path: path.to_path_buf(),
-        source,
     })?;
     Ok(repo.path().to_path_buf())
+}
+
+/// A revision that cannot be read: unknown (the common case, said in people's words), or
+/// something else libgit2 explains.
+fn rev_error(path: &Path, rev: &str, e: git2::Error) -> SourceError {
+    if e.code() == git2::ErrorCode::NotFound || e.class() == git2::ErrorClass::Reference {
+        SourceError::UnknownRev {
+            path: path.to_path_buf(),
+            rev: rev.to_string(),
+        }
+    } else {
+        SourceError::BadRev {
+            path: path.to_path_buf(),
+            rev: rev.to_string(),
+            source: GitError(e),
+        }
+    }
 }
 
 /// The commit of `branch` in the repository enclosing `path`, or `HEAD`'s when there is no
@@ -155,16 +167,21 @@ pub fn branch_or_head(path: &Path, branch: &str) -> Option<String> {
 
 /// The full commit id `rev` names in the git repository enclosing `path`.
 pub fn resolve_commit(path: &Path, rev: &str) -> Result<String, SourceError> {
-    let repo = Repository::discover(path).map_err(|source| SourceError::NotGit {
+    let repo = Repository::discover(path).map_err(|_| SourceError::NotGit {
         path: path.to_path_buf(),
-        source,
+        rev: rev.to_string(),
     })?;
+    if repo
+        .head()
+        .is_err_and(|e| e.code() == git2::ErrorCode::UnbornBranch)
+    {
+        return Err(SourceError::NoCommits {
+            path: path.to_path_buf(),
+            rev: rev.to_string(),
+        });
+    }
     repo.revparse_single(rev)
         .and_then(|o| o.peel_to_commit())
         .map(|c| c.id().to_string())
-        .map_err(|source| SourceError::UnknownRev {
-            path: path.to_path_buf(),
-            rev: rev.to_string(),
-            source,
-        })
+        .map_err(|e| rev_error(path, rev, e))
 }

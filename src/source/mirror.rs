@@ -7,25 +7,25 @@ use std::path::{Path, PathBuf};
 
 use git2::{Cred, FetchOptions, Oid, RemoteCallbacks, Repository};
 
-use super::{Revisions, SourceError, as_base, read_at};
+use super::{GitError, Revisions, SourceError, as_base, read_at};
 use crate::core::source::SourceTree;
 use crate::secret::Secret;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MirrorError {
     #[error("creating the mirror {path}")]
-    Init { path: PathBuf, source: git2::Error },
+    Init { path: PathBuf, source: GitError },
     #[error("fetching {refspecs} from {url}")]
     Fetch {
         url: String,
         refspecs: String,
-        source: git2::Error,
+        source: GitError,
     },
     #[error("{what} in the mirror {path}")]
     Git {
         what: String,
         path: PathBuf,
-        source: git2::Error,
+        source: GitError,
     },
     #[error(transparent)]
     Read(#[from] SourceError),
@@ -60,9 +60,9 @@ impl Mirror {
     /// Opens the mirror at `path`, creating a bare repository there first if needed.
     pub fn open(path: &Path, url: &str, root: &str) -> Result<Mirror, MirrorError> {
         if !path.join("HEAD").exists() {
-            Repository::init_bare(path).map_err(|source| MirrorError::Init {
+            Repository::init_bare(path).map_err(|e| MirrorError::Init {
                 path: path.to_path_buf(),
-                source,
+                source: e.into(),
             })?;
         }
         Ok(Mirror {
@@ -80,7 +80,7 @@ impl Mirror {
         MirrorError::Git {
             what: what.to_string(),
             path: self.path.clone(),
-            source,
+            source: source.into(),
         }
     }
 
@@ -123,11 +123,11 @@ impl Mirror {
             .collect();
         remote
             .fetch(&refspecs, Some(&mut options), None)
-            .map_err(|source| MirrorError::Fetch {
+            .map_err(|e| MirrorError::Fetch {
                 // The URL may carry credentials (https://user:token@host); never show them.
                 url: redact_url(&self.url),
                 refspecs: refspecs.join(" "),
-                source,
+                source: e.into(),
             })
     }
 
@@ -194,9 +194,9 @@ impl Mirror {
     }
 
     fn read_at(&self, sha: &str) -> Result<SourceTree, SourceError> {
-        let repo = Repository::open_bare(&self.path).map_err(|source| SourceError::Git {
+        let repo = Repository::open_bare(&self.path).map_err(|e| SourceError::Git {
             path: self.path.clone(),
-            source,
+            source: e.into(),
         })?;
         read_at(&repo, &self.path, sha, &self.root)
     }

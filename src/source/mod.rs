@@ -38,25 +38,50 @@ pub enum SourceError {
         "no capstan.yaml in {root}: the repository root is the folder that holds capstan.yaml (pass it with --repo)"
     )]
     NoConfig { root: String },
-    #[error("{path} is not inside a git repository (--rev reads from git)")]
-    NotGit { path: PathBuf, source: git2::Error },
+    #[error("{path} is not inside a git repository, so revision {rev} cannot be read")]
+    NotGit { path: PathBuf, rev: String },
+    #[error("{path} is not inside a git repository: a local checkout is watched for commits")]
+    NotACheckout { path: PathBuf },
     #[error("the git repository at {path} has no commits yet, so there is no revision {rev}")]
     NoCommits { path: PathBuf, rev: String },
-    #[error("revision {rev:?} is not known to the git repository at {path}")]
-    UnknownRev {
+    #[error(
+        "revision {rev:?} is not known to the git repository at {path}: give a branch, a tag or a commit id (e.g. HEAD, main, HEAD~1)"
+    )]
+    UnknownRev { path: PathBuf, rev: String },
+    #[error("revision {rev:?} cannot be read from the git repository at {path}")]
+    BadRev {
         path: PathBuf,
         rev: String,
-        source: git2::Error,
+        source: GitError,
     },
     #[error("{prefix} does not exist at revision {rev}")]
     NotAtRev { prefix: String, rev: String },
     #[error("reading git objects of {path}")]
-    Git { path: PathBuf, source: git2::Error },
+    Git { path: PathBuf, source: GitError },
     #[error("reading {path}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
+}
+
+/// A libgit2 error as people read it: its message, without libgit2's class and code
+/// (`class=Reference (4); code=NotFound (-3)`).
+#[derive(Debug)]
+pub struct GitError(pub git2::Error);
+
+impl std::fmt::Display for GitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.message())
+    }
+}
+
+impl std::error::Error for GitError {}
+
+impl From<git2::Error> for GitError {
+    fn from(e: git2::Error) -> GitError {
+        GitError(e)
+    }
 }
 
 /// The old side of a plan: like [`read`] at `rev`, but a revision from before capstan was set
@@ -73,6 +98,21 @@ pub fn as_base(read: Result<SourceTree, SourceError>) -> Result<SourceTree, Sour
         Ok(_) | Err(SourceError::NotAtRev { .. }) => Ok(SourceTree::default()),
         Err(e) => Err(e),
     }
+}
+
+/// Fails unless `path` is a repository root: an existing folder that holds `capstan.yaml`.
+pub fn require_root(path: &Path) -> Result<(), SourceError> {
+    if !path.is_dir() {
+        return Err(SourceError::NotFound {
+            path: path.to_path_buf(),
+        });
+    }
+    if !path.join("capstan.yaml").is_file() {
+        return Err(SourceError::NoConfig {
+            root: path.display().to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// Reads the repository at `path`, from the working tree or from git at `rev`, and checks

@@ -218,3 +218,158 @@ fn graph_in_every_format() {
         r.stderr
     );
 }
+
+/// A git repository holding a copy of the example, committed.
+fn committed_example(tmp: &Path) -> std::path::PathBuf {
+    let repo = tmp.join("infra");
+    copy_dir(&example_repo(), &repo);
+    git_init(&repo);
+    commit_all(&repo, "the example");
+    repo
+}
+
+#[test]
+fn usage_errors_exit_3_whenever_detailed_exitcode_is_given() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let repo = committed_example(tmp.path());
+    for args in [
+        &["plan", "--detailed-exitcode", "--format", "yaml"][..],
+        &["plan", "--detailed-exitcode", "--no-such-flag"],
+        &["plan", "--no-such-flag", "--detailed-exitcode"],
+        &["plan", "--detailed-exitcode", "--head"],
+    ] {
+        let r = run(
+            capstan(tmp.path()).args(args).arg("--repo").arg(&repo),
+            tmp.path(),
+        );
+        assert_eq!(r.code, 3, "{args:?}: {}", r.stderr);
+    }
+    // Without it, a usage error is 2 as everywhere else; with it, "changes" stays 2.
+    let r = run(
+        capstan(tmp.path()).args(["plan", "--format", "yaml"]),
+        tmp.path(),
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let r = run(
+        capstan(tmp.path())
+            .args(["plan", "--detailed-exitcode", "--base", "HEAD", "--repo"])
+            .arg(&repo),
+        tmp.path(),
+    );
+    assert_eq!(r.code, 0, "no changes: {}", r.stderr);
+}
+
+#[test]
+fn plan_compares_the_working_tree_with_head_by_default() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let repo = committed_example(tmp.path());
+    let project = repo.join("projects/billing/project.yaml");
+    let text = std::fs::read_to_string(&project).expect("reads");
+    // An edit in the working tree is planned without naming a revision...
+    std::fs::write(&project, text.replace("billing:2.0", "billing:2.1")).expect("writes");
+    let r = run(
+        capstan(tmp.path()).args(["plan", "--repo"]).arg(&repo),
+        tmp.path(),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout
+            .starts_with("Plan: 0 to create, 1 to update, 0 to destroy"),
+        "{}",
+        r.stdout
+    );
+    // ...--head REV plans a commit instead...
+    let r = run(
+        capstan(tmp.path())
+            .args(["plan", "--head", "HEAD", "--repo"])
+            .arg(&repo),
+        tmp.path(),
+    );
+    assert!(r.stdout.contains("No changes"), "{}", r.stdout);
+    // ...and a broken working tree is reported, never "No changes".
+    std::fs::write(&project, "packages: [\n").expect("writes");
+    let r = run(
+        capstan(tmp.path()).args(["plan", "--repo"]).arg(&repo),
+        tmp.path(),
+    );
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("error[yaml.syntax]"), "{}", r.stdout);
+}
+
+#[test]
+fn errors_name_what_was_typed_and_what_would_work() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let repo = committed_example(tmp.path());
+    let plain = tmp.path().join("plain");
+    copy_dir(&example_repo(), &plain);
+    let cases: Vec<(Vec<&str>, &std::path::Path, &str)> = vec![
+        (
+            vec!["validate", "--rev", "nope"],
+            &repo,
+            "capstan: error: revision \"nope\" is not known to the git repository at [TMP]/infra: give a branch, a tag or a commit id (e.g. HEAD, main, HEAD~1)",
+        ),
+        (
+            vec!["plan", "--base", "nope"],
+            &repo,
+            "capstan: error: revision \"nope\" is not known to the git repository at [TMP]/infra: give a branch, a tag or a commit id (e.g. HEAD, main, HEAD~1)",
+        ),
+        (
+            vec!["plan"],
+            &plain,
+            "capstan: error: [TMP]/plain is not inside a git repository, so revision HEAD (--base) cannot be read: commit it to git, or pass --state to plan the folder against what is deployed",
+        ),
+        (
+            vec!["apply", "--yes"],
+            &plain,
+            "capstan: error: [TMP]/plain is not inside a git repository, so revision HEAD (--rev) cannot be read: capstan deploys commits; commit the repository to git first",
+        ),
+        (
+            vec!["validate", "--rev", "HEAD"],
+            &plain,
+            "capstan: error: [TMP]/plain is not inside a git repository, so revision HEAD (--rev) cannot be read: leave out --rev to check the folder as it is",
+        ),
+    ];
+    for (args, at, expected) in cases {
+        let r = run(
+            capstan(tmp.path()).args(&args).arg("--repo").arg(at),
+            tmp.path(),
+        );
+        assert_eq!((r.code, r.stderr.trim()), (2, expected), "{args:?}");
+    }
+    let r = run(
+        capstan(tmp.path())
+            .args(["apply", "--timeout", "banana", "--repo"])
+            .arg(&repo),
+        tmp.path(),
+    );
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("invalid value 'banana' for '--timeout <TIMEOUT>': `banana` is not a duration: write numbers with units ms, s, m, h or d, e.g. 30s, 5m, 1h30m, 2d"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn logs_have_colour_only_on_a_terminal() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // stderr is a pipe here, and NO_COLOR is not set: still no colour codes.
+    let out = Command::cargo_bin("capstan")
+        .expect("binary")
+        .env_clear()
+        .env("HOME", tmp.path())
+        .env("CAPSTAN_LOG", "debug")
+        .args(["validate", "--repo"])
+        .arg(example_repo())
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("validated"),
+        "the log line is there: {stderr}"
+    );
+    assert!(
+        !stderr.contains('\x1b'),
+        "colour codes in a piped log: {stderr:?}"
+    );
+}

@@ -126,8 +126,7 @@ fn check_config_reports_every_problem_at_its_place() {
     );
     assert_eq!(code, 2);
     assert!(
-        stderr.contains("reading the secret file")
-            && stderr.contains("missing-token (GitHub token)"),
+        stderr.contains("the secret file missing-token (GitHub token) is in none of: "),
         "{stderr}"
     );
 
@@ -360,4 +359,141 @@ fn a_watched_checkout_deploys_each_commit_and_plans_each_edit() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "{status}");
+}
+
+/// Waits for `child` to exit within `limit`; kills it and says so otherwise.
+fn exits_within(child: &mut std::process::Child, limit: Duration) -> Option<i32> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+#[test]
+fn serve_on_a_folder_without_capstan_yaml_exits_2_like_validate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("notes");
+    git_init(&repo);
+    std::fs::write(repo.join("README.md"), "not infrastructure\n").unwrap();
+    commit_all(&repo, "notes");
+    let mut child = capstan(tmp.path())
+        .args(["serve", "--state-dir", "state", "--repo"])
+        .arg(&repo)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let code = exits_within(&mut child, Duration::from_secs(20));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(code, Some(2), "it must exit, not keep watching: {stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "capstan: error: no capstan.yaml in {}: the repository root is the folder that holds capstan.yaml",
+            repo.display()
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_config_lists_every_problem_with_every_place_looked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let creds = tmp.path().join("creds");
+    std::fs::create_dir_all(&creds).unwrap();
+    let config = tmp.path().join("capstan.yaml");
+    std::fs::write(
+        &config,
+        "repository: {url: https://github.com/acme/infra.git}\ngithub: {repository: acme/infra, token_file: github-token, webhook_secret_file: webhook-secret}\nlisten: not-an-address\n",
+    )
+    .unwrap();
+    let (code, stdout, stderr) = output(
+        capstan(tmp.path())
+            .args(["serve", "--check-config", "--config"])
+            .arg(&config)
+            .env("CREDENTIALS_DIRECTORY", &creds),
+    );
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    for (file, what) in [
+        ("github-token", "GitHub token"),
+        ("webhook-secret", "webhook secret"),
+    ] {
+        assert!(
+            stderr.contains(&format!(
+                "the secret file {file} ({what}) is in none of: {}, {}",
+                creds.join(file).display(),
+                tmp.path().join(file).display()
+            )),
+            "{file}: {stderr}"
+        );
+    }
+    assert!(
+        stderr.contains("listen: `not-an-address` is not an address such as 127.0.0.1:8080"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_config_prints_every_effective_setting() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("github-token"), "t\n").unwrap();
+    std::fs::write(tmp.path().join("webhook-secret"), "s").unwrap();
+    let (code, stdout, stderr) = output(
+        capstan(tmp.path())
+            .args(["serve", "--check-config", "--config"])
+            .arg(root().join("systemd/capstan.yaml"))
+            .env("CREDENTIALS_DIRECTORY", tmp.path()),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    for line in [
+        "deploy:      on, 4 instances of a wave at once, each step at most 30m",
+        "log:         json, level info",
+        "schedule:    nightly-replan `0 3 * * *` -> replan",
+        "schedule:    hourly-reconcile `17 * * * *` -> reconcile",
+        "retry:       5 attempts, backoff 1s, rate limits waited out up to 15m",
+        "workers:     2",
+        "shutdown:    30s",
+    ] {
+        assert!(stdout.contains(line), "{line:?} in:\n{stdout}");
+    }
+}
+
+#[test]
+fn apply_beside_a_running_daemon_names_it_and_how_to_deploy_through_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("infra");
+    git_init(&repo);
+    copy_dir(&example_repo(), &repo);
+    std::fs::write(repo.join("capstan.yaml"), "owners: [\"@acme/platform\"]\n").unwrap();
+    commit_all(&repo, "infrastructure");
+    let w = Watching::start(
+        capstan(tmp.path())
+            .args(["serve", "--state-dir", "state", "--repo"])
+            .arg(&repo),
+    );
+    w.wait_for("the first deploy", "14 deployed", 0);
+    let (code, _, stderr) = output(
+        capstan(tmp.path())
+            .args(["apply", "--yes", "--state", "state/state.db", "--repo"])
+            .arg(&repo),
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "capstan serve (pid {}) holds the state in {}",
+            w.child.id(),
+            tmp.path().join("state").display()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("commit to the branch it watches to deploy through it"),
+        "{stderr}"
+    );
 }
