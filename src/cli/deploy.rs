@@ -61,15 +61,22 @@ pub fn apply(args: Apply) -> anyhow::Result<i32> {
         return Ok(1);
     }
     let dir = state_dir(&args.state);
-    std::fs::create_dir_all(&dir)?;
+    crate::state::private_dir(&dir)?;
     let store = Arc::new(Store::open(&args.state)?);
-    let (dir, _lock, recovered) = crate::deploy::take_over(&dir, &store, crate::deploy::Holder::Apply)?;
-    if !recovered.instances.is_empty() {
+    let taken = crate::deploy::take_over(&dir, &store, crate::deploy::Holder::Apply)?;
+    if !taken.recovered.instances.is_empty() {
         eprintln!(
             "capstan: a previous deploy was interrupted; these run again: {}",
-            recovered.instances.join(", ")
+            taken.recovered.instances.join(", ")
         );
     }
+    if !taken.cleared.is_empty() {
+        eprintln!(
+            "capstan: removed the working folders of killed steps after scrubbing their logs: {}",
+            taken.cleared.join(", ")
+        );
+    }
+    let (dir, _lock) = (taken.dir, taken.lock);
     let plan = plan::against_deployed(&store.deployed()?, &checked);
     out(&render::plan::text(&plan, color_on_stdout()))?;
     if plan.is_empty() {

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use super::model::{InstanceId, Repository};
 use super::resolve::{Instance, Origin};
 use super::schema::{self, SchemaProblem};
-use super::sensitive::FieldPath;
+use super::sensitive::{self, FieldPath};
 
 /// Everything a deploy of an instance depends on, concretely: connection data is the
 /// producing instance's recorded artifact, not a reference to it. Two equal `Inputs`
@@ -171,6 +171,27 @@ impl Deployed {
     pub fn is_current(&self, desired: &Inputs) -> bool {
         self.status == Status::Deployed && self.digest == desired.digest()
     }
+}
+
+/// Every secret value an instance's step may print: its sensitive params and connection
+/// data in `inputs`, and its sensitive `artifacts`, at the instance's sensitive paths.
+pub fn secrets(
+    inputs: &Inputs,
+    artifacts: &BTreeMap<String, Value>,
+    paths: &[FieldPath],
+) -> Vec<String> {
+    let mut out = Vec::new();
+    sensitive::secrets_in("params", &inputs.params, paths, &mut out);
+    // Shaped like the sensitive paths: `connections/<slot>/data/...`.
+    let connections: serde_json::Map<String, Value> = inputs
+        .connections
+        .iter()
+        .map(|(k, i)| (k.clone(), serde_json::json!({ "data": i.data })))
+        .collect();
+    sensitive::secrets_in("connections", &Value::Object(connections), paths, &mut out);
+    let artifacts = serde_json::to_value(artifacts).unwrap_or_default();
+    sensitive::secrets_in("artifacts", &artifacts, paths, &mut out);
+    out
 }
 
 /// The concrete inputs of `inst` given what is deployed now.

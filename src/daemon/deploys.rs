@@ -54,15 +54,18 @@ impl Deploys {
         revisions: Arc<dyn Revisions>,
         stop: CancellationToken,
     ) -> Result<Deploys, DaemonError> {
-        let (state_dir, lock, recovered) = crate::deploy::take_over(&state_dir, &store, Holder::Serve)?;
+        let taken = crate::deploy::take_over(&state_dir, &store, Holder::Serve)?;
+        let recovered = &taken.recovered;
         if recovered.runs + recovered.steps > 0 {
             tracing::warn!(
                 runs = recovered.runs,
                 steps = recovered.steps,
                 instances = ?recovered.instances,
+                cleared = ?taken.cleared,
                 "a deploy was interrupted; the next pass deploys what is not as desired"
             );
         }
+        let (state_dir, lock) = (taken.dir, taken.lock);
         Ok(Deploys {
             store,
             state_dir,

@@ -20,9 +20,9 @@ mod step;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::core::Checked;
 use crate::core::run::Trigger;
 use crate::core::source::SourceTree;
+use crate::core::{Checked, deployed};
 use crate::state::{Recovered, StateError, Store};
 pub use deployer::Deployer;
 pub use lock::{DeployLock, Holder};
@@ -40,7 +40,9 @@ pub enum DeployError {
         "capstan serve (pid {pid}) holds the state in {dir} for as long as it runs: commit to the branch it watches to deploy through it (on GitHub, merge or push to the branch), or stop the daemon before running capstan apply"
     )]
     HeldByDaemon { dir: PathBuf, pid: u32 },
-    #[error("capstan apply (pid {pid}) is deploying with the state in {dir}; wait for it to finish")]
+    #[error(
+        "capstan apply (pid {pid}) is deploying with the state in {dir}; wait for it to finish"
+    )]
     HeldByApply { dir: PathBuf, pid: u32 },
     #[error("locking {path}")]
     Lock {
@@ -65,22 +67,46 @@ pub struct Target {
     pub trigger: Trigger,
 }
 
-/// Takes over a state directory for deploying: makes its path absolute (steps run in
-/// their own folders and get paths below it), takes its [`DeployLock`], and marks what a
-/// crash left running as interrupted ([`Store::recover`]). Both `capstan apply` and the
-/// daemon start here.
-pub fn take_over(
-    state_dir: &Path,
-    store: &Store,
-    holder: Holder,
-) -> Result<(PathBuf, DeployLock, Recovered), DeployError> {
+/// A state directory taken over for deploying.
+pub struct Takeover {
+    /// The state directory, absolute (steps run in their own folders and get paths below it).
+    pub dir: PathBuf,
+    pub lock: DeployLock,
+    /// What a crash left running, now marked interrupted.
+    pub recovered: Recovered,
+    /// Working directories of killed steps, scrubbed from the logs and removed.
+    pub cleared: Vec<String>,
+}
+
+/// Takes over a state directory for deploying: makes its path absolute, takes its
+/// [`DeployLock`], marks what a crash left running as interrupted ([`Store::recover`]),
+/// and finishes what killed steps could not: their logs are scrubbed of every secret known
+/// (the instance's record, and the artifacts they wrote) and their working directories,
+/// which hold inputs and artifacts, removed. Both `capstan apply` and the daemon start here.
+pub fn take_over(state_dir: &Path, store: &Store, holder: Holder) -> Result<Takeover, DeployError> {
     let dir = std::path::absolute(state_dir).map_err(|source| DeployError::StateDir {
         path: state_dir.to_path_buf(),
         source,
     })?;
     let lock = DeployLock::acquire(&dir, holder)?;
     let recovered = store.recover()?;
-    Ok((dir, lock, recovered))
+    let mut cleared = Vec::new();
+    for leftover in provision::leftovers(&dir) {
+        let record = store.instance(&leftover.instance)?;
+        let known = record
+            .as_ref()
+            .map(|d| deployed::secrets(&d.inputs, &d.artifacts, &d.sensitive))
+            .unwrap_or_default();
+        let paths = record.as_ref().map(|d| d.sensitive.as_slice());
+        provision::clear_leftover(&dir, &leftover, known, paths);
+        cleared.push(format!("run-{}-{}", leftover.run, leftover.instance));
+    }
+    Ok(Takeover {
+        dir,
+        lock,
+        recovered,
+        cleared,
+    })
 }
 
 /// A stop for tests of crash safety: `CAPSTAN_TEST_PAUSE=<point>:<instance>` makes the

@@ -17,10 +17,14 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use crate::core::deployed::Inputs;
 use crate::core::model::{Bundle, Provisioner, Step};
 use crate::core::run::Verb;
+use crate::core::sensitive::{self, FieldPath};
 use crate::core::source::{Content, SourceTree};
+use crate::state::{private_dir, private_file};
 
 /// Why a step failed; its text is the step's message in the state and the report.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +57,14 @@ pub enum StepError {
     Killed { command: String },
     #[error("`{command}` timed out after {after}")]
     Timeout { command: String, after: String },
+    #[error(
+        "`{command}` could not take the state lock of {instance}: another {program} holds it (one a killed capstan left running finishes on its own, then the lock is free); deploy again once it has ended"
+    )]
+    StateLocked {
+        command: String,
+        instance: String,
+        program: String,
+    },
     /// The message never quotes the text: it may hold a secret.
     #[error("{what} is not a JSON object of artifacts (line {line} column {column})")]
     Artifacts {
@@ -79,6 +91,8 @@ pub struct Job<'a> {
     pub timeout: Duration,
     /// Values never written to the log.
     pub secrets: Vec<String>,
+    /// Where secrets are in the instance's artifacts, to scrub the log of new ones.
+    pub sensitive: &'a [FieldPath],
 }
 
 /// Scrubs secrets from text written to logs.
@@ -114,11 +128,19 @@ impl Redactor {
 struct Log {
     file: Arc<Mutex<std::fs::File>>,
     redactor: Redactor,
+    /// Set when OpenTofu or Terraform says another process holds the state lock.
+    lock_held: Arc<AtomicBool>,
 }
+
+/// What OpenTofu and Terraform print when another process holds the state lock.
+const LOCK_HELD: &str = "Error acquiring the state lock";
 
 impl Log {
     fn line(&self, text: &str) {
         use std::io::Write;
+        if text.contains(LOCK_HELD) {
+            self.lock_held.store(true, Ordering::SeqCst);
+        }
         let line = self.redactor.apply(text);
         let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
         // A log that cannot be written must not fail the deploy; the step's result is
@@ -128,14 +150,118 @@ impl Log {
 }
 
 /// Runs the job; on success (deploy) returns the artifacts the steps wrote, unvalidated.
+///
+/// Whatever happens, the log is scrubbed of every secret the step may have printed (those
+/// known before, and those in the artifacts it wrote, even if it failed afterwards) before
+/// the working directory, the last place those artifacts are, is removed. A kill between
+/// the two leaves the directory for recovery to finish the job ([`clear_leftover`]).
 pub async fn run(job: &Job<'_>) -> Result<BTreeMap<String, Value>, StepError> {
     let result = run_in_workdir(job).await;
-    if let Err(e) = std::fs::remove_dir_all(&job.workdir)
+    let mut secrets = job.secrets.clone();
+    let mut written = written_artifacts(&job.workdir);
+    if let Ok(outputs) = &result {
+        written.extend(outputs.clone());
+    }
+    let written = serde_json::to_value(written).unwrap_or_default();
+    sensitive::secrets_in("artifacts", &written, job.sensitive, &mut secrets);
+    if let Err(e) = scrub_log(job.log, &Redactor::new(secrets)) {
+        tracing::warn!(log = %job.log.display(), error = %e, "scrubbing a log");
+    }
+    remove_workdir(&job.workdir);
+    result
+}
+
+fn remove_workdir(dir: &Path) {
+    if let Err(e) = std::fs::remove_dir_all(dir)
         && e.kind() != std::io::ErrorKind::NotFound
     {
-        tracing::warn!(dir = %job.workdir.display(), error = %e, "removing a working directory");
+        tracing::warn!(dir = %dir.display(), error = %e, "removing a working directory");
     }
-    result
+}
+
+/// The artifacts files (`artifacts-<step>.json`) a step wrote into `workdir`, merged;
+/// what does not parse is left out (the step reports it).
+fn written_artifacts(workdir: &Path) -> BTreeMap<String, Value> {
+    let mut out = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir(workdir) else {
+        return out;
+    };
+    let mut files: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("artifacts-") && n.ends_with(".json"))
+        })
+        .collect();
+    files.sort();
+    for file in files {
+        if let Ok(parsed) = std::fs::read(&file)
+            .map_err(|_| ())
+            .and_then(|b| serde_json::from_slice::<BTreeMap<String, Value>>(&b).map_err(|_| ()))
+        {
+            out.extend(parsed);
+        }
+    }
+    out
+}
+
+/// A working directory a killed run left behind under `<state>/work/`: the instance it
+/// was for, and its run (from its name, `run-<N>-<instance>`).
+pub struct Leftover {
+    pub dir: PathBuf,
+    pub run: i64,
+    pub instance: String,
+}
+
+/// Every working directory under `<state_dir>/work/`: after a crash, what killed runs left.
+pub fn leftovers(state_dir: &Path) -> Vec<Leftover> {
+    let Ok(entries) = std::fs::read_dir(state_dir.join("work")) else {
+        return Vec::new();
+    };
+    let mut out: Vec<Leftover> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let (run, instance) = name.strip_prefix("run-")?.split_once('-')?;
+            Some(Leftover {
+                dir: e.path(),
+                run: run.parse().ok()?,
+                instance: instance.to_string(),
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| (a.run, &a.instance).cmp(&(b.run, &b.instance)));
+    out
+}
+
+/// Finishes what a killed step could not: scrubs its logs with `known` secrets and those in
+/// the artifacts it wrote (found at `sensitive`, or every value when the paths are not
+/// known), then removes its working directory.
+pub fn clear_leftover(
+    state_dir: &Path,
+    leftover: &Leftover,
+    mut known: Vec<String>,
+    sensitive: Option<&[FieldPath]>,
+) {
+    let written = serde_json::to_value(written_artifacts(&leftover.dir)).unwrap_or_default();
+    match sensitive {
+        Some(paths) => sensitive::secrets_in("artifacts", &written, paths, &mut known),
+        None => {
+            let everything = vec![vec!["artifacts".to_string()]];
+            sensitive::secrets_in("artifacts", &written, &everything, &mut known);
+        }
+    }
+    let redactor = Redactor::new(known);
+    let logs = state_dir.join("logs").join(format!("run-{}", leftover.run));
+    for verb in Verb::ALL {
+        let log = logs.join(format!("{}.{}.log", leftover.instance, verb.name()));
+        if let Err(e) = scrub_log(&log, &redactor) {
+            tracing::warn!(log = %log.display(), error = %e, "scrubbing a log");
+        }
+    }
+    remove_workdir(&leftover.dir);
 }
 
 async fn run_in_workdir(job: &Job<'_>) -> Result<BTreeMap<String, Value>, StepError> {
@@ -144,22 +270,20 @@ async fn run_in_workdir(job: &Job<'_>) -> Result<BTreeMap<String, Value>, StepEr
         source,
     };
     if let Some(parent) = job.log.parent() {
-        std::fs::create_dir_all(parent).map_err(log_error)?;
+        private_dir(parent).map_err(log_error)?;
     }
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(job.log)
-        .map_err(log_error)?;
+    let file = private_file(job.log).map_err(log_error)?;
     let log = Log {
         file: Arc::new(Mutex::new(file)),
         redactor: Redactor::new(job.secrets.clone()),
+        lock_held: Arc::default(),
     };
     let bundle_dir = job.workdir.join("bundle");
     let prepare = |source| StepError::Prepare {
         path: job.workdir.clone(),
         source,
     };
+    private_dir(&job.workdir).map_err(prepare)?;
     write_bundle(job.tree, job.bundle, &bundle_dir).map_err(prepare)?;
     let steps: Vec<(usize, &Step)> = match job.verb {
         Verb::Deploy => job.bundle.steps.iter().enumerate().collect(),
@@ -192,6 +316,7 @@ async fn run_in_workdir(job: &Job<'_>) -> Result<BTreeMap<String, Value>, StepEr
             ],
             cwd: cwd.clone(),
             timeout: job.timeout,
+            instance: job.instance.to_string(),
         };
         let written = match step.provisioner {
             Provisioner::Exec => exec(job, step, &env, &log, &artifacts_file).await?,
@@ -270,6 +395,7 @@ struct Env {
     vars: Vec<(&'static str, String)>,
     cwd: PathBuf,
     timeout: Duration,
+    instance: String,
 }
 
 async fn exec(
@@ -338,7 +464,7 @@ async fn terraform(
             .join(job.instance)
             .join(format!("step-{}.tfstate", index + 1));
         if let Some(parent) = state.parent() {
-            std::fs::create_dir_all(parent).map_err(|source| StepError::Prepare {
+            private_dir(parent).map_err(|source| StepError::Prepare {
                 path: parent.to_path_buf(),
                 source,
             })?;
@@ -493,6 +619,13 @@ async fn command(
         return Ok(captured.unwrap_or_default());
     }
     let e = match status.code() {
+        Some(_) if program != "sh" && log.lock_held.load(Ordering::SeqCst) => {
+            StepError::StateLocked {
+                command: shown,
+                instance: env.instance.clone(),
+                program: program.to_string(),
+            }
+        }
         Some(code) => StepError::Exit {
             command: shown,
             code,
@@ -519,8 +652,10 @@ pub fn scrub_log(path: &Path, redactor: &Redactor) -> std::io::Result<()> {
     };
     let clean = redactor.apply(&text);
     if clean != text {
+        use std::io::Write;
         let tmp = path.with_extension("log.tmp");
-        std::fs::write(&tmp, clean)?;
+        let _ = std::fs::remove_file(&tmp);
+        private_file(&tmp)?.write_all(clean.as_bytes())?;
         std::fs::rename(tmp, path)?;
     }
     Ok(())

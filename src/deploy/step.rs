@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::maybe_pause;
-use super::provision::{self, Redactor};
+use super::provision;
 use super::report::Outcome;
 use crate::core::Checked;
 use crate::core::deployed::{self, Deployed, Inputs, Status};
@@ -74,7 +74,6 @@ impl Step {
             log_path: Some(&log_text),
         })?;
         maybe_pause("step-started", &w.instance).await;
-        let mut secrets = known_secrets(&w);
         let job = provision::Job {
             verb: w.verb,
             instance: w.instance.as_str(),
@@ -99,7 +98,8 @@ impl Step {
             state_dir: &self.state_dir,
             log: &log,
             timeout: self.timeout,
-            secrets: secrets.clone(),
+            secrets: deployed::secrets(&w.inputs, &w.previous, &w.sensitive),
+            sensitive: &w.sensitive,
         };
         let result = provision::run(&job).await;
         maybe_pause("step-finished", &w.instance).await;
@@ -128,10 +128,6 @@ impl Step {
             }
             Ok(artifacts) => {
                 let as_value = serde_json::to_value(&artifacts).unwrap_or_default();
-                sensitive::secrets_in("artifacts", &as_value, &w.sensitive, &mut secrets);
-                if let Err(e) = provision::scrub_log(&log, &Redactor::new(secrets)) {
-                    tracing::warn!(log = %log.display(), error = %e, "scrubbing a log");
-                }
                 match w.verb {
                     Verb::Deploy => {
                         let record = Deployed {
@@ -161,31 +157,4 @@ impl Step {
         outcome.seconds = started.elapsed().as_secs_f64();
         Ok((outcome, recorded))
     }
-}
-
-/// Every secret known before the step runs: sensitive params, connection data and the
-/// artifacts recorded before.
-fn known_secrets(w: &Work) -> Vec<String> {
-    let mut secrets = Vec::new();
-    sensitive::secrets_in("params", &w.inputs.params, &w.sensitive, &mut secrets);
-    // Shaped like the sensitive paths: `connections/<slot>/data/...`.
-    let connections: serde_json::Map<String, Value> = w
-        .inputs
-        .connections
-        .iter()
-        .map(|(k, i)| (k.clone(), serde_json::json!({ "data": i.data })))
-        .collect();
-    sensitive::secrets_in(
-        "connections",
-        &Value::Object(connections),
-        &w.sensitive,
-        &mut secrets,
-    );
-    sensitive::secrets_in(
-        "artifacts",
-        &serde_json::to_value(&w.previous).unwrap_or_default(),
-        &w.sensitive,
-        &mut secrets,
-    );
-    secrets
 }

@@ -109,6 +109,11 @@ pub enum StateError {
         found: i64,
         known: usize,
     },
+    #[error("creating the state database {path}")]
+    Create {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("state database query failed")]
     Query(#[from] rusqlite::Error),
     #[error("the state database has an unreadable {what} for {key}")]
@@ -127,6 +132,26 @@ pub struct Store {
     conn: Mutex<Connection>,
 }
 
+/// Creates `path` and any missing parents readable by their owner only (0700): the state
+/// directory holds artifacts and logs with secrets, as a Terraform state does.
+pub fn private_dir(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+}
+
+/// Opens `path` for appending, creating it readable by its owner only (0600).
+pub fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+}
+
 pub(crate) fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -141,6 +166,14 @@ impl Store {
             path: path.to_path_buf(),
             source,
         };
+        // Created owner-only before SQLite opens it: its WAL and shared-memory files take
+        // the database file's permissions, and the rows hold artifacts, secrets included.
+        if !path.exists() {
+            private_file(path).map_err(|source| StateError::Create {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        }
         let mut conn = Connection::open(path).map_err(open_err)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(open_err)?;

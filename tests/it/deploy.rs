@@ -721,7 +721,13 @@ case "$1" in
     cp _connections.auto.tfvars.json "$FAKE_TF_RECORD.$name.connections"
     [ ! -e _capstan_backend.tf ] || cp _capstan_backend.tf "$FAKE_TF_RECORD.$name.backend"
     echo "Initializing the backend..." ;;
-  apply) echo "Apply complete! Resources: 1 added, 0 changed, 0 destroyed." ;;
+  apply)
+    if [ -n "${FAKE_TF_LOCKED:-}" ]; then
+      echo "Error: Error acquiring the state lock" >&2
+      echo "Lock Info: ID: 6ba7b810-9dad-11d1-80b4-00c04fd430c8" >&2
+      exit 1
+    fi
+    echo "Apply complete! Resources: 1 added, 0 changed, 0 destroyed." ;;
   output)
     printf '{"bucket": {"sensitive": false, "type": "object", "value": {"name": "b-%s", "key": "s3cr3t-key"}}, "extra": {"sensitive": false, "type": "string", "value": "not an artifact"}}\n' "$name" ;;
   destroy) echo "Destroy complete! Resources: 1 destroyed." ;;
@@ -729,8 +735,9 @@ case "$1" in
 esac
 "#;
 
-#[test]
-fn opentofu_and_terraform_steps_run_init_apply_output_and_destroy() {
+/// Two buckets deployed by a fake `tofu` and `terraform` (`FAKE_TF`), which record every
+/// call in `record`. Returns the world, the PATH that finds them, and the record file.
+fn fake_tf_world() -> (World, String, PathBuf) {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo");
@@ -782,6 +789,12 @@ fn opentofu_and_terraform_steps_run_init_apply_output_and_destroy() {
         bin.display(),
         std::env::var("PATH").unwrap_or_default()
     );
+    (w, path, record)
+}
+
+#[test]
+fn opentofu_and_terraform_steps_run_init_apply_output_and_destroy() {
+    let (w, path, record) = fake_tf_world();
     let apply = || {
         let out = w
             .command(&["apply", "--yes"])
@@ -876,4 +889,142 @@ fn opentofu_and_terraform_steps_run_init_apply_output_and_destroy() {
         "{calls}"
     );
     assert_eq!(w.deployed().len(), 1);
+}
+
+#[test]
+fn a_held_state_lock_is_reported_plainly() {
+    let (w, path, record) = fake_tf_world();
+    let out = w
+        .command(&["apply", "--yes"])
+        .arg("--repo")
+        .arg(&w.repo)
+        .env("PATH", &path)
+        .env("FAKE_TF_RECORD", &record)
+        .env("FAKE_TF_LOCKED", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let step = &w.store().steps_of("data-dev-first", 1).unwrap()[0];
+    assert_eq!(
+        step.message,
+        "`tofu apply -auto-approve -input=false -no-color` could not take the state lock of data-dev-first: another tofu holds it (one a killed capstan left running finishes on its own, then the lock is free); deploy again once it has ended"
+    );
+    assert!(
+        text(&out).contains("could not take the state lock"),
+        "{}",
+        text(&out)
+    );
+}
+
+/// The example with the database's deploy script made to stop after it printed its new
+/// password: it waits while `<state>/hold` exists, and fails when `<state>/fail` does.
+fn example_with_a_pausing_database() -> World {
+    let w = World::example();
+    let script = w.repo.join("bundles/aws-aurora-postgresql/src/deploy.sh");
+    let mut text = std::fs::read_to_string(&script).unwrap();
+    text.push_str("while [ -e \"$CAPSTAN_STATE_DIR/hold\" ]; do sleep 0.05; done\n[ ! -e \"$CAPSTAN_STATE_DIR/fail\" ] || exit 1\n");
+    std::fs::write(&script, text).unwrap();
+    w.commit("a database that can be held");
+    w
+}
+
+/// Every file below `dir`.
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = entry.path();
+        if p.is_dir() {
+            out.extend(files_in(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn a_kill_during_a_step_leaves_no_work_folder_and_no_secret_behind() {
+    let w = example_with_a_pausing_database();
+    std::fs::create_dir_all(&w.state).unwrap();
+    let hold = w.state.join("hold");
+    std::fs::write(&hold, "").unwrap();
+    let mut child = w
+        .command(&["apply", "--yes", "--parallel", "2"])
+        .arg("--repo")
+        .arg(&w.repo)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let log = w.state.join("logs/run-1/ecomm-staging-db.deploy.log");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !std::fs::read_to_string(&log).is_ok_and(|l| l.contains("is up for ecomm-staging-db")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the database step never printed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().unwrap();
+    std::fs::remove_file(&hold).unwrap();
+    let password = w
+        .cloud("ecomm-staging-db.password")
+        .expect("the step made a password");
+    assert!(
+        w.state.join("work/run-1-ecomm-staging-db").exists(),
+        "the killed step's folder is there before recovery"
+    );
+
+    let out = w.apply();
+    assert!(out.status.success(), "{}", text(&out));
+    let left: Vec<_> = std::fs::read_dir(w.state.join("work")).unwrap().collect();
+    assert!(
+        left.is_empty(),
+        "recovery removes every work folder: {left:?}"
+    );
+    for file in files_in(&w.state.join("logs")) {
+        let content = std::fs::read_to_string(&file).unwrap();
+        assert!(
+            !content.contains(password.trim()),
+            "{} keeps the password",
+            file.display()
+        );
+    }
+    assert!(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("(password [redacted])"),
+        "the killed step's log is scrubbed"
+    );
+    // Only the owner may read what holds secrets.
+    assert_eq!(mode(&w.db()), 0o600, "state.db");
+    assert_eq!(mode(&w.state.join("work")), 0o700, "work");
+    assert_eq!(mode(&w.state.join("logs")), 0o700, "logs");
+    for file in files_in(&w.state.join("logs")) {
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+        assert_eq!(mode(file.parent().unwrap()), 0o700, "{}", file.display());
+    }
+}
+
+#[test]
+fn a_failing_step_never_leaves_its_new_secret_in_the_log() {
+    let w = example_with_a_pausing_database();
+    std::fs::create_dir_all(&w.state).unwrap();
+    std::fs::write(w.state.join("fail"), "").unwrap();
+    let out = w.apply();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let password = w
+        .cloud("ecomm-staging-db.password")
+        .expect("the step made a password");
+    let log =
+        std::fs::read_to_string(w.state.join("logs/run-1/ecomm-staging-db.deploy.log")).unwrap();
+    assert!(log.contains("exited with status 1"), "{log}");
+    assert!(log.contains("(password [redacted])"), "{log}");
+    assert!(!log.contains(password.trim()), "{log}");
 }
