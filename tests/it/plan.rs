@@ -48,11 +48,122 @@ fn scenario(edit: impl FnOnce(&Path)) -> (i32, String, String, String) {
     (code, text, json, markdown)
 }
 
-/// Snapshots all three renderings of a scenario.
+/// Snapshots all three renderings of a scenario; the comment's graph must be one Mermaid
+/// itself reads, with every node declared by its label.
 fn snapshot_all(name: &str, text: &str, json: &str, markdown: &str) {
     insta::assert_snapshot!(format!("{name}_text"), text);
     insta::assert_snapshot!(format!("{name}_json"), json);
     insta::assert_snapshot!(format!("{name}_markdown"), markdown);
+    if markdown.contains("```mermaid") {
+        mermaid_graph(markdown);
+    }
+}
+
+/// A Mermaid vertex: (id, label).
+type Vertex = (String, String);
+/// A Mermaid edge: (from, to, label).
+type Edge = (String, String, String);
+
+/// The graph of a plan comment as the real Mermaid library reads it (under jsdom, through
+/// `tests/npm/mermaid-check.mjs`): `(vertices as (id, label), edges as (from, to, label))`.
+/// Every vertex must have been declared with its label, the instance id.
+fn mermaid_graph(markdown: &str) -> (Vec<Vertex>, Vec<Edge>) {
+    use std::io::Write;
+    let block = markdown
+        .split("```mermaid\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a mermaid block");
+    let mut child = std::process::Command::new("node")
+        .arg(crate::support::root().join("tests/npm/mermaid-check.mjs"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("node runs (.ci/run installs it, and `npm ci --prefix tests/npm` the packages)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(block.as_bytes())
+        .expect("writes");
+    let out = child.wait_with_output().expect("node ends");
+    assert!(
+        out.status.success(),
+        "Mermaid refuses the graph: {}\n{block}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let graph: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let text = |v: &serde_json::Value, k: &str| v[k].as_str().unwrap_or_default().to_string();
+    let vertices: Vec<(String, String)> = graph["vertices"]
+        .as_array()
+        .expect("vertices")
+        .iter()
+        .map(|v| (text(v, "id"), text(v, "text")))
+        .collect();
+    for (id, label) in &vertices {
+        assert_eq!(
+            label,
+            &id.replace('_', "-"),
+            "node {id} is drawn without being declared with its label"
+        );
+    }
+    let edges = graph["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .map(|e| (text(e, "start"), text(e, "end"), text(e, "text")))
+        .collect();
+    (vertices, edges)
+}
+
+#[test]
+fn the_comment_graph_draws_every_downstream_path_whole() {
+    let (_, text, json, markdown) = scenario(|r| {
+        replace(
+            r,
+            "projects/si/project.yaml",
+            "params: {high_availability: true}",
+            "params: {high_availability: false}",
+        )
+    });
+    let (vertices, edges) = mermaid_graph(&markdown);
+    let plan: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    let downstream = plan["downstream"].as_array().expect("downstream");
+    assert!(downstream.len() >= 10, "{text}");
+    for d in downstream {
+        for hop in d["path"].as_array().expect("path") {
+            let (from, to) = (
+                hop["from"].as_str().expect("from").replace('-', "_"),
+                hop["instance"].as_str().expect("to").replace('-', "_"),
+            );
+            assert!(
+                edges.iter().any(|(f, t, _)| *f == from && *t == to),
+                "the path to {} lacks the edge {from} -> {to}",
+                d["instance"]
+            );
+        }
+    }
+    // The path the issue found broken, whole: the shared VPC feeds the cluster, the
+    // cluster feeds api's app through a remote reference.
+    assert!(edges.contains(&(
+        "si_staging_vpc".into(),
+        "si_staging_eks".into(),
+        "network".into()
+    )));
+    assert!(edges.contains(&(
+        "si_staging_eks".into(),
+        "api_staging_app".into(),
+        "cluster (remote reference)".into()
+    )));
+    assert!(vertices.iter().any(|(id, _)| id == "api_staging_app"));
+    // The same path, in words, in the direction things flow.
+    assert!(
+        text.contains(
+            "si-staging-vpc ─network→ si-staging-eks ─cluster (remote reference)→ api-staging-app"
+        ),
+        "{text}"
+    );
 }
 
 fn replace(repo: &Path, file: &str, from: &str, to: &str) {
@@ -80,7 +191,7 @@ fn shared_vpc_param_change_reaches_every_consumer() {
         "peering-production-link",
     ] {
         assert!(
-            text.contains(&format!("  {consumer} <- ")),
+            text.contains(&format!("→ {consumer}\n")),
             "{consumer} missing from the blast radius:\n{text}"
         );
     }

@@ -3,48 +3,51 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
-use super::Downstream;
+use super::{Downstream, Hop};
 use crate::core::model::InstanceId;
-use crate::core::resolve::{Instance, Origin, Via};
+use crate::core::resolve::{Instance, Link, Origin};
 
-/// Every unchanged instance that depends, transitively, on a changed one, with the path.
+/// Every unchanged instance that depends, transitively, on a changed one, with the path
+/// (breadth first, so the path is a shortest one).
 pub(super) fn radius(
     after: &BTreeMap<InstanceId, Instance>,
     changed: &BTreeSet<&InstanceId>,
 ) -> Vec<Downstream> {
-    // consumers[p]: instances taking an artifact of p, with how.
-    let mut consumers: HashMap<&InstanceId, Vec<(&InstanceId, String)>> = HashMap::new();
+    // consumers[p]: the hops out of p.
+    let mut consumers: HashMap<&InstanceId, Vec<Hop>> = HashMap::new();
     for inst in after.values() {
         for (slot, c) in &inst.connections {
             if let Origin::Instance { instance, field } = &c.origin {
-                let how = match &c.via {
-                    Via::Environment(_) => {
-                        format!("{slot} (remote reference to {instance}.{field})")
-                    }
-                    Via::Wiring(_) => format!("{slot} (wiring to {instance}.{field})"),
-                    Via::Default(_) => {
-                        format!("{slot} (default {} = {instance}.{field})", c.type_name)
-                    }
-                };
-                consumers.entry(instance).or_default().push((&inst.id, how));
+                let crosses = after
+                    .get(instance)
+                    .is_some_and(|p| p.project != inst.project);
+                consumers.entry(instance).or_default().push(Hop {
+                    from: instance.clone(),
+                    field: field.clone(),
+                    to: inst.id.clone(),
+                    slot: slot.clone(),
+                    link: Link::of(&c.via, crosses),
+                });
             }
         }
     }
     let mut seen: BTreeMap<&InstanceId, Downstream> = BTreeMap::new();
     for start in changed {
-        let mut queue: VecDeque<(&InstanceId, Vec<(InstanceId, String)>)> =
-            VecDeque::from([(*start, Vec::new())]);
+        let mut queue: VecDeque<(&InstanceId, Vec<Hop>)> = VecDeque::from([(*start, Vec::new())]);
         while let Some((node, path)) = queue.pop_front() {
-            for (consumer, how) in consumers.get(node).map(Vec::as_slice).unwrap_or_default() {
+            for hop in consumers.get(node).map(Vec::as_slice).unwrap_or_default() {
+                let Some((consumer, _)) = after.get_key_value(&hop.to) else {
+                    continue;
+                };
                 if changed.contains(consumer) || seen.contains_key(consumer) {
                     continue;
                 }
                 let mut p = path.clone();
-                p.push(((*consumer).clone(), how.clone()));
+                p.push(hop.clone());
                 seen.insert(
                     consumer,
                     Downstream {
-                        instance: (*consumer).clone(),
+                        instance: consumer.clone(),
                         path: p.clone(),
                         because_of: (*start).clone(),
                     },

@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use super::Checked;
 use super::model::InstanceId;
-use super::resolve::Instance;
+use super::resolve::{Instance, Link};
 pub use deployed::against_deployed;
 pub use revisions::plan;
 
@@ -114,9 +114,32 @@ pub enum Diff {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Downstream {
     pub instance: InstanceId,
-    /// From the changed instance to this one: each step names the consumer and how it is connected.
-    pub path: Vec<(InstanceId, String)>,
+    /// From the changed instance to this one, hop by hop, in the direction artifacts flow.
+    pub path: Vec<Hop>,
     pub because_of: InstanceId,
+}
+
+/// One connection on a downstream path: artifact `field` of `from` fills `slot` of `to`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Hop {
+    pub from: InstanceId,
+    pub field: String,
+    pub to: InstanceId,
+    pub slot: String,
+    pub link: Link,
+}
+
+impl Hop {
+    /// `network (wiring to si-staging-vpc.network)`: the hop seen from its consumer.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} ({} to {}.{})",
+            self.slot,
+            self.link.name(),
+            self.from,
+            self.field
+        )
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]

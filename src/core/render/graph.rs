@@ -6,17 +6,7 @@ use std::collections::BTreeSet;
 
 use serde_json::json;
 
-use crate::core::resolve::{Origin, Resolved, Via};
-
-/// How a connection is made.
-fn how(via: &Via, crosses_project: bool) -> &'static str {
-    match via {
-        Via::Environment(_) => "remote reference",
-        Via::Wiring(_) if crosses_project => "wiring through a remote package",
-        Via::Wiring(_) => "wiring",
-        Via::Default(_) => "default",
-    }
-}
+use crate::core::resolve::{Link, Origin, Resolved};
 
 struct Edge {
     from: String,
@@ -57,10 +47,14 @@ fn build(resolved: &Resolved, project: Option<&str>) -> Graph {
             let kind = if import {
                 "import"
             } else {
-                how(&c.via, crosses)
+                Link::of(&c.via, crosses).name()
             };
             let label = if import {
-                format!("{slot} ({}: import {})", how(&c.via, false), c.type_name)
+                format!(
+                    "{slot} ({}: import {})",
+                    Link::of(&c.via, false).name(),
+                    c.type_name
+                )
             } else {
                 format!("{slot} ← {field} ({kind})")
             };

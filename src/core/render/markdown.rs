@@ -5,13 +5,13 @@
 //! cross-project edges. A comment never exceeds GitHub's 65,536 characters: the summary
 //! and errors always survive, and a note says what was cut.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::core::diag::{Diagnostic, Severity};
 use crate::core::ownership::{Holds, Verdict};
 use crate::core::plan::{Action, Change, Downstream, Plan};
 use crate::core::render::comment::{Comment, MAX_COMMENT, cell, table};
-use crate::core::render::plan::{chain, diff_line, environment_of, summary};
+use crate::core::render::plan::{chain, diff_line, environment_of, hop_label, summary};
 
 /// Marks capstan's comment so it can be found again and edited in place.
 pub const MARKER: &str = "<!-- capstan:plan -->";
@@ -141,12 +141,7 @@ pub fn plan(plan: &Plan, warnings: &[Diagnostic], opts: &Options) -> Comment {
             }
         }
         for d in downstream {
-            s.push_str(&format!(
-                "  {} (downstream of {}: {})\n",
-                d.instance,
-                d.because_of,
-                chain(d)
-            ));
+            s.push_str(&format!("  {}\n", chain(d)));
         }
         s.push_str("```\n</details>\n\n");
         sections.push(s);
@@ -235,43 +230,67 @@ fn diagnostic_line(d: &Diagnostic, opts: &Options) -> String {
     )
 }
 
-/// Changed instances and the edges to their downstream instances in other projects.
+/// Most downstream instances whose paths the graph draws; a bigger graph is unreadable
+/// and beyond what GitHub renders.
+const GRAPH_DOWNSTREAM: usize = 100;
+
+/// The changed instances and every path that makes an instance downstream, drawn whole:
+/// each node declared once with its label, grouped by project; each hop an edge labelled by
+/// its slot (and how it is connected, unless plain wiring).
 fn mermaid(plan: &Plan) -> String {
-    let mut s = String::from(
-        "<details><summary>Graph of changed instances</summary>\n\n```mermaid\nflowchart LR\n",
-    );
+    let mut nodes: BTreeMap<&str, &'static str> = BTreeMap::new();
     for c in &plan.changes {
-        let class = c.action.name();
+        nodes.insert(c.instance.as_str(), c.action.name());
+    }
+    let drawn: Vec<&Downstream> = plan.downstream.iter().take(GRAPH_DOWNSTREAM).collect();
+    let mut edges: BTreeSet<(&str, &str, String)> = BTreeSet::new();
+    for d in &drawn {
+        for hop in &d.path {
+            nodes.entry(hop.from.as_str()).or_insert("downstream");
+            nodes.entry(hop.to.as_str()).or_insert("downstream");
+            edges.insert((hop.from.as_str(), hop.to.as_str(), hop_label(hop)));
+        }
+    }
+    let mut projects: BTreeMap<&str, Vec<(&str, &str)>> = BTreeMap::new();
+    for (id, class) in &nodes {
+        projects
+            .entry(id.split('-').next().unwrap_or(id))
+            .or_default()
+            .push((id, class));
+    }
+    let shown = if drawn.len() < plan.downstream.len() {
+        format!(
+            " (paths of the first {} of {} downstream instances)",
+            drawn.len(),
+            plan.downstream.len()
+        )
+    } else {
+        String::new()
+    };
+    let mut s = format!(
+        "<details><summary>Graph of changed instances and what depends on them{shown}</summary>\n\n```mermaid\nflowchart LR\n"
+    );
+    for (project, members) in &projects {
+        s.push_str(&format!("  subgraph project_{project}[\"{project}\"]\n"));
+        for (id, class) in members {
+            s.push_str(&format!("    {}[\"{id}\"]:::{class}\n", node_id(id)));
+        }
+        s.push_str("  end\n");
+    }
+    for (from, to, label) in &edges {
         s.push_str(&format!(
-            "  {}[\"{}\"]:::{class}\n",
-            node_id(c.instance.as_str()),
-            c.instance
+            "  {} -->|\"{label}\"| {}\n",
+            node_id(from),
+            node_id(to)
         ));
     }
-    let mut edges: Vec<(String, String, String)> = Vec::new();
-    for d in &plan.downstream {
-        let mut from = d.because_of.as_str().to_string();
-        for (to, how) in &d.path {
-            let via = how.split(" (").next().unwrap_or(how).to_string();
-            edges.push((from.clone(), to.as_str().to_string(), via));
-            from = to.as_str().to_string();
-        }
-    }
-    edges.sort();
-    edges.dedup();
-    for (from, to, via) in &edges {
-        if from.split('-').next() != to.split('-').next() {
-            s.push_str(&format!(
-                "  {} -->|{via}| {}[\"{to}\"]\n",
-                node_id(from),
-                node_id(to)
-            ));
-        }
-    }
-    s.push_str("  classDef create fill:#dafbe1,stroke:#1a7f37\n  classDef update fill:#fff8c5,stroke:#9a6700\n  classDef destroy fill:#ffebe9,stroke:#cf222e\n```\n</details>\n");
+    let boxes: Vec<String> = projects.keys().map(|p| format!("project_{p}")).collect();
+    s.push_str(&format!("  class {} project\n", boxes.join(",")));
+    s.push_str("  classDef project fill:none,stroke:#d0d7de\n  classDef create fill:#dafbe1,stroke:#1a7f37\n  classDef update fill:#fff8c5,stroke:#9a6700\n  classDef destroy fill:#ffebe9,stroke:#cf222e\n  classDef downstream fill:#f6f8fa,stroke:#8c959f\n```\n</details>\n");
     s
 }
 
+/// A Mermaid node id: instance ids hold no `_`, so replacing `-` keeps them apart.
 fn node_id(instance: &str) -> String {
     instance.replace('-', "_")
 }

@@ -2,14 +2,15 @@
 //!
 //! JSON shape (stable; fields are only ever added): `{"summary": {...}, "changes": [{"instance",
 //! "action", "reasons", "diffs", "likely_replacement"}], "downstream": [{"instance", "because_of",
-//! "path"}], "waves": [[...]], "destroy_order": [...], "unchanged": n}`. Sensitive values are
-//! `"(sensitive)"`.
+//! "path": [{"instance", "via", "from", "field", "slot", "link"}]}], "waves": [[...]],
+//! "destroy_order": [...], "unchanged": n}`. Sensitive values are `"(sensitive)"`.
 
 use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
-use crate::core::plan::{Action, Diff, Downstream, Plan};
+use crate::core::plan::{Action, Diff, Downstream, Hop, Plan};
+use crate::core::resolve::Link;
 
 const SENSITIVE: &str = "(sensitive)";
 
@@ -37,14 +38,22 @@ pub fn summary(plan: &Plan) -> String {
     )
 }
 
-/// How a downstream instance is reached: `si-staging-eks via network (...) <- api-staging-app via cluster (...)`.
+/// How a downstream instance is reached, in the direction artifacts flow, one hop after
+/// another: `si-staging-vpc ─network→ si-staging-eks ─cluster (remote reference)→ api-staging-app`.
 pub fn chain(d: &Downstream) -> String {
-    let steps: Vec<String> = d
-        .path
-        .iter()
-        .map(|(i, how)| format!("{i} via {how}"))
-        .collect();
-    steps.join(" <- ")
+    let mut out = d.because_of.to_string();
+    for hop in &d.path {
+        out.push_str(&format!(" ─{}→ {}", hop_label(hop), hop.to));
+    }
+    out
+}
+
+/// A hop as an arrow's label: the slot, and how it is connected unless it is plain wiring.
+pub fn hop_label(hop: &Hop) -> String {
+    match hop.link {
+        Link::Wiring => hop.slot.clone(),
+        other => format!("{} ({})", hop.slot, other.name()),
+    }
 }
 
 /// `ecomm-staging` of `ecomm-staging-app`.
@@ -137,12 +146,7 @@ pub fn text(plan: &Plan, color: bool) -> String {
     if !plan.downstream.is_empty() {
         out.push_str("\nDownstream (inputs depend on a changed instance):\n");
         for d in &plan.downstream {
-            out.push_str(&format!(
-                "  {} <- {}: {}\n",
-                d.instance,
-                d.because_of,
-                chain(d)
-            ));
+            out.push_str(&format!("  {}\n", chain(d)));
         }
     }
     for (i, w) in plan.waves.iter().enumerate() {
@@ -205,7 +209,14 @@ pub fn json(plan: &Plan) -> String {
         "downstream": plan.downstream.iter().map(|d| json!({
             "instance": d.instance.as_str(),
             "because_of": d.because_of.as_str(),
-            "path": d.path.iter().map(|(i, how)| json!({"instance": i.as_str(), "via": how})).collect::<Vec<_>>(),
+            "path": d.path.iter().map(|h| json!({
+                "instance": h.to.as_str(),
+                "via": h.describe(),
+                "from": h.from.as_str(),
+                "field": h.field,
+                "slot": h.slot,
+                "link": h.link.name(),
+            })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
         "waves": plan.waves.iter().map(|w| w.iter().map(|i| i.as_str()).collect::<Vec<_>>()).collect::<Vec<_>>(),
         "destroy_order": plan.destroy_order.iter().map(|i| i.as_str()).collect::<Vec<_>>(),

@@ -110,6 +110,40 @@ pub enum Via {
     Default(Loc),
 }
 
+/// How a connection between two instances is made, in the words plans and graphs use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Link {
+    /// The project's wiring, within one environment.
+    Wiring,
+    /// Wiring to a package that is `remote` here, so the artifact comes from another project.
+    WiringThroughRemote,
+    /// The environment's default for the slot's type.
+    Default,
+    /// The environment's remote reference for the slot.
+    RemoteReference,
+}
+
+impl Link {
+    /// How `via` connects a consumer to a producer, which is in another project or not.
+    pub fn of(via: &Via, crosses_project: bool) -> Link {
+        match via {
+            Via::Environment(_) => Link::RemoteReference,
+            Via::Wiring(_) if crosses_project => Link::WiringThroughRemote,
+            Via::Wiring(_) => Link::Wiring,
+            Via::Default(_) => Link::Default,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Link::Wiring => "wiring",
+            Link::WiringThroughRemote => "wiring through a remote package",
+            Link::Default => "default",
+            Link::RemoteReference => "remote reference",
+        }
+    }
+}
+
 /// Where an artifact comes from in the end.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Origin {

@@ -1,5 +1,5 @@
 //! GitHub's own OpenAPI description (npm `@octokit/openapi`, installed by `.ci/run` into
-//! `tests/github/node_modules`) as a checker: every request the fake receives must match an
+//! `tests/npm/node_modules`) as a checker: every request the fake receives must match an
 //! operation with documented query parameters and a valid body, and every answer it gives
 //! must match that operation's response schema. Responses are built from the description's
 //! own examples, so the fake speaks GitHub's shapes rather than ours.
@@ -20,11 +20,10 @@ pub struct Spec {
 }
 
 pub static SPEC: LazyLock<Spec> = LazyLock::new(|| {
-    let path =
-        root().join("tests/github/node_modules/@octokit/openapi/generated/api.github.com.json");
+    let path = root().join("tests/npm/node_modules/@octokit/openapi/generated/api.github.com.json");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
-            "{}: {e}. The GitHub tests need GitHub's OpenAPI description: run `npm ci --prefix tests/github` (.ci/run does)",
+            "{}: {e}. The GitHub tests need GitHub's OpenAPI description: run `npm ci --prefix tests/npm` (.ci/run does)",
             path.display()
         )
     });

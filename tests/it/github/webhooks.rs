@@ -10,11 +10,11 @@ use serde_json::Value;
 use crate::support::root;
 
 static EXAMPLES: LazyLock<Vec<Value>> = LazyLock::new(|| {
-    let path = root()
-        .join("tests/github/node_modules/@octokit/webhooks-examples/api.github.com/index.json");
+    let path =
+        root().join("tests/npm/node_modules/@octokit/webhooks-examples/api.github.com/index.json");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
-            "{}: {e}. The GitHub tests need real webhook payloads: run `npm ci --prefix tests/github` (.ci/run does)",
+            "{}: {e}. The GitHub tests need real webhook payloads: run `npm ci --prefix tests/npm` (.ci/run does)",
             path.display()
         )
     });
