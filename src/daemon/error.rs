@@ -38,6 +38,8 @@ pub enum DaemonError {
     },
     #[error("a background task of the daemon failed")]
     Task(#[from] tokio::task::JoinError),
+    #[error("GitHub answered pull request {got} when asked for {asked}; nothing is posted")]
+    Renumbered { asked: u64, got: u64 },
     #[error("{reference} was not fetched into the mirror")]
     NotFetched { reference: String },
     #[error(

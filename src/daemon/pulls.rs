@@ -100,6 +100,13 @@ async fn reconcile(
     let gh = shared.github();
     let config = shared.config();
     let pr = gh.pull(number).await?;
+    // The number the work was asked for is the one everything is filed under.
+    if pr.number != number {
+        return Err(DaemonError::Renumbered {
+            asked: number,
+            got: pr.number,
+        });
+    }
     if !pr.open {
         shared.store.close(number)?;
         return Ok(Outcome::Closed);

@@ -113,6 +113,11 @@ pub struct Client {
     name: String,
     retry: Retry,
     observer: Option<Observer>,
+    /// The configured API base, e.g. `https://api.github.com`.
+    api_url: String,
+    /// Until when GitHub asked us to send nothing (a rate limit), for every clone of this
+    /// client: one worker's 403 holds all of them, instead of each sending one more.
+    limited_until: Arc<std::sync::Mutex<Option<tokio::time::Instant>>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -346,7 +351,58 @@ impl Client {
             name: config.name.clone(),
             retry: config.retry.clone(),
             observer,
+            api_url: config.api_url.clone(),
+            limited_until: Arc::default(),
         })
+    }
+
+    /// Waits while a rate limit one of the clones saw is in force; refuses when it lasts
+    /// longer than capstan waits.
+    async fn wait_out_limit(&self, method: &Method, path: &str) -> Result<(), GitHubError> {
+        let until = *self.limited_until.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(until) = until else { return Ok(()) };
+        let wait = until.saturating_duration_since(tokio::time::Instant::now());
+        if wait.is_zero() {
+            return Ok(());
+        }
+        if wait > self.retry.max_wait {
+            return Err(GitHubError::RateLimited {
+                method: method.clone(),
+                path: path.to_string(),
+                wait,
+                max: self.retry.max_wait,
+            });
+        }
+        tracing::info!(%method, path, ?wait, "waiting out GitHub's rate limit before sending");
+        tokio::time::sleep_until(until).await;
+        Ok(())
+    }
+
+    /// Notes a rate limit for every clone of this client.
+    fn limited_for(&self, wait: Duration) {
+        let until = tokio::time::Instant::now() + wait;
+        let mut current = self.limited_until.lock().unwrap_or_else(|p| p.into_inner());
+        if current.is_none_or(|c| c < until) {
+            *current = Some(until);
+        }
+    }
+
+    /// A next-page link as a path under the configured API: GitHub (Enterprise, reached by
+    /// an alias) may write another host into `Link`, and the token goes to the configured
+    /// host only.
+    fn under_api(&self, link: &str) -> String {
+        let host_of = |url: &str| {
+            url.split_once("://")
+                .map(|(_, rest)| rest.split('/').next().unwrap_or(rest).to_string())
+        };
+        let Some((_, rest)) = link.split_once("://") else {
+            return link.to_string();
+        };
+        let path = rest.find('/').map_or("/", |i| &rest[i..]);
+        if host_of(link) != host_of(&self.api_url) {
+            tracing::debug!(link, "following a next page under the configured API");
+        }
+        path.to_string()
     }
 
     /// A token for HTTPS git access to the repository: the personal token, or a fresh
@@ -408,6 +464,7 @@ impl Client {
         let mut failures = 0;
         let mut rate_limited = 0;
         loop {
+            self.wait_out_limit(&method, &path).await?;
             let answer = self.once(&method, uri, body).await;
             if let Some(observe) = &self.observer {
                 observe(&method, answer.as_ref().map_or(0, |a| a.status.as_u16()));
@@ -426,7 +483,7 @@ impl Client {
                             });
                         }
                         tracing::warn!(%method, path, ?wait, "GitHub rate limit; waiting");
-                        tokio::time::sleep(wait).await;
+                        self.limited_for(wait);
                         continue;
                     }
                     let err = GitHubError::Status {
@@ -483,7 +540,7 @@ impl Client {
             pages += 1;
             // A misbehaving server must not keep us paging forever.
             if pages < 1000 {
-                next = next_link(&answer.headers);
+                next = next_link(&answer.headers).map(|link| self.under_api(&link));
             }
         }
         Ok(out)

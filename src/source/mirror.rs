@@ -44,6 +44,12 @@ pub struct Mirror {
     url: String,
     /// The folder holding capstan.yaml inside the repository.
     root: String,
+    /// One fetch at a time: libgit2 takes lock files in the repository (`shallow.lock`,
+    /// ref locks) and a second fetch meeting one fails instead of waiting.
+    fetching: std::sync::Mutex<()>,
+    /// Counts fetches inside the critical region, for the test that holds it to one.
+    #[cfg(test)]
+    probe: tests::Probe,
 }
 
 /// Where a pull request's head is kept in the mirror.
@@ -69,6 +75,9 @@ impl Mirror {
             path: path.to_path_buf(),
             url: url.to_string(),
             root: root.to_string(),
+            fetching: std::sync::Mutex::new(()),
+            #[cfg(test)]
+            probe: tests::Probe::default(),
         })
     }
 
@@ -86,7 +95,13 @@ impl Mirror {
 
     /// Fetches `(remote ref, local ref)` pairs, forced (pull-request heads get rewritten).
     /// A remote ref that does not exist is an error for the whole fetch.
+    /// Fetches wait for each other, so pull requests opened together never collide.
     pub fn fetch(&self, refs: &[(String, String)], creds: &Credentials) -> Result<(), MirrorError> {
+        // A fetch that panicked cannot leave the mirror half-written for the next one:
+        // libgit2 writes through lock files it rolls back.
+        let _one_at_a_time = self.fetching.lock().unwrap_or_else(|p| p.into_inner());
+        #[cfg(test)]
+        let _inside = self.probe.enter();
         let repo = self.repo()?;
         let mut remote = repo
             .remote_anonymous(&self.url)
@@ -226,7 +241,100 @@ pub fn redact_url(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::redact_url;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Barrier};
+    use std::time::Duration;
+
+    use git2::{Repository, Signature};
+
+    use super::{Credentials, Mirror, pull_ref, redact_url};
+
+    /// How many fetches are inside the critical region at once, and the most ever; each
+    /// stays inside for `hold`, so fetches that are not kept apart certainly overlap.
+    #[derive(Default)]
+    pub(super) struct Probe {
+        inside: AtomicUsize,
+        most: AtomicUsize,
+        hold_ms: AtomicUsize,
+    }
+
+    pub(super) struct Inside<'a>(&'a Probe);
+
+    impl Probe {
+        pub(super) fn enter(&self) -> Inside<'_> {
+            let now = self.inside.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most.fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(
+                self.hold_ms.load(Ordering::SeqCst) as u64
+            ));
+            Inside(self)
+        }
+    }
+
+    impl Drop for Inside<'_> {
+        fn drop(&mut self) {
+            self.0.inside.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Pull requests opened together make their workers fetch at the same moment; the
+    /// mirror lets one fetch in at a time, so none meets another's lock files.
+    #[test]
+    fn fetches_started_together_never_overlap() {
+        let remote_dir = tempfile::tempdir().unwrap();
+        let remote = Repository::init_bare(remote_dir.path()).unwrap();
+        let sig = Signature::now("capstan tests", "tests@capstan.invalid").unwrap();
+        for n in 1..=4u64 {
+            let blob = remote.blob(format!("change {n}\n").as_bytes()).unwrap();
+            let mut tree = remote.treebuilder(None).unwrap();
+            tree.insert("capstan.yaml", blob, 0o100644).unwrap();
+            let tree = remote.find_tree(tree.write().unwrap()).unwrap();
+            remote
+                .commit(
+                    Some(&format!("refs/pull/{n}/head")),
+                    &sig,
+                    &sig,
+                    &format!("change {n}"),
+                    &tree,
+                    &[],
+                )
+                .unwrap();
+        }
+        let mirror_dir = tempfile::tempdir().unwrap();
+        let mirror = Arc::new(
+            Mirror::open(
+                &mirror_dir.path().join("mirror.git"),
+                &remote_dir.path().display().to_string(),
+                "",
+            )
+            .unwrap(),
+        );
+        mirror.probe.hold_ms.store(150, Ordering::SeqCst);
+        let start = Arc::new(Barrier::new(4));
+        let workers: Vec<_> = (1..=4u64)
+            .map(|n| {
+                let (mirror, start) = (mirror.clone(), start.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    mirror.fetch(
+                        &[(format!("refs/pull/{n}/head"), pull_ref(n))],
+                        &Credentials::default(),
+                    )
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().unwrap().expect("every fetch succeeds");
+        }
+        assert_eq!(
+            mirror.probe.most.load(Ordering::SeqCst),
+            1,
+            "fetches overlapped"
+        );
+        for n in 1..=4 {
+            assert!(mirror.resolve(&pull_ref(n)).unwrap().is_some());
+        }
+    }
 
     #[test]
     fn credentials_in_urls_are_hidden() {

@@ -19,6 +19,8 @@ pub struct Recorded {
     pub method: String,
     pub path: String,
     pub status: u16,
+    /// When the fake received it.
+    pub at: std::time::Instant,
 }
 
 #[derive(Clone, Debug)]
@@ -72,6 +74,11 @@ struct Inner {
     failures: VecDeque<Failure>,
     requests: Vec<Recorded>,
     violations: Vec<String>,
+    /// Written into `Link` headers instead of the host a request came to, as a GitHub
+    /// Enterprise reached by an alias writes its canonical name.
+    canonical_host: Option<String>,
+    /// Pull requests answered with another number (a misbehaving proxy or cache).
+    renumbered: BTreeMap<u64, u64>,
 }
 
 pub struct FakeGitHub {
@@ -108,6 +115,8 @@ impl FakeGitHub {
             failures: VecDeque::new(),
             requests: Vec::new(),
             violations: Vec::new(),
+            canonical_host: None,
+            renumbered: BTreeMap::new(),
         }));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
@@ -129,6 +138,16 @@ impl FakeGitHub {
             });
         });
         FakeGitHub { url, inner, stop }
+    }
+
+    /// Pages link to `host` (`name:port`) whatever host a request came to.
+    pub fn canonical_host(&self, host: &str) {
+        self.lock().canonical_host = Some(host.into());
+    }
+
+    /// `GET /pulls/{from}` answers with `number: to`.
+    pub fn renumber(&self, from: u64, to: u64) {
+        self.lock().renumbered.insert(from, to);
     }
 
     /// Installation tokens (the fake's token) are minted for a JWT issued by App `id`.
@@ -362,7 +381,7 @@ impl Inner {
         // required `type`, which the checker caught).
         v["requested_teams"] = json!([]);
         v["requested_reviewers"] = json!([]);
-        v["number"] = json!(number);
+        v["number"] = json!(self.renumbered.get(&number).copied().unwrap_or(number));
         v["state"] = json!(if p.open { "open" } else { "closed" });
         v["user"] = user(&p.author);
         v["head"]["sha"] = json!(p.head);
@@ -597,8 +616,11 @@ async fn handle(
         .and_then(|h| h.to_str().ok())
         .unwrap_or("127.0.0.1")
         .to_string();
-    let url = format!("http://{host}{path}");
     let mut inner = inner.lock().unwrap();
+    let url = format!(
+        "http://{}{path}",
+        inner.canonical_host.clone().unwrap_or(host)
+    );
     let body_json: Option<Value> = if body.is_empty() {
         None
     } else {
@@ -665,6 +687,7 @@ async fn handle(
         method: method.to_string(),
         path: path.clone(),
         status,
+        at: std::time::Instant::now(),
     });
     let mut response = (
         StatusCode::from_u16(status).unwrap(),

@@ -811,3 +811,95 @@ fn a_merge_deploys_the_branch_and_reports_on_the_commit_and_the_pull_request() {
     assert_eq!(state.runs(10).unwrap().len(), 2);
     fake.assert_no_violations();
 }
+
+#[test]
+fn next_pages_on_another_host_are_followed_under_the_configured_api() {
+    let remote = Remote::new();
+    let fake = FakeGitHub::start(OWNER, REPO, TOKEN);
+    // GitHub Enterprise reached by an alias writes its canonical name into Link headers.
+    let port = fake.url.rsplit(':').next().unwrap().to_string();
+    fake.canonical_host(&format!("localhost:{port}"));
+    for i in 0..5 {
+        fake.human_comment(2, &format!("looks good {i}"));
+    }
+    let daemon = Daemon::start(&write_config(&remote, &fake, &Options::default()));
+    let head = remote.push_pull(2, vpc_change);
+    fake.open_pull(2, &head, "master", "Codertocat");
+    assert_eq!(daemon.pull_event("opened", 2), 202);
+    daemon.wait_for_statuses(&fake, &head);
+    assert_eq!(fake.capstan_comments(2).len(), 1);
+    let unauthorized = fake.requests().iter().filter(|r| r.status == 401).count();
+    assert_eq!(unauthorized, 0, "a page was fetched without the token");
+    assert!(
+        fake.requests()
+            .iter()
+            .any(|r| r.path.ends_with("/issues/2/comments") && r.method == "GET"),
+        "the comments were paged"
+    );
+    daemon.stop();
+    fake.assert_no_violations();
+}
+
+#[test]
+fn a_rate_limit_seen_by_one_worker_holds_every_worker() {
+    let remote = Remote::new();
+    let fake = FakeGitHub::start(OWNER, REPO, TOKEN);
+    let daemon = Daemon::start(&write_config(&remote, &fake, &Options::default()));
+    let a = remote.push_pull(2, vpc_change);
+    let b = remote.push_pull(3, |dir| {
+        replace_in(
+            dir,
+            "projects/billing/project.yaml",
+            "billing:2.0",
+            "billing:2.1",
+        )
+    });
+    fake.open_pull(2, &a, "master", "Codertocat");
+    fake.open_pull(3, &b, "master", "Codertocat");
+    fake.fail(Method::GET, "/pulls/2", 403, &[("retry-after", "3")], 1);
+    assert_eq!(daemon.pull_event("opened", 2), 202);
+    daemon.wait_for("the rate-limited answer", || {
+        fake.requests().iter().any(|r| r.status == 403)
+    });
+    let limited = fake
+        .requests()
+        .into_iter()
+        .find(|r| r.status == 403)
+        .unwrap()
+        .at;
+    // The other worker starts while the limit is in force: it must not send anything.
+    assert_eq!(daemon.pull_event("opened", 3), 202);
+    daemon.wait_for_statuses(&fake, &a);
+    daemon.wait_for_statuses(&fake, &b);
+    let early: Vec<String> = fake
+        .requests()
+        .iter()
+        .filter(|r| r.at > limited && r.at < limited + Duration::from_millis(2_500))
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(
+        early.is_empty(),
+        "requests went out during the rate limit: {early:?}"
+    );
+    daemon.stop();
+    fake.assert_no_violations();
+}
+
+#[test]
+fn a_pull_request_is_known_by_one_number() {
+    let remote = Remote::new();
+    let fake = FakeGitHub::start(OWNER, REPO, TOKEN);
+    let daemon = Daemon::start(&write_config(&remote, &fake, &Options::default()));
+    let head = remote.push_pull(7, vpc_change);
+    fake.open_pull(7, &head, "master", "Codertocat");
+    fake.renumber(7, 8);
+    assert_eq!(daemon.pull_event("opened", 7), 202);
+    daemon.wait_for("the refusal", || {
+        daemon
+            .logs()
+            .contains("GitHub answered pull request 8 when asked for 7")
+    });
+    assert!(fake.comments(7).is_empty() && fake.comments(8).is_empty());
+    assert!(fake.latest_statuses(&head).is_empty());
+    daemon.stop();
+}
