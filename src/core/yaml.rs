@@ -4,6 +4,12 @@
 //! duplicate and non-string keys are caught, and aliases are expanded under a budget
 //! (an "alias bomb" is reported, never expanded without bound). Scalars are typed by the
 //! YAML 1.2 core schema: `yes`/`no` are strings, `1.4` is a number, quoted values are strings.
+//!
+//! Merge keys (`<<: *anchor`, `<<: [*a, *b]`) are honoured as YAML 1.1 defines them, since
+//! real files (Massdriver's among them) use them: the merged mappings' keys are added where
+//! the mapping does not set them itself, earlier mappings of a list winning over later ones,
+//! each merged entry keeping the position where it is written. A merge key whose value is
+//! not a mapping (or a list of them) is an error, never dropped.
 
 use std::collections::HashMap;
 
@@ -92,12 +98,21 @@ pub fn parse(text: &str) -> (Option<Node>, Vec<Problem>) {
                     Ok(())
                 }
             }
+            Event::Scalar(value, style, anchor, tag)
+                if value == "<<"
+                    && style == ScalarStyle::Plain
+                    && tag.is_none()
+                    && anchor == 0
+                    && builder.expects_key() =>
+            {
+                builder.merge_key(pos)
+            }
             Event::Scalar(value, style, anchor, tag) => scalar(&value, style, tag.as_deref(), pos)
                 .and_then(|kind| builder.push(Node { pos, kind }, anchor)),
             Event::SequenceStart(anchor, tag) => check_collection_tag(tag.as_deref(), "seq", pos)
                 .and_then(|()| builder.open(pos, anchor, Frame::Seq(Vec::new()))),
             Event::MappingStart(anchor, tag) => check_collection_tag(tag.as_deref(), "map", pos)
-                .and_then(|()| builder.open(pos, anchor, Frame::Map(Vec::new(), None))),
+                .and_then(|()| builder.open(pos, anchor, Frame::Map(Vec::new(), None, Vec::new()))),
             Event::SequenceEnd | Event::MappingEnd => builder.close(),
             Event::Alias(id) => builder.alias(id, pos),
             Event::StreamStart | Event::StreamEnd | Event::DocumentEnd | Event::Nothing => Ok(()),
@@ -131,14 +146,29 @@ fn pos_of(line: usize, col0: usize) -> Pos {
 
 enum Frame {
     Seq(Vec<Node>),
-    /// Entries so far, and the key waiting for its value.
-    Map(Vec<Entry>, Option<PendingKey>),
+    /// Entries so far, the key waiting for its value, and the mappings merge keys name.
+    Map(Vec<Entry>, Option<PendingKey>, Vec<Node>),
 }
 
 enum PendingKey {
     Key(String, Pos),
     /// A key that is reported already; its value is read and dropped.
     Skip,
+    /// A merge key: its value is the mapping, or list of mappings, to merge in.
+    Merge(Pos),
+}
+
+/// Adds the entries of `merges` (in order: earlier ones win) that `entries` does not set.
+fn apply_merges(entries: &mut Vec<Entry>, merges: Vec<Node>) {
+    for source in merges {
+        if let Kind::Map(merged) = source.kind {
+            for entry in merged {
+                if !entries.iter().any(|e| e.key == entry.key) {
+                    entries.push(entry);
+                }
+            }
+        }
+    }
 }
 
 struct Open {
@@ -188,7 +218,10 @@ impl Builder {
         };
         let kind = match open.frame {
             Frame::Seq(items) => Kind::Seq(items),
-            Frame::Map(entries, _) => Kind::Map(entries),
+            Frame::Map(mut entries, _, merges) => {
+                apply_merges(&mut entries, merges);
+                Kind::Map(entries)
+            }
         };
         self.finish(
             Node {
@@ -197,6 +230,29 @@ impl Builder {
             },
             open.anchor,
         )
+    }
+
+    /// Whether the next node is a key of the innermost mapping.
+    fn expects_key(&self) -> bool {
+        matches!(
+            self.stack.last(),
+            Some(Open {
+                frame: Frame::Map(_, None, _),
+                ..
+            })
+        )
+    }
+
+    fn merge_key(&mut self, pos: Pos) -> Result<(), Problem> {
+        self.count(1, pos)?;
+        if let Some(Open {
+            frame: Frame::Map(_, pending, _),
+            ..
+        }) = self.stack.last_mut()
+        {
+            *pending = Some(PendingKey::Merge(pos));
+        }
+        Ok(())
     }
 
     fn push(&mut self, node: Node, anchor: usize) -> Result<(), Problem> {
@@ -228,7 +284,7 @@ impl Builder {
         };
         match &mut top.frame {
             Frame::Seq(items) => items.push(node),
-            Frame::Map(entries, pending) => match pending.take() {
+            Frame::Map(entries, pending, merges) => match pending.take() {
                 None => {
                     *pending = Some(match node.kind {
                         Kind::Str(key) => match entries.iter().find(|e| e.key == key) {
@@ -257,6 +313,16 @@ impl Builder {
                     value: node,
                 }),
                 Some(PendingKey::Skip) => {}
+                Some(PendingKey::Merge(at)) => match node.kind {
+                    Kind::Map(_) => merges.push(node),
+                    Kind::Seq(items) if items.iter().all(Node::is_map) => merges.extend(items),
+                    _ => {
+                        return Err(Problem::Syntax {
+                            pos: at,
+                            message: "a merge key `<<` takes a mapping, or a list of mappings, to merge in".into(),
+                        });
+                    }
+                },
             },
         }
         Ok(())
@@ -580,6 +646,53 @@ mod tests {
         let (node, problems) = parse(&text);
         assert!(node.is_none());
         assert_eq!(problems.len(), 1, "{problems:?}");
+    }
+
+    #[test]
+    fn merge_keys_are_honoured_with_their_positions() {
+        let n = ok("m: &m {type: integer, minimum: 3}\nn: &n {minimum: 9, title: N}\na: {<<: *m}\nb:\n  <<: [*n, *m]\n  title: B\nc: {'<<': 1}\n");
+        assert_eq!(
+            n.get("a").map(Node::to_json),
+            Some(serde_json::json!({"type": "integer", "minimum": 3}))
+        );
+        // Explicit keys win, then earlier mappings of the list.
+        assert_eq!(
+            n.get("b").map(Node::to_json),
+            Some(serde_json::json!({"type": "integer", "minimum": 9, "title": "B"}))
+        );
+        // A merged entry keeps the place it is written at.
+        let minimum = n.get("a").and_then(|a| a.entry("minimum")).expect("merged");
+        assert_eq!(minimum.value.pos, Pos { line: 1, col: 32 });
+        // A quoted `<<` is an ordinary key.
+        assert_eq!(
+            n.get("c").map(Node::to_json),
+            Some(serde_json::json!({"<<": 1}))
+        );
+    }
+
+    #[test]
+    fn a_merge_key_that_merges_nothing_is_an_error() {
+        for text in ["a: {<<: 5}\n", "a: {<<: [x]}\n", "a: {<<: null}\n"] {
+            let (node, problems) = parse(text);
+            assert!(node.is_none(), "{text}");
+            assert!(
+                matches!(problems.as_slice(), [Problem::Syntax { message, .. }] if message.contains("merge key")),
+                "{text}: {problems:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn merged_aliases_still_count_toward_the_budget() {
+        let mut text = String::from("a0: &a0 {k0: x, k1: x, k2: x, k3: x, k4: x, k5: x, k6: x, k7: x, k8: x, k9: x}\n");
+        for i in 1..12 {
+            let p = i - 1;
+            text.push_str(&format!("a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"));
+        }
+        text.push_str("z: {<<: *a0}\n");
+        let (node, problems) = parse(&text);
+        assert!(node.is_none());
+        assert!(matches!(problems.as_slice(), [Problem::TooComplex { .. }]));
     }
 
     #[test]
