@@ -650,7 +650,9 @@ mod tests {
 
     #[test]
     fn merge_keys_are_honoured_with_their_positions() {
-        let n = ok("m: &m {type: integer, minimum: 3}\nn: &n {minimum: 9, title: N}\na: {<<: *m}\nb:\n  <<: [*n, *m]\n  title: B\nc: {'<<': 1}\n");
+        let n = ok(
+            "m: &m {type: integer, minimum: 3}\nn: &n {minimum: 9, title: N}\na: {<<: *m}\nb:\n  <<: [*n, *m]\n  title: B\nc: {'<<': 1}\n",
+        );
         assert_eq!(
             n.get("a").map(Node::to_json),
             Some(serde_json::json!({"type": "integer", "minimum": 3}))
@@ -684,7 +686,9 @@ mod tests {
 
     #[test]
     fn merged_aliases_still_count_toward_the_budget() {
-        let mut text = String::from("a0: &a0 {k0: x, k1: x, k2: x, k3: x, k4: x, k5: x, k6: x, k7: x, k8: x, k9: x}\n");
+        let mut text = String::from(
+            "a0: &a0 {k0: x, k1: x, k2: x, k3: x, k4: x, k5: x, k6: x, k7: x, k8: x, k9: x}\n",
+        );
         for i in 1..12 {
             let p = i - 1;
             text.push_str(&format!("a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"));

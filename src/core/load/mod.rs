@@ -9,14 +9,18 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock};
 
 use regex::Regex;
-use sha2::{Digest, Sha256};
+
+mod bundles;
+mod projects;
+mod settings;
+mod types;
 
 use super::diag::{Code, Diagnostics, Loc};
 use super::model::*;
 use super::schema::{self, FileKind};
-use super::sensitive;
 use super::source::{Content, MAX_YAML_BYTES, SourceFile, SourceTree};
 use super::yaml::{self, Node, Pos};
+pub use bundles::type_of_ref;
 
 static PROJECT_LIKE_ID: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[a-z0-9]{1,20}$").expect("valid regex"));
@@ -146,14 +150,14 @@ pub fn load(tree: &SourceTree, diags: &mut Diagnostics) -> Repository {
         match classify(&file.path) {
             Place::Config => {
                 if let Some(root) = parse(file, FileKind::Config, &path, diags) {
-                    repo.config = config(&root, &path, diags);
+                    repo.config = settings::config(&root, &path, diags);
                 }
             }
             Place::ArtifactType(name) => {
                 if valid_id(&TYPE_LIKE_ID, name, "artifact type", &path, diags)
                     && let Some(root) = parse(file, FileKind::ArtifactType, &path, diags)
                 {
-                    let t = artifact_type(TypeName(name.into()), &root, &path);
+                    let t = types::artifact_type(TypeName(name.into()), &root, &path);
                     repo.artifact_types.insert(t.name.clone(), t);
                 }
             }
@@ -169,7 +173,7 @@ pub fn load(tree: &SourceTree, diags: &mut Diagnostics) -> Repository {
                 if valid_id(&PROJECT_LIKE_ID, name, "project", &path, diags)
                     && let Some(root) = parse(file, FileKind::Project, &path, diags)
                 {
-                    let p = project(ProjectId(name.into()), &root, &path, diags);
+                    let p = projects::project(ProjectId(name.into()), &root, &path, diags);
                     repo.projects.insert(p.id.clone(), p);
                 }
             }
@@ -227,7 +231,7 @@ pub fn load(tree: &SourceTree, diags: &mut Diagnostics) -> Repository {
             FileKind::Bundle
         };
         if let Some(root) = parse(def_file, kind, &path, diags) {
-            let b = bundle(
+            let b = bundles::bundle(
                 BundleName((*name).into()),
                 &root,
                 &path,
@@ -254,7 +258,7 @@ pub fn load(tree: &SourceTree, diags: &mut Diagnostics) -> Repository {
         if valid_id(&PROJECT_LIKE_ID, env, "environment", &path, diags)
             && let Some(root) = parse(file, FileKind::Environment, &path, diags)
         {
-            let e = environment(EnvId(env.into()), &root, &path, diags);
+            let e = projects::environment(EnvId(env.into()), &root, &path, diags);
             p.environments.insert(e.id.clone(), e);
         }
     }
@@ -439,366 +443,6 @@ fn audience(node: Option<&Node>) -> Audience {
     }
 }
 
-fn config(root: &Node, file: &Arc<str>, diags: &mut Diagnostics) -> Config {
-    Config {
-        owners: strings(root.get("owners")),
-        deploy_windows: root
-            .get("deploy_windows")
-            .map(Node::items)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|w| window(w, file, diags))
-            .collect(),
-    }
-}
-
-/// A deploy window, its cron and duration parsed here, once; `None` (reported) when either
-/// does not parse. The schema has already reported missing keys.
-fn window(w: &Node, file: &Arc<str>, diags: &mut Diagnostics) -> Option<DeployWindow> {
-    let cron_node = w.get("cron")?;
-    let text = cron_node.as_str()?;
-    let cron = match super::windows::parse_cron(text) {
-        Ok(cron) => Some(cron),
-        Err(e) => {
-            diags.at(
-                Code::SchemaInvalid,
-                file,
-                cron_node.pos,
-                format!("deploy_windows: `{text}` is not a cron expression: {e}"),
-            );
-            None
-        }
-    };
-    let duration_node = w.get("duration")?;
-    let length = super::duration::parse(duration_node.as_str()?)
-        .ok()
-        .and_then(|d| chrono::TimeDelta::from_std(d).ok());
-    if length.is_none() {
-        // The schema's pattern reports a malformed duration; only an absurdly long one gets here.
-        diags.at(
-            Code::SchemaInvalid,
-            file,
-            duration_node.pos,
-            "deploy_windows: the duration is too long",
-        );
-    }
-    Some(DeployWindow {
-        name: string(w.get("name")),
-        allow: w.get("action").and_then(Node::as_str) != Some("deny"),
-        cron: cron?,
-        length: length?,
-        environments: audience(w.get("environments")),
-        at: loc(file, w),
-    })
-}
-
-fn artifact_type(name: TypeName, root: &Node, file: &Arc<str>) -> ArtifactType {
-    let schema_node = root.get("schema");
-    let schema = schema_node.map_or(serde_json::Value::Bool(true), Node::to_json);
-    ArtifactType {
-        name,
-        file: Arc::clone(file),
-        label: string(root.get("label")),
-        environment_default: string(root.get("environment_default")),
-        schema_at: Loc::new(file, schema_node.map_or(Pos::START, |n| n.pos)),
-        sensitive: sensitive::marked_in(&schema),
-        schema,
-    }
-}
-
-/// The artifact type a `$ref` names: after the last `/`, less `.json` (DESIGN 4.3).
-pub fn type_of_ref(r: &str) -> &str {
-    let last = r.rsplit('/').next().unwrap_or(r);
-    last.strip_suffix(".json").unwrap_or(last)
-}
-
-fn slots(node: Option<&Node>, file: &Arc<str>) -> BTreeMap<String, Slot> {
-    let Some(node) = node else {
-        return BTreeMap::new();
-    };
-    let required = strings(node.get("required"));
-    node.get("properties")
-        .map(Node::entries)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|e| {
-            let r = e.value.get("$ref")?;
-            Some((
-                e.key.clone(),
-                Slot {
-                    type_name: TypeName(type_of_ref(r.as_str()?).to_string()),
-                    required: required.contains(&e.key),
-                    at: loc(file, r),
-                },
-            ))
-        })
-        .collect()
-}
-
-fn bundle(
-    name: BundleName,
-    root: &Node,
-    file: &Arc<str>,
-    files: &[&SourceFile],
-    massdriver: bool,
-    types: &BTreeMap<TypeName, ArtifactType>,
-    diags: &mut Diagnostics,
-) -> Bundle {
-    let folder = format!("bundles/{name}/");
-    if massdriver {
-        if let Some(n) = root.get("name")
-            && n.as_str().is_some_and(|s| s != name.as_str())
-        {
-            diags.at(
-                Code::BundleInvalid,
-                file,
-                n.pos,
-                format!(
-                    "name {:?} differs from the folder name {name}; identifiers come from paths",
-                    n.as_str().unwrap_or_default()
-                ),
-            );
-        }
-        for key in ["type", "access"] {
-            if let Some(e) = root.entry(key) {
-                diags.at(
-                    Code::BundleDeprecatedKey,
-                    file,
-                    e.key_pos,
-                    format!("`{key}` is deprecated by Massdriver and ignored by capstan"),
-                );
-            }
-        }
-    }
-    for slots_key in ["connections", "artifacts"] {
-        if let Some(set) = root.get(slots_key) {
-            let props = set.get("properties");
-            for r in set.get("required").map(Node::items).unwrap_or_default() {
-                if let Some(field) = r.as_str()
-                    && props.and_then(|p| p.get(field)).is_none()
-                {
-                    diags.at(Code::BundleInvalid, file, r.pos, format!("{slots_key}.required names {field}, which is not in {slots_key}.properties"));
-                }
-            }
-        }
-    }
-    let steps = root
-        .get("steps")
-        .map(Node::items)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|s| step(s, file, &folder, files, diags))
-        .collect();
-    let params_node = root.get("params");
-    let connections = slots(root.get("connections"), file);
-    let artifacts = slots(root.get("artifacts"), file);
-    let sensitive = sensitive::of_bundle(
-        params_node.map(Node::to_json).as_ref(),
-        &connections,
-        &artifacts,
-        types,
-    );
-    Bundle {
-        format: if massdriver {
-            BundleFormat::Massdriver
-        } else {
-            BundleFormat::Capstan
-        },
-        description: string(root.get("description")),
-        version: string(root.get("version")).unwrap_or_else(|| "0.0.0".into()),
-        params: params_node.cloned(),
-        connections,
-        artifacts,
-        steps,
-        digest: digest(&folder, files),
-        sensitive,
-        file: Arc::clone(file),
-        name,
-    }
-}
-
-fn step(
-    node: &Node,
-    file: &Arc<str>,
-    folder: &str,
-    files: &[&SourceFile],
-    diags: &mut Diagnostics,
-) -> Option<Step> {
-    let path_node = node.get("path")?;
-    let raw = path_node.as_str()?;
-    let path = raw.trim_start_matches("./").trim_end_matches('/');
-    if path.starts_with('/') || path.split('/').any(|s| s == "..") {
-        diags.at(
-            Code::BundleInvalid,
-            file,
-            path_node.pos,
-            format!("step path {raw:?} must stay inside the bundle folder"),
-        );
-        return None;
-    }
-    let prefix = if path.is_empty() || path == "." {
-        folder.to_string()
-    } else {
-        format!("{folder}{path}/")
-    };
-    if !files.iter().any(|f| f.path.starts_with(&prefix)) {
-        diags.at(
-            Code::BundleInvalid,
-            file,
-            path_node.pos,
-            format!("step path {raw:?} is not a folder with files in {folder}"),
-        );
-    }
-    let provisioner_node = node.get("provisioner")?;
-    let provisioner = match provisioner_node.as_str()? {
-        "exec" => Provisioner::Exec,
-        "opentofu" => Provisioner::OpenTofu,
-        "terraform" => Provisioner::Terraform,
-        other => {
-            diags.at(
-                Code::BundleInvalid,
-                file,
-                provisioner_node.pos,
-                format!("provisioner {other:?} is not supported (exec, opentofu, terraform)"),
-            );
-            return None;
-        }
-    };
-    let deploy = string(node.get("deploy"));
-    let destroy = string(node.get("destroy"));
-    if provisioner == Provisioner::Exec && deploy.is_none() {
-        diags.at(
-            Code::BundleInvalid,
-            file,
-            node.pos,
-            "an exec step needs a `deploy` command",
-        );
-    }
-    if provisioner != Provisioner::Exec {
-        for key in ["deploy", "destroy"] {
-            if let Some(e) = node.entry(key) {
-                diags.at(
-                    Code::BundleInvalid,
-                    file,
-                    e.key_pos,
-                    format!(
-                        "`{key}` is for exec steps; {} steps run init/apply/destroy",
-                        provisioner_node.as_str().unwrap_or_default()
-                    ),
-                );
-            }
-        }
-    }
-    Some(Step {
-        path: path.to_string(),
-        provisioner,
-        deploy,
-        destroy,
-    })
-}
-
-/// SHA-256 over the bundle folder's files: relative path, executable bit and content.
-fn digest(folder: &str, files: &[&SourceFile]) -> String {
-    let mut hasher = Sha256::new();
-    for f in files {
-        hasher.update(f.path.strip_prefix(folder).unwrap_or(&f.path).as_bytes());
-        hasher.update([0, u8::from(f.executable)]);
-        match &f.content {
-            Content::Bytes(b) => {
-                hasher.update((b.len() as u64).to_le_bytes());
-                hasher.update(b);
-            }
-            other => hasher.update(format!("{other:?}").as_bytes()),
-        }
-    }
-    hex::encode(hasher.finalize())
-}
-
-fn project(id: ProjectId, root: &Node, file: &Arc<str>, diags: &mut Diagnostics) -> Project {
-    let packages = root
-        .get("packages")
-        .map(Node::entries)
-        .unwrap_or_default()
-        .iter()
-        .filter(|e| PROJECT_LIKE_ID.is_match(&e.key))
-        .map(|e| {
-            let wiring = e
-                .value
-                .get("connections")
-                .map(Node::entries)
-                .unwrap_or_default()
-                .iter()
-                .map(|w| {
-                    let target = local_reference(&w.value, file, "wiring", diags);
-                    (
-                        w.key.clone(),
-                        Wiring {
-                            slot_at: Loc::new(file, w.key_pos),
-                            target,
-                            at: loc(file, &w.value),
-                        },
-                    )
-                })
-                .collect();
-            let package = Package {
-                name: PackageName(e.key.clone()),
-                at: Loc::new(file, e.key_pos),
-                bundle: e
-                    .value
-                    .get("bundle")
-                    .and_then(|b| Some((BundleName(b.as_str()?.to_string()), loc(file, b)))),
-                params: e.value.get("params").filter(|p| p.is_map()).cloned(),
-                wiring,
-            };
-            (package.name.clone(), package)
-        })
-        .collect();
-    let shares = root
-        .get("shares")
-        .map(Node::items)
-        .unwrap_or_default()
-        .iter()
-        .map(|s| Share {
-            at: loc(file, s),
-            artifacts: s
-                .get("artifacts")
-                .map(Node::items)
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|a| {
-                    if a.as_str() == Some("*") {
-                        return Some(ShareItem::All);
-                    }
-                    let (package, field) = local_reference(a, file, "shared artifact", diags)?;
-                    Some(ShareItem::Artifact {
-                        package,
-                        field,
-                        at: loc(file, a),
-                    })
-                })
-                .collect(),
-            environments: s.get("environments").map(|envs| {
-                envs.items()
-                    .iter()
-                    .filter_map(|e| Some((EnvId(e.as_str()?.to_string()), loc(file, e))))
-                    .collect()
-            }),
-            to: audience(s.get("to")),
-        })
-        .collect();
-    Project {
-        id,
-        file: Arc::clone(file),
-        name: string(root.get("name")),
-        description: string(root.get("description")),
-        owners: strings(root.get("owners")),
-        attributes: string_map(root.get("attributes")),
-        packages,
-        shares,
-        environments: BTreeMap::new(),
-    }
-}
-
 /// `<package>.<field>` (wiring, shares).
 fn local_reference(
     node: &Node,
@@ -830,87 +474,6 @@ pub fn parse_reference(text: &str) -> Option<ArtifactRef> {
         package: PackageName(c[3].to_string()),
         field: c[4].to_string(),
     })
-}
-
-fn source(node: &Node, file: &Arc<str>, diags: &mut Diagnostics) -> Source {
-    if let Some(text) = node.as_str() {
-        return match parse_reference(text) {
-            Some(r) => Source::Reference(r, loc(file, node)),
-            None => {
-                diags.at(Code::ReferenceInvalid, file, node.pos, format!("{text:?} is not a reference of the form <project>-<environment>-<package>.<field>"));
-                Source::Invalid
-            }
-        };
-    }
-    match node.get("data") {
-        Some(data) if data.is_map() => Source::Import(data.clone(), loc(file, data)),
-        _ => Source::Invalid,
-    }
-}
-
-fn sources(
-    node: Option<&Node>,
-    file: &Arc<str>,
-    diags: &mut Diagnostics,
-) -> BTreeMap<String, (Loc, Source)> {
-    node.map(Node::entries)
-        .unwrap_or_default()
-        .iter()
-        .map(|e| {
-            (
-                e.key.clone(),
-                (Loc::new(file, e.key_pos), source(&e.value, file, diags)),
-            )
-        })
-        .collect()
-}
-
-fn environment(id: EnvId, root: &Node, file: &Arc<str>, diags: &mut Diagnostics) -> Environment {
-    let defaults = root
-        .get("defaults")
-        .map(Node::entries)
-        .unwrap_or_default()
-        .iter()
-        .map(|e| EnvDefault {
-            type_name: TypeName(e.key.clone()),
-            key_at: Loc::new(file, e.key_pos),
-            source: source(&e.value, file, diags),
-        })
-        .collect();
-    let packages = root
-        .get("packages")
-        .map(Node::entries)
-        .unwrap_or_default()
-        .iter()
-        .filter(|e| PROJECT_LIKE_ID.is_match(&e.key))
-        .map(|e| {
-            let v = &e.value;
-            let remote = v.entry("remote").map(|r| {
-                for other in ["params", "connections", "enabled"] {
-                    if let Some(o) = v.entry(other) {
-                        diags.at(Code::SchemaInvalid, file, o.key_pos, format!("packages.{}: `{other}` does not go with `remote` (a remote package is not deployed here)", e.key));
-                    }
-                }
-                Remote { at: Loc::new(file, r.key_pos), fields: sources(Some(&r.value), file, diags) }
-            });
-            let package = EnvPackage {
-                at: Loc::new(file, e.key_pos),
-                enabled: v.get("enabled").and_then(Node::as_bool).unwrap_or(true),
-                params: v.get("params").filter(|p| p.is_map()).cloned(),
-                connections: sources(v.get("connections"), file, diags),
-                remote,
-            };
-            (PackageName(e.key.clone()), package)
-        })
-        .collect();
-    Environment {
-        id,
-        file: Arc::clone(file),
-        name: string(root.get("name")),
-        attributes: string_map(root.get("attributes")),
-        defaults,
-        packages,
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,62 @@
+//! `capstan.yaml`: repository-wide owners and deploy windows, each window's cron and
+//! duration parsed here, once.
+
+use std::sync::Arc;
+
+use super::{audience, loc, string, strings};
+use crate::core::diag::{Code, Diagnostics};
+use crate::core::model::*;
+use crate::core::yaml::Node;
+
+pub(super) fn config(root: &Node, file: &Arc<str>, diags: &mut Diagnostics) -> Config {
+    Config {
+        owners: strings(root.get("owners")),
+        deploy_windows: root
+            .get("deploy_windows")
+            .map(Node::items)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|w| window(w, file, diags))
+            .collect(),
+    }
+}
+
+/// A deploy window, its cron and duration parsed here, once; `None` (reported) when either
+/// does not parse. The schema has already reported missing keys.
+fn window(w: &Node, file: &Arc<str>, diags: &mut Diagnostics) -> Option<DeployWindow> {
+    let cron_node = w.get("cron")?;
+    let text = cron_node.as_str()?;
+    let cron = match crate::core::windows::parse_cron(text) {
+        Ok(cron) => Some(cron),
+        Err(e) => {
+            diags.at(
+                Code::SchemaInvalid,
+                file,
+                cron_node.pos,
+                format!("deploy_windows: `{text}` is not a cron expression: {e}"),
+            );
+            None
+        }
+    };
+    let duration_node = w.get("duration")?;
+    let length = crate::core::duration::parse(duration_node.as_str()?)
+        .ok()
+        .and_then(|d| chrono::TimeDelta::from_std(d).ok());
+    if length.is_none() {
+        // The schema's pattern reports a malformed duration; only an absurdly long one gets here.
+        diags.at(
+            Code::SchemaInvalid,
+            file,
+            duration_node.pos,
+            "deploy_windows: the duration is too long",
+        );
+    }
+    Some(DeployWindow {
+        name: string(w.get("name")),
+        allow: w.get("action").and_then(Node::as_str) != Some("deny"),
+        cron: cron?,
+        length: length?,
+        environments: audience(w.get("environments")),
+        at: loc(file, w),
+    })
+}
