@@ -22,7 +22,7 @@ pub struct Apply {
     pub rev: String,
     pub state: PathBuf,
     pub parallel: usize,
-    pub timeout: std::time::Duration,
+    pub timeouts: crate::deploy::Timeouts,
     pub yes: bool,
 }
 
@@ -93,7 +93,7 @@ pub fn apply(args: Apply) -> anyhow::Result<i32> {
             path: args.repo.clone(),
         }),
         parallel: args.parallel,
-        step_timeout: args.timeout,
+        timeouts: args.timeouts,
         progress: Arc::new(|o| {
             let _ = out(&format!("{}\n", crate::deploy::line(o)));
         }),

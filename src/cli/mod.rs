@@ -80,6 +80,10 @@ enum Command {
         /// How long one instance's steps may take, e.g. 30m.
         #[arg(long, default_value = "30m", value_parser = parse_duration)]
         timeout: std::time::Duration,
+        /// How long an OpenTofu or Terraform step waits for a state lock another run
+        /// holds (a killed apply's), e.g. 5m.
+        #[arg(long, default_value = "5m", value_parser = parse_duration)]
+        lock_timeout: std::time::Duration,
         /// Deploy without asking.
         #[arg(long)]
         yes: bool,
@@ -338,13 +342,17 @@ fn execute(command: Command) -> anyhow::Result<i32> {
             state,
             parallel,
             timeout,
+            lock_timeout,
             yes,
         } => deploy::apply(deploy::Apply {
             repo,
             rev,
             state,
             parallel: parallel.into(),
-            timeout,
+            timeouts: crate::deploy::Timeouts {
+                step: timeout,
+                state_lock: lock_timeout,
+            },
             yes,
         }),
         Command::State {
@@ -384,9 +392,10 @@ fn execute(command: Command) -> anyhow::Result<i32> {
         }
         Command::Explain { code: None } => {
             let mut text = String::new();
+            let width = Code::ALL.iter().map(|c| c.as_str().len()).max().unwrap_or(0);
             for code in Code::ALL {
                 text.push_str(&format!(
-                    "{:<26} {:<8} {}\n",
+                    "{:<width$} {:<8} {}\n",
                     code.as_str(),
                     code.severity().as_str(),
                     code.summary()

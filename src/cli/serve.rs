@@ -207,10 +207,11 @@ fn describe(cfg: &Config) -> String {
     s.push_str(&format!("  workers:     {}\n", cfg.workers));
     let d = &cfg.deploy;
     s.push_str(&format!(
-        "  deploy:      {}, {} instances of a wave at once, each step at most {}\n",
+        "  deploy:      {}, {} instances of a wave at once, each step at most {}, state locks waited for up to {}\n",
         if d.enabled { "on" } else { "off (plans only)" },
         d.parallel,
-        duration::format(d.step_timeout)
+        duration::format(d.timeouts.step),
+        duration::format(d.timeouts.state_lock)
     ));
     for sch in &cfg.schedules {
         s.push_str(&format!(

@@ -298,7 +298,7 @@ pub fn check_artifacts(
                 let Some(t) = repo.artifact_types.get(slot.type_name.as_str()) else {
                     continue;
                 };
-                let validator = match schema::compile(&t.schema, jsonschema::Draft::Draft202012) {
+                let validator = match schema::compile(&t.schema, t.format) {
                     Ok(v) => v,
                     Err(e) => {
                         problems.push(format!("artifact type {} is invalid: {e}", t.name));

@@ -26,7 +26,7 @@ impl Severity {
 
 macro_rules! codes {
     ($($variant:ident => $code:literal, $severity:ident, $summary:literal, $explain:literal;)*) => {
-        /// A stable diagnostic code (DESIGN.md section 6, plus the input-safety codes of README).
+        /// A stable diagnostic code; `docs/repository-format.md` lists them all.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub enum Code { $($variant),* }
 
@@ -166,12 +166,36 @@ bundles) is not fetched: that part of the params schema accepts any value.
       properties:
         region: {$ref: https://example.com/types/aws-region.json}   # warning
 ";
-    BundleDeprecatedKey => "bundle.deprecated-key", Warning, "a Massdriver bundle uses a key Massdriver deprecated",
-"capstan reads Massdriver's `massdriver.yaml` (DESIGN 4.3). `type` and `access` are
-accepted and ignored, like `schema`, `ui`, `app` and `source_url`, but Massdriver itself
-has deprecated them: remove them when convenient.
+    BundleDeprecatedKey => "bundle.deprecated-key", Warning, "a Massdriver bundle uses a key (or a default) Massdriver deprecated",
+"capstan reads Massdriver's `massdriver.yaml`. `type` and `access` are accepted and
+ignored, like `schema`, `ui`, `app` and `source_url`, but Massdriver itself has deprecated
+them: remove them when convenient. A bundle without `steps` gets Massdriver's deprecated
+default, one `terraform` step at `src`, with this warning too.
 
     type: infrastructure                 # warning: deprecated, ignored
+";
+    BundleIgnoredKey => "bundle.ignored-key", Warning, "a Massdriver bundle holds a key capstan ignores",
+"Massdriver ignores top-level keys of `massdriver.yaml` it does not know, and real files
+use them to hold YAML anchors for `params`. capstan reads such a file as Massdriver does,
+and says which keys it ignored rather than dropping them silently. The same goes for
+constraints written beside a connection's or artifact's `$ref`, which capstan does not
+enforce. (In capstan's own files, unknown keys stay errors.)
+
+    NodeGroup: &node_group                  # warning: ignored (its anchor is used below)
+      properties: {min_size: {type: integer}}
+    params:
+      properties:
+        node_groups: {items: *node_group}
+";
+    BundleProvisionerUnsupported => "bundle.provisioner-unsupported", Warning, "a Massdriver step uses a provisioner capstan cannot run",
+"capstan runs `exec`, `opentofu` and `terraform` steps. A Massdriver bundle whose step uses
+another provisioner (`helm`, `bicep`) still loads, validates and plans, so the rest of the
+repository can use it; deploying one of its instances fails that instance with a message
+saying why, its dependants are skipped, and everything else deploys.
+
+    steps:
+      - path: chart
+        provisioner: helm                   # warning: capstan cannot run helm steps
 ";
     PackageUnknown => "package.unknown", Error, "an environment, wiring or share names a package the project lacks",
 "Packages are the keys of `packages:` in `project.yaml`. An environment can only configure

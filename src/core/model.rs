@@ -118,6 +118,9 @@ pub struct DeployWindow {
 pub struct ArtifactType {
     pub name: TypeName,
     pub file: Arc<str>,
+    /// `artifact-types/<type>.yaml` (capstan's, JSON Schema 2020-12) or `<type>.json`
+    /// (a Massdriver artifact definition, draft-07).
+    pub format: Format,
     pub label: Option<String>,
     /// The group name; `None` means the type can never be an environment default.
     pub environment_default: Option<String>,
@@ -127,9 +130,12 @@ pub struct ArtifactType {
     pub sensitive: Vec<Vec<String>>,
 }
 
+/// Whose format a file is in; it decides the JSON Schema draft of the schemas it holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BundleFormat {
+pub enum Format {
+    /// capstan's own files: JSON Schema 2020-12.
     Capstan,
+    /// Massdriver's `massdriver.yaml` and artifact definitions: draft-07.
     Massdriver,
 }
 
@@ -137,7 +143,7 @@ pub enum BundleFormat {
 pub struct Bundle {
     pub name: BundleName,
     pub file: Arc<str>,
-    pub format: BundleFormat,
+    pub format: Format,
     pub description: Option<String>,
     pub version: String,
     /// The params schema as written (URL `$ref`s are handled by `resolve`); `None`: any object.
@@ -150,6 +156,9 @@ pub struct Bundle {
     /// Every sensitive path of its instances (`params/...`, `connections/<slot>/data/...`,
     /// `artifacts/<field>/...`), computed once at load (`sensitive::of_bundle`).
     pub sensitive: Vec<FieldPath>,
+    /// The bundle's own JSON or YAML files its params schema `$ref`s (`./schemas/x.json`),
+    /// by their path relative to the bundle folder.
+    pub documents: BTreeMap<String, serde_json::Value>,
 }
 
 /// A connection or artifact field of a bundle.
@@ -160,11 +169,30 @@ pub struct Slot {
     pub at: Loc,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Provisioner {
     Exec,
-    OpenTofu,
-    Terraform,
+    /// `opentofu`, or `opentofu:1.10`: the installed `tofu` must be that version.
+    OpenTofu { version: Option<String> },
+    /// `terraform`, or `terraform:1.5`.
+    Terraform { version: Option<String> },
+    /// A provisioner Massdriver defines and capstan cannot run (`helm`, `bicep`, ...): the
+    /// bundle loads and plans; deploying its instances fails them, and only them.
+    Unsupported(String),
+}
+
+impl Provisioner {
+    /// As written: `exec`, `opentofu:1.10`, `helm`.
+    pub fn name(&self) -> String {
+        match self {
+            Provisioner::Exec => "exec".into(),
+            Provisioner::OpenTofu { version: None } => "opentofu".into(),
+            Provisioner::OpenTofu { version: Some(v) } => format!("opentofu:{v}"),
+            Provisioner::Terraform { version: None } => "terraform".into(),
+            Provisioner::Terraform { version: Some(v) } => format!("terraform:{v}"),
+            Provisioner::Unsupported(name) => name.clone(),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -173,6 +201,9 @@ pub struct Step {
     pub provisioner: Provisioner,
     pub deploy: Option<String>,
     pub destroy: Option<String>,
+    /// Massdriver's `skip_on_delete`: a destroy leaves this step's resources alone (a
+    /// KMS key kept so backups stay readable).
+    pub skip_on_destroy: bool,
 }
 
 #[derive(Clone, Debug)]

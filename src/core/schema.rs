@@ -1,6 +1,7 @@
 //! The embedded JSON Schemas of capstan's file kinds (`schemas/*.schema.json`), compiled
 //! once per process, and the mapping of schema errors back to YAML nodes.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock};
 
 use jsonschema::error::ValidationErrorKind;
@@ -9,6 +10,7 @@ use jsonschema::{Draft, Validator};
 use serde_json::Value;
 
 use super::diag::{Code, Diagnostics};
+use super::model::Format;
 use super::yaml::Node;
 
 /// A file kind with a schema.
@@ -105,21 +107,232 @@ static COMPILED: LazyLock<Compiled> = LazyLock::new(|| Compiled {
         .map(|&kind| {
             let mut schema = parse_embedded(kind);
             inline_sibling_refs(&mut schema);
-            let validator = compile(&schema, Draft::Draft202012)
+            let validator = compile(&schema, Format::Capstan)
                 .expect("embedded schemas compile (checked by a test)");
             (kind, validator)
         })
         .collect(),
 });
 
-/// Compiles a schema that must not reach the network: no retriever is configured and
-/// the crate is built without HTTP resolution, so an external `$ref` is an error.
-pub fn compile(schema: &Value, draft: Draft) -> Result<Validator, String> {
+/// Why a schema does not compile: the message, and where in the schema (keys and indices
+/// from its root; empty when the problem is not at one place).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompileError {
+    pub path: Vec<String>,
+    pub message: String,
+}
+
+impl std::fmt::Display for CompileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// The JSON Schema draft of schemas written in `format`: capstan's files use 2020-12,
+/// Massdriver's draft-07 (as Massdriver validates them).
+fn draft(format: Format) -> Draft {
+    match format {
+        Format::Capstan => Draft::Draft202012,
+        Format::Massdriver => Draft::Draft7,
+    }
+}
+
+/// Compiles a schema written in `format` that refers to nothing outside itself.
+pub fn compile(schema: &Value, format: Format) -> Result<Validator, CompileError> {
+    compile_with(schema, format, &BTreeMap::new())
+}
+
+/// Compiles a schema that may `$ref` the given `documents` by relative path
+/// (`./schemas/network.json#/$defs/cidr`, resolved from the schema's own folder). Nothing
+/// else is ever read or fetched: a `$ref` to anything else does not compile (callers strip
+/// URL `$ref`s first, with a warning). POSIX classes in patterns (`[[:space:]]`), which
+/// Massdriver accepts, are read as the ASCII classes they name.
+pub fn compile_with(
+    schema: &Value,
+    format: Format,
+    documents: &BTreeMap<String, Value>,
+) -> Result<Validator, CompileError> {
+    let mut schema = schema.clone();
+    posix_classes(&mut schema);
     jsonschema::options()
-        .with_draft(draft)
+        .with_draft(draft(format))
         .should_validate_formats(false)
-        .build(schema)
-        .map_err(|e| e.to_string())
+        .with_base_uri(format!("{DOCUMENTS}schema"))
+        .with_retriever(Documents(documents.clone()))
+        .build(&schema)
+        .map_err(|e| CompileError {
+            path: e
+                .instance_path()
+                .iter()
+                .map(|seg| match seg {
+                    LocationSegment::Property(p) => p.to_string(),
+                    LocationSegment::Index(i) => i.to_string(),
+                })
+                .collect(),
+            message: match e.kind() {
+                ValidationErrorKind::Format { format } if format == "regex" => format!(
+                    "{} is not a regular expression (ECMA-262, as JSON Schema defines patterns)",
+                    e.instance()
+                ),
+                _ => e.to_string(),
+            },
+        })
+}
+
+/// Whether a `$ref` names something outside the bundle (`https://...`, `urn:...`), as
+/// opposed to a place in the same schema (`#/$defs/x`) or a file of the bundle
+/// (`./schemas/x.json#/a`).
+pub fn is_url(r: &str) -> bool {
+    let scheme = r.split_once(':').map(|(s, _)| s);
+    scheme.is_some_and(|s| {
+        s.starts_with(|c: char| c.is_ascii_alphabetic())
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
+    })
+}
+
+/// Removes every `$ref` to a URL ([`is_url`]) from a schema, so that subschema accepts
+/// anything: capstan never fetches. Returns where each was (the path ends in `$ref`) and
+/// the URL, for the warning.
+pub fn strip_urls(schema: &mut Value) -> Vec<(Vec<String>, String)> {
+    fn walk(value: &mut Value, path: &mut Vec<String>, found: &mut Vec<(Vec<String>, String)>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(r)) = map.get("$ref")
+                    && is_url(r)
+                {
+                    let mut at = path.clone();
+                    at.push("$ref".into());
+                    found.push((at, r.clone()));
+                    map.remove("$ref");
+                }
+                for (k, v) in map.iter_mut() {
+                    if DATA_KEYWORDS.contains(&k.as_str()) {
+                        continue;
+                    }
+                    path.push(k.clone());
+                    walk(v, path, found);
+                    path.pop();
+                }
+            }
+            Value::Array(items) => {
+                for (i, v) in items.iter_mut().enumerate() {
+                    path.push(i.to_string());
+                    walk(v, path, found);
+                    path.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    walk(schema, &mut Vec::new(), &mut found);
+    found
+}
+
+/// The base every relative `$ref` resolves against; a document's path is after it.
+const DOCUMENTS: &str = "capstan://bundle/";
+
+/// Serves a bundle's own files to `$ref`s, and nothing else.
+struct Documents(BTreeMap<String, Value>);
+
+impl jsonschema::Retrieve for Documents {
+    fn retrieve(
+        &self,
+        uri: &jsonschema::Uri<String>,
+    ) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
+        let path = uri
+            .as_str()
+            .strip_prefix(DOCUMENTS)
+            .map(|p| p.split('#').next().unwrap_or(p));
+        match path.and_then(|p| self.0.get(p)) {
+            Some(doc) => {
+                let mut doc = doc.clone();
+                posix_classes(&mut doc);
+                Ok(doc)
+            }
+            None => Err(format!("{uri} is not a file of the bundle, and capstan fetches nothing").into()),
+        }
+    }
+}
+
+/// Keys whose values are data, not subschemas: a `pattern` in them is no keyword.
+const DATA_KEYWORDS: &[&str] = &["default", "const", "enum", "examples", "$md"];
+
+/// Rewrites POSIX bracket classes in every `pattern` and `patternProperties` key of a
+/// schema into the ECMA-262 ranges they name, so `^[[:alnum:]-]+$` means what its author
+/// meant (ECMA-262 has no POSIX classes; Massdriver accepts them).
+pub fn posix_classes(schema: &mut Value) {
+    match schema {
+        Value::Object(map) => {
+            if let Some(Value::String(p)) = map.get_mut("pattern") {
+                *p = posix_pattern(p);
+            }
+            if let Some(Value::Object(props)) = map.get_mut("patternProperties") {
+                *props = std::mem::take(props)
+                    .into_iter()
+                    .map(|(k, v)| (posix_pattern(&k), v))
+                    .collect();
+            }
+            for (k, v) in map.iter_mut() {
+                if !DATA_KEYWORDS.contains(&k.as_str()) {
+                    posix_classes(v);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(posix_classes),
+        _ => {}
+    }
+}
+
+/// `[[:space:]]` → `[\t\n\v\f\r ]`, inside bracket expressions only; the rest as it is.
+fn posix_pattern(pattern: &str) -> String {
+    const CLASSES: &[(&str, &str)] = &[
+        ("alnum", "a-zA-Z0-9"),
+        ("alpha", "a-zA-Z"),
+        ("blank", " \\t"),
+        ("cntrl", "\\x00-\\x1f\\x7f"),
+        ("digit", "0-9"),
+        ("graph", "!-~"),
+        ("lower", "a-z"),
+        ("print", " -~"),
+        ("punct", "!-\\/:-@\\[-`{-~"),
+        ("space", "\\t\\n\\v\\f\\r "),
+        ("upper", "A-Z"),
+        ("word", "\\w"),
+        ("xdigit", "0-9A-Fa-f"),
+    ];
+    let mut out = String::with_capacity(pattern.len());
+    let mut rest = pattern;
+    let mut in_class = false;
+    while let Some(c) = rest.chars().next() {
+        if c == '\\' {
+            let escaped: String = rest.chars().take(2).collect();
+            out.push_str(&escaped);
+            rest = &rest[escaped.len()..];
+            continue;
+        }
+        if in_class
+            && let Some(after) = rest.strip_prefix("[:")
+            && let Some((name, tail)) = after.split_once(":]")
+            && let Some((_, ranges)) = CLASSES.iter().find(|(n, _)| *n == name)
+        {
+            out.push_str(ranges);
+            rest = tail;
+            continue;
+        }
+        if !in_class && c == '[' {
+            in_class = true;
+            out.push('[');
+            rest = &rest[1..];
+            continue;
+        }
+        if in_class && c == ']' {
+            in_class = false;
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out
 }
 
 /// Validates a parsed file against the schema of its kind; reports each problem at the
@@ -288,6 +501,56 @@ mod tests {
             );
         }
         assert_eq!(COMPILED.kinds.len(), FileKind::ALL.len());
+    }
+
+    #[test]
+    fn posix_classes_become_the_ranges_they_name_inside_brackets_only() {
+        assert_eq!(posix_pattern("^[^[:space:]]+$"), "^[^\\t\\n\\v\\f\\r ]+$");
+        assert_eq!(posix_pattern("^[[:alnum:]_-]{1,9}$"), "^[a-zA-Z0-9_-]{1,9}$");
+        assert_eq!(posix_pattern("[:space:]"), "[:space:]", "outside brackets: as written");
+        assert_eq!(
+            posix_pattern("\\[[:digit:]]"),
+            "\\[[:digit:]]",
+            "an escaped [ opens no bracket, so [:digit:] is not inside one"
+        );
+        assert_eq!(posix_pattern("[\\][:digit:]]"), "[\\]0-9]");
+        assert_eq!(posix_pattern("[[:nope:]]"), "[[:nope:]]", "unknown names stay");
+        let mut schema = serde_json::json!({
+            "properties": {"name": {"type": "string", "pattern": "^[[:lower:]]+$", "default": {"pattern": "[[:lower:]]"}}},
+            "patternProperties": {"^[[:digit:]]+$": {"type": "integer"}}
+        });
+        posix_classes(&mut schema);
+        assert_eq!(schema["properties"]["name"]["pattern"], "^[a-z]+$");
+        assert_eq!(schema["properties"]["name"]["default"]["pattern"], "[[:lower:]]", "data is data");
+        assert!(schema["patternProperties"].get("^[0-9]+$").is_some());
+        let v = compile(&serde_json::json!({"type": "string", "pattern": "^[^[:space:]]+$"}), Format::Massdriver)
+            .expect("compiles");
+        assert!(v.is_valid(&serde_json::json!("no-spaces")));
+        assert!(!v.is_valid(&serde_json::json!("two words")));
+    }
+
+    #[test]
+    fn compile_errors_say_where_in_the_schema() {
+        let schema = serde_json::json!({"properties": {"name": {"type": "string", "pattern": "(unclosed"}}});
+        let e = compile(&schema, Format::Massdriver).unwrap_err();
+        assert_eq!(e.path, ["properties", "name", "pattern"]);
+        assert!(e.message.contains("(unclosed"), "{e}");
+    }
+
+    #[test]
+    fn relative_refs_resolve_to_the_documents_given_and_nothing_else() {
+        let docs = BTreeMap::from([(
+            "schemas/network.json".to_string(),
+            serde_json::json!({"$defs": {"cidr": {"type": "string", "pattern": "^[[:digit:].]+/[0-9]+$"}}}),
+        )]);
+        let schema = serde_json::json!({"properties": {"cidr": {"$ref": "./schemas/network.json#/$defs/cidr"}}});
+        let v = compile_with(&schema, Format::Massdriver, &docs).expect("compiles");
+        assert!(v.is_valid(&serde_json::json!({"cidr": "10.0.0.0/16"})));
+        assert!(!v.is_valid(&serde_json::json!({"cidr": "ten"})));
+        let missing = serde_json::json!({"properties": {"x": {"$ref": "./schemas/other.json"}}});
+        assert!(compile_with(&missing, Format::Massdriver, &docs).is_err());
+        let local_file = serde_json::json!({"properties": {"x": {"$ref": "file:///etc/passwd"}}});
+        assert!(compile_with(&local_file, Format::Massdriver, &docs).is_err());
     }
 
     #[test]

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use crate::core::diag::{Diagnostic, Diagnostics};
 use crate::core::load::parse_text;
 use crate::core::schema::FileKind;
+use crate::deploy::Timeouts;
 use crate::github::{self, Auth, Retry};
 use crate::secret::Secret;
 
@@ -128,7 +129,7 @@ impl Job {
 pub struct DeployConfig {
     pub enabled: bool,
     pub parallel: usize,
-    pub step_timeout: Duration,
+    pub timeouts: Timeouts,
 }
 
 #[derive(Clone, Debug)]
@@ -214,6 +215,7 @@ struct FileDeploy {
     enabled: Option<bool>,
     parallel: Option<usize>,
     step_timeout: Option<String>,
+    lock_timeout: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -435,11 +437,18 @@ fn build(
     let deploy = DeployConfig {
         enabled: file.deploy.enabled.unwrap_or(true),
         parallel: file.deploy.parallel.unwrap_or(4),
-        step_timeout: problems.duration(
-            "deploy.step_timeout",
-            file.deploy.step_timeout.as_deref(),
-            Duration::from_secs(30 * 60),
-        ),
+        timeouts: Timeouts {
+            step: problems.duration(
+                "deploy.step_timeout",
+                file.deploy.step_timeout.as_deref(),
+                Timeouts::default().step,
+            ),
+            state_lock: problems.duration(
+                "deploy.lock_timeout",
+                file.deploy.lock_timeout.as_deref(),
+                Timeouts::default().state_lock,
+            ),
+        },
     };
     let shutdown_timeout = problems.duration(
         "shutdown_timeout",

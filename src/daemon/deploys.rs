@@ -159,7 +159,7 @@ impl Deploys {
             state_dir: self.state_dir.clone(),
             revisions: self.revisions.clone(),
             parallel: config.parallel,
-            step_timeout: config.step_timeout,
+            timeouts: config.timeouts,
             progress,
         };
         let report = deployer.deploy(target).await?;

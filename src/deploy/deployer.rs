@@ -5,12 +5,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use chrono::Utc;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use super::Timeouts;
 use super::report::{Outcome, Report};
 use super::step::{Step, Work};
 use super::{DeployError, Target};
@@ -29,7 +29,7 @@ pub struct Deployer {
     /// Where a destroy reads its bundle from: the commit it was last deployed at.
     pub revisions: Arc<dyn Revisions>,
     pub parallel: usize,
-    pub step_timeout: Duration,
+    pub timeouts: Timeouts,
     /// Told about each outcome as it happens (the CLI prints it, the daemon logs it).
     pub progress: Arc<dyn Fn(&Outcome) + Send + Sync>,
 }
@@ -220,7 +220,7 @@ impl Deployer {
             let step = Step {
                 store: self.store.clone(),
                 state_dir: self.state_dir.clone(),
-                timeout: self.step_timeout,
+                timeouts: self.timeouts,
                 run: run.report.run,
             };
             let limit = limit.clone();

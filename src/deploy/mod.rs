@@ -26,6 +26,7 @@ use crate::core::{Checked, deployed};
 use crate::state::{Recovered, StateError, Store};
 pub use deployer::Deployer;
 pub use lock::{DeployLock, Holder};
+pub use provision::Timeouts;
 pub use report::{Outcome, Report, line, markdown, marker, text};
 
 #[derive(Debug, thiserror::Error)]

@@ -74,6 +74,39 @@ pub enum StepError {
     },
     #[error("reading $CAPSTAN_ARTIFACTS")]
     ReadArtifacts(#[source] std::io::Error),
+    #[error(
+        "the step wants {program} {wanted}, but `{program} version` says {found}: install a matching {program} on capstan's PATH, or change the version in the bundle"
+    )]
+    Version {
+        program: String,
+        wanted: String,
+        found: String,
+    },
+    #[error("`{program} version -json` did not say which version it is")]
+    UnknownVersion { program: String },
+    #[error(
+        "capstan cannot run `{provisioner}` steps (it runs exec, opentofu and terraform): this instance is left as it is; deploy it with {provisioner} outside capstan, or port the step"
+    )]
+    Unsupported { provisioner: String },
+}
+
+/// How long things may take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// One instance's steps, all together; the process group is killed after it.
+    pub step: Duration,
+    /// How long OpenTofu or Terraform wait for a state lock another run holds
+    /// (`-lock-timeout`): a killed apply's lock is waited for, not failed on.
+    pub state_lock: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Timeouts {
+        Timeouts {
+            step: Duration::from_secs(30 * 60),
+            state_lock: Duration::from_secs(5 * 60),
+        }
+    }
 }
 
 /// Everything one instance's steps need.
@@ -88,7 +121,7 @@ pub struct Job<'a> {
     pub workdir: PathBuf,
     pub state_dir: &'a Path,
     pub log: &'a Path,
-    pub timeout: Duration,
+    pub timeouts: Timeouts,
     /// Values never written to the log.
     pub secrets: Vec<String>,
     /// Where secrets are in the instance's artifacts, to scrub the log of new ones.
@@ -289,19 +322,33 @@ async fn run_in_workdir(job: &Job<'_>) -> Result<BTreeMap<String, Value>, StepEr
         Verb::Deploy => job.bundle.steps.iter().enumerate().collect(),
         Verb::Destroy => job.bundle.steps.iter().enumerate().rev().collect(),
     };
+    let skipped = |step: &Step| job.verb == Verb::Destroy && step.skip_on_destroy;
+    // A step capstan cannot run fails the instance before any step has changed anything.
+    for (_, step) in &steps {
+        if let Provisioner::Unsupported(name) = &step.provisioner
+            && !skipped(step)
+        {
+            let e = StepError::Unsupported {
+                provisioner: name.clone(),
+            };
+            log.line(&e.to_string());
+            return Err(e);
+        }
+    }
     let mut artifacts = BTreeMap::new();
     for (i, step) in steps {
-        log.line(&format!(
+        let header = format!(
             "## {} step {} ({}, {})",
             job.verb.name(),
             i + 1,
             step.path,
-            match step.provisioner {
-                Provisioner::Exec => "exec",
-                Provisioner::OpenTofu => "opentofu",
-                Provisioner::Terraform => "terraform",
-            }
-        ));
+            step.provisioner.name()
+        );
+        if skipped(step) {
+            log.line(&format!("{header}: skipped (skip_on_delete)"));
+            continue;
+        }
+        log.line(&header);
         let cwd = step_dir(&bundle_dir, &step.path)?;
         std::fs::create_dir_all(&cwd).map_err(prepare)?;
         let artifacts_file = job.workdir.join(format!("artifacts-{}.json", i + 1));
@@ -315,13 +362,22 @@ async fn run_in_workdir(job: &Job<'_>) -> Result<BTreeMap<String, Value>, StepEr
                 ("CAPSTAN_STATE_DIR", job.state_dir.display().to_string()),
             ],
             cwd: cwd.clone(),
-            timeout: job.timeout,
+            timeout: job.timeouts.step,
             instance: job.instance.to_string(),
         };
-        let written = match step.provisioner {
+        let written = match &step.provisioner {
             Provisioner::Exec => exec(job, step, &env, &log, &artifacts_file).await?,
-            Provisioner::OpenTofu => terraform("tofu", job, i, &env, &log).await?,
-            Provisioner::Terraform => terraform("terraform", job, i, &env, &log).await?,
+            Provisioner::OpenTofu { version } => {
+                terraform("tofu", version.as_deref(), job, i, &env, &log).await?
+            }
+            Provisioner::Terraform { version } => {
+                terraform("terraform", version.as_deref(), job, i, &env, &log).await?
+            }
+            Provisioner::Unsupported(provisioner) => {
+                return Err(StepError::Unsupported {
+                    provisioner: provisioner.clone(),
+                });
+            }
         };
         artifacts.extend(written);
     }
@@ -438,6 +494,7 @@ fn parse_artifacts(bytes: &[u8], what: &str) -> Result<BTreeMap<String, Value>, 
 /// outputs (`output -json`) named like the bundle's artifact fields.
 async fn terraform(
     program: &str,
+    version: Option<&str>,
     job: &Job<'_>,
     index: usize,
     env: &Env,
@@ -449,6 +506,9 @@ async fn terraform(
             source,
         })
     };
+    if let Some(wanted) = version {
+        check_version(program, wanted, env, log).await?;
+    }
     write("_params.auto.tfvars.json", pretty(&job.inputs.params))?;
     write(
         "_connections.auto.tfvars.json",
@@ -485,13 +545,20 @@ async fn terraform(
         false,
     )
     .await?;
+    let lock_timeout = format!("-lock-timeout={}s", job.timeouts.state_lock.as_secs());
     match job.verb {
         Verb::Deploy => {
             command(
                 log,
                 env,
                 program,
-                &["apply", "-auto-approve", "-input=false", "-no-color"],
+                &[
+                    "apply",
+                    "-auto-approve",
+                    "-input=false",
+                    "-no-color",
+                    &lock_timeout,
+                ],
                 false,
             )
             .await?;
@@ -508,13 +575,55 @@ async fn terraform(
                 log,
                 env,
                 program,
-                &["destroy", "-auto-approve", "-input=false", "-no-color"],
+                &[
+                    "destroy",
+                    "-auto-approve",
+                    "-input=false",
+                    "-no-color",
+                    &lock_timeout,
+                ],
                 false,
             )
             .await?;
             Ok(BTreeMap::new())
         }
     }
+}
+
+/// Checks the installed `program` against the step's version (`1.10` takes any `1.10.x`).
+async fn check_version(
+    program: &str,
+    wanted: &str,
+    env: &Env,
+    log: &Log,
+) -> Result<(), StepError> {
+    let out = command(log, env, program, &["version", "-json"], true).await?;
+    let found = serde_json::from_slice::<Value>(&out)
+        .ok()
+        .and_then(|v| v.get("terraform_version")?.as_str().map(str::to_string))
+        .ok_or_else(|| StepError::UnknownVersion {
+            program: program.to_string(),
+        })?;
+    log.line(&format!("{program} {found} (the step wants {wanted})"));
+    if version_matches(wanted, &found) {
+        Ok(())
+    } else {
+        let e = StepError::Version {
+            program: program.to_string(),
+            wanted: wanted.to_string(),
+            found,
+        };
+        log.line(&e.to_string());
+        Err(e)
+    }
+}
+
+/// Whether `found` (`1.10.3`, `1.11.0-beta1`) is the version `wanted` names: every dotted
+/// part `wanted` gives is equal (`1` takes any 1.x, `1.10` any 1.10.x).
+fn version_matches(wanted: &str, found: &str) -> bool {
+    let release = found.split(['-', '+']).next().unwrap_or(found);
+    let mut have = release.split('.');
+    wanted.split('.').all(|w| have.next() == Some(w))
 }
 
 /// Whether any `.tf` file of the folder configures a backend.
@@ -672,6 +781,17 @@ mod tests {
             r.apply("pw=hunter2-extra old=hunter2 n=1"),
             "pw=[redacted] old=[redacted] n=1"
         );
+    }
+
+    #[test]
+    fn versions_match_on_every_part_the_step_names() {
+        assert!(version_matches("1.10", "1.10.3"));
+        assert!(version_matches("1", "1.11.4"));
+        assert!(version_matches("1.5.7", "1.5.7"));
+        assert!(version_matches("1.11", "1.11.0-beta1"));
+        assert!(!version_matches("1.10", "1.11.4"));
+        assert!(!version_matches("1.1", "1.10.0"));
+        assert!(!version_matches("1.5.7", "1.5"));
     }
 
     #[test]

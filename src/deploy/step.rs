@@ -7,12 +7,12 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::Value;
 
 use super::maybe_pause;
-use super::provision;
+use super::provision::{self, Timeouts};
 use super::report::Outcome;
 use crate::core::Checked;
 use crate::core::deployed::{self, Deployed, Inputs, Status};
@@ -45,7 +45,7 @@ pub(super) struct Work {
 pub(super) struct Step {
     pub store: Arc<Store>,
     pub state_dir: PathBuf,
-    pub timeout: Duration,
+    pub timeouts: Timeouts,
     pub run: i64,
 }
 
@@ -97,7 +97,7 @@ impl Step {
                 .join(format!("run-{}-{}", self.run, w.instance)),
             state_dir: &self.state_dir,
             log: &log,
-            timeout: self.timeout,
+            timeouts: self.timeouts,
             secrets: deployed::secrets(&w.inputs, &w.previous, &w.sensitive),
             sensitive: &w.sensitive,
         };

@@ -814,10 +814,10 @@ fn opentofu_and_terraform_steps_run_init_apply_output_and_destroy() {
         commands,
         [
             "tofu init -input=false -no-color",
-            "tofu apply -auto-approve -input=false -no-color",
+            "tofu apply -auto-approve -input=false -no-color -lock-timeout=300s",
             "tofu output -json",
             "terraform init -input=false -no-color",
-            "terraform apply -auto-approve -input=false -no-color",
+            "terraform apply -auto-approve -input=false -no-color -lock-timeout=300s",
             "terraform output -json",
         ]
         .repeat(2),
@@ -882,9 +882,9 @@ fn opentofu_and_terraform_steps_run_init_apply_output_and_destroy() {
         commands,
         [
             "terraform init -input=false -no-color",
-            "terraform destroy -auto-approve -input=false -no-color",
+            "terraform destroy -auto-approve -input=false -no-color -lock-timeout=300s",
             "tofu init -input=false -no-color",
-            "tofu destroy -auto-approve -input=false -no-color",
+            "tofu destroy -auto-approve -input=false -no-color -lock-timeout=300s",
         ],
         "{calls}"
     );
@@ -907,7 +907,7 @@ fn a_held_state_lock_is_reported_plainly() {
     let step = &w.store().steps_of("data-dev-first", 1).unwrap()[0];
     assert_eq!(
         step.message,
-        "`tofu apply -auto-approve -input=false -no-color` could not take the state lock of data-dev-first: another tofu holds it (one a killed capstan left running finishes on its own, then the lock is free); deploy again once it has ended"
+        "`tofu apply -auto-approve -input=false -no-color -lock-timeout=300s` could not take the state lock of data-dev-first: another tofu holds it (one a killed capstan left running finishes on its own, then the lock is free); deploy again once it has ended"
     );
     assert!(
         text(&out).contains("could not take the state lock"),

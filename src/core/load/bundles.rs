@@ -9,9 +9,10 @@ use sha2::{Digest, Sha256};
 use super::{loc, string, strings};
 use crate::core::diag::{Code, Diagnostics};
 use crate::core::model::*;
+use crate::core::schema;
 use crate::core::sensitive;
 use crate::core::source::{Content, SourceFile};
-use crate::core::yaml::Node;
+use crate::core::yaml::{Node, Pos};
 
 /// The artifact type a `$ref` names: after the last `/`, less `.json` (DESIGN 4.3).
 pub fn type_of_ref(r: &str) -> &str {
@@ -19,10 +20,34 @@ pub fn type_of_ref(r: &str) -> &str {
     last.strip_suffix(".json").unwrap_or(last)
 }
 
-fn slots(node: Option<&Node>, file: &Arc<str>) -> BTreeMap<String, Slot> {
+/// Keys a slot may carry beside its `$ref` that only annotate it.
+const SLOT_ANNOTATIONS: &[&str] = &["$ref", "title", "description"];
+
+/// Keys of `connections:` and `artifacts:` capstan reads or that only annotate them.
+const SLOTS_KEYS: &[&str] = &["required", "properties", "title", "description", "type"];
+
+/// The connections or artifacts of a bundle. In a Massdriver file, keys capstan does not
+/// enforce are warned about (`bundle.ignored-key`); capstan's own schema refuses them.
+fn slots(
+    node: Option<&Node>,
+    file: &Arc<str>,
+    what: &str,
+    format: Format,
+    diags: &mut Diagnostics,
+) -> BTreeMap<String, Slot> {
     let Some(node) = node else {
         return BTreeMap::new();
     };
+    let mut ignored = |at: Pos, text: String| {
+        if format == Format::Massdriver {
+            diags.at(Code::BundleIgnoredKey, file, at, format!("{what}: {text}"));
+        }
+    };
+    for e in node.entries() {
+        if !SLOTS_KEYS.contains(&e.key.as_str()) {
+            ignored(e.key_pos, format!("`{}` is not enforced by capstan", e.key));
+        }
+    }
     let required = strings(node.get("required"));
     node.get("properties")
         .map(Node::entries)
@@ -30,6 +55,16 @@ fn slots(node: Option<&Node>, file: &Arc<str>) -> BTreeMap<String, Slot> {
         .iter()
         .filter_map(|e| {
             let r = e.value.get("$ref")?;
+            // Constraints beside the `$ref` (Massdriver allows them) are not enforced:
+            // said, never dropped silently.
+            for extra in e.value.entries() {
+                if !SLOT_ANNOTATIONS.contains(&extra.key.as_str()) {
+                    ignored(
+                        extra.key_pos,
+                        format!("{}: `{}` beside its $ref is not enforced by capstan", e.key, extra.key),
+                    );
+                }
+            }
             Some((
                 e.key.clone(),
                 Slot {
@@ -42,40 +77,76 @@ fn slots(node: Option<&Node>, file: &Arc<str>) -> BTreeMap<String, Slot> {
         .collect()
 }
 
+/// The top-level keys of a `massdriver.yaml` capstan reads or knowingly ignores.
+const MASSDRIVER_KEYS: &[&str] = &[
+    "schema",
+    "name",
+    "description",
+    "version",
+    "source_url",
+    "access",
+    "type",
+    "ui",
+    "app",
+    "params",
+    "connections",
+    "artifacts",
+    "steps",
+];
+
+/// What only a Massdriver bundle file may say: its name (which must be the folder's), keys
+/// Massdriver deprecated, and keys it ignores (real files keep YAML anchors in them).
+fn massdriver_keys(name: &BundleName, root: &Node, file: &Arc<str>, diags: &mut Diagnostics) {
+    if let Some(n) = root.get("name")
+        && n.as_str().is_some_and(|s| s != name.as_str())
+    {
+        diags.at(
+            Code::BundleInvalid,
+            file,
+            n.pos,
+            format!(
+                "name {:?} differs from the folder name {name}; identifiers come from paths",
+                n.as_str().unwrap_or_default()
+            ),
+        );
+    }
+    for key in ["type", "access"] {
+        if let Some(e) = root.entry(key) {
+            diags.at(
+                Code::BundleDeprecatedKey,
+                file,
+                e.key_pos,
+                format!("`{key}` is deprecated by Massdriver and ignored by capstan"),
+            );
+        }
+    }
+    for e in root.entries() {
+        if !MASSDRIVER_KEYS.contains(&e.key.as_str()) {
+            diags.at(
+                Code::BundleIgnoredKey,
+                file,
+                e.key_pos,
+                format!(
+                    "`{}` is not a key of a Massdriver bundle; Massdriver ignores it and so does capstan (anchors in it still work)",
+                    e.key
+                ),
+            );
+        }
+    }
+}
+
 pub(super) fn bundle(
     name: BundleName,
     root: &Node,
     file: &Arc<str>,
     files: &[&SourceFile],
-    massdriver: bool,
+    format: Format,
     types: &BTreeMap<TypeName, ArtifactType>,
     diags: &mut Diagnostics,
 ) -> Bundle {
     let folder = format!("bundles/{name}/");
-    if massdriver {
-        if let Some(n) = root.get("name")
-            && n.as_str().is_some_and(|s| s != name.as_str())
-        {
-            diags.at(
-                Code::BundleInvalid,
-                file,
-                n.pos,
-                format!(
-                    "name {:?} differs from the folder name {name}; identifiers come from paths",
-                    n.as_str().unwrap_or_default()
-                ),
-            );
-        }
-        for key in ["type", "access"] {
-            if let Some(e) = root.entry(key) {
-                diags.at(
-                    Code::BundleDeprecatedKey,
-                    file,
-                    e.key_pos,
-                    format!("`{key}` is deprecated by Massdriver and ignored by capstan"),
-                );
-            }
-        }
+    if format == Format::Massdriver {
+        massdriver_keys(&name, root, file, diags);
     }
     for slots_key in ["connections", "artifacts"] {
         if let Some(set) = root.get(slots_key) {
@@ -89,28 +160,24 @@ pub(super) fn bundle(
             }
         }
     }
-    let steps = root
-        .get("steps")
-        .map(Node::items)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|s| step(s, file, &folder, files, diags))
-        .collect();
+    let steps = match root.get("steps") {
+        Some(steps) => steps
+            .items()
+            .iter()
+            .filter_map(|s| step(s, file, &folder, files, format, diags))
+            .collect(),
+        None => default_steps(root, file, &folder, files, diags),
+    };
     let params_node = root.get("params");
-    let connections = slots(root.get("connections"), file);
-    let artifacts = slots(root.get("artifacts"), file);
-    let sensitive = sensitive::of_bundle(
-        params_node.map(Node::to_json).as_ref(),
-        &connections,
-        &artifacts,
-        types,
-    );
+    let params_json = params_node.map(Node::to_json);
+    let connections = slots(root.get("connections"), file, "connections", format, diags);
+    let artifacts = slots(root.get("artifacts"), file, "artifacts", format, diags);
+    let sensitive = sensitive::of_bundle(params_json.as_ref(), &connections, &artifacts, types);
+    let documents = params_node
+        .map(|node| documents(node, file, &folder, files, diags))
+        .unwrap_or_default();
     Bundle {
-        format: if massdriver {
-            BundleFormat::Massdriver
-        } else {
-            BundleFormat::Capstan
-        },
+        format,
         description: string(root.get("description")),
         version: string(root.get("version")).unwrap_or_else(|| "0.0.0".into()),
         params: params_node.cloned(),
@@ -119,8 +186,98 @@ pub(super) fn bundle(
         steps,
         digest: digest(&folder, files),
         sensitive,
+        documents,
         file: Arc::clone(file),
         name,
+    }
+}
+
+/// A Massdriver bundle without `steps`: Massdriver's deprecated default, one terraform step
+/// at `src` (only Massdriver bundles get here: capstan's schema requires `steps`).
+fn default_steps(
+    root: &Node,
+    file: &Arc<str>,
+    folder: &str,
+    files: &[&SourceFile],
+    diags: &mut Diagnostics,
+) -> Vec<Step> {
+    diags.at(
+        Code::BundleDeprecatedKey,
+        file,
+        root.pos,
+        "no `steps`: Massdriver's deprecated default, one terraform step at src, is used",
+    );
+    if !files.iter().any(|f| f.path.starts_with(&format!("{folder}src/"))) {
+        diags.at(
+            Code::BundleInvalid,
+            file,
+            root.pos,
+            format!("the default step's folder src is not a folder with files in {folder}"),
+        );
+    }
+    vec![Step {
+        path: "src".into(),
+        provisioner: Provisioner::Terraform { version: None },
+        deploy: None,
+        destroy: None,
+        skip_on_destroy: false,
+    }]
+}
+
+/// `exec`, `opentofu`, `terraform`, optionally with a version (`opentofu:1.10`); for a
+/// Massdriver bundle, any other name Massdriver defines too (`helm`), which capstan cannot
+/// run. `None` for what is no provisioner at all (reported).
+fn provisioner(
+    text: &str,
+    at: &Node,
+    file: &Arc<str>,
+    format: Format,
+    diags: &mut Diagnostics,
+) -> Option<Provisioner> {
+    let (name, version) = match text.split_once(':') {
+        Some((name, version)) => (name, Some(version)),
+        None => (text, None),
+    };
+    let valid_version = version.is_none_or(|v| {
+        !v.is_empty() && v.split('.').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+    });
+    let version = version.map(str::to_string);
+    match name {
+        "opentofu" | "terraform" if !valid_version && format == Format::Capstan => None,
+        "opentofu" | "terraform" if !valid_version => {
+            diags.at(
+                Code::BundleInvalid,
+                file,
+                at.pos,
+                format!("provisioner {text:?}: the version must be numbers and dots, e.g. {name}:1.10"),
+            );
+            None
+        }
+        "opentofu" => Some(Provisioner::OpenTofu { version }),
+        "terraform" => Some(Provisioner::Terraform { version }),
+        "exec" if version.is_none() => Some(Provisioner::Exec),
+        _ if format == Format::Massdriver && !name.is_empty() && name != "exec" => {
+            diags.at(
+                Code::BundleProvisionerUnsupported,
+                file,
+                at.pos,
+                format!(
+                    "provisioner {text:?} is not one capstan runs (exec, opentofu, terraform): the bundle plans, and deploying it fails its instances"
+                ),
+            );
+            Some(Provisioner::Unsupported(text.to_string()))
+        }
+        // capstan's own schema already said what is wrong with it.
+        _ if format == Format::Capstan => None,
+        _ => {
+            diags.at(
+                Code::BundleInvalid,
+                file,
+                at.pos,
+                format!("provisioner {text:?} is not supported (exec, opentofu, terraform)"),
+            );
+            None
+        }
     }
 }
 
@@ -129,6 +286,7 @@ fn step(
     file: &Arc<str>,
     folder: &str,
     files: &[&SourceFile],
+    format: Format,
     diags: &mut Diagnostics,
 ) -> Option<Step> {
     let path_node = node.get("path")?;
@@ -157,20 +315,8 @@ fn step(
         );
     }
     let provisioner_node = node.get("provisioner")?;
-    let provisioner = match provisioner_node.as_str()? {
-        "exec" => Provisioner::Exec,
-        "opentofu" => Provisioner::OpenTofu,
-        "terraform" => Provisioner::Terraform,
-        other => {
-            diags.at(
-                Code::BundleInvalid,
-                file,
-                provisioner_node.pos,
-                format!("provisioner {other:?} is not supported (exec, opentofu, terraform)"),
-            );
-            return None;
-        }
-    };
+    let text = provisioner_node.as_str()?;
+    let provisioner = provisioner(text, provisioner_node, file, format, diags)?;
     let deploy = string(node.get("deploy"));
     let destroy = string(node.get("destroy"));
     if provisioner == Provisioner::Exec && deploy.is_none() {
@@ -188,20 +334,139 @@ fn step(
                     Code::BundleInvalid,
                     file,
                     e.key_pos,
-                    format!(
-                        "`{key}` is for exec steps; {} steps run init/apply/destroy",
-                        provisioner_node.as_str().unwrap_or_default()
-                    ),
+                    format!("`{key}` is for exec steps; {text} steps run init/apply/destroy"),
                 );
             }
         }
+    }
+    if let Some(e) = node.entry("config") {
+        diags.at(
+            Code::BundleIgnoredKey,
+            file,
+            e.key_pos,
+            format!("`config` of the {text} step (settings for Massdriver's provisioner, such as checkov) is ignored by capstan"),
+        );
     }
     Some(Step {
         path: path.to_string(),
         provisioner,
         deploy,
         destroy,
+        skip_on_destroy: node
+            .get("skip_on_delete")
+            .and_then(Node::as_bool)
+            .unwrap_or(false),
     })
+}
+
+/// The bundle's own files its params schema `$ref`s (`./schemas/x.json#/definitions/y`),
+/// and the files those `$ref`, parsed, by their path in the bundle folder. A reference to a
+/// file the bundle lacks, or to one that is not JSON or YAML, is reported where the `$ref`
+/// is written; a URL `$ref` in such a file is never fetched, as in `params` (a warning).
+fn documents(
+    params: &Node,
+    file: &Arc<str>,
+    folder: &str,
+    files: &[&SourceFile],
+    diags: &mut Diagnostics,
+) -> BTreeMap<String, serde_json::Value> {
+    let mut out = BTreeMap::new();
+    // (the file holding the `$ref`s, its folder in the bundle, the `$ref`s)
+    let mut pending = vec![(Arc::clone(file), String::new(), local_refs(params))];
+    while let Some((from, dir, refs)) = pending.pop() {
+        for (target, at) in refs {
+            let Some(rel) = bundle_path(&format!("{dir}{target}")) else {
+                diags.at(
+                    Code::BundleInvalid,
+                    &from,
+                    at,
+                    format!("$ref {target:?} leaves the bundle's folder"),
+                );
+                continue;
+            };
+            if out.contains_key(&rel) {
+                continue;
+            }
+            let path: Arc<str> = format!("{folder}{rel}").into();
+            let found = files.iter().find(|f| *f.path == *path);
+            let parsed = found.and_then(|f| match &f.content {
+                Content::Bytes(b) => std::str::from_utf8(b)
+                    .ok()
+                    .and_then(|text| super::parse_yaml(text, &path, diags)),
+                _ => None,
+            });
+            let Some(node) = parsed else {
+                let what = if found.is_some() {
+                    "not JSON or YAML"
+                } else {
+                    "not in the bundle"
+                };
+                diags.at(
+                    Code::BundleInvalid,
+                    &from,
+                    at,
+                    format!("$ref {target:?}: {path} is {what}"),
+                );
+                continue;
+            };
+            let mut json = node.to_json();
+            for (at, url) in schema::strip_urls(&mut json) {
+                diags.at(
+                    Code::BundleUnresolvedRef,
+                    &path,
+                    node.locate(&at).node.pos,
+                    format!("{path} refers to {url}, which is never fetched; that part accepts any value"),
+                );
+            }
+            let doc_dir = rel.rsplit_once('/').map_or(String::new(), |(d, _)| format!("{d}/"));
+            pending.push((Arc::clone(&path), doc_dir, local_refs(&node)));
+            out.insert(rel, json);
+        }
+    }
+    out
+}
+
+/// `$ref`s below `node` that name a file (not `#...` inside the schema, not a URL).
+fn local_refs(node: &Node) -> Vec<(String, Pos)> {
+    fn walk(node: &Node, out: &mut Vec<(String, Pos)>) {
+        for e in node.entries() {
+            if e.key == "$ref"
+                && let Some(r) = e.value.as_str()
+                && is_file_ref(r)
+            {
+                out.push((r.to_string(), e.value.pos));
+            }
+            walk(&e.value, out);
+        }
+        for item in node.items() {
+            walk(item, out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(node, &mut out);
+    out
+}
+
+/// Whether a `$ref` names a file of the bundle (`./schemas/x.json`, `defs.yaml#/a`).
+fn is_file_ref(r: &str) -> bool {
+    !r.starts_with('#') && !schema::is_url(r)
+}
+
+/// The bundle-relative path of a file `$ref` (its fragment dropped), or `None` if it leaves
+/// the folder.
+pub fn bundle_path(r: &str) -> Option<String> {
+    let path = r.split('#').next().unwrap_or(r);
+    let mut parts: Vec<&str> = Vec::new();
+    for seg in path.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            s => parts.push(s),
+        }
+    }
+    (!parts.is_empty()).then(|| parts.join("/"))
 }
 
 /// SHA-256 over the bundle folder's files: relative path, executable bit and content.

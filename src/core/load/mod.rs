@@ -27,18 +27,19 @@ static PROJECT_LIKE_ID: LazyLock<Regex> =
 static TYPE_LIKE_ID: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[a-z][a-z0-9-]{1,51}[a-z0-9]$").expect("valid regex"));
 static REFERENCE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^([a-z0-9]{1,20})-([a-z0-9]{1,20})-([a-z0-9]{1,20})\.([a-z][a-z0-9_]{0,62})$")
+    Regex::new(r"^([a-z0-9]{1,20})-([a-z0-9]{1,20})-([a-z0-9]{1,20})\.([a-z][a-z0-9_-]{0,62})$")
         .expect("valid regex")
 });
 static LOCAL_REFERENCE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^([a-z0-9]{1,20})\.([a-z][a-z0-9_]{0,62})$").expect("valid regex")
+    Regex::new(r"^([a-z0-9]{1,20})\.([a-z][a-z0-9_-]{0,62})$").expect("valid regex")
 });
 
 /// Where a path belongs in the layout.
 #[derive(Debug, PartialEq, Eq)]
 enum Place<'a> {
     Config,
-    ArtifactType(&'a str),
+    /// An artifact type in capstan's YAML, or a Massdriver artifact definition (`.json`).
+    ArtifactType(&'a str, Format),
     BundleDefinition {
         bundle: &'a str,
         massdriver: bool,
@@ -83,10 +84,13 @@ fn classify(path: &str) -> Place<'_> {
             report_once_for: None,
         },
         ["artifact-types", file] => match file.strip_suffix(".yaml") {
-            Some(stem) => Place::ArtifactType(stem),
-            None => Place::Unexpected {
-                hint: "artifact types are artifact-types/<type>.yaml",
-                report_once_for: None,
+            Some(stem) => Place::ArtifactType(stem, Format::Capstan),
+            None => match file.strip_suffix(".json") {
+                Some(stem) => Place::ArtifactType(stem, Format::Massdriver),
+                None => Place::Unexpected {
+                    hint: "artifact types are artifact-types/<type>.yaml (or a Massdriver definition, <type>.json)",
+                    report_once_for: None,
+                },
             },
         },
         ["bundles", _] => Place::Unexpected {
@@ -153,11 +157,29 @@ pub fn load(tree: &SourceTree, diags: &mut Diagnostics) -> Repository {
                     repo.config = settings::config(&root, &path, diags);
                 }
             }
-            Place::ArtifactType(name) => {
-                if valid_id(&TYPE_LIKE_ID, name, "artifact type", &path, diags)
-                    && let Some(root) = parse(file, FileKind::ArtifactType, &path, diags)
-                {
-                    let t = types::artifact_type(TypeName(name.into()), &root, &path);
+            Place::ArtifactType(name, format) => {
+                if !valid_id(&TYPE_LIKE_ID, name, "artifact type", &path, diags) {
+                    continue;
+                }
+                if let Some(other) = repo.artifact_types.get(name) {
+                    diags.at(
+                        Code::FileUnexpected,
+                        &path,
+                        Pos::START,
+                        format!("artifact type {name} is already defined by {}", other.file),
+                    );
+                    continue;
+                }
+                let t = match format {
+                    Format::Capstan => parse(file, FileKind::ArtifactType, &path, diags)
+                        .map(|root| types::artifact_type(TypeName(name.into()), &root, &path)),
+                    Format::Massdriver => text(file, &path, diags)
+                        .and_then(|text| parse_yaml(text, &path, diags))
+                        .and_then(|root| {
+                            types::massdriver_definition(TypeName(name.into()), &root, &path, diags)
+                        }),
+                };
+                if let Some(t) = t {
                     repo.artifact_types.insert(t.name.clone(), t);
                 }
             }
@@ -225,10 +247,10 @@ pub fn load(tree: &SourceTree, diags: &mut Diagnostics) -> Repository {
         if !valid_id(&TYPE_LIKE_ID, name, "bundle", &path, diags) {
             continue;
         }
-        let kind = if massdriver {
-            FileKind::MassdriverBundle
+        let (kind, format) = if massdriver {
+            (FileKind::MassdriverBundle, Format::Massdriver)
         } else {
-            FileKind::Bundle
+            (FileKind::Bundle, Format::Capstan)
         };
         if let Some(root) = parse(def_file, kind, &path, diags) {
             let b = bundles::bundle(
@@ -236,7 +258,7 @@ pub fn load(tree: &SourceTree, diags: &mut Diagnostics) -> Repository {
                 &root,
                 &path,
                 files,
-                massdriver,
+                format,
                 &repo.artifact_types,
                 diags,
             );
@@ -307,6 +329,14 @@ pub fn parse_text(
     path: &Arc<str>,
     diags: &mut Diagnostics,
 ) -> Option<Node> {
+    let root = parse_yaml(text, path, diags)?;
+    schema::check_file(kind, path, &root, diags);
+    Some(root)
+}
+
+/// Parses YAML (or JSON, which YAML reads too), reporting every problem; `None` when it is
+/// not YAML at all.
+pub(super) fn parse_yaml(text: &str, path: &Arc<str>, diags: &mut Diagnostics) -> Option<Node> {
     let (root, problems) = yaml::parse(text);
     for problem in problems {
         match problem {
@@ -333,9 +363,7 @@ pub fn parse_text(
             }
         }
     }
-    let root = root?;
-    schema::check_file(kind, path, &root, diags);
-    Some(root)
+    root
 }
 
 fn text<'a>(file: &'a SourceFile, path: &Arc<str>, diags: &mut Diagnostics) -> Option<&'a str> {
@@ -485,7 +513,7 @@ mod tests {
         assert_eq!(classify("capstan.yaml"), Place::Config);
         assert_eq!(
             classify("artifact-types/aws-vpc.yaml"),
-            Place::ArtifactType("aws-vpc")
+            Place::ArtifactType("aws-vpc", Format::Capstan)
         );
         assert_eq!(
             classify("bundles/x/bundle.yaml"),

@@ -3,7 +3,6 @@
 //! environment's, schema defaults filled in, validated, with errors at the node that set
 //! the value.
 
-use jsonschema::Draft;
 use serde_json::Value;
 
 use super::Ctx;
@@ -28,17 +27,12 @@ impl Ctx<'_> {
             }
             let Some(node) = &b.params else {
                 let any = serde_json::json!({"type": "object"});
-                let v =
-                    schema::compile(&any, Draft::Draft202012).expect("the object schema compiles");
+                let v = schema::compile(&any, Format::Capstan).expect("the object schema compiles");
                 self.params.insert(b.name.as_str(), (any, v));
                 continue;
             };
             let mut json = node.to_json();
-            let mut urls = Vec::new();
-            strip_external_refs(&mut json, &mut Vec::new(), &mut urls);
-            for (path, url) in urls {
-                let mut at = path.clone();
-                at.push("$ref".into());
+            for (at, url) in schema::strip_urls(&mut json) {
                 let located = node.locate(&at);
                 let pos = if located.complete {
                     located.node.pos
@@ -47,23 +41,24 @@ impl Ctx<'_> {
                 };
                 self.diags.at(Code::BundleUnresolvedRef, &b.file, pos, format!("params schema of bundle {} refers to {url}, which is never fetched; that part accepts any value", b.name));
             }
-            let draft = match b.format {
-                BundleFormat::Massdriver => Draft::Draft7,
-                BundleFormat::Capstan => Draft::Draft202012,
-            };
-            match schema::compile(&json, draft) {
+            match schema::compile_with(&json, b.format, &b.documents) {
                 Ok(v) => {
                     self.params.insert(b.name.as_str(), (json, v));
                 }
-                Err(e) => self.diags.at(
-                    Code::BundleInvalid,
-                    &b.file,
-                    node.pos,
-                    format!(
-                        "params of bundle {} is not a valid JSON Schema: {e}",
-                        b.name
-                    ),
-                ),
+                Err(e) => {
+                    // At the keyword at fault (a `pattern`, a `type`), not at `params:`.
+                    let located = node.locate(&e.path);
+                    self.diags.at(
+                        Code::BundleInvalid,
+                        &b.file,
+                        located.node.pos,
+                        format!(
+                            "params of bundle {} is not a valid JSON Schema at {}: {e}",
+                            b.name,
+                            schema::describe_path("params", &e.path)
+                        ),
+                    );
+                }
             }
         }
     }
@@ -148,38 +143,6 @@ pub fn apply_defaults(schema: &Value, value: &mut Value) {
         if let Some(v) = obj.get_mut(key) {
             apply_defaults(sub, v);
         }
-    }
-}
-
-/// Replaces every subschema whose `$ref` is not local (`#...`) by an accept-anything
-/// schema, recording the path and URL: capstan never fetches.
-fn strip_external_refs(
-    value: &mut Value,
-    path: &mut Vec<String>,
-    found: &mut Vec<(Vec<String>, String)>,
-) {
-    match value {
-        Value::Object(map) => {
-            if let Some(Value::String(r)) = map.get("$ref")
-                && !r.starts_with('#')
-            {
-                found.push((path.clone(), r.clone()));
-                map.remove("$ref");
-            }
-            for (k, v) in map.iter_mut() {
-                path.push(k.clone());
-                strip_external_refs(v, path, found);
-                path.pop();
-            }
-        }
-        Value::Array(items) => {
-            for (i, v) in items.iter_mut().enumerate() {
-                path.push(i.to_string());
-                strip_external_refs(v, path, found);
-                path.pop();
-            }
-        }
-        _ => {}
     }
 }
 

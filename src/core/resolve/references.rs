@@ -4,8 +4,6 @@
 //! project-level wiring and share declarations, and the artifact types' schemas that
 //! validate inline imports.
 
-use jsonschema::Draft;
-
 use super::{Consumer, Ctx, Lookup, Origin};
 use crate::core::diag::{Code, Loc};
 use crate::core::model::*;
@@ -14,7 +12,7 @@ use crate::core::schema;
 impl<'a> Ctx<'a> {
     pub(super) fn artifact_types(&mut self) {
         for t in self.repo.artifact_types.values() {
-            match schema::compile(&t.schema, Draft::Draft202012) {
+            match schema::compile(&t.schema, t.format) {
                 Ok(v) => {
                     self.types.insert(t.name.as_str(), v);
                 }
@@ -22,8 +20,13 @@ impl<'a> Ctx<'a> {
                     Code::ArtifactTypeInvalid,
                     t.schema_at.clone(),
                     format!(
-                        "schema of artifact type {} is not a valid JSON Schema: {e}",
-                        t.name
+                        "schema of artifact type {} is not a valid JSON Schema{}: {e}",
+                        t.name,
+                        if e.path.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" at {}", schema::describe_path("", &e.path))
+                        }
                     ),
                 ),
             }
