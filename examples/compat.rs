@@ -1,10 +1,11 @@
 //! Checks real Massdriver bundles with the built `capstan`: each bundle of a corpus folder
 //! (`<corpus>/massdriver/<name>/massdriver.yaml`) is placed in a minimal repository with
 //! every artifact definition of `<corpus>/massdriver-artifact-definitions/` as
-//! `artifact-types/<type>.json`, a package using it with the params of its own first
-//! example (defaults fill the rest), and `capstan validate --format json` is run on it.
+//! `artifact-types/<type>.json`, one package per params example of its own (defaults fill
+//! the rest; `{}` when it has none), and `capstan validate --format json` is run on it.
 //! Any error in the bundle or in an artifact type fails; a bundle named in the corpus's
-//! `SOURCES.md` but missing fails too. Prints one row per bundle.
+//! `SOURCES.md` but missing fails too. Prints one row per bundle, with the example whose
+//! params validate best.
 //!
 //!     cargo run --example compat -- CORPUS_DIR CAPSTAN_BINARY
 
@@ -36,8 +37,11 @@ struct Row {
     bundle: String,
     errors: Vec<String>,
     warnings: BTreeMap<String, usize>,
-    /// Problems of the example params (in the project file, not the bundle).
-    params: Vec<String>,
+    /// Errors in the artifact definitions (the same in every row; reported once).
+    type_errors: Vec<String>,
+    /// The example whose params validate best, and their problems (in the project file,
+    /// not the bundle).
+    params: (String, Vec<String>),
     /// Other problems outside the bundle (e.g. a required connection the harness leaves open).
     other: BTreeMap<String, usize>,
 }
@@ -81,8 +85,13 @@ fn run(corpus: &Path, capstan: &Path) -> Result<bool, String> {
         "| bundle | result | warnings | example params | outside the bundle |\n|---|---|---|---|---|"
     );
     let mut loaded = 0;
+    let mut type_errors = BTreeSet::new();
     for bundle in &present {
         let row = check(&bundles_dir.join(bundle), bundle, &types, capstan)?;
+        if !row.type_errors.is_empty() {
+            ok = false;
+            type_errors.extend(row.type_errors.iter().cloned());
+        }
         let result = if row.errors.is_empty() {
             loaded += 1;
             "loads".to_string()
@@ -106,10 +115,11 @@ fn run(corpus: &Path, capstan: &Path) -> Result<bool, String> {
                     .join(", ")
             }
         };
-        let params = if row.params.is_empty() {
-            "valid".to_string()
+        let (example, problems) = &row.params;
+        let params = if problems.is_empty() {
+            format!("valid ({example})")
         } else {
-            row.params.join("; ")
+            format!("{example}: {}", problems.join("; "))
         };
         println!(
             "| {} | {result} | {} | {params} | {} |",
@@ -122,6 +132,14 @@ fn run(corpus: &Path, capstan: &Path) -> Result<bool, String> {
         "\n{loaded} of {} bundles load with no error in the bundle itself",
         present.len()
     );
+    println!(
+        "{} artifact definitions read, {} errors in them",
+        types.len(),
+        type_errors.len()
+    );
+    for e in &type_errors {
+        println!("- {e}");
+    }
     Ok(ok)
 }
 
@@ -176,14 +194,15 @@ fn check(dir: &Path, name: &str, types: &[PathBuf], capstan: &Path) -> Result<Ro
     for d in &step_dirs {
         write(&format!("bundles/{name}/{d}/main.tf"), "# module\n")?;
     }
-    let params = example_params(&source);
-    write(
-        "projects/compat/project.yaml",
-        &format!(
-            "packages:\n  b:\n    bundle: {name}\n    params: {}\n",
-            serde_json::to_string(&params).map_err(|e| e.to_string())?
-        ),
-    )?;
+    let examples = example_params(&source);
+    let mut project = String::from("packages:\n");
+    for (i, (_, params)) in examples.iter().enumerate() {
+        project.push_str(&format!(
+            "  e{i}:\n    bundle: {name}\n    params: {}\n",
+            serde_json::to_string(params).map_err(|e| e.to_string())?
+        ));
+    }
+    write("projects/compat/project.yaml", &project)?;
     write("projects/compat/environments/check.yaml", "")?;
     let out = Command::new(capstan)
         .args(["validate", "--format", "json", "--repo"])
@@ -200,46 +219,86 @@ fn check(dir: &Path, name: &str, types: &[PathBuf], capstan: &Path) -> Result<Ro
         bundle: name.to_string(),
         errors: Vec::new(),
         warnings: BTreeMap::new(),
-        params: Vec::new(),
+        type_errors: Vec::new(),
+        params: (String::new(), Vec::new()),
         other: BTreeMap::new(),
     };
+    let mut params: Vec<Vec<String>> = vec![Vec::new(); examples.len()];
     for d in report["diagnostics"].as_array().into_iter().flatten() {
         let file = d["file"].as_str().unwrap_or_default();
         let code = d["code"].as_str().unwrap_or_default().to_string();
+        let message = d["message"].as_str().unwrap_or_default();
         let error = d["severity"] == "error";
-        let in_bundle = file.starts_with("bundles/") || file.starts_with("artifact-types/");
-        if in_bundle && error {
-            row.errors.push(format!(
-                "{file}:{}:{} {code}: {}",
-                d["line"], d["column"], d["message"]
-            ));
-        } else if in_bundle {
+        let shown = format!("{file}:{}:{} {code}: {message}", d["line"], d["column"]);
+        if file.starts_with("artifact-types/") {
+            row.type_errors.push(shown);
+        } else if file.starts_with("bundles/") && error {
+            row.errors.push(shown);
+        } else if file.starts_with("bundles/") {
             *row.warnings.entry(code).or_default() += 1;
-        } else if code == "params.invalid" {
-            row.params
-                .push(d["message"].as_str().unwrap_or_default().to_string());
+        } else if code == "params.invalid"
+            && let Some((instance, problem)) = message.split_once(": ")
+            && let Some(i) = instance
+                .rsplit_once("-e")
+                .and_then(|(_, i)| i.parse::<usize>().ok())
+                .filter(|i| *i < params.len())
+        {
+            params[i].push(problem.to_string());
         } else {
             *row.other.entry(code).or_default() += 1;
         }
     }
+    let best = (0..examples.len())
+        .min_by_key(|i| params[*i].len())
+        .unwrap_or(0);
+    row.params = (
+        examples
+            .get(best)
+            .map(|(n, _)| n.clone())
+            .unwrap_or_default(),
+        std::mem::take(&mut params[best]),
+    );
     Ok(row)
 }
 
-/// The bundle's first params example, without Massdriver's `__name`-style keys; `{}` when
-/// it has none (the schema's defaults fill in).
-fn example_params(source: &str) -> Value {
+/// The bundle's params examples by name (`__name`), without Massdriver's `__`-keys; one
+/// empty example when it has none (the schema's defaults fill in).
+fn example_params(source: &str) -> Vec<(String, Value)> {
     let (root, _) = yaml::parse(source);
-    let example = root
+    let examples: Vec<(String, Value)> = root
         .as_ref()
         .and_then(|r| r.get("params"))
         .and_then(|p| p.get("examples"))
-        .and_then(|e| e.items().first().map(yaml::Node::to_json));
-    match example {
-        Some(Value::Object(map)) => Value::Object(
-            map.into_iter()
+        .map(|e| {
+            e.items()
+                .iter()
+                .map(yaml::Node::to_json)
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, example)| {
+            let Value::Object(map) = example else {
+                return None;
+            };
+            let name = map.get("__name").and_then(Value::as_str).map_or_else(
+                || format!("example {}", i + 1),
+                |n| format!("example {n:?}"),
+            );
+            let params = map
+                .into_iter()
                 .filter(|(k, _)| !k.starts_with("__"))
-                .collect(),
-        ),
-        _ => Value::Object(Default::default()),
+                .collect();
+            Some((name, Value::Object(params)))
+        })
+        .collect();
+    if examples.is_empty() {
+        vec![(
+            "no examples: {}".to_string(),
+            Value::Object(Default::default()),
+        )]
+    } else {
+        examples
     }
 }

@@ -392,7 +392,11 @@ fn execute(command: Command) -> anyhow::Result<i32> {
         }
         Command::Explain { code: None } => {
             let mut text = String::new();
-            let width = Code::ALL.iter().map(|c| c.as_str().len()).max().unwrap_or(0);
+            let width = Code::ALL
+                .iter()
+                .map(|c| c.as_str().len())
+                .max()
+                .unwrap_or(0);
             for code in Code::ALL {
                 text.push_str(&format!(
                     "{:<width$} {:<8} {}\n",

@@ -173,9 +173,13 @@ pub struct Slot {
 pub enum Provisioner {
     Exec,
     /// `opentofu`, or `opentofu:1.10`: the installed `tofu` must be that version.
-    OpenTofu { version: Option<String> },
+    OpenTofu {
+        version: Option<String>,
+    },
     /// `terraform`, or `terraform:1.5`.
-    Terraform { version: Option<String> },
+    Terraform {
+        version: Option<String>,
+    },
     /// A provisioner Massdriver defines and capstan cannot run (`helm`, `bicep`, ...): the
     /// bundle loads and plans; deploying its instances fails them, and only them.
     Unsupported(String),

@@ -186,7 +186,8 @@ pub fn is_url(r: &str) -> bool {
     let scheme = r.split_once(':').map(|(s, _)| s);
     scheme.is_some_and(|s| {
         s.starts_with(|c: char| c.is_ascii_alphabetic())
-            && s.chars().all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
     })
 }
 
@@ -250,7 +251,9 @@ impl jsonschema::Retrieve for Documents {
                 posix_classes(&mut doc);
                 Ok(doc)
             }
-            None => Err(format!("{uri} is not a file of the bundle, and capstan fetches nothing").into()),
+            None => Err(
+                format!("{uri} is not a file of the bundle, and capstan fetches nothing").into(),
+            ),
         }
     }
 }
@@ -506,32 +509,50 @@ mod tests {
     #[test]
     fn posix_classes_become_the_ranges_they_name_inside_brackets_only() {
         assert_eq!(posix_pattern("^[^[:space:]]+$"), "^[^\\t\\n\\v\\f\\r ]+$");
-        assert_eq!(posix_pattern("^[[:alnum:]_-]{1,9}$"), "^[a-zA-Z0-9_-]{1,9}$");
-        assert_eq!(posix_pattern("[:space:]"), "[:space:]", "outside brackets: as written");
+        assert_eq!(
+            posix_pattern("^[[:alnum:]_-]{1,9}$"),
+            "^[a-zA-Z0-9_-]{1,9}$"
+        );
+        assert_eq!(
+            posix_pattern("[:space:]"),
+            "[:space:]",
+            "outside brackets: as written"
+        );
         assert_eq!(
             posix_pattern("\\[[:digit:]]"),
             "\\[[:digit:]]",
             "an escaped [ opens no bracket, so [:digit:] is not inside one"
         );
         assert_eq!(posix_pattern("[\\][:digit:]]"), "[\\]0-9]");
-        assert_eq!(posix_pattern("[[:nope:]]"), "[[:nope:]]", "unknown names stay");
+        assert_eq!(
+            posix_pattern("[[:nope:]]"),
+            "[[:nope:]]",
+            "unknown names stay"
+        );
         let mut schema = serde_json::json!({
             "properties": {"name": {"type": "string", "pattern": "^[[:lower:]]+$", "default": {"pattern": "[[:lower:]]"}}},
             "patternProperties": {"^[[:digit:]]+$": {"type": "integer"}}
         });
         posix_classes(&mut schema);
         assert_eq!(schema["properties"]["name"]["pattern"], "^[a-z]+$");
-        assert_eq!(schema["properties"]["name"]["default"]["pattern"], "[[:lower:]]", "data is data");
+        assert_eq!(
+            schema["properties"]["name"]["default"]["pattern"], "[[:lower:]]",
+            "data is data"
+        );
         assert!(schema["patternProperties"].get("^[0-9]+$").is_some());
-        let v = compile(&serde_json::json!({"type": "string", "pattern": "^[^[:space:]]+$"}), Format::Massdriver)
-            .expect("compiles");
+        let v = compile(
+            &serde_json::json!({"type": "string", "pattern": "^[^[:space:]]+$"}),
+            Format::Massdriver,
+        )
+        .expect("compiles");
         assert!(v.is_valid(&serde_json::json!("no-spaces")));
         assert!(!v.is_valid(&serde_json::json!("two words")));
     }
 
     #[test]
     fn compile_errors_say_where_in_the_schema() {
-        let schema = serde_json::json!({"properties": {"name": {"type": "string", "pattern": "(unclosed"}}});
+        let schema =
+            serde_json::json!({"properties": {"name": {"type": "string", "pattern": "(unclosed"}}});
         let e = compile(&schema, Format::Massdriver).unwrap_err();
         assert_eq!(e.path, ["properties", "name", "pattern"]);
         assert!(e.message.contains("(unclosed"), "{e}");

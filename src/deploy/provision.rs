@@ -591,12 +591,7 @@ async fn terraform(
 }
 
 /// Checks the installed `program` against the step's version (`1.10` takes any `1.10.x`).
-async fn check_version(
-    program: &str,
-    wanted: &str,
-    env: &Env,
-    log: &Log,
-) -> Result<(), StepError> {
+async fn check_version(program: &str, wanted: &str, env: &Env, log: &Log) -> Result<(), StepError> {
     let out = command(log, env, program, &["version", "-json"], true).await?;
     let found = serde_json::from_slice::<Value>(&out)
         .ok()

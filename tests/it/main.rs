@@ -7,6 +7,7 @@ mod diagnostics;
 mod fuzz;
 mod git;
 mod github;
+mod merge_keys;
 mod plan;
 mod schemas;
 mod serve;

@@ -61,7 +61,10 @@ fn slots(
                 if !SLOT_ANNOTATIONS.contains(&extra.key.as_str()) {
                     ignored(
                         extra.key_pos,
-                        format!("{}: `{}` beside its $ref is not enforced by capstan", e.key, extra.key),
+                        format!(
+                            "{}: `{}` beside its $ref is not enforced by capstan",
+                            e.key, extra.key
+                        ),
                     );
                 }
             }
@@ -207,7 +210,10 @@ fn default_steps(
         root.pos,
         "no `steps`: Massdriver's deprecated default, one terraform step at src, is used",
     );
-    if !files.iter().any(|f| f.path.starts_with(&format!("{folder}src/"))) {
+    if !files
+        .iter()
+        .any(|f| f.path.starts_with(&format!("{folder}src/")))
+    {
         diags.at(
             Code::BundleInvalid,
             file,
@@ -239,7 +245,9 @@ fn provisioner(
         None => (text, None),
     };
     let valid_version = version.is_none_or(|v| {
-        !v.is_empty() && v.split('.').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+        !v.is_empty()
+            && v.split('.')
+                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
     });
     let version = version.map(str::to_string);
     match name {
@@ -249,7 +257,9 @@ fn provisioner(
                 Code::BundleInvalid,
                 file,
                 at.pos,
-                format!("provisioner {text:?}: the version must be numbers and dots, e.g. {name}:1.10"),
+                format!(
+                    "provisioner {text:?}: the version must be numbers and dots, e.g. {name}:1.10"
+                ),
             );
             None
         }
@@ -418,7 +428,9 @@ fn documents(
                     format!("{path} refers to {url}, which is never fetched; that part accepts any value"),
                 );
             }
-            let doc_dir = rel.rsplit_once('/').map_or(String::new(), |(d, _)| format!("{d}/"));
+            let doc_dir = rel
+                .rsplit_once('/')
+                .map_or(String::new(), |(d, _)| format!("{d}/"));
             pending.push((Arc::clone(&path), doc_dir, local_refs(&node)));
             out.insert(rel, json);
         }
