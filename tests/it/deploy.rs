@@ -38,6 +38,32 @@ impl World {
         }
     }
 
+    /// A repository of the given files (path, text), committed, and a state directory
+    /// beside it.
+    pub fn with_files(files: &[(&str, &str)]) -> World {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let repo = dir.path().join("repo");
+        for (path, text) in files {
+            let p = repo.join(path);
+            std::fs::create_dir_all(p.parent().expect("a folder")).expect("mkdir");
+            std::fs::write(p, text).expect("write");
+        }
+        git_init(&repo);
+        commit_all(&repo, "the repository");
+        World {
+            state: dir.path().join("state"),
+            repo,
+            _dir: dir,
+        }
+    }
+
+    /// A folder beside the repository and the state, removed with them.
+    pub fn scratch(&self, name: &str) -> PathBuf {
+        let dir = self.state.parent().expect("a parent").join(name);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        dir
+    }
+
     pub fn db(&self) -> PathBuf {
         self.state.join("state.db")
     }
@@ -126,7 +152,7 @@ impl World {
     }
 }
 
-fn text(out: &Output) -> String {
+pub fn text(out: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -739,15 +765,7 @@ esac
 /// call in `record`. Returns the world, the PATH that finds them, and the record file.
 fn fake_tf_world() -> (World, String, PathBuf) {
     use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().unwrap();
-    let repo = dir.path().join("repo");
-    let bin = dir.path().join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    for name in ["tofu", "terraform"] {
-        std::fs::write(bin.join(name), FAKE_TF).unwrap();
-        std::fs::set_permissions(bin.join(name), std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    let files = [
+    let w = World::with_files(&[
         ("capstan.yaml", "owners: [\"@acme/platform\"]\n"),
         (
             "artifact-types/bucket.yaml",
@@ -770,19 +788,12 @@ fn fake_tf_world() -> (World, String, PathBuf) {
             "projects/data/environments/dev.yaml",
             "attributes: {tier: dev}\n",
         ),
-    ];
-    for (path, text) in files {
-        let p = repo.join(path);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
+    ]);
+    let bin = w.scratch("bin");
+    for name in ["tofu", "terraform"] {
+        std::fs::write(bin.join(name), FAKE_TF).unwrap();
+        std::fs::set_permissions(bin.join(name), std::fs::Permissions::from_mode(0o755)).unwrap();
     }
-    git_init(&repo);
-    commit_all(&repo, "buckets");
-    let w = World {
-        _dir: dir,
-        repo,
-        state: bin.parent().unwrap().join("state"),
-    };
     let record = w.state.parent().unwrap().join("record");
     let path = format!(
         "{}:{}",

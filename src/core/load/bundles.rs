@@ -385,15 +385,19 @@ fn documents(
     let mut pending = vec![(Arc::clone(file), String::new(), local_refs(params))];
     while let Some((from, dir, refs)) = pending.pop() {
         for (target, at) in refs {
-            let Some(rel) = bundle_path(&format!("{dir}{target}")) else {
+            // What a `$ref` that cannot be followed names rejects every value, so the
+            // schema still compiles; the error is where the `$ref` is written.
+            let (rel, leaves) = bundle_path(&format!("{dir}{target}"));
+            if leaves {
                 diags.at(
                     Code::BundleInvalid,
                     &from,
                     at,
                     format!("$ref {target:?} leaves the bundle's folder"),
                 );
+                out.insert(rel, serde_json::Value::Bool(false));
                 continue;
-            };
+            }
             if out.contains_key(&rel) {
                 continue;
             }
@@ -417,6 +421,7 @@ fn documents(
                     at,
                     format!("$ref {target:?}: {path} is {what}"),
                 );
+                out.insert(rel, serde_json::Value::Bool(false));
                 continue;
             };
             let mut json = node.to_json();
@@ -464,21 +469,21 @@ fn is_file_ref(r: &str) -> bool {
     !r.starts_with('#') && !schema::is_url(r)
 }
 
-/// The bundle-relative path of a file `$ref` (its fragment dropped), or `None` if it leaves
-/// the folder.
-pub fn bundle_path(r: &str) -> Option<String> {
+/// The bundle-relative path a file `$ref` resolves to (its fragment dropped), as URL
+/// resolution does it (a `..` above the bundle's folder stays at it), and whether it tried
+/// to leave the folder.
+fn bundle_path(r: &str) -> (String, bool) {
     let path = r.split('#').next().unwrap_or(r);
     let mut parts: Vec<&str> = Vec::new();
+    let mut leaves = false;
     for seg in path.split('/') {
         match seg {
             "" | "." => {}
-            ".." => {
-                parts.pop()?;
-            }
+            ".." => leaves |= parts.pop().is_none(),
             s => parts.push(s),
         }
     }
-    (!parts.is_empty()).then(|| parts.join("/"))
+    (parts.join("/"), leaves)
 }
 
 /// SHA-256 over the bundle folder's files: relative path, executable bit and content.
