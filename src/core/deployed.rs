@@ -1,4 +1,4 @@
-//! The deployed state as the core sees it (DESIGN section 10): what was last deployed per
+//! The deployed state as the core sees it (docs/deploying.md): what was last deployed per
 //! instance ([`Deployed`]), the concrete inputs an instance would be deployed with now
 //! ([`Inputs`], [`desired_inputs`]), the order of destroys, and the check of the artifacts
 //! a deploy produced.

@@ -90,7 +90,7 @@ aliases copy. This stops 'billion laughs' alias bombs and stack-eating nesting.
     # ... ten more levels: error, the document expands beyond the budget
 ";
     FileUnexpected => "file.unexpected", Error, "a file or folder where the layout allows none",
-"The repository layout (DESIGN section 2) has a place for each file. Anything else is
+"The repository layout (docs/repository-format.md, Layout) has a place for each file. Anything else is
 reported rather than ignored, because a misplaced file is usually a typo that would
 otherwise be silently skipped. Markdown files and hidden files (`.gitkeep`) are allowed
 everywhere; anything goes inside a bundle's folder.

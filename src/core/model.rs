@@ -94,12 +94,12 @@ pub struct Repository {
 /// `capstan.yaml`.
 #[derive(Clone, Debug, Default)]
 pub struct Config {
-    /// Owners of everything outside `projects/` (DESIGN section 8).
+    /// Owners of everything outside `projects/` (docs/daemon.md, On GitHub).
     pub owners: Vec<String>,
     pub deploy_windows: Vec<DeployWindow>,
 }
 
-/// A deploy window (DESIGN section 10), parsed once at load; enforced by the deployer
+/// A deploy window (docs/deploying.md), parsed once at load; enforced by the deployer
 /// (`windows::gate`). A window whose cron or duration does not parse is reported and left
 /// out, and the revision then has errors, so nothing deploys from it.
 #[derive(Clone, Debug)]

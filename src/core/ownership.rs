@@ -1,4 +1,4 @@
-//! Ownership of changed files (DESIGN section 8): which owner sets a pull request touches,
+//! Ownership of changed files (docs/daemon.md, On GitHub): which owner sets a pull request touches,
 //! and, given the author, the approving reviewers and team memberships, whether each holds.
 //! Membership is asked through a closure so the core stays free of I/O.
 

@@ -1,4 +1,4 @@
-//! A deploy run's vocabulary and its pure decisions (DESIGN section 10).
+//! A deploy run's vocabulary and its pure decisions (docs/deploying.md).
 //!
 //! What starts a run ([`Trigger`]), what a run does to an instance ([`Verb`]), how a step
 //! ends ([`StepResult`]) and how steps and runs are recorded ([`StepStatus`],

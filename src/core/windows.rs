@@ -1,4 +1,4 @@
-//! Deploy windows (DESIGN section 10): `capstan.yaml` says when deploys may run (`allow`)
+//! Deploy windows (docs/deploying.md): `capstan.yaml` says when deploys may run (`allow`)
 //! or must not (`deny`), each as a cron expression for when the window opens and a
 //! duration, for environments whose attributes match.
 //!

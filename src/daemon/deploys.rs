@@ -1,4 +1,4 @@
-//! Merge-to-deploy (DESIGN sections 9 and 10): when the deploy branch moves (webhook,
+//! Merge-to-deploy (docs/daemon.md, docs/deploying.md): when the deploy branch moves (webhook,
 //! poll, or a local commit), on a `reconcile` schedule, when a deploy window opens, and
 //! at start-up, the branch's commit is planned against the deployed state and deployed.
 //!

@@ -1,4 +1,4 @@
-//! `capstan serve`: the long-running process (DESIGN section 9).
+//! `capstan serve`: the long-running process (docs/daemon.md).
 //!
 //! Two modes. With GitHub (`remote.rs`), everything that can happen becomes one [`Event`]
 //! (`events.rs`); pull requests become keys on the [`queue::Queue`] and workers reconcile

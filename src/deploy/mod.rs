@@ -1,4 +1,4 @@
-//! Deploying a revision against the deployed state (DESIGN section 10).
+//! Deploying a revision against the deployed state (docs/deploying.md).
 //!
 //! The [`Deployer`] walks the desired state's waves in order and carries out, for each
 //! instance, what the core decides (`core::run::decide_deploy`): nothing when its record is

@@ -1,4 +1,4 @@
-//! Running one instance's bundle steps (DESIGN section 10).
+//! Running one instance's bundle steps (docs/deploying.md).
 //!
 //! Each deploy or destroy gets a fresh working directory under the state directory holding
 //! the bundle's files as they are in git at the commit (never a working tree), plus

@@ -47,7 +47,7 @@ const MIGRATIONS: &[&str] = &[
          posted_at INTEGER NOT NULL,
          PRIMARY KEY (sha, context)
      );",
-    // 2: deploys (DESIGN section 10): what is deployed per instance, every run and step.
+    // 2: deploys (docs/deploying.md): what is deployed per instance, every run and step.
     "CREATE TABLE runs (
          id INTEGER PRIMARY KEY AUTOINCREMENT,
          commit_sha TEXT NOT NULL,

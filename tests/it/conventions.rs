@@ -298,3 +298,44 @@ fn every_module_is_in_the_architecture_map() {
         "ARCHITECTURE.md does not map: {missing:?}"
     );
 }
+
+/// A user clones only this repository: code, tests, docs and the example point at what it
+/// holds, never at design notes or folders beside it (only `.ci/run` reads the shared
+/// compatibility corpus, by design).
+#[test]
+fn nothing_points_outside_the_repository() {
+    let mut files = documentation();
+    for dir in [
+        "src",
+        "tests/it",
+        "tests/fixtures",
+        "tests/corpus",
+        "examples",
+        "example-repo",
+        "schemas",
+        "systemd",
+    ] {
+        if root().join(dir).is_dir() {
+            files.extend(files_below(&root().join(dir)));
+        }
+    }
+    let this = std::path::Path::new(file!()).file_name().expect("a name");
+    // Written split so that this file does not match itself.
+    let needles = [
+        concat!("DESIGN", ".md"),
+        concat!("DESIGN", " section"),
+        concat!("../", "shared"),
+    ];
+    for (path, text) in files {
+        if path.file_name() == Some(this) {
+            continue;
+        }
+        for needle in needles {
+            assert!(
+                !text.contains(needle),
+                "{} mentions {needle}, which a clone of this repository does not have",
+                path.display()
+            );
+        }
+    }
+}

@@ -1,4 +1,4 @@
-//! Deploying for real (DESIGN section 10): the built binary runs `capstan apply` on real
+//! Deploying for real (docs/deploying.md): the built binary runs `capstan apply` on real
 //! git repositories in temp dirs; the example's `exec` bundles simulate the cloud under
 //! the state directory. After each run the state database is opened again and checked.
 

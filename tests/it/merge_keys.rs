@@ -3,7 +3,8 @@
 //!
 //! The walk: each YAML file of the example repository is written out again (as flow YAML,
 //! keys in their order) once as it is, and once per mapping in it with that mapping's
-//! entries moved behind a merge key, in each of the three forms YAML 1.1 allows:
+//! entries moved behind a merge key, in one of the three forms YAML 1.1 allows (taken in
+//! turn, so each form lands on every kind of place across the files):
 //!
 //! ```yaml
 //! {<<: {a: 1, b: 2}}                 # one mapping merged
@@ -179,23 +180,22 @@ fn merge_keys_mean_the_same_at_every_mapping_of_every_file() {
             "{path} rewritten as flow YAML"
         );
         for index in 0..mappings(&root) {
-            for form in FORMS {
-                let text = rewrite(&root, Some((index, form)));
-                put(&mut files, &path, Content::Bytes(text.clone()));
-                let variant = meaning(&files);
-                assert!(
-                    variant == plain,
-                    "{path}, mapping {index} as {form:?}: capstan reads it differently\n{}\ndiagnostics: {:?}",
-                    String::from_utf8_lossy(&text),
-                    variant.0
-                );
-                checked += 1;
-            }
+            let form = FORMS[checked % FORMS.len()];
+            let text = rewrite(&root, Some((index, form)));
+            put(&mut files, &path, Content::Bytes(text.clone()));
+            let variant = meaning(&files);
+            assert!(
+                variant == plain,
+                "{path}, mapping {index} as {form:?}: capstan reads it differently\n{}\ndiagnostics: {:?}",
+                String::from_utf8_lossy(&text),
+                variant.0
+            );
+            checked += 1;
         }
     }
     assert!(
-        checked > 300,
-        "only {checked} variants: is the example repository there?"
+        checked > 200,
+        "only {checked} mappings: is the example repository there?"
     );
 }
 

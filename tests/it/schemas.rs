@@ -1,5 +1,5 @@
 //! Valid and invalid corpora for every schema (`tests/corpus/<kind>/{valid,invalid}`), and
-//! Massdriver's real bundles loading unchanged (DESIGN 4.3).
+//! Massdriver's real bundles loading unchanged.
 
 use std::sync::Arc;
 

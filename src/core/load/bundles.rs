@@ -14,7 +14,7 @@ use crate::core::sensitive;
 use crate::core::source::{Content, SourceFile};
 use crate::core::yaml::{Node, Pos};
 
-/// The artifact type a `$ref` names: after the last `/`, less `.json` (DESIGN 4.3).
+/// The artifact type a `$ref` names: after the last `/`, less `.json`.
 pub fn type_of_ref(r: &str) -> &str {
     let last = r.rsplit('/').next().unwrap_or(r);
     last.strip_suffix(".json").unwrap_or(last)

@@ -1,7 +1,7 @@
 //! Files -> the typed [`Repository`] model plus diagnostics. Never stops at the first
 //! problem: a broken file is reported and left out, and everything else still loads.
 //!
-//! Layout (DESIGN section 2), identifiers from paths, text decoding, YAML, the JSON Schema
+//! Layout (docs/repository-format.md, Layout), identifiers from paths, text decoding, YAML, the JSON Schema
 //! of each file kind, and the shape of references are checked here; everything that needs
 //! more than one file is `resolve`'s job.
 
@@ -231,7 +231,7 @@ pub fn load(tree: &SourceTree, diags: &mut Diagnostics) -> Repository {
     for (name, files) in &bundle_files {
         let folder: Arc<str> = Arc::from(format!("bundles/{name}"));
         let defs = bundle_defs.get(name).map(Vec::as_slice).unwrap_or_default();
-        // bundle.yaml wins over massdriver.yaml (DESIGN 4.3: massdriver.yaml is read when there is no bundle.yaml).
+        // bundle.yaml wins over massdriver.yaml (massdriver.yaml is read when there is no bundle.yaml).
         let def = defs.iter().find(|(_, md)| !md).or_else(|| defs.first());
         let Some(&(def_file, massdriver)) = def else {
             let first: Arc<str> = Arc::from(files[0].path.as_str());

@@ -1,4 +1,4 @@
-//! Plans (DESIGN section 7): what changes, why, what else is affected downstream, and in
+//! Plans (docs/commands.md, capstan plan): what changes, why, what else is affected downstream, and in
 //! what order. A plain, deterministic value; renderings are in `render`.
 //!
 //! Two kinds of plan, built the same way: between the desired states of two revisions

@@ -23,7 +23,7 @@ pub struct Options {
     /// Prefix for links to files at the head commit, e.g.
     /// `https://github.com/acme/infra/blob/<sha>/infra/`; `None`: plain `file:line`.
     pub link_base: Option<String>,
-    /// The ownership verdict per owner set touched (DESIGN section 8); `None`: not judged.
+    /// The ownership verdict per owner set touched (docs/daemon.md, On GitHub); `None`: not judged.
     pub ownership: Option<Vec<Verdict>>,
     /// Other open pull requests changing the same instances: (number, instances).
     pub overlaps: Vec<(u64, Vec<String>)>,

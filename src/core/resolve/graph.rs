@@ -1,4 +1,4 @@
-//! The instance graph (DESIGN section 5.6): cycles found with an iterative Tarjan (all
+//! The instance graph (docs/repository-format.md, step 5 of resolution): cycles found with an iterative Tarjan (all
 //! members named), and deploy waves (each instance one wave after the latest of its
 //! producers).
 

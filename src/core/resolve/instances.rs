@@ -1,4 +1,4 @@
-//! Instances (DESIGN section 5.2): each enabled, non-`remote` package of an environment
+//! Instances (docs/repository-format.md, References and resolution): each enabled, non-`remote` package of an environment
 //! realised as an instance whose every connection slot is filled by the first rule that
 //! applies: the environment's remote reference, the project's wiring, the environment's
 //! default for the slot's type.
@@ -252,7 +252,7 @@ impl<'a> Ctx<'a> {
         })
     }
 
-    /// DESIGN 5.2.2: wiring means package `<q>` of the same environment, or its `remote` replacement.
+    /// Wiring means package `<q>` of the same environment, or its `remote` replacement.
     pub(super) fn wired(
         &mut self,
         project: &'a Project,

@@ -1,4 +1,4 @@
-//! Semantic checks and resolution (DESIGN section 5): every reference, wiring, default,
+//! Semantic checks and resolution (docs/repository-format.md, References and resolution): every reference, wiring, default,
 //! remote package and share is checked where it is written, and each realised instance
 //! gets fully determined params and connections. The instances form a graph that must be
 //! acyclic; its topological order, grouped in waves, is the deploy order.
@@ -99,7 +99,7 @@ pub struct Connection {
     pub origin: Origin,
 }
 
-/// Which rule of DESIGN 5.2 filled a slot, and where it is written.
+/// Which rule of resolution filled a slot, and where it is written.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Via {
     /// The environment's `packages.<p>.connections.<slot>`.
@@ -193,7 +193,7 @@ pub fn resolve(repo: &Repository, diags: &mut Diagnostics) -> Resolved {
     Resolved { instances, waves }
 }
 
-/// Attributes of an environment for share matching (DESIGN 4.5).
+/// Attributes of an environment for share matching (the project's, overlaid by the environment's, plus `project` and `environment`).
 pub fn environment_attributes(project: &Project, env: &Environment) -> BTreeMap<String, String> {
     let mut attributes = project.attributes.clone();
     attributes.extend(env.attributes.iter().map(|(k, v)| (k.clone(), v.clone())));

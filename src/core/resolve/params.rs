@@ -1,4 +1,4 @@
-//! Params (DESIGN section 5.1): each bundle's params schema compiled once (URL `$ref`s
+//! Params (docs/repository-format.md, step 1 of resolution): each bundle's params schema compiled once (URL `$ref`s
 //! never fetched), and each instance's params: project params deep-merged with the
 //! environment's, schema defaults filled in, validated, with errors at the node that set
 //! the value.
@@ -63,7 +63,7 @@ impl Ctx<'_> {
         }
     }
 
-    /// DESIGN 5.1: merge, fill defaults, validate; errors point at the node that set the value.
+    /// Merge, fill defaults, validate; errors point at the node that set the value.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn params(
         &mut self,

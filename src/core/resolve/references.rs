@@ -1,4 +1,4 @@
-//! References (DESIGN sections 3, 5.3, 5.4): what a reference names (following `remote`
+//! References (docs/repository-format.md, References and resolution): what a reference names (following `remote`
 //! packages to their replacement), whether it has the type its slot needs, and whether a
 //! share of the producing project grants it to the consuming environment; also the
 //! project-level wiring and share declarations, and the artifact types' schemas that
@@ -290,7 +290,7 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// DESIGN 5.4: a share of the referenced project must cover the artifact, its
+    /// A share of the referenced project must cover the artifact, its
     /// environment and the consumer's attributes.
     pub(super) fn check_share(
         &mut self,

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Simulates deploying an AWS VPC peering connection on the local machine (DESIGN sections 10 and 13).
+# Simulates deploying an AWS VPC peering connection on the local machine (docs/deploying.md).
 # The file $cloud/<instance>.json stands for the cloud resource: its id is generated on
 # the first deploy and kept by every later one (a deploy may run again after a crash, so
 # it must be idempotent), and it records the params and the connection data it was made

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Simulates destroying an AWS VPC peering connection: its stand-in files are removed (DESIGN section 10).
+# Simulates destroying an AWS VPC peering connection: its stand-in files are removed (docs/deploying.md).
 set -eu
 cloud="${CAPSTAN_CLOUD_DIR:-${CAPSTAN_STATE_DIR:-${TMPDIR:-/tmp}}/cloud}"
 rm -f "$cloud/$CAPSTAN_INSTANCE".*
