@@ -394,6 +394,13 @@ impl Diagnostics {
         self.push(code, Loc::new(file, pos), message);
     }
 
+    /// Takes over what `other` found that is not here already.
+    pub fn extend_new(&mut self, other: Diagnostics) {
+        let known: std::collections::HashSet<Diagnostic> = self.list.iter().cloned().collect();
+        self.list
+            .extend(other.list.into_iter().filter(|d| !known.contains(d)));
+    }
+
     /// Sorted by file, position and code, exact duplicates removed: the same input always
     /// gives the same list in the same order.
     pub fn finish(mut self) -> Vec<Diagnostic> {

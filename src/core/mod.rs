@@ -11,6 +11,7 @@ pub mod load;
 pub mod model;
 pub mod ownership;
 pub mod plan;
+pub mod preview;
 pub mod render;
 pub mod resolve;
 pub mod run;

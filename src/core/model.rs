@@ -221,6 +221,55 @@ pub struct Project {
     pub packages: BTreeMap<PackageName, Package>,
     pub shares: Vec<Share>,
     pub environments: BTreeMap<EnvId, Environment>,
+    /// `preview:`: how the project's pull requests are previewed, if they are.
+    pub preview: Option<Preview>,
+}
+
+/// A project's `preview:` block: a preview is environment `pr<N>` (or any name given to
+/// `capstan preview up`) realised from the environment it forks with these settings
+/// merged over that environment's (`preview::realise`).
+#[derive(Clone, Debug)]
+pub struct Preview {
+    /// The `preview` key.
+    pub at: Loc,
+    /// The environment forked; `None` when not written (already a schema error).
+    pub from: Option<(EnvId, Loc)>,
+    /// Merged over the forked environment's.
+    pub attributes: BTreeMap<String, String>,
+    /// Merged over the forked environment's, by artifact type.
+    pub defaults: Vec<EnvDefault>,
+    /// Merged over the forked environment's, package by package.
+    pub packages: BTreeMap<PackageName, EnvPackage>,
+    /// Destroyed when not pushed to for this long.
+    pub ttl: std::time::Duration,
+    /// At most this many live previews of the project at once.
+    pub max: usize,
+    pub trigger: PreviewTrigger,
+}
+
+impl Preview {
+    pub const DEFAULT_TTL: std::time::Duration = std::time::Duration::from_secs(72 * 3600);
+    pub const DEFAULT_MAX: usize = 5;
+}
+
+/// Which pull requests get a preview.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PreviewTrigger {
+    /// Those that change `projects/<project>/**` or a bundle the project's packages use.
+    Touched,
+    /// Those that carry the label `capstan:preview`.
+    Label,
+}
+
+impl PreviewTrigger {
+    pub const LABEL: &'static str = "capstan:preview";
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PreviewTrigger::Touched => "touched",
+            PreviewTrigger::Label => "label",
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -289,6 +338,16 @@ pub struct Environment {
     pub attributes: BTreeMap<String, String>,
     pub defaults: Vec<EnvDefault>,
     pub packages: BTreeMap<PackageName, EnvPackage>,
+    /// For a realised preview: the environment it forks. `None` for environment files.
+    pub preview_of: Option<EnvId>,
+}
+
+impl Environment {
+    /// Whether `id` is a preview's name (`pr<digits>`), which no environment file may use.
+    pub fn is_preview_name(id: &str) -> bool {
+        id.strip_prefix("pr")
+            .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -301,10 +360,26 @@ pub struct EnvDefault {
 #[derive(Clone, Debug)]
 pub struct EnvPackage {
     pub at: Loc,
-    pub enabled: bool,
-    pub params: Option<Node>,
+    /// `enabled:` as written; not written means enabled.
+    pub enabled: Option<bool>,
+    /// Params deep-merged over the project's, in order (an environment file has at most
+    /// one layer; a preview adds its own over the forked environment's).
+    pub params: Vec<ParamsLayer>,
     pub connections: BTreeMap<String, (Loc, Source)>,
     pub remote: Option<Remote>,
+}
+
+impl EnvPackage {
+    pub fn is_enabled(&self) -> bool {
+        self.enabled != Some(false)
+    }
+}
+
+/// Params written in one file, with that file (errors point into it).
+#[derive(Clone, Debug)]
+pub struct ParamsLayer {
+    pub file: Arc<str>,
+    pub node: Node,
 }
 
 #[derive(Clone, Debug)]

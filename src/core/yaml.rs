@@ -490,6 +490,13 @@ impl Node {
         }
     }
 
+    pub fn as_i64(&self) -> Option<i64> {
+        match self.kind {
+            Kind::Int(i) => Some(i),
+            _ => None,
+        }
+    }
+
     pub fn items(&self) -> &[Node] {
         match &self.kind {
             Kind::Seq(items) => items,

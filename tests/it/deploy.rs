@@ -417,6 +417,11 @@ fn removing_a_package_destroys_it_after_its_consumers_moved_away() {
         "  db:\n    params: {instance_class: db.t4g.small}\n",
         "",
     );
+    w.edit(
+        project,
+        "  packages:\n    db:\n      params: {instance_class: db.t4g.micro, backup_retention_days: 1}\n",
+        "",
+    );
     w.commit("ecomm drops its database");
 
     let out = w.apply();

@@ -226,9 +226,14 @@ fn removing_a_share_still_in_use_is_an_error() {
     });
     assert_eq!(code, 1);
     assert!(text.contains("error[sharing.not-granted]"), "{text}");
+    // ecomm's preview uses the same grants: it is reported too, named as the preview.
+    assert!(
+        text.contains("with ecomm-pr<N> (the preview of ecomm)"),
+        "{text}"
+    );
     assert!(
         markdown.starts_with(
-            "<!-- capstan:plan -->\n**Plan failed: the head has 5 errors to fix first.**"
+            "<!-- capstan:plan -->\n**Plan failed: the head has 8 errors to fix first.**"
         ),
         "{markdown}"
     );

@@ -277,6 +277,15 @@ pub fn load(tree: &SourceTree, diags: &mut Diagnostics) -> Repository {
             }
             continue;
         };
+        if Environment::is_preview_name(env) {
+            diags.at(
+                Code::IdInvalid,
+                &path,
+                Pos::START,
+                format!("environment name {env:?} is reserved: pr<digits> names the previews of pull requests (see preview: in projects/{project}/project.yaml)"),
+            );
+            continue;
+        }
         if valid_id(&PROJECT_LIKE_ID, env, "environment", &path, diags)
             && let Some(root) = parse(file, FileKind::Environment, &path, diags)
         {

@@ -8,6 +8,7 @@ use super::{
     PROJECT_LIKE_ID, audience, loc, local_reference, parse_reference, string, string_map, strings,
 };
 use crate::core::diag::{Code, Diagnostics, Loc};
+use crate::core::duration;
 use crate::core::model::*;
 use crate::core::yaml::Node;
 
@@ -98,6 +99,50 @@ pub(super) fn project(
         packages,
         shares,
         environments: BTreeMap::new(),
+        preview: root
+            .entry("preview")
+            .map(|e| preview(&e.value, Loc::new(file, e.key_pos), file, diags)),
+    }
+}
+
+/// `preview:`: the environment it forks, settings in an environment file's shape, and its
+/// cost controls. Its shape is the schema's to check.
+fn preview(node: &Node, at: Loc, file: &Arc<str>, diags: &mut Diagnostics) -> Preview {
+    let ttl = node.get("ttl").and_then(|n| {
+        let text = n.as_str()?;
+        match duration::parse(text) {
+            Ok(d) if !d.is_zero() => Some(d),
+            // The schema checks the grammar; a zero TTL would destroy every preview at once.
+            _ => {
+                diags.at(
+                    Code::SchemaInvalid,
+                    file,
+                    n.pos,
+                    format!("preview.ttl: {text:?} is not a duration longer than zero, e.g. 72h"),
+                );
+                None
+            }
+        }
+    });
+    Preview {
+        at,
+        from: node
+            .get("from")
+            .and_then(|f| Some((EnvId(f.as_str()?.to_string()), loc(file, f)))),
+        attributes: string_map(node.get("attributes")),
+        defaults: defaults(node.get("defaults"), file, diags),
+        packages: env_packages(node.get("packages"), file, diags),
+        ttl: ttl.unwrap_or(Preview::DEFAULT_TTL),
+        max: node
+            .get("max")
+            .and_then(Node::as_i64)
+            .and_then(|m| usize::try_from(m).ok())
+            .filter(|m| *m > 0)
+            .unwrap_or(Preview::DEFAULT_MAX),
+        trigger: match node.get("trigger").and_then(Node::as_str) {
+            Some("label") => PreviewTrigger::Label,
+            _ => PreviewTrigger::Touched,
+        },
     }
 }
 
@@ -140,9 +185,20 @@ pub(super) fn environment(
     file: &Arc<str>,
     diags: &mut Diagnostics,
 ) -> Environment {
-    let defaults = root
-        .get("defaults")
-        .map(Node::entries)
+    Environment {
+        id,
+        file: Arc::clone(file),
+        name: string(root.get("name")),
+        attributes: string_map(root.get("attributes")),
+        defaults: defaults(root.get("defaults"), file, diags),
+        packages: env_packages(root.get("packages"), file, diags),
+        preview_of: None,
+    }
+}
+
+/// `defaults:` of an environment or a preview.
+fn defaults(node: Option<&Node>, file: &Arc<str>, diags: &mut Diagnostics) -> Vec<EnvDefault> {
+    node.map(Node::entries)
         .unwrap_or_default()
         .iter()
         .map(|e| EnvDefault {
@@ -150,10 +206,16 @@ pub(super) fn environment(
             key_at: Loc::new(file, e.key_pos),
             source: source(&e.value, file, diags),
         })
-        .collect();
-    let packages = root
-        .get("packages")
-        .map(Node::entries)
+        .collect()
+}
+
+/// `packages:` of an environment or a preview: per-package settings.
+fn env_packages(
+    node: Option<&Node>,
+    file: &Arc<str>,
+    diags: &mut Diagnostics,
+) -> BTreeMap<PackageName, EnvPackage> {
+    node.map(Node::entries)
         .unwrap_or_default()
         .iter()
         .filter(|e| PROJECT_LIKE_ID.is_match(&e.key))
@@ -169,20 +231,20 @@ pub(super) fn environment(
             });
             let package = EnvPackage {
                 at: Loc::new(file, e.key_pos),
-                enabled: v.get("enabled").and_then(Node::as_bool).unwrap_or(true),
-                params: v.get("params").filter(|p| p.is_map()).cloned(),
+                enabled: v.get("enabled").and_then(Node::as_bool),
+                params: v
+                    .get("params")
+                    .filter(|p| p.is_map())
+                    .map(|node| ParamsLayer {
+                        file: Arc::clone(file),
+                        node: node.clone(),
+                    })
+                    .into_iter()
+                    .collect(),
                 connections: sources(v.get("connections"), file, diags),
                 remote,
             };
             (PackageName(e.key.clone()), package)
         })
-        .collect();
-    Environment {
-        id,
-        file: Arc::clone(file),
-        name: string(root.get("name")),
-        attributes: string_map(root.get("attributes")),
-        defaults,
-        packages,
-    }
+        .collect()
 }

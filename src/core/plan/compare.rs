@@ -252,7 +252,8 @@ fn via_text(via: &Via) -> String {
     }
 }
 
-/// The file that sets `params.<path>` of `inst`: the environment's, else the project's.
+/// The file that sets `params.<path>` of `inst`: the last environment layer that does
+/// (a preview's block, then the environment it forks), else the project's.
 fn param_origin(repo: &Repository, inst: &Instance, path: &[String]) -> Option<String> {
     let project = repo.projects.get(inst.project.as_str())?;
     let env = project.environments.get(inst.environment.as_str())?;
@@ -262,12 +263,13 @@ fn param_origin(repo: &Repository, inst: &Instance, path: &[String]) -> Option<S
             l.complete || !l.node.is_map() && l.depth > 0
         })
     };
-    if sets(
-        env.packages
-            .get(inst.package.as_str())
-            .and_then(|p| p.params.as_ref()),
-    ) {
-        return Some(env.file.to_string());
+    let layers = env
+        .packages
+        .get(inst.package.as_str())
+        .map(|p| p.params.as_slice())
+        .unwrap_or_default();
+    if let Some(layer) = layers.iter().rev().find(|l| sets(Some(&l.node))) {
+        return Some(layer.file.to_string());
     }
     if sets(
         project

@@ -221,7 +221,7 @@ fn destroyed_because(
             "package {package} is replaced by a remote reference in {}",
             env.file
         ),
-        Some(ep) if !ep.enabled => format!("package {package} is disabled in {}", env.file),
+        Some(ep) if !ep.is_enabled() => format!("package {package} is disabled in {}", env.file),
         _ => format!("{id} no longer resolves (see the diagnostics)"),
     }
 }

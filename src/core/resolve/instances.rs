@@ -26,6 +26,7 @@ impl<'a> Ctx<'a> {
             project: &project.id,
             env: &env.id,
             attributes: environment_attributes(project, env),
+            preview: env.preview_of.is_some(),
         };
         let defaults = self.defaults(env, &consumer);
         let connections = self.packages(project, env, &consumer);
@@ -189,7 +190,7 @@ impl<'a> Ctx<'a> {
         env_connections: &Filled<'a, (&'a str, &'a str)>,
     ) -> Option<Instance> {
         let ep = env.packages.get(package.name.as_str());
-        if ep.is_some_and(|ep| ep.remote.is_some() || !ep.enabled) {
+        if ep.is_some_and(|ep| ep.remote.is_some() || !ep.is_enabled()) {
             return None;
         }
         let bundle = self.bundle_of(project, package.name.as_str())?;
@@ -200,8 +201,7 @@ impl<'a> Ctx<'a> {
             bundle,
             package,
             project,
-            ep.and_then(|e| e.params.as_ref()),
-            env,
+            ep.map(|e| e.params.as_slice()).unwrap_or_default(),
             &at,
         );
         let mut connections = Slots::default();
@@ -280,7 +280,7 @@ impl<'a> Ctx<'a> {
                     }
                 }
             }
-            Some(ep) if !ep.enabled => {
+            Some(ep) if !ep.is_enabled() => {
                 self.diags.push(Code::ReferenceUnresolved, w.at.clone(), format!("{consumer} is wired to {package}.{field}, but package {package} is disabled in {} ({})", env.id, ep.at));
                 None
             }

@@ -16,8 +16,9 @@ use std::collections::{BTreeMap, HashMap};
 use jsonschema::Validator;
 use serde_json::Value;
 
-use super::diag::{Diagnostics, Loc};
+use super::diag::{Code, Diagnostics, Loc};
 use super::model::*;
+use super::preview;
 pub use params::{apply_defaults, merge};
 
 /// The resolved desired state of one revision.
@@ -156,11 +157,23 @@ struct Consumer<'a> {
     project: &'a ProjectId,
     env: &'a EnvId,
     attributes: BTreeMap<String, String>,
+    /// A preview's environment (named so in messages).
+    preview: bool,
 }
 
 impl Consumer<'_> {
-    fn name(&self) -> String {
+    /// `ecomm-staging`.
+    fn id(&self) -> String {
         format!("{}-{}", self.project, self.env)
+    }
+
+    /// `ecomm-staging`, or `ecomm-pr<N> (the preview of ecomm)`.
+    fn name(&self) -> String {
+        if self.preview {
+            format!("{} (the preview of {})", self.id(), self.project)
+        } else {
+            self.id()
+        }
     }
 }
 
@@ -172,6 +185,13 @@ struct Ctx<'a> {
 }
 
 pub fn resolve(repo: &Repository, diags: &mut Diagnostics) -> Resolved {
+    // Every `preview:` block realised as `pr<N>`, for checking only (its instances are
+    // not part of the desired state; `preview::check` realises a named one for that).
+    let previews: Vec<(&Project, Environment)> = repo
+        .projects
+        .values()
+        .filter_map(|p| Some((p, preview::environment(p, &EnvId(preview::ANY.into()))?)))
+        .collect();
     let mut ctx = Ctx {
         repo,
         types: HashMap::new(),
@@ -190,6 +210,7 @@ pub fn resolve(repo: &Repository, diags: &mut Diagnostics) -> Resolved {
         }
     }
     let waves = graph::waves(&instances, ctx.diags);
+    ctx.previews(&previews);
     Resolved { instances, waves }
 }
 
@@ -215,6 +236,37 @@ enum Lookup<'a> {
 }
 
 impl<'a> Ctx<'a> {
+    /// Each `preview:` block, checked by realising it as environment `pr<N>`: what it (or
+    /// the environment it forks) gets wrong for a preview is reported where it is written,
+    /// naming the preview; what is wrong for the forked environment too is not repeated.
+    fn previews(&mut self, realised: &'a [(&'a Project, Environment)]) {
+        let repo = self.repo;
+        for project in repo.projects.values() {
+            if let Some(block) = &project.preview
+                && let Some((from, at)) = &block.from
+                && !project.environments.contains_key(from.as_str())
+            {
+                self.diags.push(
+                    Code::ReferenceUnresolved,
+                    at.clone(),
+                    format!(
+                        "the preview forks environment {from}, which project {} does not have",
+                        project.id
+                    ),
+                );
+            }
+        }
+        for (project, env) in realised {
+            let mut found = Diagnostics::default();
+            std::mem::swap(self.diags, &mut found);
+            let mut instances = BTreeMap::new();
+            self.environment(project, env, &mut instances);
+            graph::waves(&instances, self.diags);
+            std::mem::swap(self.diags, &mut found);
+            self.diags.extend_new(found);
+        }
+    }
+
     /// The type, if it exists: a slot of an unknown type is reported once, where it is declared.
     fn known_type<'t>(&self, t: &'t TypeName) -> Option<&'t TypeName> {
         self.repo

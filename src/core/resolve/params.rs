@@ -63,43 +63,51 @@ impl Ctx<'_> {
         }
     }
 
-    /// Merge, fill defaults, validate; errors point at the node that set the value.
-    #[allow(clippy::too_many_arguments)]
+    /// Merge (the project's params, then each environment layer), fill defaults, validate;
+    /// errors point at the node that set the value, in the file that sets it.
     pub(super) fn params(
         &mut self,
         id: &InstanceId,
         bundle: &Bundle,
         package: &Package,
         project: &Project,
-        env_params: Option<&Node>,
-        env: &Environment,
+        layers: &[ParamsLayer],
         at: &Loc,
     ) -> Value {
         let mut merged = package
             .params
             .as_ref()
             .map_or_else(|| Value::Object(Default::default()), Node::to_json);
-        if let Some(over) = env_params {
-            merge(&mut merged, &over.to_json());
+        for layer in layers {
+            merge(&mut merged, &layer.node.to_json());
         }
         let Some((schema_json, validator)) = self.params.get(bundle.name.as_str()) else {
             return merged;
         };
         apply_defaults(schema_json, &mut merged);
         for e in schema::errors(validator, &merged) {
-            let located = [
-                (env_params, &env.file),
-                (package.params.as_ref(), &project.file),
-            ]
-            .into_iter()
-            .filter_map(|(node, file)| {
-                let l = node?.locate(&e.path);
-                // A value set at a prefix that is not a mapping (a scalar or list) replaced everything below it.
-                let owns = l.complete || !l.node.is_map();
-                Some((owns, l.depth, file, e.pos_in(node?)))
-            })
-            .max_by_key(|(owns, depth, ..)| (*owns, *depth));
-            let loc = located.map_or_else(|| at.clone(), |(_, _, file, pos)| Loc::new(file, pos));
+            // The last layer that sets the value (or replaced what is below it) owns it.
+            let written = layers
+                .iter()
+                .rev()
+                .map(|l| (Some(&l.node), &l.file))
+                .chain(std::iter::once((package.params.as_ref(), &project.file)));
+            let located = written
+                .enumerate()
+                .filter_map(|(order, (node, file))| {
+                    let l = node?.locate(&e.path);
+                    // A value set at a prefix that is not a mapping (a scalar or list) replaced everything below it.
+                    let owns = l.complete || !l.node.is_map();
+                    Some((
+                        owns,
+                        l.depth,
+                        std::cmp::Reverse(order),
+                        file,
+                        e.pos_in(node?),
+                    ))
+                })
+                .max_by_key(|(owns, depth, order, ..)| (*owns, *depth, *order));
+            let loc = located.map_or_else(|| at.clone(), |(.., file, pos)| Loc::new(file, pos));
             self.diags.push(
                 Code::ParamsInvalid,
                 loc,

@@ -193,7 +193,7 @@ impl<'a> Ctx<'a> {
                 },
             };
         }
-        if !ep.enabled {
+        if !ep.is_enabled() {
             return Lookup::Missing(format!(
                 "package {} is disabled in {}-{}",
                 r.package, r.project, r.environment
@@ -362,7 +362,7 @@ impl<'a> Ctx<'a> {
                             reasons.push(format!(
                                 "is for {key} in [{}] but {} has {has}",
                                 values.join(", "),
-                                consumer.name()
+                                consumer.id()
                             ));
                         }
                     }
