@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::{Format, PlanFormat, color_on_stdout, out};
 use crate::core::deployed::Deployed;
 use crate::core::model::InstanceId;
-use crate::core::run::{RunStatus, Trigger};
+use crate::core::run::{RunStatus, Scope, Trigger};
 use crate::core::{plan, render, sensitive};
 use crate::deploy::{Deployer, Target};
 use crate::source::Checkout;
@@ -77,7 +77,8 @@ pub fn apply(args: Apply) -> anyhow::Result<i32> {
         );
     }
     let (dir, _lock) = (taken.dir, taken.lock);
-    let plan = plan::against_deployed(&store.deployed()?, &checked);
+    let scope = store.branch_scope()?;
+    let plan = plan::against_deployed(&store.deployed()?, &checked, &scope);
     out(&render::plan::text(&plan, color_on_stdout()))?;
     if plan.is_empty() {
         return Ok(0);
@@ -103,6 +104,7 @@ pub fn apply(args: Apply) -> anyhow::Result<i32> {
         tree: Arc::new(tree),
         checked: Arc::new(checked),
         trigger: Trigger::Apply,
+        scope,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -138,12 +140,18 @@ pub fn plan(
         return Ok(1);
     }
     // A database that does not exist yet is the empty state: everything is created.
-    let state = if db.exists() {
-        Store::open(db)?.deployed()?
+    let (state, scope) = if db.exists() {
+        let store = Store::open(db)?;
+        (store.deployed()?, store.branch_scope()?)
     } else {
-        BTreeMap::new()
+        (
+            BTreeMap::new(),
+            Scope::Branch {
+                previews: Default::default(),
+            },
+        )
     };
-    let plan = plan::against_deployed(&state, &new);
+    let plan = plan::against_deployed(&state, &new, &scope);
     out(&super::render_plan(&plan, &new, format))?;
     Ok(if detailed_exitcode && !plan.is_empty() {
         2

@@ -6,12 +6,12 @@
 //! Whether one instance runs now ([`decide_deploy`], [`decide_destroy`]) is decided here,
 //! without I/O: the deployer only carries the decision out.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 
 use super::deployed::{self, Deployed, Inputs};
-use super::model::{DeployWindow, InstanceId};
+use super::model::{DeployWindow, Environment, InstanceId};
 use super::windows::{self, Gate};
 
 macro_rules! named {
@@ -64,6 +64,37 @@ named! {
         Schedule => "schedule",
         /// A deploy window that held instances back opened.
         WindowOpened => "window-opened",
+        /// A preview was brought up or updated (`capstan preview up`, a pull request).
+        Preview => "preview",
+        /// A preview was torn down (`capstan preview down`, a closed pull request, its TTL).
+        Teardown => "teardown",
+    }
+}
+
+/// Which recorded instances a run owns: what it may deploy, and what it destroys when the
+/// revision no longer wants it. The branch's runs own every instance that is not a
+/// preview's; a preview's run owns only that preview's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// The deploy branch. `previews` are the live previews as recorded (project,
+    /// name): their instances are never the branch's, whatever their names.
+    Branch {
+        previews: BTreeSet<(String, String)>,
+    },
+    /// One preview (environment `name` of `project`).
+    Preview { project: String, name: String },
+}
+
+impl Scope {
+    /// Whether an instance of `environment` of `project` is this run's.
+    pub fn owns(&self, project: &str, environment: &str) -> bool {
+        match self {
+            Scope::Branch { previews } => {
+                !Environment::is_preview_name(environment)
+                    && !previews.contains(&(project.to_string(), environment.to_string()))
+            }
+            Scope::Preview { project: p, name } => p == project && name == environment,
+        }
     }
 }
 

@@ -131,7 +131,8 @@ impl Deploys {
         if checked.has_errors() {
             return Ok(Prepared::Invalid(checked));
         }
-        let plan = plan::against_deployed(&self.store.deployed()?, &checked);
+        let scope = self.store.branch_scope()?;
+        let plan = plan::against_deployed(&self.store.deployed()?, &checked, &scope);
         if plan.is_empty() {
             return Ok(Prepared::Nothing(plan));
         }
@@ -141,6 +142,7 @@ impl Deploys {
                 tree: Arc::new(tree),
                 checked: Arc::new(checked),
                 trigger,
+                scope,
             },
             plan,
         ))

@@ -154,10 +154,15 @@ async fn evaluate(
             if new.has_errors() {
                 render::diagnostics::text(&new)
             } else {
-                match deploys.store().deployed() {
-                    Ok(state) => {
-                        render::plan::text(&plan::against_deployed(&state, &new), console.color)
-                    }
+                let store = deploys.store();
+                match store
+                    .deployed()
+                    .and_then(|s| Ok((s, store.branch_scope()?)))
+                {
+                    Ok((state, scope)) => render::plan::text(
+                        &plan::against_deployed(&state, &new, &scope),
+                        console.color,
+                    ),
                     Err(e) => format!("capstan: error: {}\n", chain(&e)),
                 }
             }

@@ -17,8 +17,9 @@ use super::{DeployError, Target};
 use crate::core::Checked;
 use crate::core::deployed::{self, Deployed};
 use crate::core::model::InstanceId;
+use crate::core::resolve::Instance;
 use crate::core::resolve::environment_attributes;
-use crate::core::run::{self, Decision, Moment, StepResult, Verb};
+use crate::core::run::{self, Decision, Moment, Scope, StepResult, Trigger, Verb};
 use crate::core::source::SourceTree;
 use crate::source::Revisions;
 use crate::state::{StateError, Store};
@@ -69,6 +70,12 @@ impl Deployer {
                 let Some(inst) = target.checked.resolved.instances.get(id) else {
                     continue;
                 };
+                if !target
+                    .scope
+                    .owns(inst.project.as_str(), inst.environment.as_str())
+                {
+                    continue;
+                }
                 let Some((project, env)) = repo.projects.get(inst.project.as_str()).and_then(|p| {
                     p.environments
                         .get(inst.environment.as_str())
@@ -108,21 +115,58 @@ impl Deployer {
             }
             self.run_all(&mut run, work).await?;
         }
-        self.destroy_unwanted(target, &mut run, moment).await?;
+        self.destroy_unwanted(
+            &target.checked.resolved.instances,
+            &target.scope,
+            &mut run,
+            moment,
+        )
+        .await?;
         let report = run.report;
         self.store
             .finish_run(report.run, report.status(), &report.summary())?;
         Ok(report)
     }
 
-    /// Destroys what is recorded but not desired, in the order the core gives.
+    /// Destroys every recorded instance `scope` owns (a preview's), dependants first:
+    /// `capstan preview down`, a closed pull request, an expired preview. Needs no revision:
+    /// each instance is destroyed with its bundle as it was last deployed. `label` names
+    /// what is torn down in the run's record.
+    pub async fn teardown(&self, scope: &Scope, label: &str) -> Result<Report, DeployError> {
+        let id = self.store.begin_run(label, Trigger::Teardown)?;
+        let mut run = Run {
+            report: Report::new(id, label),
+            held: HashMap::new(),
+            state: self.store.deployed()?,
+        };
+        let moment = Moment {
+            windows: &[],
+            now: Utc::now(),
+        };
+        self.destroy_unwanted(&BTreeMap::new(), scope, &mut run, moment)
+            .await?;
+        let report = run.report;
+        self.store
+            .finish_run(report.run, report.status(), &report.summary())?;
+        Ok(report)
+    }
+
+    /// Destroys what `scope` owns, is recorded and not desired, in the order the core gives.
     async fn destroy_unwanted(
         &self,
-        target: &Target,
+        desired: &BTreeMap<InstanceId, Instance>,
+        scope: &Scope,
         run: &mut Run,
         moment: Moment<'_>,
     ) -> Result<(), DeployError> {
-        let order = deployed::destroy_order(&run.state, &target.checked.resolved.instances);
+        let order: Vec<InstanceId> = deployed::destroy_order(&run.state, desired)
+            .into_iter()
+            .filter(|id| {
+                run.state
+                    .get(id)
+                    .is_some_and(|d| scope.owns(&d.project, &d.environment))
+            })
+            .collect();
         // Each commit destroys are read from, read and checked once (or why it could not be).
         type AtCommit = Result<(Arc<SourceTree>, Arc<Checked>), String>;
         let mut at_commit: HashMap<String, AtCommit> = HashMap::new();

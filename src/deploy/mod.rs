@@ -20,7 +20,7 @@ mod step;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::core::run::Trigger;
+use crate::core::run::{Scope, Trigger};
 use crate::core::source::SourceTree;
 use crate::core::{Checked, deployed};
 use crate::state::{Recovered, StateError, Store};
@@ -66,6 +66,8 @@ pub struct Target {
     pub checked: Arc<Checked>,
     /// Why this run happens, kept with the run.
     pub trigger: Trigger,
+    /// Which recorded instances the run owns (deploys, and destroys when unwanted).
+    pub scope: Scope,
 }
 
 /// A state directory taken over for deploying.

@@ -2,18 +2,20 @@
 //! `synchronous=FULL`, with migrations versioned here (`PRAGMA user_version`). It holds
 //! the daemon's pull-request bookkeeping (`pulls.rs`: which comment is ours, what was
 //! posted, which instances each open PR changes), so that after any failure or restart
-//! nothing is posted twice; and what is deployed (`deploys.rs`): per instance its inputs,
-//! artifacts and status, every run and step. Each write is one transaction, so a crash at
+//! nothing is posted twice; what is deployed (`deploys.rs`): per instance its inputs,
+//! artifacts and status, every run and step; and the previews (`previews.rs`). Each write is one transaction, so a crash at
 //! any point loses nothing that was committed.
 //!
 //! The state owns its rows: `rows.rs` holds the wire types stored as JSON, converted by
 //! hand to and from the core's values, and enums are stored by their names.
 
 mod deploys;
+mod previews;
 mod pulls;
 mod rows;
 
 pub use deploys::{NewStep, Recovered, RunRecord, StepRecord};
+pub use previews::{PreviewRecord, PreviewStatus};
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -91,6 +93,24 @@ const MIGRATIONS: &[&str] = &[
          comment_id INTEGER,
          digest TEXT,
          PRIMARY KEY (sha, pr)
+     );",
+    // 3: previews (docs/previews.md): one row per preview, and `capstan preview` approvals.
+    "CREATE TABLE previews (
+         project TEXT NOT NULL,
+         name TEXT NOT NULL,
+         pr INTEGER,
+         head_sha TEXT NOT NULL,
+         status TEXT NOT NULL,
+         created_at INTEGER NOT NULL,
+         pushed_at INTEGER NOT NULL,
+         ttl_secs INTEGER NOT NULL,
+         PRIMARY KEY (project, name)
+     );
+     CREATE INDEX previews_pr ON previews(pr);
+     CREATE TABLE preview_approvals (
+         pr INTEGER PRIMARY KEY,
+         approved_by TEXT NOT NULL,
+         approved_at INTEGER NOT NULL
      );",
 ];
 

@@ -9,13 +9,23 @@ use super::{Action, Change, Plan, destroyed_because};
 use crate::core::Checked;
 use crate::core::deployed::{self, Deployed, Status};
 use crate::core::model::InstanceId;
+use crate::core::run::Scope;
 
-/// Compares the desired state of `new` with the deployed records.
-pub fn against_deployed(deployed: &BTreeMap<InstanceId, Deployed>, new: &Checked) -> Plan {
+/// Compares the desired state of `new` with the deployed records, as far as `scope` owns
+/// them: the branch's plan leaves previews alone, a preview's plan is about it alone.
+pub fn against_deployed(
+    deployed: &BTreeMap<InstanceId, Deployed>,
+    new: &Checked,
+    scope: &Scope,
+) -> Plan {
     let after = &new.resolved.instances;
     let mut changes = Vec::new();
     let mut unchanged = 0;
+    let owned = |project: &str, env: &str| scope.owns(project, env);
     for (id, inst) in after {
+        if !owned(inst.project.as_str(), inst.environment.as_str()) {
+            continue;
+        }
         let desired = deployed::desired_inputs(inst, deployed);
         let Some(record) = deployed.get(id) else {
             changes.push(Change::create(id, "not deployed yet".into()));
@@ -59,7 +69,7 @@ pub fn against_deployed(deployed: &BTreeMap<InstanceId, Deployed>, new: &Checked
         changes.push(Change::changed(id, action, compared));
     }
     for (id, record) in deployed {
-        if !after.contains_key(id) {
+        if !after.contains_key(id) && owned(&record.project, &record.environment) {
             let why = destroyed_because(
                 &record.project,
                 &record.environment,
@@ -70,6 +80,13 @@ pub fn against_deployed(deployed: &BTreeMap<InstanceId, Deployed>, new: &Checked
             changes.push(Change::destroy(id, why));
         }
     }
-    let destroy_order = deployed::destroy_order(deployed, after);
+    let destroy_order = deployed::destroy_order(deployed, after)
+        .into_iter()
+        .filter(|id| {
+            deployed
+                .get(id)
+                .is_some_and(|d| owned(&d.project, &d.environment))
+        })
+        .collect();
     Plan::assemble(changes, unchanged, new, destroy_order)
 }
