@@ -11,30 +11,95 @@ use super::{Format, PlanFormat, color_on_stdout, out};
 use crate::core::deployed::Deployed;
 use crate::core::model::InstanceId;
 use crate::core::run::{RunStatus, Scope, Trigger};
+use crate::core::source::SourceTree;
 use crate::core::{plan, render, sensitive};
-use crate::deploy::{Deployer, Target};
+use crate::deploy::{DeployLock, Deployer, Target};
 use crate::source::Checkout;
 use crate::state::Store;
 
-/// What `capstan apply` was given.
-pub struct Apply {
+/// How `capstan apply` and `capstan preview` deploy.
+pub struct Settings {
     pub repo: PathBuf,
-    pub rev: String,
     pub state: PathBuf,
     pub parallel: usize,
     pub timeouts: crate::deploy::Timeouts,
     pub yes: bool,
 }
 
+impl Settings {
+    /// Takes over the state directory (lock, recovery), saying what a crash left behind.
+    pub(super) fn take_over(&self) -> anyhow::Result<(Arc<Store>, PathBuf, DeployLock)> {
+        let dir = state_dir(&self.state);
+        crate::state::private_dir(&dir)?;
+        let store = Arc::new(Store::open(&self.state)?);
+        let taken = crate::deploy::take_over(&dir, &store, crate::deploy::Holder::Apply)?;
+        if !taken.recovered.instances.is_empty() {
+            eprintln!(
+                "capstan: a previous deploy was interrupted; these run again: {}",
+                taken.recovered.instances.join(", ")
+            );
+        }
+        if !taken.cleared.is_empty() {
+            eprintln!(
+                "capstan: removed the working folders of killed steps after scrubbing their logs: {}",
+                taken.cleared.join(", ")
+            );
+        }
+        Ok((store, taken.dir, taken.lock))
+    }
+
+    /// A deployer that prints each outcome as it happens.
+    pub(super) fn deployer(&self, store: Arc<Store>, dir: PathBuf) -> Deployer {
+        Deployer {
+            store,
+            state_dir: dir,
+            revisions: Arc::new(Checkout {
+                path: self.repo.clone(),
+            }),
+            parallel: self.parallel,
+            timeouts: self.timeouts,
+            progress: Arc::new(|o| {
+                let _ = out(&format!("{}\n", crate::deploy::line(o)));
+            }),
+        }
+    }
+
+    /// The commit `rev` names, and the tree at it.
+    pub(super) fn read(&self, rev: &str) -> anyhow::Result<(String, SourceTree)> {
+        let commit = crate::source::resolve_commit(&self.repo, rev).map_err(|e| {
+            super::revision_error(
+                e,
+                "--rev",
+                "capstan deploys commits; commit the repository to git first",
+            )
+        })?;
+        let tree = crate::source::read(&self.repo, Some(&commit))?;
+        Ok((commit, tree))
+    }
+
+    /// Asks before going ahead, unless `--yes`.
+    pub(super) fn confirmed(&self, question: &str) -> anyhow::Result<bool> {
+        Ok(self.yes || confirm(question)?)
+    }
+}
+
+/// Runs a deploy future to its end.
+pub(super) fn block_on<T>(f: impl std::future::Future<Output = T>) -> anyhow::Result<T> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(f))
+}
+
 /// The folder of a state database, which also holds logs and working directories.
-fn state_dir(db: &Path) -> PathBuf {
+pub(super) fn state_dir(db: &Path) -> PathBuf {
     match db.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     }
 }
 
-fn open_existing(db: &Path) -> anyhow::Result<Store> {
+pub(super) fn open_existing(db: &Path) -> anyhow::Result<Store> {
     if !db.exists() {
         anyhow::bail!(
             "no state database at {} (nothing was deployed with it yet; pass --state)",
@@ -45,60 +110,25 @@ fn open_existing(db: &Path) -> anyhow::Result<Store> {
 }
 
 /// Deploys a revision against the state: lock, recover, plan, confirm, deploy.
-pub fn apply(args: Apply) -> anyhow::Result<i32> {
-    let commit = crate::source::resolve_commit(&args.repo, &args.rev).map_err(|e| {
-        super::revision_error(
-            e,
-            "--rev",
-            "capstan deploys commits; commit the repository to git first",
-        )
-    })?;
-    let tree = crate::source::read(&args.repo, Some(&commit))?;
+pub fn apply(rev: &str, settings: &Settings) -> anyhow::Result<i32> {
+    let (commit, tree) = settings.read(rev)?;
     let checked = crate::core::check(&tree);
     if checked.has_errors() {
         out(&render::diagnostics::text(&checked))?;
         eprintln!("capstan: {commit} has validation errors; nothing is deployed");
         return Ok(1);
     }
-    let dir = state_dir(&args.state);
-    crate::state::private_dir(&dir)?;
-    let store = Arc::new(Store::open(&args.state)?);
-    let taken = crate::deploy::take_over(&dir, &store, crate::deploy::Holder::Apply)?;
-    if !taken.recovered.instances.is_empty() {
-        eprintln!(
-            "capstan: a previous deploy was interrupted; these run again: {}",
-            taken.recovered.instances.join(", ")
-        );
-    }
-    if !taken.cleared.is_empty() {
-        eprintln!(
-            "capstan: removed the working folders of killed steps after scrubbing their logs: {}",
-            taken.cleared.join(", ")
-        );
-    }
-    let (dir, _lock) = (taken.dir, taken.lock);
+    let (store, dir, _lock) = settings.take_over()?;
     let scope = store.branch_scope()?;
     let plan = plan::against_deployed(&store.deployed()?, &checked, &scope);
     out(&render::plan::text(&plan, color_on_stdout()))?;
     if plan.is_empty() {
         return Ok(0);
     }
-    if !args.yes && !confirm()? {
+    if !settings.confirmed("Deploy this plan?")? {
         eprintln!("capstan: nothing deployed");
         return Ok(1);
     }
-    let deployer = Deployer {
-        store,
-        state_dir: dir,
-        revisions: Arc::new(Checkout {
-            path: args.repo.clone(),
-        }),
-        parallel: args.parallel,
-        timeouts: args.timeouts,
-        progress: Arc::new(|o| {
-            let _ = out(&format!("{}\n", crate::deploy::line(o)));
-        }),
-    };
     let target = Target {
         commit,
         tree: Arc::new(tree),
@@ -106,20 +136,17 @@ pub fn apply(args: Apply) -> anyhow::Result<i32> {
         trigger: Trigger::Apply,
         scope,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let report = runtime.block_on(deployer.deploy(&target))?;
+    let report = block_on(settings.deployer(store, dir).deploy(&target))??;
     out(&format!("{}\n", report.summary()))?;
     Ok(i32::from(report.status() != RunStatus::Succeeded))
 }
 
 /// Asks on the terminal; refuses without one (`--yes` is for scripts).
-fn confirm() -> anyhow::Result<bool> {
+fn confirm(question: &str) -> anyhow::Result<bool> {
     if !std::io::stdin().is_terminal() {
-        anyhow::bail!("not asking without a terminal: pass --yes to deploy");
+        anyhow::bail!("not asking without a terminal: pass --yes to go ahead");
     }
-    eprint!("Deploy this plan? [y/N] ");
+    eprint!("{question} [y/N] ");
     std::io::stderr().flush()?;
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
@@ -191,7 +218,7 @@ fn shown(d: &Deployed) -> Value {
     })
 }
 
-fn time(secs: i64) -> String {
+pub(super) fn time(secs: i64) -> String {
     chrono::DateTime::from_timestamp(secs, 0)
         .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
         .unwrap_or_default()

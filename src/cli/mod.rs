@@ -3,6 +3,7 @@
 //! the desired state, 2 usage or I/O failure).
 
 mod deploy;
+mod preview;
 mod serve;
 
 use std::io::Write;
@@ -67,26 +68,16 @@ enum Command {
     /// Deploy a revision: plan it against the deployed state, then run what changed,
     /// wave by wave, and record the result.
     Apply {
-        #[arg(long, default_value = ".")]
-        repo: PathBuf,
         #[arg(long, default_value = "HEAD")]
         rev: String,
-        /// The state database; logs and working directories go beside it.
-        #[arg(long, default_value = ".capstan/state.db")]
-        state: PathBuf,
-        /// How many instances of a wave deploy at once.
-        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
-        parallel: u16,
-        /// How long one instance's steps may take, e.g. 30m.
-        #[arg(long, default_value = "30m", value_parser = parse_duration)]
-        timeout: std::time::Duration,
-        /// How long an OpenTofu or Terraform step waits for a state lock another run
-        /// holds (a killed apply's), e.g. 5m.
-        #[arg(long, default_value = "5m", value_parser = parse_duration)]
-        lock_timeout: std::time::Duration,
-        /// Deploy without asking.
-        #[arg(long)]
-        yes: bool,
+        #[command(flatten)]
+        deploy: DeployArgs,
+    },
+    /// Preview environments: a project's `preview:` block realised as one more environment
+    /// of it, deployed on what the project is granted (`preview up|down|list`).
+    Preview {
+        #[command(subcommand)]
+        command: PreviewCommand,
     },
     /// What is deployed: `state list`, `state show INSTANCE` (sensitive values hidden).
     State {
@@ -112,6 +103,76 @@ enum Command {
     /// Run the daemon: plan every pull request on GitHub as one living comment, or watch a
     /// local checkout and print the plan of each edit.
     Serve(Box<ServeArgs>),
+}
+
+/// How `apply` and `preview` deploy.
+#[derive(clap::Args, Debug)]
+struct DeployArgs {
+    #[arg(long, default_value = ".")]
+    repo: PathBuf,
+    /// The state database; logs and working directories go beside it.
+    #[arg(long, default_value = ".capstan/state.db")]
+    state: PathBuf,
+    /// How many instances of a wave deploy at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    parallel: u16,
+    /// How long one instance's steps may take, e.g. 30m.
+    #[arg(long, default_value = "30m", value_parser = parse_duration)]
+    timeout: std::time::Duration,
+    /// How long an OpenTofu or Terraform step waits for a state lock another run
+    /// holds (a killed apply's), e.g. 5m.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    lock_timeout: std::time::Duration,
+    /// Go ahead without asking.
+    #[arg(long)]
+    yes: bool,
+}
+
+impl DeployArgs {
+    fn settings(self) -> deploy::Settings {
+        deploy::Settings {
+            repo: self.repo,
+            state: self.state,
+            parallel: self.parallel.into(),
+            timeouts: crate::deploy::Timeouts {
+                step: self.timeout,
+                state_lock: self.lock_timeout,
+            },
+            yes: self.yes,
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+enum PreviewCommand {
+    /// Realise preview NAME of a project from a revision and deploy it: plan it against
+    /// what that preview has deployed, then run what changed. Again later, it updates it.
+    Up {
+        /// The preview's name, e.g. pr1: its instances are <project>-<NAME>-<package>.
+        name: String,
+        #[arg(long)]
+        project: String,
+        #[arg(long, default_value = "HEAD")]
+        rev: String,
+        #[command(flatten)]
+        deploy: DeployArgs,
+    },
+    /// Destroy preview NAME, dependants first, and forget it.
+    Down {
+        name: String,
+        /// Needed only when several projects have a preview of that name.
+        #[arg(long)]
+        project: Option<String>,
+        #[command(flatten)]
+        deploy: DeployArgs,
+    },
+    /// Live previews with their instances, head, age and expiry.
+    List {
+        #[arg(long, default_value = ".capstan/state.db")]
+        state: PathBuf,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -336,25 +397,21 @@ fn execute(command: Command) -> anyhow::Result<i32> {
                 0
             })
         }
-        Command::Apply {
-            repo,
-            rev,
-            state,
-            parallel,
-            timeout,
-            lock_timeout,
-            yes,
-        } => deploy::apply(deploy::Apply {
-            repo,
-            rev,
-            state,
-            parallel: parallel.into(),
-            timeouts: crate::deploy::Timeouts {
-                step: timeout,
-                state_lock: lock_timeout,
-            },
-            yes,
-        }),
+        Command::Apply { rev, deploy } => deploy::apply(&rev, &deploy.settings()),
+        Command::Preview { command } => match command {
+            PreviewCommand::Up {
+                name,
+                project,
+                rev,
+                deploy,
+            } => preview::up(&name, &project, &rev, &deploy.settings()),
+            PreviewCommand::Down {
+                name,
+                project,
+                deploy,
+            } => preview::down(&name, project.as_deref(), &deploy.settings()),
+            PreviewCommand::List { state, format } => preview::list(&state, format),
+        },
         Command::State {
             command: StateCommand::List { state, format },
         } => deploy::state_list(&state, format),

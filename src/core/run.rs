@@ -209,16 +209,18 @@ impl Moment<'_> {
 }
 
 /// Whether a desired instance deploys now: not when its record is current; not when an
-/// instance it takes artifacts from was held back or failed earlier in this run (`held`);
-/// not while a deploy window for its environment is closed.
+/// instance it takes artifacts from was held back or failed earlier in this run (`held`),
+/// or is not deployed at all (a preview on a shared producer the branch has not deployed
+/// yet); not while a deploy window for its environment is closed.
 pub fn decide_deploy(
     inputs: &Inputs,
-    record: Option<&Deployed>,
+    state: &BTreeMap<InstanceId, Deployed>,
+    id: &InstanceId,
     held: &HashMap<InstanceId, StepResult>,
     attributes: &BTreeMap<String, String>,
     moment: Moment<'_>,
 ) -> Decision {
-    if record.is_some_and(|d| d.is_current(inputs)) {
+    if state.get(id).is_some_and(|d| d.is_current(inputs)) {
         return Decision::Current;
     }
     if let Some((producer, result)) = inputs
@@ -239,6 +241,15 @@ pub fn decide_deploy(
             },
             _ => StepResult::Skipped(why),
         });
+    }
+    if let Some(missing) = inputs
+        .producers()
+        .into_iter()
+        .find(|p| !state.contains_key(p))
+    {
+        return Decision::Hold(StepResult::Skipped(format!(
+            "it takes artifacts from {missing}, which is not deployed"
+        )));
     }
     match moment.gate(attributes) {
         Some(waiting) => Decision::Hold(waiting),
@@ -341,18 +352,19 @@ mod tests {
         };
         let attrs = BTreeMap::new();
         let held = HashMap::new();
-        let ok = record("a-b-c", &i, Status::Deployed);
+        let id = InstanceId("a-b-c".into());
+        let ok = BTreeMap::from([(id.clone(), record("a-b-c", &i, Status::Deployed))]);
         assert_eq!(
-            decide_deploy(&i, Some(&ok), &held, &attrs, moment),
+            decide_deploy(&i, &ok, &id, &held, &attrs, moment),
             Decision::Current
         );
-        let failed = record("a-b-c", &i, Status::Failed);
+        let failed = BTreeMap::from([(id.clone(), record("a-b-c", &i, Status::Failed))]);
         assert_eq!(
-            decide_deploy(&i, Some(&failed), &held, &attrs, moment),
+            decide_deploy(&i, &failed, &id, &held, &attrs, moment),
             Decision::Run
         );
         assert_eq!(
-            decide_deploy(&i, None, &held, &attrs, moment),
+            decide_deploy(&i, &BTreeMap::new(), &id, &held, &attrs, moment),
             Decision::Run
         );
     }
@@ -365,10 +377,11 @@ mod tests {
             now: now(),
         };
         let attrs = BTreeMap::new();
+        let id = InstanceId("ecomm-staging-db".into());
         let vpc = InstanceId("si-staging-vpc".into());
         let failed = HashMap::from([(vpc.clone(), StepResult::Failed("boom".into()))]);
         assert_eq!(
-            decide_deploy(&i, None, &failed, &attrs, moment),
+            decide_deploy(&i, &BTreeMap::new(), &id, &failed, &attrs, moment),
             Decision::Hold(StepResult::Skipped(
                 "it takes artifacts from si-staging-vpc, which failed".into()
             ))
@@ -382,7 +395,7 @@ mod tests {
             },
         )]);
         assert_eq!(
-            decide_deploy(&i, None, &waiting, &attrs, moment),
+            decide_deploy(&i, &BTreeMap::new(), &id, &waiting, &attrs, moment),
             Decision::Hold(StepResult::Waiting {
                 reason:
                     "it takes artifacts from si-staging-vpc, which is waiting for a deploy window"
@@ -390,6 +403,62 @@ mod tests {
                 opens
             })
         );
+    }
+
+    #[test]
+    fn a_producer_that_is_not_deployed_holds_its_consumers() {
+        let i = inputs(Some("si-staging-vpc"));
+        let moment = Moment {
+            windows: &[],
+            now: now(),
+        };
+        let id = InstanceId("ecomm-pr1-db".into());
+        assert_eq!(
+            decide_deploy(
+                &i,
+                &BTreeMap::new(),
+                &id,
+                &HashMap::new(),
+                &BTreeMap::new(),
+                moment
+            ),
+            Decision::Hold(StepResult::Skipped(
+                "it takes artifacts from si-staging-vpc, which is not deployed".into()
+            ))
+        );
+        let vpc = InstanceId("si-staging-vpc".into());
+        let state = BTreeMap::from([(
+            vpc,
+            record("si-staging-vpc", &inputs(None), Status::Deployed),
+        )]);
+        assert_eq!(
+            decide_deploy(&i, &state, &id, &HashMap::new(), &BTreeMap::new(), moment),
+            Decision::Run
+        );
+    }
+
+    #[test]
+    fn scopes_split_the_branch_from_each_preview() {
+        let branch = Scope::Branch {
+            previews: BTreeSet::from([("ecomm".to_string(), "demo".to_string())]),
+        };
+        assert!(branch.owns("ecomm", "staging"));
+        assert!(
+            !branch.owns("ecomm", "pr12"),
+            "pr<digits> is never the branch's"
+        );
+        assert!(
+            !branch.owns("ecomm", "demo"),
+            "a recorded preview is not the branch's"
+        );
+        assert!(branch.owns("api", "demo"));
+        let preview = Scope::Preview {
+            project: "ecomm".into(),
+            name: "pr12".into(),
+        };
+        assert!(preview.owns("ecomm", "pr12"));
+        assert!(!preview.owns("ecomm", "staging"));
+        assert!(!preview.owns("api", "pr12"));
     }
 
     #[test]
@@ -403,12 +472,13 @@ mod tests {
         let production = BTreeMap::from([("tier".into(), "production".into())]);
         let staging = BTreeMap::from([("tier".into(), "staging".into())]);
         let held = HashMap::new();
+        let id = InstanceId("a-prod-c".into());
         assert!(matches!(
-            decide_deploy(&i, None, &held, &production, moment),
+            decide_deploy(&i, &BTreeMap::new(), &id, &held, &production, moment),
             Decision::Hold(StepResult::Waiting { .. })
         ));
         assert_eq!(
-            decide_deploy(&i, None, &held, &staging, moment),
+            decide_deploy(&i, &BTreeMap::new(), &id, &held, &staging, moment),
             Decision::Run
         );
         let gone = record("a-prod-c", &i, Status::Deployed);

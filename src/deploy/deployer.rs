@@ -88,8 +88,7 @@ impl Deployer {
                 };
                 let inputs = deployed::desired_inputs(inst, &run.state);
                 let attributes = environment_attributes(project, env);
-                match run::decide_deploy(&inputs, run.state.get(id), &run.held, &attributes, moment)
-                {
+                match run::decide_deploy(&inputs, &run.state, id, &run.held, &attributes, moment) {
                     Decision::Current => run.report.unchanged += 1,
                     Decision::Hold(result) => self.hold(&mut run, id, Verb::Deploy, result)?,
                     Decision::Run => work.push(Work {
