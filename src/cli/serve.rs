@@ -213,6 +213,17 @@ fn describe(cfg: &Config) -> String {
         duration::format(d.timeouts.step),
         duration::format(d.timeouts.state_lock)
     ));
+    s.push_str(&format!(
+        "  previews:    {}\n",
+        if cfg.previews.enabled {
+            format!(
+                "on, swept every {}",
+                duration::format(cfg.previews.sweep_interval)
+            )
+        } else {
+            "off".to_string()
+        }
+    ));
     for sch in &cfg.schedules {
         s.push_str(&format!(
             "  schedule:    {} `{}` -> {}\n",

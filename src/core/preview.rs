@@ -127,3 +127,115 @@ pub fn valid_name(name: &str) -> bool {
 pub fn of_pull(number: u64) -> EnvId {
     EnvId(format!("pr{number}"))
 }
+
+/// The projects whose preview a pull request triggers: with `trigger: touched`, those it
+/// changes (`projects/<project>/**`, or the folder of a bundle the project's packages use);
+/// with `trigger: label`, all of them when it carries the label `capstan:preview`.
+/// `changed` are paths relative to the repository root, as the mirror gives them.
+pub fn triggered(repo: &Repository, changed: &[String], labels: &[String]) -> Vec<ProjectId> {
+    let labelled = labels.iter().any(|l| l == PreviewTrigger::LABEL);
+    repo.projects
+        .values()
+        .filter(|p| match p.preview.as_ref().map(|b| b.trigger) {
+            None => false,
+            Some(PreviewTrigger::Label) => labelled,
+            Some(PreviewTrigger::Touched) => {
+                let own = format!("projects/{}/", p.id);
+                let bundles: Vec<String> = p
+                    .packages
+                    .values()
+                    .filter_map(|k| k.bundle.as_ref())
+                    .map(|(b, _)| format!("bundles/{b}/"))
+                    .collect();
+                changed
+                    .iter()
+                    .any(|f| f.starts_with(&own) || bundles.iter().any(|b| f.starts_with(b)))
+            }
+        })
+        .map(|p| p.id.clone())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::source::{Content, SourceFile};
+
+    fn example() -> Repository {
+        let files = vec![
+            SourceFile {
+                path: "projects/web/project.yaml".into(),
+                executable: false,
+                content: Content::Bytes(
+                    b"packages:\n  app: {bundle: container-app}\npreview:\n  from: dev\n  attributes: {tier: preview}\n  packages:\n    app:\n      params: {replicas: 1}\n"
+                        .to_vec(),
+                ),
+            },
+            SourceFile {
+                path: "projects/web/environments/dev.yaml".into(),
+                executable: false,
+                content: Content::Bytes(
+                    b"attributes: {tier: dev}\npackages:\n  app:\n    params: {replicas: 2, image: web:1}\n"
+                        .to_vec(),
+                ),
+            },
+            SourceFile {
+                path: "projects/ops/project.yaml".into(),
+                executable: false,
+                content: Content::Bytes(
+                    b"packages:\n  app: {bundle: container-app}\npreview:\n  from: dev\n  trigger: label\n"
+                        .to_vec(),
+                ),
+            },
+            SourceFile {
+                path: "projects/ops/environments/dev.yaml".into(),
+                executable: false,
+                content: Content::Bytes(Vec::new()),
+            },
+        ];
+        load::load(&SourceTree::new(files), &mut Diagnostics::default())
+    }
+
+    #[test]
+    fn a_preview_forks_its_environment_with_the_block_merged_over_it() {
+        let repo = example();
+        let web = &repo.projects["web"];
+        let env = environment(web, &EnvId("pr7".into())).expect("realised");
+        assert_eq!(env.id.as_str(), "pr7");
+        assert_eq!(env.preview_of.as_ref().map(EnvId::as_str), Some("dev"));
+        assert_eq!(env.attributes["tier"], "preview");
+        let layers = &env.packages["app"].params;
+        assert_eq!(layers.len(), 2, "the forked params, then the block's");
+        assert_eq!(&*layers[0].file, "projects/web/environments/dev.yaml");
+        assert_eq!(&*layers[1].file, "projects/web/project.yaml");
+        assert!(environment(&repo.projects["ops"], &EnvId("pr7".into())).is_some());
+    }
+
+    #[test]
+    fn touched_projects_and_labels_trigger_previews() {
+        let repo = example();
+        let ids = |v: Vec<ProjectId>| v.into_iter().map(|p| p.0).collect::<Vec<_>>();
+        assert_eq!(
+            ids(triggered(&repo, &["projects/web/project.yaml".into()], &[])),
+            ["web"]
+        );
+        assert_eq!(
+            ids(triggered(
+                &repo,
+                &["bundles/container-app/src/deploy.sh".into()],
+                &[]
+            )),
+            ["web"],
+            "a bundle web uses; ops only previews on the label"
+        );
+        assert_eq!(
+            ids(triggered(
+                &repo,
+                &["README.md".into()],
+                &["capstan:preview".into()]
+            )),
+            ["ops"]
+        );
+        assert!(triggered(&repo, &["projects/other/x.yaml".into()], &[]).is_empty());
+    }
+}

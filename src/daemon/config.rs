@@ -124,6 +124,15 @@ impl Job {
     }
 }
 
+/// Pull-request previews.
+#[derive(Clone, Debug)]
+pub struct PreviewConfig {
+    pub enabled: bool,
+    /// How often previews are swept (TTL, closed pull requests, free slots, shared
+    /// producers that changed).
+    pub sweep_interval: Duration,
+}
+
 /// Merge-to-deploy settings.
 #[derive(Clone, Debug)]
 pub struct DeployConfig {
@@ -143,6 +152,7 @@ pub struct Config {
     pub workers: usize,
     pub schedules: Vec<Schedule>,
     pub deploy: DeployConfig,
+    pub previews: PreviewConfig,
     pub shutdown_timeout: Duration,
     pub log_format: LogFormat,
     pub log_level: String,
@@ -162,6 +172,8 @@ struct FileConfig {
     schedules: Vec<FileSchedule>,
     #[serde(default)]
     deploy: FileDeploy,
+    #[serde(default)]
+    previews: FilePreviews,
     shutdown_timeout: Option<String>,
     #[serde(default)]
     log: FileLog,
@@ -216,6 +228,12 @@ struct FileDeploy {
     parallel: Option<usize>,
     step_timeout: Option<String>,
     lock_timeout: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct FilePreviews {
+    enabled: Option<bool>,
+    sweep_interval: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -313,6 +331,16 @@ impl Problems {
             crate::core::duration::parse(t).map_err(|e| format!("{what}: {e}"))
         });
         self.take(parsed).unwrap_or(default)
+    }
+
+    /// Like [`Problems::duration`], for what must be longer than zero (an interval).
+    fn interval(&mut self, what: &str, text: Option<&str>, default: Duration) -> Duration {
+        let d = self.duration(what, text, default);
+        if d.is_zero() {
+            self.0.push(format!("{what}: must be longer than 0s"));
+            return default;
+        }
+        d
     }
 }
 
@@ -450,6 +478,14 @@ fn build(
             ),
         },
     };
+    let previews = PreviewConfig {
+        enabled: file.previews.enabled.unwrap_or(true),
+        sweep_interval: problems.interval(
+            "previews.sweep_interval",
+            file.previews.sweep_interval.as_deref(),
+            Duration::from_secs(60),
+        ),
+    };
     let shutdown_timeout = problems.duration(
         "shutdown_timeout",
         file.shutdown_timeout.as_deref(),
@@ -467,6 +503,7 @@ fn build(
         workers: file.workers.unwrap_or(2),
         schedules,
         deploy,
+        previews,
         shutdown_timeout,
         log_format: o.log_format.or(file.log.format).unwrap_or(LogFormat::Text),
         log_level: file.log.level.unwrap_or_else(|| "info".into()),

@@ -7,6 +7,7 @@
 //! directory's deploy lock for its whole life, so a `capstan apply` beside it is refused
 //! rather than racing it.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -19,7 +20,7 @@ use super::context::Shared;
 use super::error::DaemonError;
 use super::publish::{self, Slot};
 use crate::core::plan::{self, Plan};
-use crate::core::run::{RunStatus, StepResult, Trigger};
+use crate::core::run::{RunStatus, Scope, StepResult, Trigger};
 use crate::deploy::{DeployLock, Deployer, Holder, Outcome, Report, Target};
 use crate::github::StatusState;
 use crate::source::Revisions;
@@ -41,8 +42,21 @@ pub(super) struct Deploys {
     wake: Notify,
     /// Why the next pass runs (the first reason since the last pass).
     reason: Mutex<Option<Trigger>>,
+    /// Pull requests whose previews are to be reconciled, and whether a sweep is due.
+    previews: Mutex<(BTreeSet<u64>, bool)>,
     stop: CancellationToken,
     _lock: DeployLock,
+}
+
+/// What the deploy worker does next. The branch always goes first.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Work {
+    /// Deploy the branch.
+    Branch(Trigger),
+    /// Make pull request N's previews what it asks for.
+    Preview(u64),
+    /// Check every preview: TTLs, closed pull requests, free slots, shared producers.
+    Sweep,
 }
 
 impl Deploys {
@@ -72,6 +86,7 @@ impl Deploys {
             revisions,
             wake: Notify::new(),
             reason: Mutex::new(None),
+            previews: Mutex::new((BTreeSet::new(), false)),
             stop,
             _lock: lock,
         })
@@ -90,17 +105,48 @@ impl Deploys {
         self.wake.notify_one();
     }
 
-    /// Waits for the next request and says why it was made; `None` once the daemon stops.
-    pub(super) async fn next(&self) -> Option<Trigger> {
+    /// Asks for pull request `pr`'s previews to be reconciled.
+    pub(super) fn request_preview(&self, pr: u64) {
+        self.previews
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .insert(pr);
+        self.wake.notify_one();
+    }
+
+    /// Asks for a sweep of every preview.
+    pub(super) fn request_sweep(&self) {
+        self.previews.lock().unwrap_or_else(|p| p.into_inner()).1 = true;
+        self.wake.notify_one();
+    }
+
+    /// What was asked for, the branch first; `None` when nothing is.
+    fn take(&self) -> Option<Work> {
+        if let Some(why) = self.reason.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return Some(Work::Branch(why));
+        }
+        let mut previews = self.previews.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(pr) = previews.0.pop_first() {
+            return Some(Work::Preview(pr));
+        }
+        std::mem::take(&mut previews.1).then_some(Work::Sweep)
+    }
+
+    /// Waits for the next piece of work; `None` once the daemon stops.
+    pub(super) async fn next(&self) -> Option<Work> {
         loop {
+            // Registered before looking, so a request made in between is not missed.
+            let woken = self.wake.notified();
+            if self.stop.is_cancelled() {
+                return None;
+            }
+            if let Some(work) = self.take() {
+                return Some(work);
+            }
             tokio::select! {
                 _ = self.stop.cancelled() => return None,
-                _ = self.wake.notified() => {}
-            }
-            // Every request sets a reason before it wakes us; a wake-up whose reason an
-            // earlier pass already took asks for nothing new.
-            if let Some(why) = self.reason.lock().unwrap_or_else(|p| p.into_inner()).take() {
-                return Some(why);
+                _ = woken => {}
             }
         }
     }
@@ -150,21 +196,42 @@ impl Deploys {
 
     /// Deploys a prepared commit; when a deploy window holds something back, another
     /// pass is asked for at the moment it opens.
-    pub(super) async fn deploy(
-        self: &Arc<Self>,
-        target: &Target,
+    /// Tears down what `scope` owns (a preview), dependants first.
+    pub(super) async fn teardown(
+        &self,
+        scope: &Scope,
+        label: &str,
         config: &DeployConfig,
         progress: Arc<dyn Fn(&Outcome) + Send + Sync>,
     ) -> Result<Report, DaemonError> {
-        let deployer = Deployer {
+        Ok(self
+            .deployer(config, progress)
+            .teardown(scope, label)
+            .await?)
+    }
+
+    fn deployer(
+        &self,
+        config: &DeployConfig,
+        progress: Arc<dyn Fn(&Outcome) + Send + Sync>,
+    ) -> Deployer {
+        Deployer {
             store: self.store.clone(),
             state_dir: self.state_dir.clone(),
             revisions: self.revisions.clone(),
             parallel: config.parallel,
             timeouts: config.timeouts,
             progress,
-        };
-        let report = deployer.deploy(target).await?;
+        }
+    }
+
+    pub(super) async fn deploy(
+        self: &Arc<Self>,
+        target: &Target,
+        config: &DeployConfig,
+        progress: Arc<dyn Fn(&Outcome) + Send + Sync>,
+    ) -> Result<Report, DaemonError> {
+        let report = self.deployer(config, progress).deploy(target).await?;
         if let Some(at) = report.next_window() {
             self.wake_at(at);
         }

@@ -40,6 +40,8 @@ pub enum DaemonError {
     Task(#[from] tokio::task::JoinError),
     #[error("GitHub answered pull request {got} when asked for {asked}; nothing is posted")]
     Renumbered { asked: u64, got: u64 },
+    #[error(transparent)]
+    Preview(#[from] crate::core::preview::PreviewError),
     #[error("{reference} was not fetched into the mirror")]
     NotFetched { reference: String },
     #[error(

@@ -19,4 +19,9 @@ pub enum Event {
     },
     /// Deploy the branch as it is (start-up, the `reconcile` schedule, a window opening).
     Deploy(Trigger),
+    /// `capstan preview` commented on a pull request: previews run if `by` may push.
+    PreviewAsked {
+        pr: u64,
+        by: String,
+    },
 }

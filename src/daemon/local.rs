@@ -14,7 +14,7 @@ use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
 use super::config::Config;
-use super::deploys::{Deploys, Prepared};
+use super::deploys::{Deploys, Prepared, Work};
 use super::error::DaemonError;
 use super::{Console, Control, systemd};
 use crate::core::plan;
@@ -93,9 +93,12 @@ pub(super) async fn run(
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
-            Some(why) = deploys.next() => {
-                tracing::info!(trigger = why.name(), "deploying again");
-                evaluate(&path, &config, &deploys, &console, &mut seen, true).await;
+            Some(work) = deploys.next() => {
+                // Local mode has no pull requests, so no previews: only the branch.
+                if let Work::Branch(why) = work {
+                    tracing::info!(trigger = why.name(), "deploying again");
+                    evaluate(&path, &config, &deploys, &console, &mut seen, true).await;
+                }
             }
             Some(()) = control.reload.recv() => match (control.reloader)() {
                 Ok(new) => {

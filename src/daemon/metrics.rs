@@ -16,6 +16,11 @@ pub struct Metrics {
     github: Family<Labels, Counter>,
     webhooks: Family<Labels, Counter>,
     deploys: Family<Labels, Counter>,
+    previews: Family<Labels, Gauge>,
+    /// Projects the previews gauge has a value for, so a project whose last preview
+    /// went reads 0.
+    preview_projects: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    preview_runs: Family<Labels, Counter>,
     pub queue_depth: Gauge,
     pub running: Gauge,
 }
@@ -28,6 +33,8 @@ impl Default for Metrics {
         let github = Family::<Labels, Counter>::default();
         let webhooks = Family::<Labels, Counter>::default();
         let deploys = Family::<Labels, Counter>::default();
+        let previews = Family::<Labels, Gauge>::default();
+        let preview_runs = Family::<Labels, Counter>::default();
         let queue_depth = Gauge::default();
         let running = Gauge::default();
         registry.register(
@@ -55,6 +62,12 @@ impl Default for Metrics {
             "Deploy runs by result (succeeded, failed, waiting, nothing, invalid, error)",
             deploys.clone(),
         );
+        registry.register("previews", "Live previews by project", previews.clone());
+        registry.register(
+            "preview_runs",
+            "Preview work by outcome (succeeded, failed, waiting, nothing, destroyed, expired, refused, invalid, error)",
+            preview_runs.clone(),
+        );
         registry.register(
             "queue_depth",
             "Pull requests waiting to be planned",
@@ -68,6 +81,9 @@ impl Default for Metrics {
             github,
             webhooks,
             deploys,
+            previews,
+            preview_projects: Default::default(),
+            preview_runs,
             queue_depth,
             running,
         }
@@ -108,6 +124,26 @@ impl Metrics {
     pub fn deploy(&self, result: &str) {
         self.deploys
             .get_or_create(&vec![("result", result.to_string())])
+            .inc();
+    }
+
+    /// Live previews by project now (a project that had some and is not named has none).
+    pub fn previews(&self, live: &std::collections::BTreeMap<String, usize>) {
+        let mut seen = self
+            .preview_projects
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        seen.extend(live.keys().cloned());
+        for project in seen.iter() {
+            self.previews
+                .get_or_create(&vec![("project", project.clone())])
+                .set(live.get(project).copied().unwrap_or(0) as i64);
+        }
+    }
+
+    pub fn preview_run(&self, outcome: &str) {
+        self.preview_runs
+            .get_or_create(&vec![("outcome", outcome.to_string())])
             .inc();
     }
 

@@ -18,6 +18,7 @@ mod error;
 mod events;
 mod local;
 pub mod metrics;
+mod previews;
 mod publish;
 mod pulls;
 pub mod queue;

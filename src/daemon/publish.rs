@@ -52,6 +52,16 @@ impl Slot<'_> {
             Slot::Deploy { pr, sha } => store.set_deploy_comment(sha, *pr, record),
         }
     }
+
+    /// Records what the comment shows now. The plan comment's body is kept whole, so its
+    /// preview section can be replaced in place later (`previews::refresh`).
+    fn posted(&self, store: &Store, record: &CommentRecord, body: &str) -> Result<(), StateError> {
+        self.set(store, Some(record))?;
+        match self {
+            Slot::Plan(n) => store.set_comment_body(*n, body),
+            Slot::Deploy { .. } => Ok(()),
+        }
+    }
 }
 
 fn digest(body: &str) -> String {
@@ -70,7 +80,16 @@ pub(super) async fn comment(
     slot: Slot<'_>,
     comment: &Comment,
 ) -> Result<(), DaemonError> {
-    let body = comment.render(MAX_COMMENT);
+    body(gh, shared, slot, comment.render(MAX_COMMENT)).await
+}
+
+/// Like [`comment`], with a body already fit to GitHub's limit.
+pub(super) async fn body(
+    gh: &Client,
+    shared: &Arc<Shared>,
+    slot: Slot<'_>,
+    body: String,
+) -> Result<(), DaemonError> {
     let digest = digest(&body);
     let number = slot.pr();
     let marker = slot.marker();
@@ -85,7 +104,7 @@ pub(super) async fn comment(
                     id: record.id,
                     digest,
                 };
-                slot.set(&shared.store, Some(&record))?;
+                slot.posted(&shared.store, &record, &body)?;
                 tracing::info!(comment = record.id, "comment updated");
                 return Ok(());
             }
@@ -118,12 +137,12 @@ pub(super) async fn comment(
                 id: found.id,
                 digest,
             };
-            slot.set(&shared.store, Some(&record))?;
+            slot.posted(&shared.store, &record, &body)?;
             return Ok(());
         }
         match gh.create_comment(number, &body).await {
             Ok(id) => {
-                slot.set(&shared.store, Some(&CommentRecord { id, digest }))?;
+                slot.posted(&shared.store, &CommentRecord { id, digest }, &body)?;
                 tracing::info!(comment = id, "comment created");
                 return Ok(());
             }

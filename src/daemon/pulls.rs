@@ -12,6 +12,7 @@ use tracing::Instrument;
 
 use super::context::Shared;
 use super::error::DaemonError;
+use super::previews;
 use super::publish::{self, Slot};
 use crate::core::ownership::{self, Owner, Verdict};
 use crate::core::plan::Plan;
@@ -172,7 +173,16 @@ async fn reconcile(
         return Ok(Outcome::Superseded);
     }
 
-    publish::comment(&gh, shared, Slot::Plan(number), &computed.body).await?;
+    {
+        // The previews section is the state's at the moment of posting (the deploy worker
+        // replaces it in place under the same lock).
+        let lock = shared.comment_lock(number);
+        let _held = lock.lock().await;
+        let mut body = computed.body.clone();
+        body.head
+            .push_str(&previews::section(&shared.store, number)?);
+        publish::comment(&gh, shared, Slot::Plan(number), &body).await?;
+    }
     let ownership_ok = computed.verdicts.iter().all(Verdict::ok);
     let missing: Vec<String> = computed
         .verdicts
@@ -209,6 +219,9 @@ async fn reconcile(
         &own_description,
     )
     .await?;
+
+    // Previews follow the head (level-triggered: nothing happens when they are current).
+    shared.deploys.request_preview(number);
 
     // Tell the other pull requests sharing instances when what this one changes moved.
     let before: BTreeSet<String> = shared.store.changes(number)?.into_iter().collect();

@@ -12,12 +12,12 @@ use tokio_util::task::TaskTracker;
 
 use super::config::{Config, GitHubConfig, Job};
 use super::context::Shared;
-use super::deploys::{self, Deploys};
+use super::deploys::{self, Deploys, Work};
 use super::error::DaemonError;
 use super::events::Event;
 use super::metrics::Metrics;
 use super::queue::Queue;
-use super::{Control, Reloader, pulls, server, systemd};
+use super::{Control, Reloader, previews, pulls, server, systemd};
 use crate::core::run::Trigger;
 use crate::error::chain;
 use crate::github::Client;
@@ -77,6 +77,7 @@ pub(super) async fn run(
         draining: AtomicBool::new(false),
         branch_tip: Mutex::new(None),
         reloaded: tokio::sync::Notify::new(),
+        comment_locks: Mutex::new(Default::default()),
     });
     tracing::info!(addr = %local_addr, "listening");
     let tracker = TaskTracker::new();
@@ -112,9 +113,11 @@ pub(super) async fn run(
     tracker.spawn(poller(shared.clone(), stop.clone()));
     tracker.spawn(scheduler(shared.clone(), stop.clone()));
     tracker.spawn(deploy_worker(shared.clone()));
+    tracker.spawn(preview_sweeper(shared.clone(), stop.clone()));
     // Catch up on whatever happened while we were not running.
     shared.send(Event::Sync { force: false });
     shared.send(Event::Deploy(Trigger::Start));
+    shared.deploys.request_sweep();
 
     loop {
         tokio::select! {
@@ -194,6 +197,8 @@ async fn dispatch(shared: &Arc<Shared>, event: Event) {
         Event::Pull(n) => shared.queue.push(n),
         Event::PullClosed(n) => {
             shared.queue.remove(&n);
+            // Its previews go (the reconcile sees it closed).
+            shared.deploys.request_preview(n);
             // Pull requests that named this one must stop naming it.
             let closed = || -> Result<Vec<u64>, StateError> {
                 let changed = shared.store.changes(n)?;
@@ -216,6 +221,11 @@ async fn dispatch(shared: &Arc<Shared>, event: Event) {
         }
         Event::Sync { force } => sync(shared, force).await,
         Event::Deploy(trigger) => shared.deploys.request(trigger),
+        Event::PreviewAsked { pr, by } => {
+            if let Err(e) = previews::asked(shared, pr, &by).await {
+                tracing::error!(pr, error = %chain(&e), "handling a preview request");
+            }
+        }
     }
 }
 
@@ -265,19 +275,71 @@ async fn sync(shared: &Arc<Shared>, force: bool) {
     }
 }
 
-/// Runs deploy passes as they are asked for, one at a time.
+/// Runs deploy passes and preview work as they are asked for, one at a time, the
+/// branch first.
 async fn deploy_worker(shared: Arc<Shared>) {
     let deploys = shared.deploys.clone();
-    while let Some(why) = deploys.next().await {
-        if !shared.config().deploy.enabled {
-            continue;
+    while let Some(work) = deploys.next().await {
+        let config = shared.config();
+        match work {
+            Work::Branch(why) => {
+                if !config.deploy.enabled {
+                    continue;
+                }
+                let span = tracing::info_span!("deploy", trigger = why.name());
+                let result =
+                    tracing::Instrument::instrument(deploys::deploy_branch(&shared, why), span)
+                        .await;
+                if let Err(e) = result {
+                    shared.metrics.deploy("error");
+                    tracing::error!(error = %chain(&e), "deploying the branch");
+                }
+                // Live previews on what the branch deployed follow it.
+                deploys.request_sweep();
+            }
+            Work::Preview(pr) => {
+                if !config.previews.enabled {
+                    continue;
+                }
+                let span = tracing::info_span!("preview", pr);
+                let result =
+                    tracing::Instrument::instrument(previews::reconcile(&shared, pr), span).await;
+                if let Err(e) = result {
+                    shared.metrics.preview_run("error");
+                    tracing::error!(pr, error = %chain(&e), "reconciling previews; trying again later");
+                    let again = shared.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                        again.deploys.request_preview(pr);
+                    });
+                }
+            }
+            Work::Sweep => {
+                if !config.previews.enabled {
+                    continue;
+                }
+                let result = tracing::Instrument::instrument(
+                    previews::sweep(&shared),
+                    tracing::info_span!("sweep"),
+                )
+                .await;
+                if let Err(e) = result {
+                    shared.metrics.preview_run("error");
+                    tracing::error!(error = %chain(&e), "sweeping previews");
+                }
+            }
         }
-        let span = tracing::info_span!("deploy", trigger = why.name());
-        let result =
-            tracing::Instrument::instrument(deploys::deploy_branch(&shared, why), span).await;
-        if let Err(e) = result {
-            shared.metrics.deploy("error");
-            tracing::error!(error = %chain(&e), "deploying the branch");
+    }
+}
+
+/// Asks for a sweep of the previews every `previews.sweep_interval`.
+async fn preview_sweeper(shared: Arc<Shared>, stop: CancellationToken) {
+    loop {
+        let every = shared.config().previews.sweep_interval;
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = shared.reloaded.notified() => continue,
+            _ = tokio::time::sleep(every) => shared.deploys.request_sweep(),
         }
     }
 }

@@ -69,9 +69,8 @@ pub fn parse(
                 .or_else(|| num_at("/number"))
                 .ok_or("a pull_request event without a number")?;
             match action {
-                "opened" | "reopened" | "synchronize" | "ready_for_review" | "edited" => {
-                    Ok(Ok(Event::Pull(number)))
-                }
+                "opened" | "reopened" | "synchronize" | "ready_for_review" | "edited"
+                | "labeled" | "unlabeled" => Ok(Ok(Event::Pull(number))),
                 "closed" => Ok(Ok(Event::PullClosed(number))),
                 _ => uninteresting(),
             }
@@ -89,14 +88,18 @@ pub fn parse(
                 num_at("/issue/number").ok_or("an issue_comment event without an issue number")?;
             let on_pull = payload.pointer("/issue/pull_request").is_some();
             let body = str_at("/comment/body").unwrap_or("");
-            let asks = body
-                .lines()
-                .next()
-                .is_some_and(|l| l.trim() == "capstan plan");
-            if action == "created" && on_pull && asks {
-                Ok(Ok(Event::Pull(number)))
-            } else {
-                uninteresting()
+            let first = body.lines().next().map(str::trim);
+            match (action == "created" && on_pull, first) {
+                (true, Some("capstan plan")) => Ok(Ok(Event::Pull(number))),
+                (true, Some("capstan preview")) => {
+                    let by = str_at("/comment/user/login")
+                        .ok_or("an issue_comment event without comment.user.login")?;
+                    Ok(Ok(Event::PreviewAsked {
+                        pr: number,
+                        by: by.to_string(),
+                    }))
+                }
+                _ => uninteresting(),
             }
         }
         "push" => {

@@ -131,6 +131,21 @@ pub struct PullRequest {
     pub repo_html_url: String,
     /// The commit its merge made on the base branch, once merged.
     pub merge_commit: Option<String>,
+    pub labels: Vec<String>,
+    /// `owner/name` of the repository its head branch is in; `None` when that repository
+    /// is gone (a deleted fork).
+    pub head_repo: Option<String>,
+    /// `owner/name` of the repository it targets.
+    pub base_repo: String,
+}
+
+impl PullRequest {
+    /// Whether its head branch is in the repository it targets (not a fork).
+    pub fn from_same_repository(&self) -> bool {
+        self.head_repo
+            .as_deref()
+            .is_some_and(|h| !self.base_repo.is_empty() && h.eq_ignore_ascii_case(&self.base_repo))
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -190,6 +205,18 @@ struct WireUser {
 #[derive(Deserialize)]
 struct WireRepo {
     html_url: String,
+    #[serde(default)]
+    full_name: String,
+}
+
+#[derive(Deserialize)]
+struct WireLabel {
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct WirePermission {
+    permission: String,
 }
 
 #[derive(Deserialize)]
@@ -209,6 +236,8 @@ struct WirePull {
     head: WireRef,
     base: WireRef,
     user: Option<WireUser>,
+    #[serde(default)]
+    labels: Vec<WireLabel>,
 }
 
 #[derive(Deserialize)]
@@ -236,8 +265,16 @@ impl From<WirePull> for PullRequest {
             head_sha: p.head.sha,
             base_ref: p.base.name,
             author: p.user.map(|u| u.login).unwrap_or_default(),
-            repo_html_url: p.base.repo.map(|r| r.html_url).unwrap_or_default(),
+            repo_html_url: p
+                .base
+                .repo
+                .as_ref()
+                .map(|r| r.html_url.clone())
+                .unwrap_or_default(),
             merge_commit: p.merged_at.and(p.merge_commit_sha),
+            labels: p.labels.into_iter().map(|l| l.name).collect(),
+            head_repo: p.head.repo.map(|r| r.full_name),
+            base_repo: p.base.repo.map(|r| r.full_name).unwrap_or_default(),
         }
     }
 }
@@ -643,6 +680,20 @@ impl Client {
     }
 
     /// Whether `user` is an active member of `org/team`.
+    /// Whether `user` may push to the repository (permission `admin` or `write`; GitHub
+    /// reports `maintain` as `write` there). Someone who is no collaborator may not.
+    pub async fn can_write(&self, user: &str) -> Result<bool, GitHubError> {
+        let path = self.repo_path(&format!("/collaborators/{user}/permission"));
+        match self.send(Method::GET, &path, None, Repeat::Safe).await {
+            Ok(answer) => {
+                let p: WirePermission = Self::decode(Method::GET, &path, &answer.body)?;
+                Ok(matches!(p.permission.as_str(), "admin" | "write"))
+            }
+            Err(e) if e.status() == Some(404) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     pub async fn team_member(
         &self,
         org: &str,

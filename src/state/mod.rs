@@ -111,7 +111,9 @@ const MIGRATIONS: &[&str] = &[
          pr INTEGER PRIMARY KEY,
          approved_by TEXT NOT NULL,
          approved_at INTEGER NOT NULL
-     );",
+     );
+     ALTER TABLE pull_requests ADD COLUMN comment_body TEXT;
+     ALTER TABLE pull_requests ADD COLUMN preview_note TEXT;",
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -41,6 +41,56 @@ impl Store {
         })
     }
 
+    /// The body of our plan comment as last posted (its preview section is replaced in
+    /// place when previews change).
+    pub fn comment_body(&self, pr: u64) -> Result<Option<String>, StateError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT comment_body FROM pull_requests WHERE number = ?1",
+                params![pr as i64],
+                |r| r.get(0),
+            )
+            .optional()
+            .map(Option::flatten)
+        })
+    }
+
+    pub fn set_comment_body(&self, pr: u64, body: &str) -> Result<(), StateError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO pull_requests (number, comment_body) VALUES (?1, ?2)
+                 ON CONFLICT(number) DO UPDATE SET comment_body = ?2",
+                params![pr as i64, body],
+            )
+            .map(drop)
+        })
+    }
+
+    /// What the comment says about previews of `pr` beside the previews themselves (why
+    /// none runs, or that they were destroyed).
+    pub fn preview_note(&self, pr: u64) -> Result<Option<String>, StateError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT preview_note FROM pull_requests WHERE number = ?1",
+                params![pr as i64],
+                |r| r.get(0),
+            )
+            .optional()
+            .map(Option::flatten)
+        })
+    }
+
+    pub fn set_preview_note(&self, pr: u64, note: Option<&str>) -> Result<(), StateError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO pull_requests (number, preview_note) VALUES (?1, ?2)
+                 ON CONFLICT(number) DO UPDATE SET preview_note = ?2",
+                params![pr as i64, note],
+            )
+            .map(drop)
+        })
+    }
+
     /// The status last posted for `context` on commit `sha`: (state, description).
     pub fn status(&self, sha: &str, context: &str) -> Result<Option<(String, String)>, StateError> {
         self.with(|c| {

@@ -40,6 +40,9 @@ struct Pull {
     open: bool,
     /// Set when merged: the commit the merge made on the base branch.
     merge_commit: Option<String>,
+    labels: Vec<String>,
+    /// `owner/name` of the repository the head branch is in (another one for a fork).
+    head_repo: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -71,6 +74,8 @@ struct Inner {
     statuses: Vec<Status>,
     reviews: BTreeMap<u64, Vec<(String, String)>>,
     teams: BTreeSet<(String, String, String)>,
+    /// Repository permission by login; the owner is `admin`, anyone else `read` unless set.
+    permissions: BTreeMap<String, String>,
     failures: VecDeque<Failure>,
     requests: Vec<Recorded>,
     violations: Vec<String>,
@@ -112,6 +117,7 @@ impl FakeGitHub {
             statuses: Vec::new(),
             reviews: BTreeMap::new(),
             teams: BTreeSet::new(),
+            permissions: BTreeMap::new(),
             failures: VecDeque::new(),
             requests: Vec::new(),
             violations: Vec::new(),
@@ -160,7 +166,9 @@ impl FakeGitHub {
     }
 
     pub fn open_pull(&self, number: u64, head: &str, base: &str, author: &str) {
-        self.lock().pulls.insert(
+        let mut inner = self.lock();
+        let same = format!("{}/{}", inner.owner, inner.repo);
+        inner.pulls.insert(
             number,
             Pull {
                 head: head.into(),
@@ -168,8 +176,31 @@ impl FakeGitHub {
                 author: author.into(),
                 open: true,
                 merge_commit: None,
+                labels: Vec::new(),
+                head_repo: Some(same),
             },
         );
+    }
+
+    /// The pull request's head branch lives in `repository` (a fork).
+    pub fn fork_pull(&self, number: u64, repository: &str) {
+        self.lock().pulls.get_mut(&number).unwrap().head_repo = Some(repository.into());
+    }
+
+    pub fn label_pull(&self, number: u64, label: &str) {
+        self.lock()
+            .pulls
+            .get_mut(&number)
+            .unwrap()
+            .labels
+            .push(label.into());
+    }
+
+    /// `login`'s permission on the repository: `admin`, `write`, `read` or `none`.
+    pub fn permission(&self, login: &str, permission: &str) {
+        self.lock()
+            .permissions
+            .insert(login.into(), permission.into());
     }
 
     pub fn set_head(&self, number: u64, head: &str) {
@@ -272,6 +303,24 @@ impl FakeGitHub {
 
     pub fn requests(&self) -> Vec<Recorded> {
         self.lock().requests.clone()
+    }
+
+    /// Waits until no request has come for a while: the daemon's background work (plans,
+    /// previews) is done.
+    pub fn settle(&self) {
+        let quiet = std::time::Duration::from_millis(800);
+        let start = std::time::Instant::now();
+        loop {
+            let last = self.lock().requests.last().map(|r| r.at);
+            if last.is_none_or(|at| at.elapsed() >= quiet) {
+                return;
+            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(60),
+                "GitHub kept being called for a minute"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
     }
 
     /// How many requests changed something (not GET) and succeeded.
@@ -396,6 +445,23 @@ impl Inner {
         ));
         v["merge_commit_sha"] = json!(p.merge_commit);
         v["merged_at"] = json!(p.merge_commit.as_ref().map(|_| NOW));
+        let label = v["labels"][0].clone();
+        v["labels"] = p
+            .labels
+            .iter()
+            .map(|name| {
+                let mut l = label.clone();
+                l["name"] = json!(name);
+                l
+            })
+            .collect();
+        match &p.head_repo {
+            Some(full) => {
+                v["head"]["repo"] = v["base"]["repo"].clone();
+                v["head"]["repo"]["full_name"] = json!(full);
+            }
+            None => v["head"]["repo"] = Value::Null,
+        }
         v
     }
 
@@ -485,6 +551,25 @@ impl Inner {
                     return not_found();
                 }
                 match (method.as_str(), rest) {
+                    ("GET", ["collaborators", login, "permission"]) => {
+                        let permission = if *login == self.owner {
+                            "admin".to_string()
+                        } else {
+                            self.permissions
+                                .get(*login)
+                                .cloned()
+                                .unwrap_or_else(|| "read".into())
+                        };
+                        let mut v = SPEC.example(
+                            "repository-collaborator-permission-response-if-user-has-admin-permissions",
+                        );
+                        v["permission"] = json!(permission);
+                        v["role_name"] = json!(permission);
+                        v["user"]["login"] = json!(login);
+                        // GitHub's own example lacks it; its schema requires it.
+                        v["user"]["role_name"] = json!(permission);
+                        (200, v, Vec::new())
+                    }
                     ("GET", ["pulls"]) => {
                         let items: Vec<Value> = self
                             .pulls

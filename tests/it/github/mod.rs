@@ -4,6 +4,7 @@
 
 mod fake;
 mod openapi;
+mod previews;
 mod webhooks;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -32,6 +33,11 @@ struct Remote {
 
 impl Remote {
     fn new() -> Remote {
+        Remote::new_with(|_| {})
+    }
+
+    /// The example on `master`, edited by `edit` first.
+    fn new_with(edit: impl FnOnce(&Path)) -> Remote {
         let dir = tempfile::tempdir().unwrap();
         let bare = dir.path().join("remote.git");
         std::fs::create_dir_all(&bare).unwrap();
@@ -42,6 +48,7 @@ impl Remote {
         copy_dir(&example_repo(), &work);
         // Without the example's year-end freeze: deploys must not depend on the date.
         std::fs::write(work.join("capstan.yaml"), "owners: [\"@acme/platform\"]\n").unwrap();
+        edit(&work);
         git(&work, &["add", "-A"]);
         git(&work, &["commit", "-q", "-m", "infrastructure"]);
         git(&work, &["remote", "add", "origin", bare.to_str().unwrap()]);
@@ -124,6 +131,8 @@ struct Options {
     webhooks: bool,
     poll: &'static str,
     state: &'static str,
+    /// More of the configuration file, appended as written.
+    extra: &'static str,
 }
 
 impl Default for Options {
@@ -133,6 +142,7 @@ impl Default for Options {
             webhooks: true,
             poll: "0s",
             state: "state",
+            extra: "",
         }
     }
 }
@@ -141,7 +151,7 @@ fn write_config(remote: &Remote, fake: &FakeGitHub, o: &Options) -> PathBuf {
     std::fs::write(remote.path("token"), format!("{TOKEN}\n")).unwrap();
     std::fs::write(remote.path("webhook-secret"), SECRET).unwrap();
     let config = format!(
-        "repository:\n  url: {}\n  branch: master\nstate_dir: {}\nlisten: 127.0.0.1:0\ngithub:\n  api_url: {}\n  repository: {OWNER}/{REPO}\n{}{}  poll_interval: {}\n  retry: {{attempts: 4, backoff: 50ms, max_wait: 10s}}\nworkers: 2\nshutdown_timeout: 10s\nlog: {{format: json, level: \"capstan=debug,info\"}}\n",
+        "repository:\n  url: {}\n  branch: master\nstate_dir: {}\nlisten: 127.0.0.1:0\ngithub:\n  api_url: {}\n  repository: {OWNER}/{REPO}\n{}{}  poll_interval: {}\n  retry: {{attempts: 4, backoff: 50ms, max_wait: 10s}}\nworkers: 2\nshutdown_timeout: 10s\nlog: {{format: json, level: \"capstan=debug,info\"}}\n{}",
         remote.path("remote.git").display(),
         remote.path(o.state).display(),
         fake.url,
@@ -156,6 +166,7 @@ fn write_config(remote: &Remote, fake: &FakeGitHub, o: &Options) -> PathBuf {
             ""
         },
         o.poll,
+        o.extra,
     );
     let path = remote.path("capstan-serve.yaml");
     std::fs::write(&path, config).unwrap();
@@ -171,12 +182,18 @@ struct Daemon {
 
 impl Daemon {
     fn start(config: &Path) -> Daemon {
+        Daemon::start_with(config, &[])
+    }
+
+    /// Starts it with these variables set too.
+    fn start_with(config: &Path, env: &[(&str, &str)]) -> Daemon {
         let mut child = Command::new(assert_cmd::cargo::cargo_bin("capstan"))
             .args(["serve", "--config"])
             .arg(config)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", config.parent().unwrap())
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -254,10 +271,11 @@ impl Daemon {
         )
     }
 
-    /// Waits until `sha` carries both of capstan's statuses.
+    /// Waits until `sha` carries both of capstan's plan statuses.
     fn wait_for_statuses(&self, fake: &FakeGitHub, sha: &str) {
         self.wait_for(&format!("the statuses on {sha}"), || {
-            fake.latest_statuses(sha).len() == 2
+            let s = fake.latest_statuses(sha);
+            s.contains_key("capstan/plan") && s.contains_key("capstan/ownership")
         });
     }
 
@@ -454,6 +472,7 @@ fn a_pull_request_gets_one_living_comment_and_two_statuses() {
     );
 
     // Wrong or missing signatures and oversized bodies: refused, and GitHub is not called.
+    fake.settle();
     let before = fake.requests().len();
     let body = payload("pull_request", Some("opened"), 2);
     assert_eq!(

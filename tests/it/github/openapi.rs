@@ -222,6 +222,16 @@ impl Spec {
         }
     }
 
+    /// Problems of a webhook payload against the description's schema of that delivery
+    /// (`webhook` as in `x-webhooks`, e.g. `pull-request-closed`).
+    pub fn check_webhook(&self, webhook: &str, payload: &Value) -> Vec<String> {
+        let schema = self.doc["x-webhooks"][webhook]["post"]["requestBody"]["content"]
+            ["application/json"]["schema"]
+            .clone();
+        assert!(!schema.is_null(), "no webhook {webhook} in the description");
+        self.check(format!("webhook {webhook}"), &schema, payload)
+    }
+
     /// The description's own example of a component (`#/components/examples/NAME`).
     pub fn example(&self, name: &str) -> Value {
         self.doc["components"]["examples"][name]["value"].clone()

@@ -39,6 +39,55 @@ pub fn example(event: &str, action: Option<&str>) -> Value {
         .unwrap_or_else(|| panic!("no {event} example with action {action:?}"))
 }
 
+/// Adds to a real example what GitHub has sent since it was recorded (fields its current
+/// webhook schemas require): `auto_merge` of pull requests, `has_discussions` of
+/// repositories, label descriptions, and comments' and issues' `reactions`,
+/// `performed_via_github_app` and `active_lock_reason`.
+pub fn modernize(v: &mut Value) {
+    let reactions = |url: &Value| {
+        serde_json::json!({
+            "url": format!("{}/reactions", url.as_str().unwrap_or_default()),
+            "total_count": 0, "+1": 0, "-1": 0, "laugh": 0, "confused": 0,
+            "heart": 0, "hooray": 0, "eyes": 0, "rocket": 0
+        })
+    };
+    fn walk(v: &mut Value, visit: &mut dyn FnMut(&mut serde_json::Map<String, Value>)) {
+        match v {
+            Value::Object(map) => {
+                visit(map);
+                map.values_mut().for_each(|c| walk(c, visit));
+            }
+            Value::Array(items) => items.iter_mut().for_each(|c| walk(c, visit)),
+            _ => {}
+        }
+    }
+    walk(v, &mut |map| {
+        if map.contains_key("full_name") && map.contains_key("forks_count") {
+            map.entry("has_discussions").or_insert(Value::Bool(false));
+        }
+        if map.contains_key("color") && map.contains_key("default") {
+            map.entry("description").or_insert(Value::Null);
+        }
+    });
+    if let Some(pr) = v.get_mut("pull_request")
+        && pr.get("head").is_some()
+    {
+        pr.as_object_mut()
+            .map(|m| m.entry("auto_merge").or_insert(Value::Null));
+    }
+    for key in ["comment", "issue"] {
+        if let Some(Value::Object(m)) = v.get_mut(key) {
+            let url = m.get("url").cloned().unwrap_or_default();
+            m.entry("reactions").or_insert_with(|| reactions(&url));
+            if key == "comment" {
+                m.entry("performed_via_github_app").or_insert(Value::Null);
+            } else {
+                m.entry("active_lock_reason").or_insert(Value::Null);
+            }
+        }
+    }
+}
+
 /// A real `issue_comment.created` payload turned into `capstan plan` on pull request
 /// `number` (GitHub marks comments on pull requests with `issue.pull_request`).
 pub fn plan_command(number: u64) -> Vec<u8> {
@@ -48,6 +97,14 @@ pub fn plan_command(number: u64) -> Vec<u8> {
         "url": format!("https://api.github.com/repos/Codertocat/Hello-World/pulls/{number}")
     });
     v["comment"]["body"] = "capstan plan\nplease".into();
+    serde_json::to_vec(&v).unwrap()
+}
+
+/// A real `issue_comment.created` payload turned into `capstan preview` on pull request
+/// `number`, by the real payload's commenter.
+pub fn preview_command(number: u64) -> Vec<u8> {
+    let mut v: Value = serde_json::from_slice(&plan_command(number)).unwrap();
+    v["comment"]["body"] = "capstan preview".into();
     serde_json::to_vec(&v).unwrap()
 }
 
@@ -64,9 +121,8 @@ fn every_real_payload_of_the_events_capstan_reads_maps_as_documented() {
         let n = v["pull_request"]["number"].as_u64().unwrap();
         let got = map("pull_request", &v);
         match action {
-            "opened" | "reopened" | "synchronize" | "ready_for_review" | "edited" => {
-                assert_eq!(got, Ok(Event::Pull(n)), "{action}")
-            }
+            "opened" | "reopened" | "synchronize" | "ready_for_review" | "edited" | "labeled"
+            | "unlabeled" => assert_eq!(got, Ok(Event::Pull(n)), "{action}"),
             "closed" => assert_eq!(got, Ok(Event::PullClosed(n))),
             _ => assert!(
                 matches!(got, Err(Ignored::Uninteresting(_))),
@@ -95,6 +151,14 @@ fn every_real_payload_of_the_events_capstan_reads_maps_as_documented() {
     }
     let command: Value = serde_json::from_slice(&plan_command(7)).unwrap();
     assert_eq!(map("issue_comment", &command), Ok(Event::Pull(7)));
+    let asked: Value = serde_json::from_slice(&preview_command(7)).unwrap();
+    assert_eq!(
+        map("issue_comment", &asked),
+        Ok(Event::PreviewAsked {
+            pr: 7,
+            by: asked["comment"]["user"]["login"].as_str().unwrap().into()
+        })
+    );
     for v in examples("ping") {
         assert!(matches!(map("ping", &v), Err(Ignored::Uninteresting(_))));
     }

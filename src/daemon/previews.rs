@@ -1,0 +1,862 @@
+//! Pull-request previews in GitHub mode (docs/previews.md).
+//!
+//! All of it runs on the deploy worker, after any pending deploy of the branch: the same
+//! deployer, lock and crash safety as the branch's deploys. Level-triggered like the rest:
+//! [`reconcile`] makes one pull request's previews what the pull request asks for now (up
+//! at its head, waiting for a slot, refused, or destroyed once it is closed), and [`sweep`]
+//! looks at every recorded preview (past its TTL, of a pull request closed while capstan
+//! was down, waiting for a slot that freed, or on shared infrastructure whose artifacts
+//! changed). What previews look like is shown in a section of the pull request's one
+//! comment, replaced in place ([`section`], [`refresh`]), and in the status
+//! `capstan/preview`.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::context::Shared;
+use super::deploys::log_progress;
+use super::error::DaemonError;
+use super::publish::{self, Slot};
+use crate::core::deployed::{Deployed, Status};
+use crate::core::model::{EnvId, Preview, ProjectId};
+use crate::core::render::comment::cell;
+use crate::core::run::Trigger;
+use crate::core::source::SourceTree;
+use crate::core::{self, plan, preview, sensitive};
+use crate::deploy::{Report, Target};
+use crate::error::chain;
+use crate::github::{Client, PullRequest, StatusState};
+use crate::source::Revisions;
+use crate::source::mirror::pull_ref;
+use crate::state::{PreviewRecord, PreviewStatus, StateError, Store};
+
+/// The commit status of previews.
+pub const PREVIEW_CONTEXT: &str = "capstan/preview";
+
+/// Where the preview section of a pull request's comment starts and ends.
+const START: &str = "<!-- capstan:preview -->";
+const END: &str = "<!-- /capstan:preview -->";
+
+/// What the comment says about a pull request's previews beside the previews themselves;
+/// stored as `<kind>:<text>`.
+enum Note {
+    /// No preview runs, and none will for this head (a fork, a head that does not validate).
+    Refused(String),
+    /// None runs until someone with write permission comments `capstan preview`.
+    Awaiting(String),
+    /// They were destroyed (the pull request closed).
+    Gone(String),
+}
+
+impl Note {
+    fn store(&self) -> String {
+        match self {
+            Note::Refused(t) => format!("refused:{t}"),
+            Note::Awaiting(t) => format!("awaiting:{t}"),
+            Note::Gone(t) => format!("gone:{t}"),
+        }
+    }
+
+    fn load(text: &str) -> Option<Note> {
+        let (kind, t) = text.split_once(':')?;
+        let t = t.to_string();
+        match kind {
+            "refused" => Some(Note::Refused(t)),
+            "awaiting" => Some(Note::Awaiting(t)),
+            "gone" => Some(Note::Gone(t)),
+            _ => None,
+        }
+    }
+
+    fn text(&self) -> &str {
+        match self {
+            Note::Refused(t) | Note::Awaiting(t) | Note::Gone(t) => t,
+        }
+    }
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn time(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_default()
+}
+
+fn short(sha: &str) -> &str {
+    sha.get(..10).unwrap_or(sha)
+}
+
+/// The previews of pull request `pr`, oldest first.
+fn of_pull(store: &Store, pr: u64) -> Result<Vec<PreviewRecord>, StateError> {
+    Ok(store
+        .previews()?
+        .into_iter()
+        .filter(|p| p.pr == Some(pr))
+        .collect())
+}
+
+/// The recorded instances a preview owns.
+fn instances(store: &Store, record: &PreviewRecord) -> Result<Vec<Deployed>, StateError> {
+    let scope = record.scope();
+    Ok(store
+        .deployed()?
+        .into_values()
+        .filter(|d| scope.owns(&d.project, &d.environment))
+        .collect())
+}
+
+/// Everything the comment and status of `pr` are made from, to tell whether they change.
+fn fingerprint(store: &Store, pr: u64) -> Result<String, StateError> {
+    let mut out = store.preview_note(pr)?.unwrap_or_default();
+    for p in of_pull(store, pr)? {
+        let _ = write!(
+            out,
+            "|{}/{} {} {}",
+            p.project,
+            p.name,
+            p.status.name(),
+            p.head
+        );
+        for d in instances(store, &p)? {
+            let _ = write!(out, ";{} {} {}", d.instance, d.status.name(), d.digest);
+        }
+    }
+    Ok(out)
+}
+
+/// Makes pull request `number`'s previews what it asks for now, then shows the result.
+pub(super) async fn reconcile(shared: &Arc<Shared>, number: u64) -> Result<(), DaemonError> {
+    let gh = shared.github();
+    let before = fingerprint(&shared.store, number)?;
+    let pr = gh.pull(number).await?;
+    if pr.number != number {
+        return Err(DaemonError::Renumbered {
+            asked: number,
+            got: pr.number,
+        });
+    }
+    if !pr.open {
+        close(shared, &pr).await?;
+    } else if pr.base_ref == shared.config().repository.branch {
+        bring_up(shared, &gh, &pr).await?;
+    }
+    if fingerprint(&shared.store, number)? != before {
+        refresh(shared, &gh, number).await?;
+    }
+    if pr.open {
+        status(shared, &gh, &pr).await?;
+    }
+    count(shared)?;
+    Ok(())
+}
+
+/// The previews an open pull request asks for: those of the projects it triggers, if its
+/// head may run; every other preview of it is destroyed.
+async fn bring_up(shared: &Arc<Shared>, gh: &Client, pr: &PullRequest) -> Result<(), DaemonError> {
+    let store = &shared.store;
+    let number = pr.number;
+    shared
+        .fetch(vec![
+            (format!("refs/pull/{number}/head"), pull_ref(number)),
+            shared.branch_refs(),
+        ])
+        .await?;
+    let head = if shared.mirror.has_commit(&pr.head_sha) {
+        pr.head_sha.clone()
+    } else {
+        shared
+            .mirror
+            .resolve(&pull_ref(number))?
+            .ok_or_else(|| DaemonError::NotFetched {
+                reference: format!("refs/pull/{number}/head"),
+            })?
+    };
+    let tip = shared.branch_tip()?;
+    let base = shared.mirror.merge_base(&tip, &head)?;
+    let (tree, changed) = {
+        let (shared, head) = (shared.clone(), head.clone());
+        tokio::task::spawn_blocking(move || -> Result<_, DaemonError> {
+            Ok((
+                shared.mirror.read(&head)?,
+                shared.mirror.changed_files(&base, &head)?,
+            ))
+        })
+        .await??
+    };
+    let checked = core::check(&tree);
+    let existing = of_pull(store, number)?;
+    if checked.has_errors() {
+        // Live previews stay at the last head that validated.
+        if existing.is_empty() {
+            store.set_preview_note(
+                number,
+                Some(
+                    &Note::Refused("No preview: the head does not validate (see the plan).".into())
+                        .store(),
+                ),
+            )?;
+        }
+        shared.metrics.preview_run("invalid");
+        return Ok(());
+    }
+    let wanted: Vec<(ProjectId, Preview)> =
+        preview::triggered(&checked.repository, &changed, &pr.labels)
+            .into_iter()
+            .filter_map(|p| {
+                let block = checked
+                    .repository
+                    .projects
+                    .get(p.as_str())?
+                    .preview
+                    .clone()?;
+                Some((p, block))
+            })
+            .collect();
+    let names: BTreeSet<&str> = wanted.iter().map(|(p, _)| p.as_str()).collect();
+    for gone in existing
+        .iter()
+        .filter(|r| !names.contains(r.project.as_str()))
+    {
+        tracing::info!(
+            pr = number,
+            project = gone.project,
+            "no longer triggered; destroying its preview"
+        );
+        teardown(shared, gone, Then::Remove).await?;
+    }
+    if wanted.is_empty() {
+        store.set_preview_note(number, None)?;
+        return Ok(());
+    }
+    if let Err(note) = allowed(gh, store, pr).await? {
+        shared.metrics.preview_run("refused");
+        store.set_preview_note(number, Some(&note.store()))?;
+        for live in existing
+            .iter()
+            .filter(|r| names.contains(r.project.as_str()))
+        {
+            teardown(shared, live, Then::Remove).await?;
+        }
+        return Ok(());
+    }
+    store.set_preview_note(number, None)?;
+    for (project, block) in wanted {
+        up(shared, number, &head, &tree, &project, &block).await?;
+    }
+    Ok(())
+}
+
+/// Whether pull request `pr` may run a preview (it runs the pull request's code): never
+/// from a fork; from this repository when its author may push here, or once someone who
+/// may has commented `capstan preview`.
+async fn allowed(
+    gh: &Client,
+    store: &Store,
+    pr: &PullRequest,
+) -> Result<Result<(), Note>, DaemonError> {
+    if !pr.from_same_repository() {
+        return Ok(Err(Note::Refused(format!(
+            "No preview: the head branch is in another repository ({}), and capstan never runs code from forks.",
+            pr.head_repo.as_deref().unwrap_or("deleted")
+        ))));
+    }
+    if gh.can_write(&pr.author).await? {
+        return Ok(Ok(()));
+    }
+    if let Some(by) = store.preview_approval(pr.number)? {
+        tracing::info!(pr = pr.number, by, "previews approved by a comment");
+        return Ok(Ok(()));
+    }
+    Ok(Err(Note::Awaiting(format!(
+        "No preview yet: a preview runs this pull request's code, and @{} cannot push to this repository. Someone who can may comment `capstan preview` to run it.",
+        pr.author
+    ))))
+}
+
+/// Brings preview `pr<N>` of `project` up at `head`, or makes it wait for a slot.
+async fn up(
+    shared: &Arc<Shared>,
+    number: u64,
+    head: &str,
+    tree: &SourceTree,
+    project: &ProjectId,
+    block: &Preview,
+) -> Result<(), DaemonError> {
+    let store = &shared.store;
+    let name = preview::of_pull(number);
+    let record = store.preview(project.as_str(), name.as_str())?;
+    let at = now();
+    let live = record
+        .as_ref()
+        .is_some_and(|r| r.status == PreviewStatus::Live);
+    let created_at = record.as_ref().map_or(at, |r| r.created_at);
+    // The TTL counts from the last push (or the revival of an expired preview).
+    let pushed_at = match &record {
+        Some(r) if r.head == head && r.status != PreviewStatus::Expired => r.pushed_at,
+        _ => at,
+    };
+    let mut next = PreviewRecord {
+        project: project.to_string(),
+        name: name.to_string(),
+        pr: Some(number),
+        head: head.to_string(),
+        status: PreviewStatus::Live,
+        created_at,
+        pushed_at,
+        ttl: block.ttl,
+    };
+    if !live {
+        let holders = holders(store, project.as_str(), name.as_str())?;
+        if holders.len() >= block.max {
+            next.status = PreviewStatus::Waiting;
+            store.save_preview(&next)?;
+            shared.metrics.preview_run("waiting");
+            return Ok(());
+        }
+    }
+    // The row first: from here on the preview's instances are the preview's.
+    store.save_preview(&next)?;
+    deploy(shared, &next, tree).await
+}
+
+/// The live previews of `project` other than `name`.
+fn holders(store: &Store, project: &str, name: &str) -> Result<Vec<PreviewRecord>, StateError> {
+    Ok(store
+        .previews()?
+        .into_iter()
+        .filter(|p| p.project == project && p.name != name && p.status == PreviewStatus::Live)
+        .collect())
+}
+
+/// Deploys a live preview at its recorded head against what it has deployed; nothing
+/// runs when that is current.
+async fn deploy(
+    shared: &Arc<Shared>,
+    record: &PreviewRecord,
+    tree: &SourceTree,
+) -> Result<(), DaemonError> {
+    let checked = preview::check(
+        tree,
+        &ProjectId(record.project.clone()),
+        &EnvId(record.name.clone()),
+    )?;
+    if checked.has_errors() {
+        tracing::warn!(
+            project = record.project,
+            preview = record.name,
+            "the preview does not validate at its head; not deployed"
+        );
+        shared.metrics.preview_run("invalid");
+        return Ok(());
+    }
+    let scope = record.scope();
+    let plan = plan::against_deployed(&shared.store.deployed()?, &checked, &scope);
+    if plan.is_empty() {
+        shared.metrics.preview_run("nothing");
+        return Ok(());
+    }
+    tracing::info!(
+        project = record.project,
+        preview = record.name,
+        head = record.head,
+        "{}",
+        core::render::plan::summary(&plan)
+    );
+    let target = Target {
+        commit: record.head.clone(),
+        tree: Arc::new(tree.clone()),
+        checked: Arc::new(checked),
+        trigger: Trigger::Preview,
+        scope,
+    };
+    let config = shared.config();
+    let report = shared
+        .deploys
+        .deploy(&target, &config.deploy, log_progress())
+        .await?;
+    shared.metrics.preview_run(report.status().name());
+    tracing::info!(
+        project = record.project,
+        preview = record.name,
+        run = report.run,
+        "{}",
+        report.summary()
+    );
+    Ok(())
+}
+
+/// What becomes of a preview's row once its instances are destroyed.
+enum Then {
+    Remove,
+    /// Its pull request is still open: a push brings it back.
+    Expire,
+}
+
+/// Destroys a preview's instances, dependants first; its row goes (or says expired) once
+/// none is left, else it stays `closing` and the next sweep tries again.
+async fn teardown(
+    shared: &Arc<Shared>,
+    record: &PreviewRecord,
+    then: Then,
+) -> Result<Report, DaemonError> {
+    let store = &shared.store;
+    store.save_preview(&PreviewRecord {
+        status: PreviewStatus::Closing,
+        ..record.clone()
+    })?;
+    let label = format!("preview {} of {}", record.name, record.project);
+    let config = shared.config();
+    let report = shared
+        .deploys
+        .teardown(&record.scope(), &label, &config.deploy, log_progress())
+        .await?;
+    if instances(store, record)?.is_empty() {
+        match then {
+            Then::Remove => store.remove_preview(&record.project, &record.name)?,
+            Then::Expire => store.save_preview(&PreviewRecord {
+                status: PreviewStatus::Expired,
+                ..record.clone()
+            })?,
+        }
+        shared.metrics.preview_run(match then {
+            Then::Remove => "destroyed",
+            Then::Expire => "expired",
+        });
+    } else {
+        shared.metrics.preview_run("failed");
+        tracing::warn!(
+            project = record.project,
+            preview = record.name,
+            "{}; trying again at the next sweep",
+            report.summary()
+        );
+    }
+    Ok(report)
+}
+
+/// A closed pull request: its previews are destroyed, and the comment says so.
+async fn close(shared: &Arc<Shared>, pr: &PullRequest) -> Result<(), DaemonError> {
+    let records = of_pull(&shared.store, pr.number)?;
+    if records.is_empty() {
+        return Ok(());
+    }
+    let mut gone = Vec::new();
+    for r in &records {
+        teardown(shared, r, Then::Remove).await?;
+        if shared.store.preview(&r.project, &r.name)?.is_none() {
+            gone.push(format!("`{}-{}`", r.project, r.name));
+        }
+    }
+    if !gone.is_empty() {
+        let how = if pr.merge_commit.is_some() {
+            "merged"
+        } else {
+            "closed"
+        };
+        let note = Note::Gone(format!(
+            "Destroyed when the pull request was {how}: {}.",
+            gone.join(", ")
+        ));
+        shared
+            .store
+            .set_preview_note(pr.number, Some(&note.store()))?;
+    }
+    Ok(())
+}
+
+/// Looks at every recorded preview: destroys those of pull requests closed meanwhile and
+/// those idle past their TTL, starts waiting ones when a slot is free, and updates live
+/// ones whose inputs changed (a shared producer's artifacts, a crash mid-deploy).
+pub(super) async fn sweep(shared: &Arc<Shared>) -> Result<(), DaemonError> {
+    let store = &shared.store;
+    let records = store.previews()?;
+    if records.is_empty() {
+        count(shared)?;
+        return Ok(());
+    }
+    let gh = shared.github();
+    if records.iter().any(|r| r.pr.is_some()) {
+        let open: BTreeSet<u64> = gh
+            .open_pulls(&shared.config().repository.branch)
+            .await?
+            .into_iter()
+            .map(|p| p.number)
+            .collect();
+        for n in records.iter().filter_map(|r| r.pr) {
+            if !open.contains(&n) {
+                shared.deploys.request_preview(n);
+            }
+        }
+    }
+    let at = now();
+    let mut refreshed = BTreeSet::new();
+    for r in &records {
+        match (r.status, r.pr) {
+            (PreviewStatus::Closing, Some(n)) => shared.deploys.request_preview(n),
+            (PreviewStatus::Closing, None) => {
+                teardown(shared, r, Then::Remove).await?;
+            }
+            (PreviewStatus::Live, pr) if at >= r.expires_at() => {
+                tracing::info!(
+                    project = r.project,
+                    preview = r.name,
+                    "idle past its TTL; destroying it"
+                );
+                teardown(
+                    shared,
+                    r,
+                    if pr.is_some() {
+                        Then::Expire
+                    } else {
+                        Then::Remove
+                    },
+                )
+                .await?;
+                refreshed.extend(pr);
+            }
+            (PreviewStatus::Live, pr) => {
+                let before = match pr {
+                    Some(n) => fingerprint(store, n)?,
+                    None => String::new(),
+                };
+                let tree = {
+                    let (shared, head) = (shared.clone(), r.head.clone());
+                    tokio::task::spawn_blocking(move || shared.mirror.read(&head)).await?
+                };
+                match tree {
+                    Ok(tree) => deploy(shared, r, &tree).await?,
+                    Err(e) => {
+                        tracing::warn!(project = r.project, preview = r.name, error = %chain(&e), "reading the preview's head")
+                    }
+                }
+                if let Some(n) = pr
+                    && fingerprint(store, n)? != before
+                {
+                    refreshed.insert(n);
+                }
+            }
+            (PreviewStatus::Waiting, Some(n)) => {
+                let max = max_of(shared, r)?;
+                if holders(store, &r.project, &r.name)?.len() < max {
+                    shared.deploys.request_preview(n);
+                }
+            }
+            _ => {}
+        }
+    }
+    for n in refreshed {
+        refresh(shared, &gh, n).await?;
+        let pr = gh.pull(n).await?;
+        if pr.open {
+            status(shared, &gh, &pr).await?;
+        }
+    }
+    count(shared)?;
+    Ok(())
+}
+
+/// The `max` of a waiting preview's project, as its recorded head says.
+fn max_of(shared: &Arc<Shared>, r: &PreviewRecord) -> Result<usize, DaemonError> {
+    let tree = shared.mirror.read(&r.head)?;
+    let checked = core::check(&tree);
+    Ok(checked
+        .repository
+        .projects
+        .get(r.project.as_str())
+        .and_then(|p| p.preview.as_ref())
+        .map_or(Preview::DEFAULT_MAX, |b| b.max))
+}
+
+/// `capstan preview`, commented on pull request `pr` by `by`: previews run once someone
+/// who may push to the repository asks.
+pub(super) async fn asked(shared: &Arc<Shared>, pr: u64, by: &str) -> Result<(), DaemonError> {
+    if shared.github().can_write(by).await? {
+        tracing::info!(pr, by, "previews approved");
+        shared.store.approve_previews(pr, by)?;
+        shared.deploys.request_preview(pr);
+    } else {
+        tracing::info!(
+            pr,
+            by,
+            "a preview was asked for by someone who cannot push; ignored"
+        );
+    }
+    Ok(())
+}
+
+/// Sets the live-previews gauge of every project that has or had previews.
+fn count(shared: &Arc<Shared>) -> Result<(), StateError> {
+    let mut live = std::collections::BTreeMap::new();
+    for r in shared.store.previews()? {
+        *live.entry(r.project).or_insert(0) += usize::from(r.status == PreviewStatus::Live);
+    }
+    shared.metrics.previews(&live);
+    Ok(())
+}
+
+/// The status `capstan/preview` on the pull request's head, from what is recorded.
+async fn status(shared: &Arc<Shared>, gh: &Client, pr: &PullRequest) -> Result<(), DaemonError> {
+    let store = &shared.store;
+    let records = of_pull(store, pr.number)?;
+    let note = store.preview_note(pr.number)?.and_then(|n| Note::load(&n));
+    let (state, text) = if records.is_empty() {
+        match note {
+            None | Some(Note::Gone(_)) => return Ok(()),
+            Some(Note::Refused(t)) => (StatusState::Success, t),
+            Some(Note::Awaiting(t)) => (StatusState::Pending, t),
+        }
+    } else {
+        verdict(store, &records)?
+    };
+    publish::status(gh, shared, &pr.head_sha, PREVIEW_CONTEXT, state, &text).await
+}
+
+fn verdict(store: &Store, records: &[PreviewRecord]) -> Result<(StatusState, String), StateError> {
+    let names = |want: PreviewStatus| -> Vec<String> {
+        records
+            .iter()
+            .filter(|r| r.status == want)
+            .map(|r| format!("{}-{}", r.project, r.name))
+            .collect()
+    };
+    let mut failed = Vec::new();
+    for r in records.iter().filter(|r| r.status == PreviewStatus::Live) {
+        for d in instances(store, r)? {
+            if d.status != Status::Deployed {
+                failed.push(d.instance.to_string());
+            }
+        }
+    }
+    Ok(if !failed.is_empty() {
+        (
+            StatusState::Failure,
+            format!("preview instances not deployed: {}", failed.join(", ")),
+        )
+    } else if !names(PreviewStatus::Waiting).is_empty() {
+        (
+            StatusState::Pending,
+            format!(
+                "waiting for a preview slot: {}",
+                names(PreviewStatus::Waiting).join(", ")
+            ),
+        )
+    } else if !names(PreviewStatus::Closing).is_empty() {
+        (
+            StatusState::Pending,
+            format!("destroying: {}", names(PreviewStatus::Closing).join(", ")),
+        )
+    } else if !names(PreviewStatus::Live).is_empty() {
+        (
+            StatusState::Success,
+            format!("preview up: {}", names(PreviewStatus::Live).join(", ")),
+        )
+    } else {
+        (
+            StatusState::Success,
+            format!(
+                "preview expired: {}; push to bring it back",
+                names(PreviewStatus::Expired).join(", ")
+            ),
+        )
+    })
+}
+
+/// The preview section of pull request `pr`'s comment, from what is recorded; empty when
+/// there is nothing to say.
+pub(super) fn section(store: &Store, pr: u64) -> Result<String, StateError> {
+    let records = of_pull(store, pr)?;
+    let note = store.preview_note(pr)?.and_then(|n| Note::load(&n));
+    if records.is_empty() && note.is_none() {
+        return Ok(String::new());
+    }
+    let mut out = format!("{START}\n**Previews**\n\n");
+    for r in &records {
+        let env = format!("{}-{}", r.project, r.name);
+        match r.status {
+            PreviewStatus::Live => {
+                let _ = writeln!(
+                    out,
+                    "- **`{env}`** is up at `{}`; it expires {} unless pushed to again.",
+                    short(&r.head),
+                    time(r.expires_at())
+                );
+                let rows = instances(store, r)?;
+                if rows.is_empty() {
+                    out.push_str("  Nothing is deployed yet.\n");
+                } else {
+                    out.push_str("\n  | instance | outcome | artifacts |\n  |---|---|---|\n");
+                    for d in rows {
+                        let _ = writeln!(
+                            out,
+                            "  | `{}` | {} | {} |",
+                            d.instance,
+                            outcome(store, &d)?,
+                            cell(&artifact_fields(&d))
+                        );
+                    }
+                }
+            }
+            PreviewStatus::Waiting => {
+                let holders = holders(store, &r.project, &r.name)?;
+                let _ = writeln!(
+                    out,
+                    "- **`{env}`** is waiting for a slot: project `{}` has {} live previews ({}), as many as its `max` allows.",
+                    r.project,
+                    holders.len(),
+                    holders
+                        .iter()
+                        .map(|h| h.pr.map_or_else(|| h.name.clone(), |n| format!("#{n}")))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            PreviewStatus::Closing => {
+                let _ = writeln!(out, "- **`{env}`** is being destroyed.");
+            }
+            PreviewStatus::Expired => {
+                let _ = writeln!(
+                    out,
+                    "- **`{env}`** was destroyed at {} after {} without a push; push again to bring it back.",
+                    time(r.expires_at()),
+                    core::duration::format(r.ttl)
+                );
+            }
+        }
+    }
+    if let Some(note) = note {
+        let _ = writeln!(out, "\n{}", note.text());
+    }
+    out.push_str(END);
+    out.push('\n');
+    Ok(out)
+}
+
+/// An instance's outcome in the comment: its recorded status, with why for a failure.
+fn outcome(store: &Store, d: &Deployed) -> Result<String, StateError> {
+    Ok(match d.status {
+        Status::Deployed => "✅ deployed".to_string(),
+        Status::Failed | Status::DestroyFailed | Status::Interrupted => {
+            let why = store
+                .steps_of(d.instance.as_str(), 1)?
+                .first()
+                .map(|s| s.message.clone())
+                .unwrap_or_default();
+            format!("❌ {}: {}", d.status.name(), cell(&why))
+        }
+        other => format!("⏳ {}", other.name()),
+    })
+}
+
+/// An instance's artifact fields that are not sensitive, as `field.key: value`.
+fn artifact_fields(d: &Deployed) -> String {
+    let mut artifacts = serde_json::to_value(&d.artifacts).unwrap_or_default();
+    sensitive::redact("artifacts", &mut artifacts, &d.sensitive);
+    let mut leaves = Vec::new();
+    flatten(&mut Vec::new(), &artifacts, &mut leaves);
+    let shown: Vec<String> = leaves
+        .into_iter()
+        .filter(|(_, v)| v.as_str() != Some(sensitive::HIDDEN))
+        .take(8)
+        .map(|(path, v)| {
+            let v = match v {
+                Value::String(s) => s,
+                other => other.to_string(),
+            };
+            format!("`{path}`: {}", crate::github::truncate(&v, 80))
+        })
+        .collect();
+    shown.join("; ")
+}
+
+fn flatten(path: &mut Vec<String>, v: &Value, out: &mut Vec<(String, Value)>) {
+    match v {
+        Value::Object(map) => {
+            for (k, child) in map {
+                path.push(k.clone());
+                flatten(path, child, out);
+                path.pop();
+            }
+        }
+        leaf => out.push((path.join("."), leaf.clone())),
+    }
+}
+
+/// `body` with its preview section replaced by `section` (or added after the summary,
+/// when it has none; removed when `section` is empty).
+pub(super) fn with_section(body: &str, section: &str) -> String {
+    if let (Some(start), Some(end)) = (body.find(START), body.find(END))
+        && start < end
+    {
+        let after = body[end + END.len()..].trim_start_matches('\n');
+        return format!("{}{section}{after}", &body[..start]);
+    }
+    if section.is_empty() {
+        return body.to_string();
+    }
+    // After the first paragraph (the summary), so it is seen.
+    match body.find("\n\n") {
+        Some(i) => format!("{}\n\n{section}\n{}", &body[..i], &body[i + 2..]),
+        None => format!("{body}\n{section}"),
+    }
+}
+
+/// Shows the recorded previews in the pull request's comment as last posted.
+pub(super) async fn refresh(shared: &Arc<Shared>, gh: &Client, pr: u64) -> Result<(), DaemonError> {
+    let lock = shared.comment_lock(pr);
+    let _held = lock.lock().await;
+    let Some(body) = shared.store.comment_body(pr)? else {
+        // No plan comment yet: the plan posts the section when it comes.
+        return Ok(());
+    };
+    let section = section(&shared.store, pr)?;
+    let next = with_section(&body, &section);
+    if next != body {
+        publish::body(gh, shared, Slot::Plan(pr), next).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_section_is_replaced_in_place_added_after_the_summary_or_removed() {
+        let plain = "<!-- capstan:plan -->\n**Plan: 1 to update**\n\nmore\n";
+        let one = format!("{START}\n**Previews**\n\n- a\n{END}\n");
+        let added = with_section(plain, &one);
+        assert_eq!(
+            added,
+            format!("<!-- capstan:plan -->\n**Plan: 1 to update**\n\n{one}\nmore\n")
+        );
+        let two = format!("{START}\n**Previews**\n\n- b\n{END}\n");
+        let replaced = with_section(&added, &two);
+        assert!(
+            replaced.contains("- b") && !replaced.contains("- a"),
+            "{replaced}"
+        );
+        assert_eq!(replaced.matches(START).count(), 1);
+        assert!(!with_section(&replaced, "").contains(START));
+        assert_eq!(with_section(plain, ""), plain);
+    }
+
+    #[test]
+    fn notes_keep_their_kind() {
+        for note in [
+            Note::Refused("a fork".into()),
+            Note::Awaiting("approval".into()),
+            Note::Gone("closed: x".into()),
+        ] {
+            let back = Note::load(&note.store()).expect("loads");
+            assert_eq!(back.store(), note.store());
+            assert_eq!(back.text(), note.text());
+        }
+        assert!(Note::load("nonsense").is_none());
+    }
+}
