@@ -10,6 +10,7 @@ mod github;
 mod massdriver;
 mod merge_keys;
 mod plan;
+mod preview;
 mod schemas;
 mod serve;
 mod support;
