@@ -325,6 +325,15 @@ async fn up(
     deploy(shared, &next, tree).await
 }
 
+/// Who holds the slots a waiting preview waits for: `#9` for a pull request's, else the
+/// preview's name.
+fn held_by(store: &Store, waiting: &PreviewRecord) -> Result<Vec<String>, StateError> {
+    Ok(holders(store, &waiting.project, &waiting.name)?
+        .iter()
+        .map(|h| h.pr.map_or_else(|| h.name.clone(), |n| format!("#{n}")))
+        .collect())
+}
+
 /// The live previews of `project` other than `name`.
 fn holders(store: &Store, project: &str, name: &str) -> Result<Vec<PreviewRecord>, StateError> {
     Ok(store
@@ -633,18 +642,27 @@ fn verdict(store: &Store, records: &[PreviewRecord]) -> Result<(StatusState, Str
             }
         }
     }
+    let mut waiting = Vec::new();
+    for r in records
+        .iter()
+        .filter(|r| r.status == PreviewStatus::Waiting)
+    {
+        waiting.push(format!(
+            "{}-{} (slots held by {})",
+            r.project,
+            r.name,
+            held_by(store, r)?.join(", ")
+        ));
+    }
     Ok(if !failed.is_empty() {
         (
             StatusState::Failure,
             format!("preview instances not deployed: {}", failed.join(", ")),
         )
-    } else if !names(PreviewStatus::Waiting).is_empty() {
+    } else if !waiting.is_empty() {
         (
             StatusState::Pending,
-            format!(
-                "waiting for a preview slot: {}",
-                names(PreviewStatus::Waiting).join(", ")
-            ),
+            format!("waiting for a preview slot: {}", waiting.join("; ")),
         )
     } else if !names(PreviewStatus::Closing).is_empty() {
         (
@@ -703,17 +721,13 @@ pub(super) fn section(store: &Store, pr: u64) -> Result<String, StateError> {
                 }
             }
             PreviewStatus::Waiting => {
-                let holders = holders(store, &r.project, &r.name)?;
+                let held = held_by(store, r)?;
                 let _ = writeln!(
                     out,
                     "- **`{env}`** is waiting for a slot: project `{}` has {} live previews ({}), as many as its `max` allows.",
                     r.project,
-                    holders.len(),
-                    holders
-                        .iter()
-                        .map(|h| h.pr.map_or_else(|| h.name.clone(), |n| format!("#{n}")))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    held.len(),
+                    held.join(", ")
                 );
             }
             PreviewStatus::Closing => {

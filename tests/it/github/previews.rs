@@ -193,6 +193,33 @@ fn a_preview_comes_up_on_the_shared_cluster_follows_pushes_and_goes_when_closed(
         "the database did not change"
     );
 
+    // The shared cluster changes on the branch (a new Kubernetes version): the live preview
+    // on it follows, without a push to the pull request.
+    let work = remote.work();
+    replace_in(
+        &work,
+        "projects/si/project.yaml",
+        "params: {node_count: 3}",
+        "params: {node_count: 3, version: \"1.32\"}",
+    );
+    crate::support::git(&work, &["commit", "-q", "-am", "Kubernetes 1.32"]);
+    crate::support::git(&work, &["push", "-q", "origin", "master"]);
+    let mut push = example("push", None);
+    push["ref"] = "refs/heads/master".into();
+    push["after"] = remote.head().into();
+    assert_eq!(
+        daemon.deliver("push", &serde_json::to_vec(&push).unwrap(), Some(SECRET)),
+        202
+    );
+    daemon.wait_for("the preview on the upgraded cluster", || {
+        store(&remote)
+            .instance("ecomm-pr7-app")
+            .unwrap()
+            .is_some_and(|a| {
+                a.inputs.connections["cluster"].data.as_ref().unwrap()["version"] == "1.32"
+            })
+    });
+
     // Closed without merging: the preview goes, dependants first, and nothing is left.
     fake.close_pull(7);
     deliver(&daemon, "closed", 7, |v| {
@@ -273,7 +300,10 @@ fn previews_expire_after_their_ttl_and_wait_for_a_slot() {
     fake.open_pull(10, &second, "master", OWNER);
     deliver(&daemon, "opened", 10, |_| {});
     let waiting = wait_preview(&daemon, &fake, &second, "pending");
-    assert_eq!(waiting, "waiting for a preview slot: ecomm-pr10");
+    assert_eq!(
+        waiting,
+        "waiting for a preview slot: ecomm-pr10 (slots held by #9)"
+    );
     daemon.wait_for("the waiting section", || {
         comment(&fake, 10)
             .contains("is waiting for a slot: project `ecomm` has 1 live previews (#9)")
