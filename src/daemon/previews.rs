@@ -130,6 +130,11 @@ fn fingerprint(store: &Store, pr: u64) -> Result<String, StateError> {
     Ok(out)
 }
 
+/// Whether pull request `pr` has previews, or a note about them, that a new head may change.
+pub(super) fn concern(store: &Store, pr: u64) -> Result<bool, StateError> {
+    Ok(!of_pull(store, pr)?.is_empty() || store.preview_note(pr)?.is_some())
+}
+
 /// Makes pull request `number`'s previews what it asks for now, then shows the result.
 pub(super) async fn reconcile(shared: &Arc<Shared>, number: u64) -> Result<(), DaemonError> {
     let gh = shared.github();

@@ -158,6 +158,10 @@ async fn reconcile(
         })
         .await??
     };
+    // Previews are looked at when the head triggers one, or the pull request has some.
+    let previews_wanted = checked_head.as_ref().is_ok_and(|h| {
+        !core::preview::triggered(&h.repository, &changed_files, &pr.labels).is_empty()
+    }) || previews::concern(&shared.store, number)?;
     let computed = compute(
         &gh,
         &pr,
@@ -221,7 +225,9 @@ async fn reconcile(
     .await?;
 
     // Previews follow the head (level-triggered: nothing happens when they are current).
-    shared.deploys.request_preview(number);
+    if previews_wanted {
+        shared.deploys.request_preview(number);
+    }
 
     // Tell the other pull requests sharing instances when what this one changes moved.
     let before: BTreeSet<String> = shared.store.changes(number)?.into_iter().collect();
