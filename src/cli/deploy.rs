@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::{Format, PlanFormat, color_on_stdout, out};
 use crate::core::deployed::Deployed;
+use crate::core::drift::Heal;
 use crate::core::model::InstanceId;
 use crate::core::run::{RunStatus, Scope, Trigger};
 use crate::core::source::SourceTree;
@@ -120,7 +121,7 @@ pub fn apply(rev: &str, settings: &Settings) -> anyhow::Result<i32> {
     }
     let (store, dir, _lock) = settings.take_over()?;
     let scope = store.branch_scope()?;
-    let plan = plan::against_deployed(&store.deployed()?, &checked, &scope);
+    let plan = plan::against_deployed(&store.deployed()?, &checked, &scope, &Heal::All);
     out(&render::plan::text(&plan, color_on_stdout()))?;
     if plan.is_empty() {
         return Ok(0);
@@ -135,6 +136,7 @@ pub fn apply(rev: &str, settings: &Settings) -> anyhow::Result<i32> {
         checked: Arc::new(checked),
         trigger: Trigger::Apply,
         scope,
+        heal: Heal::All,
     };
     let report = block_on(settings.deployer(store, dir).deploy(&target))??;
     out(&format!("{}\n", report.summary()))?;
@@ -178,7 +180,7 @@ pub fn plan(
             },
         )
     };
-    let plan = plan::against_deployed(&state, &new, &scope);
+    let plan = plan::against_deployed(&state, &new, &scope, &Heal::All);
     out(&super::render_plan(&plan, &new, format))?;
     Ok(if detailed_exitcode && !plan.is_empty() {
         2
@@ -215,7 +217,21 @@ fn shown(d: &Deployed) -> Value {
         "params": params,
         "connections": connections,
         "artifacts": artifacts,
+        "drift": d.drift.as_ref().map(|c| json!({
+            "status": c.status.name(),
+            "since": time(c.since),
+            "summary": c.summary,
+            "checked_at": time(c.checked_at),
+        })),
     })
+}
+
+/// The last drift check, in a few words.
+fn drift_word(d: &Deployed) -> String {
+    match &d.drift {
+        None => "not checked".into(),
+        Some(c) => c.status.name().into(),
+    }
 }
 
 pub(super) fn time(secs: i64) -> String {
@@ -234,14 +250,15 @@ pub fn state_list(db: &Path, format: Format) -> anyhow::Result<i32> {
         }
         Format::Text => {
             let mut text = format!(
-                "{:<28} {:<15} {:<28} {:<11} {}\n",
-                "INSTANCE", "STATUS", "BUNDLE", "COMMIT", "UPDATED"
+                "{:<28} {:<15} {:<14} {:<28} {:<11} {}\n",
+                "INSTANCE", "STATUS", "DRIFT", "BUNDLE", "COMMIT", "UPDATED"
             );
             for d in all.values() {
                 text.push_str(&format!(
-                    "{:<28} {:<15} {:<28} {:<11} {}\n",
+                    "{:<28} {:<15} {:<14} {:<28} {:<11} {}\n",
                     d.instance.as_str(),
                     d.status.name(),
+                    drift_word(d),
                     format!("{}@{}", d.inputs.bundle, d.inputs.version),
                     d.commit.get(..10).unwrap_or(&d.commit),
                     time(d.updated_at)
@@ -297,8 +314,22 @@ pub fn state_show(db: &Path, instance: &str, format: Format) -> anyhow::Result<i
                     .unwrap_or_default()
                     .replace('\n', "\n    ")
             };
+            let drift = match &d.drift {
+                None => "not checked since its last deploy".to_string(),
+                Some(c) => format!(
+                    "{} since {} (checked {}){}",
+                    c.status.name(),
+                    time(c.since),
+                    time(c.checked_at),
+                    if c.summary.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", c.summary)
+                    }
+                ),
+            };
             let mut text = format!(
-                "{}\n  status:      {}\n  bundle:      {}@{}\n  commit:      {}\n  updated:     {}\n  digest:      {}\n",
+                "{}\n  status:      {}\n  drift:       {drift}\n  bundle:      {}@{}\n  commit:      {}\n  updated:     {}\n  digest:      {}\n",
                 d.instance,
                 d.status.name(),
                 d.inputs.bundle,

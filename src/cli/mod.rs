@@ -3,6 +3,7 @@
 //! the desired state, 2 usage or I/O failure).
 
 mod deploy;
+mod drift;
 mod preview;
 mod serve;
 
@@ -73,6 +74,20 @@ enum Command {
         #[command(flatten)]
         deploy: DeployArgs,
     },
+    /// Check what is deployed for drift (reality no longer matching the last deploy),
+    /// changing nothing, and record what each check found.
+    Drift {
+        /// Only this instance (repeatable); default: every deployed instance.
+        #[arg(long = "instance", value_name = "ID")]
+        instances: Vec<String>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Exit 0 all in sync, 2 drift found, 1 a check failed; usage and I/O failures give 3.
+        #[arg(long)]
+        detailed_exitcode: bool,
+        #[command(flatten)]
+        run: RunArgs,
+    },
     /// Preview environments: a project's `preview:` block realised as one more environment
     /// of it, deployed on what the project is granted (`preview up|down|list`).
     Preview {
@@ -105,15 +120,15 @@ enum Command {
     Serve(Box<ServeArgs>),
 }
 
-/// How `apply` and `preview` deploy.
+/// Where and how `apply`, `preview` and `drift` run bundle steps.
 #[derive(clap::Args, Debug)]
-struct DeployArgs {
+struct RunArgs {
     #[arg(long, default_value = ".")]
     repo: PathBuf,
     /// The state database; logs and working directories go beside it.
     #[arg(long, default_value = ".capstan/state.db")]
     state: PathBuf,
-    /// How many instances of a wave deploy at once.
+    /// How many instances (of a wave) run at once.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     parallel: u16,
     /// How long one instance's steps may take, e.g. 30m.
@@ -123,13 +138,20 @@ struct DeployArgs {
     /// holds (a killed apply's), e.g. 5m.
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     lock_timeout: std::time::Duration,
+}
+
+/// How `apply` and `preview` deploy.
+#[derive(clap::Args, Debug)]
+struct DeployArgs {
+    #[command(flatten)]
+    run: RunArgs,
     /// Go ahead without asking.
     #[arg(long)]
     yes: bool,
 }
 
-impl DeployArgs {
-    fn settings(self) -> deploy::Settings {
+impl RunArgs {
+    fn settings(self, yes: bool) -> deploy::Settings {
         deploy::Settings {
             repo: self.repo,
             state: self.state,
@@ -138,8 +160,14 @@ impl DeployArgs {
                 step: self.timeout,
                 state_lock: self.lock_timeout,
             },
-            yes: self.yes,
+            yes,
         }
+    }
+}
+
+impl DeployArgs {
+    fn settings(self) -> deploy::Settings {
+        self.run.settings(self.yes)
     }
 }
 
@@ -263,6 +291,9 @@ pub fn run() -> i32 {
     let detailed = matches!(
         cli.command,
         Command::Plan {
+            detailed_exitcode: true,
+            ..
+        } | Command::Drift {
             detailed_exitcode: true,
             ..
         }
@@ -398,6 +429,12 @@ fn execute(command: Command) -> anyhow::Result<i32> {
             })
         }
         Command::Apply { rev, deploy } => deploy::apply(&rev, &deploy.settings()),
+        Command::Drift {
+            instances,
+            format,
+            detailed_exitcode,
+            run,
+        } => drift::run(&instances, format, detailed_exitcode, &run.settings(true)),
         Command::Preview { command } => match command {
             PreviewCommand::Up {
                 name,

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use super::deploy::{Settings, block_on, open_existing, time};
 use super::{Format, color_on_stdout, out};
 use crate::core::deployed::Deployed;
+use crate::core::drift::Heal;
 use crate::core::model::{EnvId, InstanceId, ProjectId};
 use crate::core::run::{RunStatus, Scope, Trigger};
 use crate::core::{duration, plan, preview, render};
@@ -53,7 +54,7 @@ pub fn up(name: &str, project: &str, rev: &str, settings: &Settings) -> anyhow::
         project: project.into(),
         name: name.into(),
     };
-    let plan = plan::against_deployed(&store.deployed()?, &checked, &scope);
+    let plan = plan::against_deployed(&store.deployed()?, &checked, &scope, &Heal::All);
     out(&render::plan::text(&plan, color_on_stdout()))?;
     if !plan.is_empty() && !settings.confirmed("Deploy this preview?")? {
         eprintln!("capstan: nothing deployed");
@@ -81,6 +82,7 @@ pub fn up(name: &str, project: &str, rev: &str, settings: &Settings) -> anyhow::
             checked: Arc::new(checked),
             trigger: Trigger::Preview,
             scope: scope.clone(),
+            heal: Heal::All,
         };
         let report = block_on(settings.deployer(store.clone(), dir).deploy(&target))??;
         out(&format!("{}\n", report.summary()))?;

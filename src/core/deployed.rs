@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::drift::{DriftCheck, DriftStatus};
 use super::model::{InstanceId, Repository};
 use super::resolve::{Instance, Origin};
 use super::schema::{self, SchemaProblem};
@@ -164,12 +165,21 @@ pub struct Deployed {
     /// Paths (`params/password`, `artifacts/database/password`) never shown.
     pub sensitive: Vec<FieldPath>,
     pub updated_at: i64,
+    /// The last drift check since the last deploy; `None` when not checked since.
+    pub drift: Option<DriftCheck>,
 }
 
 impl Deployed {
     /// Whether `desired` would change nothing.
     pub fn is_current(&self, desired: &Inputs) -> bool {
         self.status == Status::Deployed && self.digest == desired.digest()
+    }
+
+    /// The last check found it drifted.
+    pub fn drifted(&self) -> Option<&DriftCheck> {
+        self.drift
+            .as_ref()
+            .filter(|d| d.status == DriftStatus::Drifted)
     }
 }
 

@@ -6,6 +6,7 @@
 
 pub mod deployed;
 pub mod diag;
+pub mod drift;
 pub mod duration;
 pub mod load;
 pub mod model;

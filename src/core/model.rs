@@ -97,6 +97,8 @@ pub struct Config {
     /// Owners of everything outside `projects/` (docs/daemon.md, On GitHub).
     pub owners: Vec<String>,
     pub deploy_windows: Vec<DeployWindow>,
+    /// `drift.remediate`: the environments whose drifted instances the daemon redeploys.
+    pub remediate: Vec<Audience>,
 }
 
 /// A deploy window (docs/deploying.md), parsed once at load; enforced by the deployer
@@ -205,6 +207,8 @@ pub struct Step {
     pub provisioner: Provisioner,
     pub deploy: Option<String>,
     pub destroy: Option<String>,
+    /// exec only: a command that tells whether the deployed resource drifted.
+    pub check: Option<String>,
     /// Massdriver's `skip_on_delete`: a destroy leaves this step's resources alone (a
     /// KMS key kept so backups stay readable).
     pub skip_on_destroy: bool,

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use chrono::{DateTime, Utc};
 
 use super::deployed::{self, Deployed, Inputs};
+use super::drift::Heal;
 use super::model::{DeployWindow, Environment, InstanceId};
 use super::windows::{self, Gate};
 
@@ -68,6 +69,8 @@ named! {
         Preview => "preview",
         /// A preview was torn down (`capstan preview down`, a closed pull request, its TTL).
         Teardown => "teardown",
+        /// A drift check found drifted instances where `drift.remediate` heals them.
+        Drift => "drift",
     }
 }
 
@@ -219,8 +222,12 @@ pub fn decide_deploy(
     held: &HashMap<InstanceId, StepResult>,
     attributes: &BTreeMap<String, String>,
     moment: Moment<'_>,
+    heal: &Heal,
 ) -> Decision {
-    if state.get(id).is_some_and(|d| d.is_current(inputs)) {
+    if state
+        .get(id)
+        .is_some_and(|d| d.is_current(inputs) && (d.drifted().is_none() || !heal.heals(attributes)))
+    {
         return Decision::Current;
     }
     if let Some((producer, result)) = inputs
@@ -322,6 +329,7 @@ mod tests {
             attributes: BTreeMap::from([("tier".into(), "production".into())]),
             sensitive: Vec::new(),
             updated_at: 0,
+            drift: None,
         }
     }
 
@@ -355,16 +363,24 @@ mod tests {
         let id = InstanceId("a-b-c".into());
         let ok = BTreeMap::from([(id.clone(), record("a-b-c", &i, Status::Deployed))]);
         assert_eq!(
-            decide_deploy(&i, &ok, &id, &held, &attrs, moment),
+            decide_deploy(&i, &ok, &id, &held, &attrs, moment, &Heal::None),
             Decision::Current
         );
         let failed = BTreeMap::from([(id.clone(), record("a-b-c", &i, Status::Failed))]);
         assert_eq!(
-            decide_deploy(&i, &failed, &id, &held, &attrs, moment),
+            decide_deploy(&i, &failed, &id, &held, &attrs, moment, &Heal::None),
             Decision::Run
         );
         assert_eq!(
-            decide_deploy(&i, &BTreeMap::new(), &id, &held, &attrs, moment),
+            decide_deploy(
+                &i,
+                &BTreeMap::new(),
+                &id,
+                &held,
+                &attrs,
+                moment,
+                &Heal::None
+            ),
             Decision::Run
         );
     }
@@ -381,7 +397,15 @@ mod tests {
         let vpc = InstanceId("si-staging-vpc".into());
         let failed = HashMap::from([(vpc.clone(), StepResult::Failed("boom".into()))]);
         assert_eq!(
-            decide_deploy(&i, &BTreeMap::new(), &id, &failed, &attrs, moment),
+            decide_deploy(
+                &i,
+                &BTreeMap::new(),
+                &id,
+                &failed,
+                &attrs,
+                moment,
+                &Heal::None
+            ),
             Decision::Hold(StepResult::Skipped(
                 "it takes artifacts from si-staging-vpc, which failed".into()
             ))
@@ -395,7 +419,15 @@ mod tests {
             },
         )]);
         assert_eq!(
-            decide_deploy(&i, &BTreeMap::new(), &id, &waiting, &attrs, moment),
+            decide_deploy(
+                &i,
+                &BTreeMap::new(),
+                &id,
+                &waiting,
+                &attrs,
+                moment,
+                &Heal::None
+            ),
             Decision::Hold(StepResult::Waiting {
                 reason:
                     "it takes artifacts from si-staging-vpc, which is waiting for a deploy window"
@@ -420,7 +452,8 @@ mod tests {
                 &id,
                 &HashMap::new(),
                 &BTreeMap::new(),
-                moment
+                moment,
+                &Heal::None
             ),
             Decision::Hold(StepResult::Skipped(
                 "it takes artifacts from si-staging-vpc, which is not deployed".into()
@@ -432,9 +465,40 @@ mod tests {
             record("si-staging-vpc", &inputs(None), Status::Deployed),
         )]);
         assert_eq!(
-            decide_deploy(&i, &state, &id, &HashMap::new(), &BTreeMap::new(), moment),
+            decide_deploy(
+                &i,
+                &state,
+                &id,
+                &HashMap::new(),
+                &BTreeMap::new(),
+                moment,
+                &Heal::None
+            ),
             Decision::Run
         );
+    }
+
+    #[test]
+    fn a_drifted_record_runs_again_where_the_policy_heals() {
+        let i = inputs(None);
+        let moment = Moment {
+            windows: &[],
+            now: now(),
+        };
+        let id = InstanceId("a-b-c".into());
+        let mut drifted = record("a-b-c", &i, Status::Deployed);
+        drifted.drift = Some(crate::core::drift::DriftCheck {
+            status: crate::core::drift::DriftStatus::Drifted,
+            since: 0,
+            summary: "gone".into(),
+            checked_at: 0,
+        });
+        let state = BTreeMap::from([(id.clone(), drifted)]);
+        let attrs = BTreeMap::from([("tier".to_string(), "staging".to_string())]);
+        let decide =
+            |heal: &Heal| decide_deploy(&i, &state, &id, &HashMap::new(), &attrs, moment, heal);
+        assert_eq!(decide(&Heal::All), Decision::Run);
+        assert_eq!(decide(&Heal::None), Decision::Current, "reported only");
     }
 
     #[test]
@@ -474,11 +538,27 @@ mod tests {
         let held = HashMap::new();
         let id = InstanceId("a-prod-c".into());
         assert!(matches!(
-            decide_deploy(&i, &BTreeMap::new(), &id, &held, &production, moment),
+            decide_deploy(
+                &i,
+                &BTreeMap::new(),
+                &id,
+                &held,
+                &production,
+                moment,
+                &Heal::None
+            ),
             Decision::Hold(StepResult::Waiting { .. })
         ));
         assert_eq!(
-            decide_deploy(&i, &BTreeMap::new(), &id, &held, &staging, moment),
+            decide_deploy(
+                &i,
+                &BTreeMap::new(),
+                &id,
+                &held,
+                &staging,
+                moment,
+                &Heal::None
+            ),
             Decision::Run
         );
         let gone = record("a-prod-c", &i, Status::Deployed);

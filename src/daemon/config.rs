@@ -112,6 +112,8 @@ pub struct Schedule {
 pub enum Job {
     Replan,
     Reconcile,
+    /// Check every deployed instance for drift.
+    Drift,
 }
 
 impl Job {
@@ -120,6 +122,7 @@ impl Job {
         match self {
             Job::Replan => "replan",
             Job::Reconcile => "reconcile",
+            Job::Drift => "drift",
         }
     }
 }

@@ -19,6 +19,7 @@ use super::config::DeployConfig;
 use super::context::Shared;
 use super::error::DaemonError;
 use super::publish::{self, Slot};
+use crate::core::drift::Heal;
 use crate::core::plan::{self, Plan};
 use crate::core::run::{RunStatus, Scope, StepResult, Trigger};
 use crate::deploy::{DeployLock, Deployer, Holder, Outcome, Report, Target};
@@ -44,6 +45,8 @@ pub(super) struct Deploys {
     reason: Mutex<Option<Trigger>>,
     /// Pull requests whose previews are to be reconciled, and whether a sweep is due.
     previews: Mutex<(BTreeSet<u64>, bool)>,
+    /// Whether a drift check of everything deployed is due.
+    drift: std::sync::atomic::AtomicBool,
     stop: CancellationToken,
     _lock: DeployLock,
 }
@@ -53,6 +56,8 @@ pub(super) struct Deploys {
 pub(super) enum Work {
     /// Deploy the branch.
     Branch(Trigger),
+    /// Check everything deployed for drift.
+    Drift,
     /// Make pull request N's previews what it asks for.
     Preview(u64),
     /// Check every preview: TTLs, closed pull requests, free slots, shared producers.
@@ -87,6 +92,7 @@ impl Deploys {
             wake: Notify::new(),
             reason: Mutex::new(None),
             previews: Mutex::new((BTreeSet::new(), false)),
+            drift: Default::default(),
             stop,
             _lock: lock,
         })
@@ -115,6 +121,23 @@ impl Deploys {
         self.wake.notify_one();
     }
 
+    /// Asks for a drift check of everything deployed.
+    pub(super) fn request_drift(&self) {
+        self.drift.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.wake.notify_one();
+    }
+
+    /// A checker of what this daemon deployed.
+    pub(super) fn checker(&self, config: &DeployConfig) -> crate::deploy::drift::Checker {
+        crate::deploy::drift::Checker {
+            store: self.store.clone(),
+            state_dir: self.state_dir.clone(),
+            revisions: self.revisions.clone(),
+            parallel: config.parallel,
+            timeouts: config.timeouts,
+        }
+    }
+
     /// Asks for a sweep of every preview.
     pub(super) fn request_sweep(&self) {
         self.previews.lock().unwrap_or_else(|p| p.into_inner()).1 = true;
@@ -125,6 +148,9 @@ impl Deploys {
     fn take(&self) -> Option<Work> {
         if let Some(why) = self.reason.lock().unwrap_or_else(|p| p.into_inner()).take() {
             return Some(Work::Branch(why));
+        }
+        if self.drift.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            return Some(Work::Drift);
         }
         let mut previews = self.previews.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(pr) = previews.0.pop_first() {
@@ -178,7 +204,8 @@ impl Deploys {
             return Ok(Prepared::Invalid(checked));
         }
         let scope = self.store.branch_scope()?;
-        let plan = plan::against_deployed(&self.store.deployed()?, &checked, &scope);
+        let heal = Heal::Environments(checked.repository.config.remediate.clone());
+        let plan = plan::against_deployed(&self.store.deployed()?, &checked, &scope, &heal);
         if plan.is_empty() {
             return Ok(Prepared::Nothing(plan));
         }
@@ -189,6 +216,7 @@ impl Deploys {
                 checked: Arc::new(checked),
                 trigger,
                 scope,
+                heal,
             },
             plan,
         ))

@@ -19,6 +19,8 @@ pub enum Event {
     },
     /// Deploy the branch as it is (start-up, the `reconcile` schedule, a window opening).
     Deploy(Trigger),
+    /// The `drift` schedule: check every deployed instance.
+    Drift,
     /// `capstan preview` commented on a pull request: previews run if `by` may push.
     PreviewAsked {
         pr: u64,

@@ -17,6 +17,7 @@ use super::config::Config;
 use super::deploys::{Deploys, Prepared, Work};
 use super::error::DaemonError;
 use super::{Console, Control, systemd};
+use crate::core::drift::Heal;
 use crate::core::plan;
 use crate::core::render;
 use crate::core::run::Trigger;
@@ -163,7 +164,12 @@ async fn evaluate(
                     .and_then(|s| Ok((s, store.branch_scope()?)))
                 {
                     Ok((state, scope)) => render::plan::text(
-                        &plan::against_deployed(&state, &new, &scope),
+                        &plan::against_deployed(
+                            &state,
+                            &new,
+                            &scope,
+                            &Heal::Environments(new.repository.config.remediate.clone()),
+                        ),
                         console.color,
                     ),
                     Err(e) => format!("capstan: error: {}\n", chain(&e)),

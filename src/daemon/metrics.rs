@@ -17,6 +17,8 @@ pub struct Metrics {
     webhooks: Family<Labels, Counter>,
     deploys: Family<Labels, Counter>,
     previews: Family<Labels, Gauge>,
+    drift_checks: Family<Labels, Counter>,
+    pub drifted_instances: Gauge,
     /// Projects the previews gauge has a value for, so a project whose last preview
     /// went reads 0.
     preview_projects: std::sync::Mutex<std::collections::BTreeSet<String>>,
@@ -34,6 +36,8 @@ impl Default for Metrics {
         let webhooks = Family::<Labels, Counter>::default();
         let deploys = Family::<Labels, Counter>::default();
         let previews = Family::<Labels, Gauge>::default();
+        let drift_checks = Family::<Labels, Counter>::default();
+        let drifted_instances = Gauge::default();
         let preview_runs = Family::<Labels, Counter>::default();
         let queue_depth = Gauge::default();
         let running = Gauge::default();
@@ -62,6 +66,16 @@ impl Default for Metrics {
             "Deploy runs by result (succeeded, failed, waiting, nothing, invalid, error)",
             deploys.clone(),
         );
+        registry.register(
+            "drift_checks",
+            "Instance drift checks by result (in_sync, drifted, not_checkable, check_failed)",
+            drift_checks.clone(),
+        );
+        registry.register(
+            "drifted_instances",
+            "Deployed instances whose last check found drift",
+            drifted_instances.clone(),
+        );
         registry.register("previews", "Live previews by project", previews.clone());
         registry.register(
             "preview_runs",
@@ -82,6 +96,8 @@ impl Default for Metrics {
             webhooks,
             deploys,
             previews,
+            drift_checks,
+            drifted_instances,
             preview_projects: Default::default(),
             preview_runs,
             queue_depth,
@@ -139,6 +155,13 @@ impl Metrics {
                 .get_or_create(&vec![("project", project.clone())])
                 .set(live.get(project).copied().unwrap_or(0) as i64);
         }
+    }
+
+    pub fn drift_check(&self, result: &str) {
+        // Results are a fixed set: in_sync, drifted, not_checkable, check_failed.
+        self.drift_checks
+            .get_or_create(&vec![("result", result.replace(' ', "_"))])
+            .inc();
     }
 
     pub fn preview_run(&self, outcome: &str) {

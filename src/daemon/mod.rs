@@ -14,6 +14,7 @@
 pub mod config;
 mod context;
 mod deploys;
+mod drift;
 mod error;
 mod events;
 mod local;

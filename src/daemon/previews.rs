@@ -21,6 +21,7 @@ use super::deploys::log_progress;
 use super::error::DaemonError;
 use super::publish::{self, Slot};
 use crate::core::deployed::{Deployed, Status};
+use crate::core::drift::Heal;
 use crate::core::model::{EnvId, Preview, ProjectId};
 use crate::core::render::comment::cell;
 use crate::core::run::Trigger;
@@ -370,7 +371,8 @@ async fn deploy(
         return Ok(());
     }
     let scope = record.scope();
-    let plan = plan::against_deployed(&shared.store.deployed()?, &checked, &scope);
+    let heal = Heal::Environments(checked.repository.config.remediate.clone());
+    let plan = plan::against_deployed(&shared.store.deployed()?, &checked, &scope, &heal);
     if plan.is_empty() {
         shared.metrics.preview_run("nothing");
         return Ok(());
@@ -388,6 +390,7 @@ async fn deploy(
         checked: Arc::new(checked),
         trigger: Trigger::Preview,
         scope,
+        heal,
     };
     let config = shared.config();
     let report = shared

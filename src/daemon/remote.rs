@@ -17,7 +17,7 @@ use super::error::DaemonError;
 use super::events::Event;
 use super::metrics::Metrics;
 use super::queue::Queue;
-use super::{Control, Reloader, previews, pulls, server, systemd};
+use super::{Control, Reloader, drift, previews, pulls, server, systemd};
 use crate::core::run::Trigger;
 use crate::error::chain;
 use crate::github::Client;
@@ -221,6 +221,7 @@ async fn dispatch(shared: &Arc<Shared>, event: Event) {
         }
         Event::Sync { force } => sync(shared, force).await,
         Event::Deploy(trigger) => shared.deploys.request(trigger),
+        Event::Drift => shared.deploys.request_drift(),
         Event::PreviewAsked { pr, by } => {
             if let Err(e) = previews::asked(shared, pr, &by).await {
                 tracing::error!(pr, error = %chain(&e), "handling a preview request");
@@ -294,8 +295,22 @@ async fn deploy_worker(shared: Arc<Shared>) {
                     shared.metrics.deploy("error");
                     tracing::error!(error = %chain(&e), "deploying the branch");
                 }
-                // Live previews on what the branch deployed follow it.
+                // Live previews on what the branch deployed follow it; the drift issue
+                // shows what the deploy healed.
                 deploys.request_sweep();
+                if let Err(e) = drift::report(&shared).await {
+                    tracing::error!(error = %chain(&e), "updating the drift issue");
+                }
+            }
+            Work::Drift => {
+                let result = tracing::Instrument::instrument(
+                    drift::pass(&shared),
+                    tracing::info_span!("drift"),
+                )
+                .await;
+                if let Err(e) = result {
+                    tracing::error!(error = %chain(&e), "checking for drift");
+                }
             }
             Work::Preview(pr) => {
                 if !config.previews.enabled {
@@ -410,6 +425,7 @@ async fn scheduler(shared: Arc<Shared>, stop: CancellationToken) {
             match job {
                 Job::Replan => shared.send(Event::Sync { force: true }),
                 Job::Reconcile => shared.send(Event::Deploy(Trigger::Schedule)),
+                Job::Drift => shared.send(Event::Drift),
             }
         }
     }

@@ -13,14 +13,12 @@ use tokio::task::JoinSet;
 use super::Timeouts;
 use super::report::{Outcome, Report};
 use super::step::{Step, Work};
-use super::{DeployError, Target};
-use crate::core::Checked;
+use super::{DeployError, LastDeployed, Target};
 use crate::core::deployed::{self, Deployed};
 use crate::core::model::InstanceId;
 use crate::core::resolve::Instance;
 use crate::core::resolve::environment_attributes;
 use crate::core::run::{self, Decision, Moment, Scope, StepResult, Trigger, Verb};
-use crate::core::source::SourceTree;
 use crate::source::Revisions;
 use crate::state::{StateError, Store};
 
@@ -88,7 +86,15 @@ impl Deployer {
                 };
                 let inputs = deployed::desired_inputs(inst, &run.state);
                 let attributes = environment_attributes(project, env);
-                match run::decide_deploy(&inputs, &run.state, id, &run.held, &attributes, moment) {
+                match run::decide_deploy(
+                    &inputs,
+                    &run.state,
+                    id,
+                    &run.held,
+                    &attributes,
+                    moment,
+                    &target.heal,
+                ) {
                     Decision::Current => run.report.unchanged += 1,
                     Decision::Hold(result) => self.hold(&mut run, id, Verb::Deploy, result)?,
                     Decision::Run => work.push(Work {
@@ -166,9 +172,7 @@ impl Deployer {
                     .is_some_and(|d| scope.owns(&d.project, &d.environment))
             })
             .collect();
-        // Each commit destroys are read from, read and checked once (or why it could not be).
-        type AtCommit = Result<(Arc<SourceTree>, Arc<Checked>), String>;
-        let mut at_commit: HashMap<String, AtCommit> = HashMap::new();
+        let mut bundles = LastDeployed::new(self.revisions.as_ref());
         for id in order {
             let Some(record) = run.state.get(&id).cloned() else {
                 continue;
@@ -181,36 +185,7 @@ impl Deployer {
                 }
                 Decision::Run => {}
             }
-            // The bundle as it was when the instance was last deployed.
-            let at = at_commit.entry(record.commit.clone()).or_insert_with(|| {
-                self.revisions
-                    .read(&record.commit)
-                    .map(|tree| {
-                        let checked = Arc::new(crate::core::check(&tree));
-                        (Arc::new(tree), checked)
-                    })
-                    .map_err(|e| {
-                        format!(
-                            "reading commit {}: {}",
-                            record.commit,
-                            crate::error::chain(&e)
-                        )
-                    })
-            });
-            let found = at.clone().and_then(|(tree, checked)| {
-                match checked
-                    .repository
-                    .bundles
-                    .get(record.inputs.bundle.as_str())
-                {
-                    Some(bundle) => Ok((tree, bundle.clone())),
-                    None => Err(format!(
-                        "bundle {} is not in commit {}",
-                        record.inputs.bundle, record.commit
-                    )),
-                }
-            });
-            let (tree, bundle) = match found {
+            let (tree, bundle) = match bundles.of(&record) {
                 Ok(found) => found,
                 Err(why) => {
                     self.hold(run, &id, Verb::Destroy, StepResult::Failed(why))?;

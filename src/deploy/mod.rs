@@ -12,6 +12,7 @@
 //! one. One deploy at a time per state directory is enforced with a file lock (`lock.rs`).
 
 mod deployer;
+pub mod drift;
 mod lock;
 pub mod provision;
 mod report;
@@ -20,6 +21,7 @@ mod step;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::core::drift::Heal;
 use crate::core::run::{Scope, Trigger};
 use crate::core::source::SourceTree;
 use crate::core::{Checked, deployed};
@@ -57,6 +59,64 @@ pub enum DeployError {
     },
     #[error("revision {commit} has validation errors; nothing is deployed")]
     Invalid { commit: String },
+    #[error("{0} is not deployed (`capstan state list` shows what is)")]
+    NotDeployed(String),
+    #[error("a drift check's task failed: {0}")]
+    Task(String),
+}
+
+/// The bundles instances were last deployed with, read from their recorded commits (each
+/// commit read and checked once): what a destroy or a drift check runs.
+pub(crate) struct LastDeployed<'a> {
+    revisions: &'a dyn crate::source::Revisions,
+    read: std::collections::HashMap<String, AtCommit>,
+}
+
+/// A commit read and checked, or why it could not be.
+type AtCommit = Result<(Arc<SourceTree>, Arc<Checked>), String>;
+
+impl<'a> LastDeployed<'a> {
+    pub(crate) fn new(revisions: &'a dyn crate::source::Revisions) -> LastDeployed<'a> {
+        LastDeployed {
+            revisions,
+            read: Default::default(),
+        }
+    }
+
+    /// The tree at `record`'s commit and its bundle there, or why not.
+    pub(crate) fn of(
+        &mut self,
+        record: &deployed::Deployed,
+    ) -> Result<(Arc<SourceTree>, crate::core::model::Bundle), String> {
+        let revisions = self.revisions;
+        let at = self.read.entry(record.commit.clone()).or_insert_with(|| {
+            revisions
+                .read(&record.commit)
+                .map(|tree| {
+                    let checked = Arc::new(crate::core::check(&tree));
+                    (Arc::new(tree), checked)
+                })
+                .map_err(|e| {
+                    format!(
+                        "reading commit {}: {}",
+                        record.commit,
+                        crate::error::chain(&e)
+                    )
+                })
+        });
+        let (tree, checked) = at.clone()?;
+        match checked
+            .repository
+            .bundles
+            .get(record.inputs.bundle.as_str())
+        {
+            Some(bundle) => Ok((tree, bundle.clone())),
+            None => Err(format!(
+                "bundle {} is not in commit {}",
+                record.inputs.bundle, record.commit
+            )),
+        }
+    }
 }
 
 /// The revision to deploy, already read and checked by the caller.
@@ -68,6 +128,8 @@ pub struct Target {
     pub trigger: Trigger,
     /// Which recorded instances the run owns (deploys, and destroys when unwanted).
     pub scope: Scope,
+    /// Which drifted instances it redeploys.
+    pub heal: Heal,
 }
 
 /// A state directory taken over for deploying.
@@ -102,7 +164,10 @@ pub fn take_over(state_dir: &Path, store: &Store, holder: Holder) -> Result<Take
             .unwrap_or_default();
         let paths = record.as_ref().map(|d| d.sensitive.as_slice());
         provision::clear_leftover(&dir, &leftover, known, paths);
-        cleared.push(format!("run-{}-{}", leftover.run, leftover.instance));
+        cleared.push(match leftover.run {
+            Some(run) => format!("run-{run}-{}", leftover.instance),
+            None => format!("check-{}", leftover.instance),
+        });
     }
     Ok(Takeover {
         dir,

@@ -158,27 +158,59 @@ impl Redactor {
 
 /// Appends lines to a step's log; shared by the stdout and stderr readers.
 #[derive(Clone)]
-struct Log {
+pub(super) struct Log {
     file: Arc<Mutex<std::fs::File>>,
     redactor: Redactor,
     /// Set when OpenTofu or Terraform says another process holds the state lock.
     lock_held: Arc<AtomicBool>,
+    /// The latest lines, redacted (what a drift check printed becomes its summary).
+    recent: Arc<Mutex<Vec<String>>>,
 }
 
 /// What OpenTofu and Terraform print when another process holds the state lock.
 const LOCK_HELD: &str = "Error acquiring the state lock";
 
 impl Log {
-    fn line(&self, text: &str) {
+    pub(super) fn line(&self, text: &str) {
         use std::io::Write;
         if text.contains(LOCK_HELD) {
             self.lock_held.store(true, Ordering::SeqCst);
         }
         let line = self.redactor.apply(text);
+        {
+            let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+            if recent.len() >= 64 {
+                recent.remove(0);
+            }
+            recent.push(line.clone());
+        }
         let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
         // A log that cannot be written must not fail the deploy; the step's result is
         // still recorded in the database.
         let _ = writeln!(f, "{line}");
+    }
+
+    /// The lines written since the last call, redacted; forgets them.
+    pub(super) fn take_recent(&self) -> Vec<String> {
+        std::mem::take(&mut *self.recent.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Opens (creating, owner-only) the log at `path`.
+    pub(super) fn open(path: &Path, secrets: &[String]) -> Result<Log, StepError> {
+        let log_error = |source| StepError::Log {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(parent) = path.parent() {
+            private_dir(parent).map_err(log_error)?;
+        }
+        let file = private_file(path).map_err(log_error)?;
+        Ok(Log {
+            file: Arc::new(Mutex::new(file)),
+            redactor: Redactor::new(secrets.to_vec()),
+            lock_held: Arc::default(),
+            recent: Arc::default(),
+        })
     }
 }
 
@@ -190,9 +222,16 @@ impl Log {
 /// the two leaves the directory for recovery to finish the job ([`clear_leftover`]).
 pub async fn run(job: &Job<'_>) -> Result<BTreeMap<String, Value>, StepError> {
     let result = run_in_workdir(job).await;
+    finish(job, result.as_ref().ok());
+    result
+}
+
+/// After a job, however it ended: the log scrubbed of every secret known, those in the
+/// artifacts the steps wrote (and `outputs`) included, then the working directory removed.
+pub(super) fn finish(job: &Job<'_>, outputs: Option<&BTreeMap<String, Value>>) {
     let mut secrets = job.secrets.clone();
     let mut written = written_artifacts(&job.workdir);
-    if let Ok(outputs) = &result {
+    if let Some(outputs) = outputs {
         written.extend(outputs.clone());
     }
     let written = serde_json::to_value(written).unwrap_or_default();
@@ -201,7 +240,6 @@ pub async fn run(job: &Job<'_>) -> Result<BTreeMap<String, Value>, StepError> {
         tracing::warn!(log = %job.log.display(), error = %e, "scrubbing a log");
     }
     remove_workdir(&job.workdir);
-    result
 }
 
 fn remove_workdir(dir: &Path) {
@@ -244,7 +282,8 @@ fn written_artifacts(workdir: &Path) -> BTreeMap<String, Value> {
 /// was for, and its run (from its name, `run-<N>-<instance>`).
 pub struct Leftover {
     pub dir: PathBuf,
-    pub run: i64,
+    /// The run it was for; `None` for a drift check (`check-<instance>`).
+    pub run: Option<i64>,
     pub instance: String,
 }
 
@@ -257,10 +296,17 @@ pub fn leftovers(state_dir: &Path) -> Vec<Leftover> {
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
+            if let Some(instance) = name.strip_prefix("check-") {
+                return Some(Leftover {
+                    dir: e.path(),
+                    run: None,
+                    instance: instance.to_string(),
+                });
+            }
             let (run, instance) = name.strip_prefix("run-")?.split_once('-')?;
             Some(Leftover {
                 dir: e.path(),
-                run: run.parse().ok()?,
+                run: Some(run.parse().ok()?),
                 instance: instance.to_string(),
             })
         })
@@ -287,9 +333,19 @@ pub fn clear_leftover(
         }
     }
     let redactor = Redactor::new(known);
-    let logs = state_dir.join("logs").join(format!("run-{}", leftover.run));
-    for verb in Verb::ALL {
-        let log = logs.join(format!("{}.{}.log", leftover.instance, verb.name()));
+    let logs: Vec<PathBuf> = match leftover.run {
+        Some(run) => Verb::ALL
+            .iter()
+            .map(|verb| {
+                state_dir
+                    .join("logs")
+                    .join(format!("run-{run}"))
+                    .join(format!("{}.{}.log", leftover.instance, verb.name()))
+            })
+            .collect(),
+        None => vec![super::drift::check_log(state_dir, &leftover.instance)],
+    };
+    for log in logs {
         if let Err(e) = scrub_log(&log, &redactor) {
             tracing::warn!(log = %log.display(), error = %e, "scrubbing a log");
         }
@@ -297,20 +353,9 @@ pub fn clear_leftover(
     remove_workdir(&leftover.dir);
 }
 
-async fn run_in_workdir(job: &Job<'_>) -> Result<BTreeMap<String, Value>, StepError> {
-    let log_error = |source| StepError::Log {
-        path: job.log.to_path_buf(),
-        source,
-    };
-    if let Some(parent) = job.log.parent() {
-        private_dir(parent).map_err(log_error)?;
-    }
-    let file = private_file(job.log).map_err(log_error)?;
-    let log = Log {
-        file: Arc::new(Mutex::new(file)),
-        redactor: Redactor::new(job.secrets.clone()),
-        lock_held: Arc::default(),
-    };
+/// The log and the working directory with the bundle's files; returns the bundle folder.
+pub(super) fn prepare(job: &Job<'_>) -> Result<(Log, PathBuf), StepError> {
+    let log = Log::open(job.log, &job.secrets)?;
     let bundle_dir = job.workdir.join("bundle");
     let prepare = |source| StepError::Prepare {
         path: job.workdir.clone(),
@@ -318,6 +363,42 @@ async fn run_in_workdir(job: &Job<'_>) -> Result<BTreeMap<String, Value>, StepEr
     };
     private_dir(&job.workdir).map_err(prepare)?;
     write_bundle(job.tree, job.bundle, &bundle_dir).map_err(prepare)?;
+    Ok((log, bundle_dir))
+}
+
+/// Step `index`'s folder made and given the inputs files, and its environment.
+pub(super) fn step_env(
+    job: &Job<'_>,
+    action: &str,
+    bundle_dir: &Path,
+    index: usize,
+    step: &Step,
+) -> Result<Env, StepError> {
+    let prepare = |source| StepError::Prepare {
+        path: job.workdir.clone(),
+        source,
+    };
+    let cwd = step_dir(bundle_dir, &step.path)?;
+    std::fs::create_dir_all(&cwd).map_err(prepare)?;
+    let artifacts_file = job.workdir.join(format!("artifacts-{}.json", index + 1));
+    write_inputs(job, &cwd).map_err(prepare)?;
+    Ok(Env {
+        vars: vec![
+            ("CAPSTAN_ACTION", action.to_string()),
+            ("CAPSTAN_INSTANCE", job.instance.to_string()),
+            ("CAPSTAN_INPUTS", cwd.display().to_string()),
+            ("CAPSTAN_ARTIFACTS", artifacts_file.display().to_string()),
+            ("CAPSTAN_STATE_DIR", job.state_dir.display().to_string()),
+        ],
+        cwd,
+        timeout: job.timeouts.step,
+        instance: job.instance.to_string(),
+        artifacts_file,
+    })
+}
+
+async fn run_in_workdir(job: &Job<'_>) -> Result<BTreeMap<String, Value>, StepError> {
+    let (log, bundle_dir) = prepare(job)?;
     let steps: Vec<(usize, &Step)> = match job.verb {
         Verb::Deploy => job.bundle.steps.iter().enumerate().collect(),
         Verb::Destroy => job.bundle.steps.iter().enumerate().rev().collect(),
@@ -349,24 +430,9 @@ async fn run_in_workdir(job: &Job<'_>) -> Result<BTreeMap<String, Value>, StepEr
             continue;
         }
         log.line(&header);
-        let cwd = step_dir(&bundle_dir, &step.path)?;
-        std::fs::create_dir_all(&cwd).map_err(prepare)?;
-        let artifacts_file = job.workdir.join(format!("artifacts-{}.json", i + 1));
-        write_inputs(job, &cwd).map_err(prepare)?;
-        let env = Env {
-            vars: vec![
-                ("CAPSTAN_ACTION", job.verb.name().to_string()),
-                ("CAPSTAN_INSTANCE", job.instance.to_string()),
-                ("CAPSTAN_INPUTS", cwd.display().to_string()),
-                ("CAPSTAN_ARTIFACTS", artifacts_file.display().to_string()),
-                ("CAPSTAN_STATE_DIR", job.state_dir.display().to_string()),
-            ],
-            cwd: cwd.clone(),
-            timeout: job.timeouts.step,
-            instance: job.instance.to_string(),
-        };
+        let env = step_env(job, job.verb.name(), &bundle_dir, i, step)?;
         let written = match &step.provisioner {
-            Provisioner::Exec => exec(job, step, &env, &log, &artifacts_file).await?,
+            Provisioner::Exec => exec(job, step, &env, &log, &env.artifacts_file).await?,
             Provisioner::OpenTofu { version } => {
                 terraform("tofu", version.as_deref(), job, i, &env, &log).await?
             }
@@ -447,11 +513,14 @@ fn pretty<T: serde::Serialize + ?Sized>(value: &T) -> String {
     serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".into()) + "\n"
 }
 
-struct Env {
+/// Where and how a step's commands run.
+pub(super) struct Env {
     vars: Vec<(&'static str, String)>,
     cwd: PathBuf,
     timeout: Duration,
     instance: String,
+    /// `$CAPSTAN_ARTIFACTS`.
+    artifacts_file: PathBuf,
 }
 
 async fn exec(
@@ -500,52 +569,8 @@ async fn terraform(
     env: &Env,
     log: &Log,
 ) -> Result<BTreeMap<String, Value>, StepError> {
-    let write = |name: &str, text: String| {
-        std::fs::write(env.cwd.join(name), text).map_err(|source| StepError::Prepare {
-            path: env.cwd.join(name),
-            source,
-        })
-    };
-    if let Some(wanted) = version {
-        check_version(program, wanted, env, log).await?;
-    }
-    write("_params.auto.tfvars.json", pretty(&job.inputs.params))?;
-    write(
-        "_connections.auto.tfvars.json",
-        pretty(&job.inputs.connection_data()),
-    )?;
-    if !declares_backend(&env.cwd) {
-        // Without a backend of its own, the module keeps its state in capstan's state
-        // directory, one file per instance and step, so the next fresh working
-        // directory finds it.
-        let state = job
-            .state_dir
-            .join("tfstate")
-            .join(job.instance)
-            .join(format!("step-{}.tfstate", index + 1));
-        if let Some(parent) = state.parent() {
-            private_dir(parent).map_err(|source| StepError::Prepare {
-                path: parent.to_path_buf(),
-                source,
-            })?;
-        }
-        write(
-            "_capstan_backend.tf",
-            format!(
-                "terraform {{\n  backend \"local\" {{\n    path = {}\n  }}\n}}\n",
-                serde_json::to_string(&state.display().to_string()).unwrap_or_default()
-            ),
-        )?;
-    }
-    command(
-        log,
-        env,
-        program,
-        &["init", "-input=false", "-no-color"],
-        false,
-    )
-    .await?;
-    let lock_timeout = format!("-lock-timeout={}s", job.timeouts.state_lock.as_secs());
+    tf_init(program, version, job, index, env, log).await?;
+    let lock_timeout = lock_timeout(job);
     match job.verb {
         Verb::Deploy => {
             command(
@@ -590,8 +615,82 @@ async fn terraform(
     }
 }
 
+/// The inputs of an OpenTofu or Terraform step as `_params.auto.tfvars.json` and
+/// `_connections.auto.tfvars.json`, and a local backend under the state directory when the
+/// module declares none (one state file per instance and step, so the next fresh working
+/// directory, a deploy's or a drift check's, finds it).
+fn tf_inputs(job: &Job<'_>, index: usize, env: &Env) -> Result<(), StepError> {
+    let write = |name: &str, text: String| {
+        std::fs::write(env.cwd.join(name), text).map_err(|source| StepError::Prepare {
+            path: env.cwd.join(name),
+            source,
+        })
+    };
+    write("_params.auto.tfvars.json", pretty(&job.inputs.params))?;
+    write(
+        "_connections.auto.tfvars.json",
+        pretty(&job.inputs.connection_data()),
+    )?;
+    if !declares_backend(&env.cwd) {
+        let state = job
+            .state_dir
+            .join("tfstate")
+            .join(job.instance)
+            .join(format!("step-{}.tfstate", index + 1));
+        if let Some(parent) = state.parent() {
+            private_dir(parent).map_err(|source| StepError::Prepare {
+                path: parent.to_path_buf(),
+                source,
+            })?;
+        }
+        write(
+            "_capstan_backend.tf",
+            format!(
+                "terraform {{\n  backend \"local\" {{\n    path = {}\n  }}\n}}\n",
+                serde_json::to_string(&state.display().to_string()).unwrap_or_default()
+            ),
+        )?;
+    }
+    Ok(())
+}
+
+/// What every OpenTofu or Terraform command of a step needs first: the version checked,
+/// the inputs and backend written, `init`.
+pub(super) async fn tf_init(
+    program: &str,
+    version: Option<&str>,
+    job: &Job<'_>,
+    index: usize,
+    env: &Env,
+    log: &Log,
+) -> Result<(), StepError> {
+    if let Some(wanted) = version {
+        check_version(program, wanted, env, log).await?;
+    }
+    tf_inputs(job, index, env)?;
+    command(
+        log,
+        env,
+        program,
+        &["init", "-input=false", "-no-color"],
+        false,
+    )
+    .await?;
+    Ok(())
+}
+
+/// `-lock-timeout=<seconds>s` for OpenTofu and Terraform.
+pub(super) fn lock_timeout(job: &Job<'_>) -> String {
+    format!("-lock-timeout={}s", job.timeouts.state_lock.as_secs())
+}
+
 /// Checks the installed `program` against the step's version (`1.10` takes any `1.10.x`).
-async fn check_version(program: &str, wanted: &str, env: &Env, log: &Log) -> Result<(), StepError> {
+pub(super) async fn check_version(
+    program: &str,
+    wanted: &str,
+    env: &Env,
+    log: &Log,
+) -> Result<(), StepError> {
     let out = command(log, env, program, &["version", "-json"], true).await?;
     let found = serde_json::from_slice::<Value>(&out)
         .ok()
@@ -634,13 +733,25 @@ fn declares_backend(dir: &Path) -> bool {
 /// Runs one command in the step's folder, its output into the log (or, with `capture`,
 /// its stdout returned and kept out of the log: `output -json` holds secrets). Fails on a
 /// non-zero exit, a signal or the timeout, which kills the whole process group.
-async fn command(
+/// How a command ended: its exit status, and its stdout when captured.
+pub(super) struct Ended {
+    pub status: std::process::ExitStatus,
+    pub stdout: Vec<u8>,
+    /// The command as shown in the log and in messages.
+    pub shown: String,
+}
+
+/// Runs one command in the step's folder, its output into the log (or, with `capture`,
+/// its stdout returned and kept out of the log: `output -json` holds secrets), and says
+/// how it ended. Fails only when it cannot start or times out (which kills the whole
+/// process group); a non-zero exit is the caller's to judge.
+pub(super) async fn spawn_and_wait(
     log: &Log,
     env: &Env,
     program: &str,
     args: &[&str],
     capture: bool,
-) -> Result<Vec<u8>, StepError> {
+) -> Result<Ended, StepError> {
     let shown = if program == "sh" {
         args.last().copied().unwrap_or_default().to_string()
     } else {
@@ -688,10 +799,10 @@ async fn command(
                     source,
                 })?;
         }
-        Some(buf)
+        buf
     } else {
         stdout.map(|s| tokio::spawn(pump(s, log.clone())));
-        None
+        Vec::new()
     };
     let status = match tokio::time::timeout(env.timeout, child.wait()).await {
         Ok(status) => status.map_err(|source| StepError::Wait {
@@ -719,10 +830,34 @@ async fn command(
         // must not hold up the deploy.
         let _ = tokio::time::timeout(Duration::from_secs(5), stderr).await;
     }
-    if status.success() {
-        return Ok(captured.unwrap_or_default());
+    Ok(Ended {
+        status,
+        stdout: captured,
+        shown,
+    })
+}
+
+/// Like [`spawn_and_wait`], failing on a non-zero exit or a signal.
+pub(super) async fn command(
+    log: &Log,
+    env: &Env,
+    program: &str,
+    args: &[&str],
+    capture: bool,
+) -> Result<Vec<u8>, StepError> {
+    let ended = spawn_and_wait(log, env, program, args, capture).await?;
+    if ended.status.success() {
+        return Ok(ended.stdout);
     }
-    let e = match status.code() {
+    let e = failure(log, env, program, &ended);
+    log.line(&e.to_string());
+    Err(e)
+}
+
+/// Why a command that ended badly failed.
+pub(super) fn failure(log: &Log, env: &Env, program: &str, ended: &Ended) -> StepError {
+    let shown = ended.shown.clone();
+    match ended.status.code() {
         Some(_) if program != "sh" && log.lock_held.load(Ordering::SeqCst) => {
             StepError::StateLocked {
                 command: shown,
@@ -735,9 +870,7 @@ async fn command(
             code,
         },
         None => StepError::Killed { command: shown },
-    };
-    log.line(&e.to_string());
-    Err(e)
+    }
 }
 
 async fn pump(stream: impl AsyncRead + Unpin, log: Log) {

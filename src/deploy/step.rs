@@ -143,6 +143,7 @@ impl Step {
                             attributes: w.attributes,
                             sensitive: w.sensitive.clone(),
                             updated_at: crate::state::now(),
+                            drift: None,
                         };
                         self.store.finish_deploy(step, &record)?;
                         let mut shown = as_value;

@@ -155,6 +155,13 @@ pub struct Comment {
 }
 
 #[derive(Clone, Debug)]
+pub struct Issue {
+    pub number: u64,
+    pub open: bool,
+    pub body: String,
+}
+
+#[derive(Clone, Debug)]
 pub struct Review {
     pub user: String,
     /// `APPROVED`, `CHANGES_REQUESTED`, `COMMENTED`, `DISMISSED`, `PENDING`.
@@ -244,6 +251,15 @@ struct WirePull {
 struct WireComment {
     id: u64,
     body: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WireIssue {
+    number: u64,
+    state: String,
+    body: Option<String>,
+    /// Present when the "issue" is a pull request.
+    pull_request: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -627,6 +643,54 @@ impl Client {
             )
             .await?;
         Ok(Self::decode::<WireComment>(Method::POST, &path, &answer.body)?.id)
+    }
+
+    /// The repository's issues (open and closed, not pull requests): number, open, body.
+    pub async fn issues(&self) -> Result<Vec<Issue>, GitHubError> {
+        let path = self.repo_path("/issues?state=all&per_page=100");
+        let issues: Vec<WireIssue> = self.list(path).await?;
+        Ok(issues
+            .into_iter()
+            .filter(|i| i.pull_request.is_none())
+            .map(|i| Issue {
+                number: i.number,
+                open: i.state == "open",
+                body: i.body.unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    /// Not repeated on an unclear answer: the caller lists the issues again first.
+    pub async fn create_issue(&self, title: &str, body: &str) -> Result<u64, GitHubError> {
+        let path = self.repo_path("/issues");
+        let answer = self
+            .send(
+                Method::POST,
+                &path,
+                Some(&json!({ "title": title, "body": body })),
+                Repeat::Unsafe,
+            )
+            .await?;
+        Ok(Self::decode::<WireIssue>(Method::POST, &path, &answer.body)?.number)
+    }
+
+    /// Edits an issue's body and whether it is open; the same edit twice is harmless.
+    pub async fn update_issue(
+        &self,
+        number: u64,
+        body: &str,
+        open: bool,
+    ) -> Result<(), GitHubError> {
+        let path = self.repo_path(&format!("/issues/{number}"));
+        let state = if open { "open" } else { "closed" };
+        self.send(
+            Method::PATCH,
+            &path,
+            Some(&json!({ "body": body, "state": state })),
+            Repeat::Safe,
+        )
+        .await
+        .map(drop)
     }
 
     /// Editing a comment to the same body twice is harmless, so this one is retried.

@@ -17,6 +17,7 @@ use rusqlite::{OptionalExtension, Row, params};
 use super::rows::{inputs_from_text, inputs_to_text, to_text};
 use super::{StateError, Store, now};
 use crate::core::deployed::{Deployed, Inputs, Status};
+use crate::core::drift::{DriftCheck, DriftStatus};
 use crate::core::model::InstanceId;
 use crate::core::run::{RunStatus, StepResult, StepStatus, Trigger, Verb};
 
@@ -81,9 +82,13 @@ struct RawInstance {
     attributes: String,
     sensitive: String,
     updated_at: i64,
+    drift_status: Option<String>,
+    drift_since: Option<i64>,
+    drift_summary: Option<String>,
+    drift_checked_at: Option<i64>,
 }
 
-const INSTANCE_COLUMNS: &str = "id, project, environment, package, status, inputs, digest, artifacts, commit_sha, attributes, sensitive, updated_at";
+const INSTANCE_COLUMNS: &str = "id, project, environment, package, status, inputs, digest, artifacts, commit_sha, attributes, sensitive, updated_at, drift_status, drift_since, drift_summary, drift_checked_at";
 
 impl RawInstance {
     fn from_row(r: &Row<'_>) -> rusqlite::Result<RawInstance> {
@@ -100,6 +105,10 @@ impl RawInstance {
             attributes: r.get(9)?,
             sensitive: r.get(10)?,
             updated_at: r.get(11)?,
+            drift_status: r.get(12)?,
+            drift_since: r.get(13)?,
+            drift_summary: r.get(14)?,
+            drift_checked_at: r.get(15)?,
         })
     }
 
@@ -108,7 +117,17 @@ impl RawInstance {
             what,
             key: self.id.clone(),
         };
+        let drift = match self.drift_status.as_deref() {
+            None => None,
+            Some(text) => Some(DriftCheck {
+                status: DriftStatus::parse(text).ok_or_else(|| corrupt("drift status"))?,
+                since: self.drift_since.unwrap_or_default(),
+                summary: self.drift_summary.clone().unwrap_or_default(),
+                checked_at: self.drift_checked_at.unwrap_or_default(),
+            }),
+        };
         Ok(Deployed {
+            drift,
             status: Status::parse(&self.status).ok_or_else(|| corrupt("status"))?,
             inputs: inputs_from_text(&self.inputs).ok_or_else(|| corrupt("inputs"))?,
             artifacts: serde_json::from_str(&self.artifacts).map_err(|_| corrupt("artifacts"))?,
@@ -265,7 +284,8 @@ impl Store {
                  VALUES (?1, ?2, ?3, ?4, 'deployed', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
                  ON CONFLICT(id) DO UPDATE SET project = ?2, environment = ?3, package = ?4, status = 'deployed',
                      inputs = ?5, digest = ?6, artifacts = ?7, commit_sha = ?8, attributes = ?9, sensitive = ?10,
-                     updated_at = ?11, step_id = ?12",
+                     updated_at = ?11, step_id = ?12,
+                     drift_status = NULL, drift_since = NULL, drift_summary = NULL, drift_checked_at = NULL",
                 params![
                     record.instance.as_str(),
                     record.project,
@@ -282,6 +302,76 @@ impl Store {
                 ],
             )?;
             tx.commit()
+        })
+    }
+
+    /// Records a drift check of `instance` made at `at`, unless it was redeployed or
+    /// destroyed meanwhile (`digest` is the one checked). "Since" is kept while the status
+    /// stays the same. Returns the check as recorded, `None` when nothing was.
+    pub fn record_check(
+        &self,
+        instance: &str,
+        digest: &str,
+        status: DriftStatus,
+        summary: &str,
+        at: i64,
+    ) -> Result<Option<DriftCheck>, StateError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let before: Option<(Option<String>, Option<i64>)> = tx
+                .query_row(
+                    "SELECT drift_status, drift_since FROM instances WHERE id = ?1 AND digest = ?2 AND status = 'deployed'",
+                    params![instance, digest],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let Some((old, old_since)) = before else {
+                return Ok(None);
+            };
+            let since = match (old.as_deref(), old_since) {
+                (Some(o), Some(s)) if o == status.name() => s,
+                _ => at,
+            };
+            tx.execute(
+                "UPDATE instances SET drift_status = ?2, drift_since = ?3, drift_summary = ?4, drift_checked_at = ?5 WHERE id = ?1",
+                params![instance, status.name(), since, summary, at],
+            )?;
+            tx.commit()?;
+            Ok(Some(DriftCheck {
+                status,
+                since,
+                summary: summary.to_string(),
+                checked_at: at,
+            }))
+        })
+    }
+
+    /// The drift issue as last posted: its number, whether open, and a digest of its body.
+    pub fn drift_issue(&self) -> Result<Option<(u64, bool, String)>, StateError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT number, open, digest FROM drift_issue WHERE id = 1",
+                [],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)? as u64,
+                        r.get::<_, i64>(1)? != 0,
+                        r.get(2)?,
+                    ))
+                },
+            )
+            .optional()
+        })
+    }
+
+    pub fn set_drift_issue(&self, number: u64, open: bool, digest: &str) -> Result<(), StateError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO drift_issue (id, number, open, digest) VALUES (1, ?1, ?2, ?3)
+                 ON CONFLICT(id) DO UPDATE SET number = ?1, open = ?2, digest = ?3",
+                params![number as i64, i64::from(open), digest],
+            )
+            .map(drop)
         })
     }
 

@@ -114,6 +114,18 @@ const MIGRATIONS: &[&str] = &[
      );
      ALTER TABLE pull_requests ADD COLUMN comment_body TEXT;
      ALTER TABLE pull_requests ADD COLUMN preview_note TEXT;",
+    // 4: drift (docs/drift.md): each instance's last check since its last deploy, and
+    // the one drift issue on GitHub.
+    "ALTER TABLE instances ADD COLUMN drift_status TEXT;
+     ALTER TABLE instances ADD COLUMN drift_since INTEGER;
+     ALTER TABLE instances ADD COLUMN drift_summary TEXT;
+     ALTER TABLE instances ADD COLUMN drift_checked_at INTEGER;
+     CREATE TABLE drift_issue (
+         id INTEGER PRIMARY KEY CHECK (id = 1),
+         number INTEGER NOT NULL,
+         open INTEGER NOT NULL,
+         digest TEXT NOT NULL
+     );",
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -4,6 +4,7 @@ mod cli;
 mod conventions;
 mod deploy;
 mod diagnostics;
+mod drift;
 mod fuzz;
 mod git;
 mod github;

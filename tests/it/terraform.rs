@@ -503,3 +503,61 @@ resource "terraform_data" "read" {
         w.logs()
     );
 }
+
+/// Terraform state changed behind capstan's back is drift, named by resource address and
+/// action (never values); `capstan apply` heals it.
+#[test]
+fn terraform_drift_is_seen_by_resource_and_healed() {
+    let w = greeting_world(
+        "terraform",
+        "packages:\n  hello:\n    bundle: greeting\n    params: {text: hello}\n",
+    );
+    let path = std::env::var("PATH").unwrap_or_default();
+    let (out, _) = apply(&w, &path, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let drift = |detailed: bool| {
+        let mut cmd = w.command(&["drift"]);
+        if detailed {
+            cmd.arg("--detailed-exitcode");
+        }
+        cmd.arg("--repo")
+            .arg(&w.repo)
+            .env("PATH", &path)
+            .env_remove("TF_CLI_CONFIG_FILE")
+            .output()
+            .expect("capstan runs")
+    };
+    let clean = drift(true);
+    assert_eq!(clean.status.code(), Some(0), "{}", text(&clean));
+
+    // Someone changes the resource outside capstan: its recorded state no longer matches.
+    let state_file = w.state.join("tfstate/demo-dev-hello/step-1.tfstate");
+    let mut state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state_file).unwrap()).unwrap();
+    state["resources"][0]["instances"][0]["attributes"]["input"]["value"] =
+        serde_json::json!("changed in the console");
+    std::fs::write(&state_file, serde_json::to_string_pretty(&state).unwrap()).unwrap();
+    let found = drift(true);
+    assert_eq!(found.status.code(), Some(2), "{}", text(&found));
+    assert!(
+        text(&found).contains("~ demo-dev-hello")
+            && text(&found).contains("terraform_data.greeting: update"),
+        "{}",
+        text(&found)
+    );
+    assert!(
+        !text(&found).contains("changed in the console"),
+        "never values"
+    );
+    let log = std::fs::read_to_string(w.state.join("logs/drift/demo-dev-hello.check.log")).unwrap();
+    assert!(log.contains("$ terraform plan -detailed-exitcode"), "{log}");
+
+    let (out, _) = apply(&w, &path, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("because it drifted since"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(drift(true).status.code(), Some(0));
+}

@@ -226,6 +226,7 @@ fn default_steps(
         provisioner: Provisioner::Terraform { version: None },
         deploy: None,
         destroy: None,
+        check: None,
         skip_on_destroy: false,
     }]
 }
@@ -329,6 +330,7 @@ fn step(
     let provisioner = provisioner(text, provisioner_node, file, format, diags)?;
     let deploy = string(node.get("deploy"));
     let destroy = string(node.get("destroy"));
+    let check = string(node.get("check"));
     if provisioner == Provisioner::Exec && deploy.is_none() {
         diags.at(
             Code::BundleInvalid,
@@ -338,13 +340,17 @@ fn step(
         );
     }
     if provisioner != Provisioner::Exec {
-        for key in ["deploy", "destroy"] {
+        for key in ["deploy", "destroy", "check"] {
             if let Some(e) = node.entry(key) {
                 diags.at(
                     Code::BundleInvalid,
                     file,
                     e.key_pos,
-                    format!("`{key}` is for exec steps; {text} steps run init/apply/destroy"),
+                    if key == "check" {
+                        format!("`check` is for exec steps; {text} steps are checked for drift with `plan -detailed-exitcode`")
+                    } else {
+                        format!("`{key}` is for exec steps; {text} steps run init/apply/destroy")
+                    },
                 );
             }
         }
@@ -362,6 +368,7 @@ fn step(
         provisioner,
         deploy,
         destroy,
+        check,
         skip_on_destroy: node
             .get("skip_on_delete")
             .and_then(Node::as_bool)

@@ -18,6 +18,14 @@ pub(super) fn config(root: &Node, file: &Arc<str>, diags: &mut Diagnostics) -> C
             .iter()
             .filter_map(|w| window(w, file, diags))
             .collect(),
+        remediate: root
+            .get("drift")
+            .and_then(|d| d.get("remediate"))
+            .map(Node::items)
+            .unwrap_or_default()
+            .iter()
+            .map(|r| audience(r.get("environments")))
+            .collect(),
     }
 }
 

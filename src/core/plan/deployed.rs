@@ -4,12 +4,26 @@
 
 use std::collections::BTreeMap;
 
-use super::compare::{Side, compare};
+use super::compare::{Compared, Side, compare};
 use super::{Action, Change, Plan, destroyed_because};
 use crate::core::Checked;
 use crate::core::deployed::{self, Deployed, Status};
+use crate::core::drift::{DriftCheck, Heal};
 use crate::core::model::InstanceId;
+use crate::core::resolve::environment_attributes;
 use crate::core::run::Scope;
+
+/// Why a drifted instance is redeployed.
+fn drift_reason(d: &DriftCheck) -> String {
+    let since = chrono::DateTime::from_timestamp(d.since, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_default();
+    if d.summary.is_empty() {
+        format!("it drifted since {since}")
+    } else {
+        format!("it drifted since {since}: {}", d.summary)
+    }
+}
 
 /// Compares the desired state of `new` with the deployed records, as far as `scope` owns
 /// them: the branch's plan leaves previews alone, a preview's plan is about it alone.
@@ -17,6 +31,7 @@ pub fn against_deployed(
     deployed: &BTreeMap<InstanceId, Deployed>,
     new: &Checked,
     scope: &Scope,
+    heal: &Heal,
 ) -> Plan {
     let after = &new.resolved.instances;
     let mut changes = Vec::new();
@@ -31,8 +46,27 @@ pub fn against_deployed(
             changes.push(Change::create(id, "not deployed yet".into()));
             continue;
         };
+        let drifted = record.drifted().filter(|_| {
+            new.repository
+                .projects
+                .get(inst.project.as_str())
+                .and_then(|p| Some((p, p.environments.get(inst.environment.as_str())?)))
+                .is_some_and(|(p, e)| heal.heals(&environment_attributes(p, e)))
+        });
         if record.is_current(&desired) {
-            unchanged += 1;
+            if let Some(d) = drifted {
+                changes.push(Change::changed(
+                    id,
+                    Action::Update,
+                    Compared {
+                        diffs: Vec::new(),
+                        reasons: vec![drift_reason(d)],
+                        likely_replacement: false,
+                    },
+                ));
+            } else {
+                unchanged += 1;
+            }
             continue;
         }
         let sensitive = new
@@ -47,6 +81,9 @@ pub fn against_deployed(
             inst,
             Some(&record.commit),
         );
+        if let Some(d) = drifted {
+            compared.reasons.insert(0, drift_reason(d));
+        }
         if record.status != Status::Deployed {
             compared.reasons.insert(
                 0,

@@ -53,6 +53,15 @@ pub struct Comment {
     pub user: String,
 }
 
+/// An issue (not a pull request) of the repository.
+#[derive(Clone, Debug)]
+pub struct Issue {
+    pub number: u64,
+    pub title: String,
+    pub body: String,
+    pub open: bool,
+}
+
 #[derive(Clone, Debug)]
 pub struct Status {
     pub sha: String,
@@ -71,6 +80,7 @@ struct Inner {
     page_size: usize,
     pulls: BTreeMap<u64, Pull>,
     comments: Vec<Comment>,
+    issues: Vec<Issue>,
     statuses: Vec<Status>,
     reviews: BTreeMap<u64, Vec<(String, String)>>,
     teams: BTreeSet<(String, String, String)>,
@@ -114,6 +124,7 @@ impl FakeGitHub {
             page_size: 2,
             pulls: BTreeMap::new(),
             comments: Vec::new(),
+            issues: Vec::new(),
             statuses: Vec::new(),
             reviews: BTreeMap::new(),
             teams: BTreeSet::new(),
@@ -284,6 +295,11 @@ impl FakeGitHub {
             .collect()
     }
 
+    /// The repository's issues (not pull requests).
+    pub fn issues(&self) -> Vec<Issue> {
+        self.lock().issues.clone()
+    }
+
     pub fn statuses(&self, sha: &str) -> Vec<Status> {
         self.lock()
             .statuses
@@ -418,6 +434,25 @@ impl Inner {
         ));
         v["created_at"] = json!(NOW);
         v["updated_at"] = json!(NOW);
+        v
+    }
+
+    fn issue_json(&self, i: &Issue) -> Value {
+        let mut v = SPEC.example("issue");
+        let base = format!("https://api.github.com/repos/{}/{}", self.owner, self.repo);
+        v["number"] = json!(i.number);
+        v["title"] = json!(i.title);
+        v["body"] = json!(i.body);
+        v["state"] = json!(if i.open { "open" } else { "closed" });
+        v["url"] = json!(format!("{base}/issues/{}", i.number));
+        v["html_url"] = json!(format!(
+            "https://github.com/{}/{}/issues/{}",
+            self.owner, self.repo, i.number
+        ));
+        if let Some(map) = v.as_object_mut() {
+            // An issue, not a pull request.
+            map.remove("pull_request");
+        }
         v
     }
 
@@ -627,6 +662,62 @@ impl Inner {
                             .map(|c| self.comment_json(c))
                             .collect();
                         self.page(items, query, url)
+                    }
+                    ("GET", ["issues"]) => {
+                        let want = param("state").unwrap_or("open");
+                        let items: Vec<Value> = self
+                            .issues
+                            .iter()
+                            .filter(|i| match want {
+                                "all" => true,
+                                "closed" => !i.open,
+                                _ => i.open,
+                            })
+                            .map(|i| self.issue_json(i))
+                            .collect();
+                        self.page(items, query, url)
+                    }
+                    ("POST", ["issues"]) => {
+                        let (Some(title), text) = (
+                            body.and_then(|b| b["title"].as_str()),
+                            body.and_then(|b| b["body"].as_str()).unwrap_or(""),
+                        ) else {
+                            return (
+                                422,
+                                json!({"message": "Validation Failed", "documentation_url": "https://docs.github.com/rest"}),
+                                Vec::new(),
+                            );
+                        };
+                        // Issues and pull requests share their numbers.
+                        let number = 100 + self.issues.len() as u64;
+                        let issue = Issue {
+                            number,
+                            title: title.into(),
+                            body: text.into(),
+                            open: true,
+                        };
+                        let v = self.issue_json(&issue);
+                        self.issues.push(issue);
+                        (201, v, Vec::new())
+                    }
+                    ("PATCH", ["issues", n]) => {
+                        let number: u64 = n.parse().unwrap_or(0);
+                        let b = body.cloned().unwrap_or(Value::Null);
+                        match self.issues.iter_mut().find(|i| i.number == number) {
+                            Some(i) => {
+                                if let Some(text) = b["body"].as_str() {
+                                    i.body = text.into();
+                                }
+                                match b["state"].as_str() {
+                                    Some("open") => i.open = true,
+                                    Some("closed") => i.open = false,
+                                    _ => {}
+                                }
+                                let i = i.clone();
+                                (200, self.issue_json(&i), Vec::new())
+                            }
+                            None => not_found(),
+                        }
                     }
                     ("POST", ["issues", n, "comments"]) => {
                         let Some(text) = body.and_then(|b| b["body"].as_str()) else {

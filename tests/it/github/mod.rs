@@ -2,6 +2,7 @@
 //! real pushes, real webhook payloads from `@octokit/webhooks-examples`, and a fake GitHub
 //! checked against GitHub's OpenAPI description.
 
+mod drift;
 mod fake;
 mod openapi;
 mod previews;

@@ -1,0 +1,230 @@
+//! Drift in the daemon (docs/drift.md): the `drift` schedule checks every deployed
+//! instance on the deploy worker (so never beside a deploy), heals what `capstan.yaml`'s
+//! `drift.remediate` names with a normal deploy of the branch, and keeps one GitHub issue,
+//! `capstan: drift detected`, that lists what drifted: edited in place, closed when all is
+//! back in sync, reopened when drift returns, never posted twice.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use super::context::Shared;
+use super::error::DaemonError;
+use crate::core::deployed::Deployed;
+use crate::core::drift::{DriftStatus, Heal};
+use crate::core::model::InstanceId;
+use crate::core::render::comment::{Comment, MAX_COMMENT, cell, table};
+use crate::core::run::Trigger;
+use crate::github::Client;
+use crate::source::Revisions;
+
+/// The drift issue's title.
+pub const TITLE: &str = "capstan: drift detected";
+
+/// The hidden first line that finds the drift issue again.
+pub const MARKER: &str = "<!-- capstan:drift -->";
+
+fn time(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_default()
+}
+
+/// One drift pass: check, count, report, and ask the branch to heal what it may.
+pub(super) async fn pass(shared: &Arc<Shared>) -> Result<(), DaemonError> {
+    let config = shared.config();
+    let checked = shared.deploys.checker(&config.deploy).check(&[]).await?;
+    for c in &checked {
+        shared.metrics.drift_check(c.check.status.name());
+    }
+    let drifted: Vec<_> = checked
+        .iter()
+        .filter(|c| c.check.status == DriftStatus::Drifted)
+        .collect();
+    tracing::info!(
+        checked = checked.len(),
+        drifted = drifted.len(),
+        failed = checked
+            .iter()
+            .filter(|c| c.check.status == DriftStatus::CheckFailed)
+            .count(),
+        "drift checked"
+    );
+    for c in &drifted {
+        tracing::warn!(instance = %c.instance, since = time(c.check.since), summary = c.check.summary, "drifted");
+    }
+    let heal = heal(shared).await?;
+    if drifted.iter().any(|c| heal.heals(&c.attributes)) {
+        tracing::info!("drift where drift.remediate heals it: deploying the branch");
+        shared.deploys.request(Trigger::Drift);
+    }
+    report(shared).await
+}
+
+/// What the branch's `capstan.yaml` says to heal.
+async fn heal(shared: &Arc<Shared>) -> Result<Heal, DaemonError> {
+    let tip = shared.branch_tip()?;
+    let revisions = shared.mirror.clone();
+    let tree = tokio::task::spawn_blocking(move || revisions.read(&tip)).await??;
+    let checked = crate::core::check(&tree);
+    Ok(Heal::Environments(
+        checked.repository.config.remediate.clone(),
+    ))
+}
+
+/// Shows what is recorded as drifted in the drift issue (and the gauge), on GitHub.
+pub(super) async fn report(shared: &Arc<Shared>) -> Result<(), DaemonError> {
+    let state = shared.store.deployed()?;
+    let drifted: BTreeMap<&InstanceId, &Deployed> = state
+        .iter()
+        .filter(|(_, d)| d.drifted().is_some())
+        .collect();
+    shared.metrics.drifted_instances.set(drifted.len() as i64);
+    let heal = match heal(shared).await {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::warn!(error = %crate::error::chain(&e), "reading drift.remediate");
+            Heal::None
+        }
+    };
+    let checked_at = state
+        .values()
+        .filter_map(|d| d.drift.as_ref().map(|c| c.checked_at))
+        .max();
+    let body = (!drifted.is_empty()).then(|| body(&drifted, &heal, checked_at));
+    publish(&shared.github(), shared, body, checked_at).await
+}
+
+/// The issue's body for what drifted.
+fn body(
+    drifted: &BTreeMap<&InstanceId, &Deployed>,
+    heal: &Heal,
+    checked_at: Option<i64>,
+) -> String {
+    let rows: Vec<String> = drifted
+        .values()
+        .filter_map(|d| {
+            let c = d.drifted()?;
+            let remedy = if heal.heals(&d.attributes) {
+                "redeployed by capstan (`drift.remediate`)"
+            } else {
+                "reported only: `capstan apply` redeploys it"
+            };
+            Some(format!(
+                "| `{}` | {}-{} | {} | {} | {remedy} |\n",
+                d.instance,
+                d.project,
+                d.environment,
+                time(c.since),
+                cell(&c.summary)
+            ))
+        })
+        .collect();
+    let head = format!(
+        "{MARKER}\n**{} instance{} no longer match{} what capstan last deployed.**\n\n",
+        rows.len(),
+        if rows.len() == 1 { "" } else { "s" },
+        if rows.len() == 1 { "es" } else { "" },
+    );
+    let foot = format!(
+        "\nLast checked {}. capstan edits this issue as drift changes and closes it when every instance is back in sync.\n",
+        checked_at.map(time).unwrap_or_default()
+    );
+    let budget = MAX_COMMENT - head.len() - foot.len() - 400;
+    let table = table(
+        "| instance | environment | since | what changed | remediation |\n|---|---|---|---|---|\n",
+        &rows,
+        budget,
+        "drifted instances",
+    );
+    Comment {
+        head: format!("{head}{table}{foot}"),
+        ..Comment::default()
+    }
+    .render(MAX_COMMENT)
+}
+
+fn digest(body: &str) -> String {
+    hex::encode(Sha256::digest(body.as_bytes()))
+}
+
+/// Makes GitHub show `body` in the open drift issue, or the issue closed when `body` is
+/// `None`. The issue recorded in the state is edited in place; without a record, the
+/// repository's issues are searched for our marker before one is created, and a create
+/// whose answer is lost is not repeated blindly.
+async fn publish(
+    gh: &Client,
+    shared: &Arc<Shared>,
+    body: Option<String>,
+    checked_at: Option<i64>,
+) -> Result<(), DaemonError> {
+    let store = &shared.store;
+    let record = store.drift_issue()?;
+    let Some(body) = body else {
+        // Back in sync: close the issue if it is open.
+        if let Some((number, true, _)) = record {
+            let closing = format!(
+                "{MARKER}\n**No drift: every checked instance matches what capstan last deployed.**\n\nLast checked {}. capstan reopens this issue when drift returns.\n",
+                checked_at.map(time).unwrap_or_default()
+            );
+            gh.update_issue(number, &closing, false).await?;
+            store.set_drift_issue(number, false, &digest(&closing))?;
+            tracing::info!(issue = number, "drift issue closed");
+        }
+        return Ok(());
+    };
+    let sum = digest(&body);
+    if let Some((number, open, known)) = &record {
+        if *open && *known == sum {
+            return Ok(());
+        }
+        match gh.update_issue(*number, &body, true).await {
+            Ok(()) => {
+                store.set_drift_issue(*number, true, &sum)?;
+                tracing::info!(issue = number, reopened = !open, "drift issue updated");
+                return Ok(());
+            }
+            Err(e) if e.status() == Some(404) || e.status() == Some(410) => {
+                tracing::warn!(
+                    issue = number,
+                    "the drift issue is gone; looking for it again"
+                );
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let retry = shared.config().github.as_ref().map(|g| g.api.retry.clone());
+    let attempts = retry.as_ref().map_or(3, |r| r.attempts.max(1));
+    let backoff = retry.map_or(std::time::Duration::from_secs(1), |r| r.backoff);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        if let Some(found) = gh
+            .issues()
+            .await?
+            .into_iter()
+            .find(|i| i.body.starts_with(MARKER))
+        {
+            gh.update_issue(found.number, &body, true).await?;
+            store.set_drift_issue(found.number, true, &sum)?;
+            tracing::info!(
+                issue = found.number,
+                "found the drift issue by its marker; updated"
+            );
+            return Ok(());
+        }
+        match gh.create_issue(TITLE, &body).await {
+            Ok(number) => {
+                store.set_drift_issue(number, true, &sum)?;
+                tracing::info!(issue = number, "drift issue created");
+                return Ok(());
+            }
+            Err(e) if e.is_transient() && attempt < attempts => {
+                tracing::warn!(error = %e, "creating the drift issue failed; checking whether it exists before trying again");
+                tokio::time::sleep(backoff).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
