@@ -37,7 +37,7 @@ pub fn run(
         parallel: settings.parallel,
         timeouts: settings.timeouts,
     };
-    let only: Vec<InstanceId> = only.iter().map(|i| InstanceId(i.clone())).collect();
+    let only: Vec<InstanceId> = only.iter().map(|i| InstanceId(i.clone().into())).collect();
     let started = Instant::now();
     let checked = block_on(checker.check(&only))??;
     let took = started.elapsed();

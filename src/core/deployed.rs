@@ -90,7 +90,7 @@ impl Inputs {
         self.connections
             .values()
             .filter_map(|i| i.source.split_once('.'))
-            .map(|(inst, _)| InstanceId(inst.to_string()))
+            .map(|(inst, _)| InstanceId(inst.to_string().into()))
             .collect()
     }
 
@@ -230,9 +230,9 @@ pub fn desired_inputs(inst: &Instance, deployed: &BTreeMap<InstanceId, Deployed>
         .collect();
     Inputs {
         bundle: inst.bundle.to_string(),
-        version: inst.bundle_version.clone(),
-        bundle_digest: inst.bundle_digest.clone(),
-        params: inst.params.clone(),
+        version: inst.bundle_version.to_string(),
+        bundle_digest: inst.bundle_digest.to_string(),
+        params: Value::clone(&inst.params),
         connections,
     }
 }

@@ -15,7 +15,7 @@ macro_rules! id {
     ($($(#[$doc:meta])* $name:ident;)*) => {$(
         $(#[$doc])*
         #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub struct $name(pub String);
+        pub struct $name(pub Arc<str>);
 
         impl $name {
             pub fn as_str(&self) -> &str {
@@ -54,7 +54,7 @@ id! {
 
 impl InstanceId {
     pub fn of(project: &ProjectId, env: &EnvId, package: &PackageName) -> InstanceId {
-        InstanceId(format!("{project}-{env}-{package}"))
+        InstanceId(format!("{project}-{env}-{package}").into())
     }
 }
 
@@ -147,14 +147,14 @@ pub struct Bundle {
     pub file: Arc<str>,
     pub format: Format,
     pub description: Option<String>,
-    pub version: String,
+    pub version: Arc<str>,
     /// The params schema as written (URL `$ref`s are handled by `resolve`); `None`: any object.
     pub params: Option<Node>,
     pub connections: BTreeMap<String, Slot>,
     pub artifacts: BTreeMap<String, Slot>,
     pub steps: Vec<Step>,
     /// SHA-256 over every file of the bundle's folder: a content change is an update.
-    pub digest: String,
+    pub digest: Arc<str>,
     /// Every sensitive path of its instances (`params/...`, `connections/<slot>/data/...`,
     /// `artifacts/<field>/...`), computed once at load (`sensitive::of_bundle`).
     pub sensitive: Vec<FieldPath>,

@@ -125,7 +125,7 @@ pub fn valid_name(name: &str) -> bool {
 
 /// The preview name of pull request `number`.
 pub fn of_pull(number: u64) -> EnvId {
-    EnvId(format!("pr{number}"))
+    EnvId(format!("pr{number}").into())
 }
 
 /// The projects whose preview a pull request triggers: with `trigger: touched`, those it
@@ -214,7 +214,7 @@ mod tests {
     #[test]
     fn touched_projects_and_labels_trigger_previews() {
         let repo = example();
-        let ids = |v: Vec<ProjectId>| v.into_iter().map(|p| p.0).collect::<Vec<_>>();
+        let ids = |v: Vec<ProjectId>| v.into_iter().map(|p| p.0.to_string()).collect::<Vec<_>>();
         assert_eq!(
             ids(triggered(&repo, &["projects/web/project.yaml".into()], &[])),
             ["web"]

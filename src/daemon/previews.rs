@@ -358,8 +358,8 @@ async fn deploy(
 ) -> Result<(), DaemonError> {
     let checked = preview::check(
         tree,
-        &ProjectId(record.project.clone()),
-        &EnvId(record.name.clone()),
+        &ProjectId(record.project.clone().into()),
+        &EnvId(record.name.clone().into()),
     )?;
     if checked.has_errors() {
         tracing::warn!(

@@ -249,7 +249,7 @@ mod tests {
         let mut report = Report::new(7, "0123456789abcdef");
         for i in 0..3_000 {
             report.outcomes.push(Outcome {
-                instance: InstanceId(format!("p{i}-staging-app")),
+                instance: InstanceId(format!("p{i}-staging-app").into()),
                 verb: Verb::Deploy,
                 result: StepResult::Succeeded,
                 log: None,

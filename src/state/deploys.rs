@@ -134,7 +134,7 @@ impl RawInstance {
             attributes: serde_json::from_str(&self.attributes)
                 .map_err(|_| corrupt("attributes"))?,
             sensitive: serde_json::from_str(&self.sensitive).map_err(|_| corrupt("sensitive"))?,
-            instance: InstanceId(self.id),
+            instance: InstanceId(self.id.into()),
             project: self.project,
             environment: self.environment,
             package: self.package,

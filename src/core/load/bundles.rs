@@ -71,7 +71,7 @@ fn slots(
             Some((
                 e.key.clone(),
                 Slot {
-                    type_name: TypeName(type_of_ref(r.as_str()?).to_string()),
+                    type_name: TypeName(type_of_ref(r.as_str()?).to_string().into()),
                     required: required.contains(&e.key),
                     at: loc(file, r),
                 },
@@ -182,12 +182,12 @@ pub(super) fn bundle(
     Bundle {
         format,
         description: string(root.get("description")),
-        version: string(root.get("version")).unwrap_or_else(|| "0.0.0".into()),
+        version: string(root.get("version")).map_or_else(|| "0.0.0".into(), Into::into),
         params: params_node.cloned(),
         connections,
         artifacts,
         steps,
-        digest: digest(&folder, files),
+        digest: digest(&folder, files).into(),
         sensitive,
         documents,
         file: Arc::clone(file),

@@ -489,7 +489,7 @@ fn local_reference(
 ) -> Option<(PackageName, String)> {
     let text = node.as_str()?;
     match LOCAL_REFERENCE.captures(text) {
-        Some(c) => Some((PackageName(c[1].to_string()), c[2].to_string())),
+        Some(c) => Some((PackageName(c[1].to_string().into()), c[2].to_string())),
         None => {
             diags.at(
                 Code::ReferenceInvalid,
@@ -506,9 +506,9 @@ fn local_reference(
 pub fn parse_reference(text: &str) -> Option<ArtifactRef> {
     let c = REFERENCE.captures(text)?;
     Some(ArtifactRef {
-        project: ProjectId(c[1].to_string()),
-        environment: EnvId(c[2].to_string()),
-        package: PackageName(c[3].to_string()),
+        project: ProjectId(c[1].to_string().into()),
+        environment: EnvId(c[2].to_string().into()),
+        package: PackageName(c[3].to_string().into()),
         field: c[4].to_string(),
     })
 }

@@ -44,12 +44,12 @@ pub(super) fn project(
                 })
                 .collect();
             let package = Package {
-                name: PackageName(e.key.clone()),
+                name: PackageName(e.key.clone().into()),
                 at: Loc::new(file, e.key_pos),
                 bundle: e
                     .value
                     .get("bundle")
-                    .and_then(|b| Some((BundleName(b.as_str()?.to_string()), loc(file, b)))),
+                    .and_then(|b| Some((BundleName(b.as_str()?.to_string().into()), loc(file, b)))),
                 params: e.value.get("params").filter(|p| p.is_map()).cloned(),
                 wiring,
             };
@@ -83,7 +83,7 @@ pub(super) fn project(
             environments: s.get("environments").map(|envs| {
                 envs.items()
                     .iter()
-                    .filter_map(|e| Some((EnvId(e.as_str()?.to_string()), loc(file, e))))
+                    .filter_map(|e| Some((EnvId(e.as_str()?.to_string().into()), loc(file, e))))
                     .collect()
             }),
             to: audience(s.get("to")),
@@ -128,7 +128,7 @@ fn preview(node: &Node, at: Loc, file: &Arc<str>, diags: &mut Diagnostics) -> Pr
         at,
         from: node
             .get("from")
-            .and_then(|f| Some((EnvId(f.as_str()?.to_string()), loc(file, f)))),
+            .and_then(|f| Some((EnvId(f.as_str()?.to_string().into()), loc(file, f)))),
         attributes: string_map(node.get("attributes")),
         defaults: defaults(node.get("defaults"), file, diags),
         packages: env_packages(node.get("packages"), file, diags),
@@ -202,7 +202,7 @@ fn defaults(node: Option<&Node>, file: &Arc<str>, diags: &mut Diagnostics) -> Ve
         .unwrap_or_default()
         .iter()
         .map(|e| EnvDefault {
-            type_name: TypeName(e.key.clone()),
+            type_name: TypeName(e.key.clone().into()),
             key_at: Loc::new(file, e.key_pos),
             source: source(&e.value, file, diags),
         })
@@ -244,7 +244,7 @@ fn env_packages(
                 connections: sources(v.get("connections"), file, diags),
                 remote,
             };
-            (PackageName(e.key.clone()), package)
+            (PackageName(e.key.clone().into()), package)
         })
         .collect()
 }

@@ -304,7 +304,7 @@ mod tests {
     fn big_plan(n: usize) -> Plan {
         let changes = (0..n)
             .map(|i| Change {
-                instance: InstanceId(format!("p{i}-staging-app")),
+                instance: InstanceId(format!("p{i}-staging-app").into()),
                 action: Action::Create,
                 reasons: vec![format!(
                     "package app is new in projects/p{i}/project.yaml {}",

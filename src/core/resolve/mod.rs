@@ -12,6 +12,7 @@ mod params;
 mod references;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use jsonschema::Validator;
 use serde_json::Value;
@@ -37,10 +38,10 @@ pub struct Instance {
     pub environment: EnvId,
     pub package: PackageName,
     pub bundle: BundleName,
-    pub bundle_version: String,
-    pub bundle_digest: String,
+    pub bundle_version: Arc<str>,
+    pub bundle_digest: Arc<str>,
     /// Project params deep-merged with environment params, schema defaults filled in.
-    pub params: Value,
+    pub params: Arc<Value>,
     pub connections: Slots,
     /// Where the instance is configured: the environment's `packages.<p>` if any, else the project's.
     pub at: Loc,
@@ -181,6 +182,7 @@ struct Ctx<'a> {
     repo: &'a Repository,
     types: HashMap<&'a str, Validator>,
     params: HashMap<&'a str, (Value, Validator)>,
+    shared: params::SharedParams<'a>,
     diags: &'a mut Diagnostics,
 }
 
@@ -196,6 +198,7 @@ pub fn resolve(repo: &Repository, diags: &mut Diagnostics) -> Resolved {
         repo,
         types: HashMap::new(),
         params: HashMap::new(),
+        shared: params::SharedParams::default(),
         diags,
     };
     ctx.artifact_types();

@@ -3,6 +3,9 @@
 //! environment's, schema defaults filled in, validated, with errors at the node that set
 //! the value.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use serde_json::Value;
 
 use super::Ctx;
@@ -11,7 +14,7 @@ use crate::core::model::*;
 use crate::core::schema;
 use crate::core::yaml::Node;
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
     pub(super) fn bundles(&mut self) {
         for b in self.repo.bundles.values() {
             for (kind, slots) in [("connection", &b.connections), ("artifact", &b.artifacts)] {
@@ -68,12 +71,12 @@ impl Ctx<'_> {
     pub(super) fn params(
         &mut self,
         id: &InstanceId,
-        bundle: &Bundle,
+        bundle: &'a Bundle,
         package: &Package,
         project: &Project,
         layers: &[ParamsLayer],
         at: &Loc,
-    ) -> Value {
+    ) -> Arc<Value> {
         let mut merged = package
             .params
             .as_ref()
@@ -82,10 +85,17 @@ impl Ctx<'_> {
             merge(&mut merged, &layer.node.to_json());
         }
         let Some((schema_json, validator)) = self.params.get(bundle.name.as_str()) else {
-            return merged;
+            return self.shared.share(&bundle.name, merged, true);
         };
         apply_defaults(schema_json, &mut merged);
-        for e in schema::errors(validator, &merged) {
+        // Many instances have the same params (an environment that overrides nothing): they
+        // share one tree, and a tree known to be valid for this bundle is not checked again.
+        if let Some(valid) = self.shared.get(bundle.name.as_str(), &merged) {
+            return valid;
+        }
+        let errors = schema::errors(validator, &merged);
+        let valid = errors.is_empty();
+        for e in errors {
             // The last layer that sets the value (or replaced what is below it) owns it.
             let written = layers
                 .iter()
@@ -114,7 +124,31 @@ impl Ctx<'_> {
                 format!("{id}: {}", e.message("params")),
             );
         }
-        merged
+        self.shared.share(&bundle.name, merged, valid)
+    }
+}
+
+/// Params trees built so far, per bundle, each stored once, with whether it is valid for
+/// its bundle's schema.
+#[derive(Default)]
+pub(super) struct SharedParams<'a>(HashMap<&'a str, HashMap<Arc<Value>, bool>>);
+
+impl<'a> SharedParams<'a> {
+    /// The stored copy of `value` if it is known to be valid for `bundle`.
+    fn get(&self, bundle: &str, value: &Value) -> Option<Arc<Value>> {
+        let (stored, valid) = self.0.get(bundle)?.get_key_value(value)?;
+        valid.then(|| stored.clone())
+    }
+
+    /// The one stored copy of `value`, stored now if it is new.
+    fn share(&mut self, bundle: &'a BundleName, value: Value, valid: bool) -> Arc<Value> {
+        let trees = self.0.entry(bundle.as_str()).or_default();
+        if let Some((stored, _)) = trees.get_key_value(&value) {
+            return stored.clone();
+        }
+        let stored = Arc::new(value);
+        trees.insert(stored.clone(), valid);
+        stored
     }
 }
 
