@@ -8,6 +8,7 @@
 //! stored nor any digest.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -241,7 +242,7 @@ pub fn desired_inputs(inst: &Instance, deployed: &BTreeMap<InstanceId, Deployed>
 /// dependencies recorded with each instance.
 pub fn destroy_order(
     deployed: &BTreeMap<InstanceId, Deployed>,
-    desired: &BTreeMap<InstanceId, Instance>,
+    desired: &BTreeMap<InstanceId, Arc<Instance>>,
 ) -> Vec<InstanceId> {
     let mut pending: BTreeSet<&InstanceId> = deployed
         .keys()

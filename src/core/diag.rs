@@ -380,7 +380,7 @@ impl fmt::Display for Diagnostic {
 }
 
 /// Where diagnostics are collected during one run.
-#[derive(Default, Debug)]
+#[derive(Clone, Default, Debug)]
 pub struct Diagnostics {
     list: Vec<Diagnostic>,
 }
@@ -392,6 +392,11 @@ impl Diagnostics {
 
     pub fn at(&mut self, code: Code, file: &Arc<str>, pos: Pos, message: impl Into<String>) {
         self.push(code, Loc::new(file, pos), message);
+    }
+
+    /// Takes over everything `other` found.
+    pub fn extend(&mut self, other: Diagnostics) {
+        self.list.extend(other.list);
     }
 
     /// Takes over what `other` found that is not here already.

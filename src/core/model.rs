@@ -88,7 +88,7 @@ pub struct Repository {
     pub config: Config,
     pub artifact_types: BTreeMap<TypeName, ArtifactType>,
     pub bundles: BTreeMap<BundleName, Bundle>,
-    pub projects: BTreeMap<ProjectId, Project>,
+    pub projects: BTreeMap<ProjectId, Arc<Project>>,
 }
 
 /// `capstan.yaml`.

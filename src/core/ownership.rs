@@ -30,7 +30,10 @@ pub fn touched(owners_from: &Repository, changed: &[String]) -> Vec<OwnerSet> {
             .and_then(|rest| rest.split('/').next())
             .filter(|p| !p.is_empty());
         let owned = project.and_then(|p| {
-            let owners = &owners_from.projects.get(&ProjectId(p.to_string().into()))?.owners;
+            let owners = &owners_from
+                .projects
+                .get(&ProjectId(p.to_string().into()))?
+                .owners;
             (!owners.is_empty()).then(|| (format!("projects/{p}/**"), owners.clone()))
         });
         let (scope, owners) =

@@ -8,6 +8,7 @@ use super::diag::Diagnostics;
 use super::model::*;
 use super::source::SourceTree;
 use super::{Checked, load, resolve};
+use std::sync::Arc;
 
 /// The name validation realises every `preview:` block under, so that what it reports
 /// names the preview (`ecomm-pr<N>-app`). Never a valid environment name.
@@ -106,7 +107,7 @@ pub fn check(
         project: project.to_string(),
         from,
     })?;
-    p.environments.insert(name.clone(), env);
+    Arc::make_mut(p).environments.insert(name.clone(), env);
     let resolved = resolve::resolve(&repository, &mut diags);
     Ok(Checked {
         repository,

@@ -159,7 +159,7 @@ impl Deployer {
     /// Destroys what `scope` owns, is recorded and not desired, in the order the core gives.
     async fn destroy_unwanted(
         &self,
-        desired: &BTreeMap<InstanceId, Instance>,
+        desired: &BTreeMap<InstanceId, Arc<Instance>>,
         scope: &Scope,
         run: &mut Run,
         moment: Moment<'_>,

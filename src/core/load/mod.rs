@@ -122,34 +122,146 @@ fn classify(path: &str) -> Place<'_> {
 
 /// Loads every file of `tree` into a model; problems go to `diags`.
 pub fn load(tree: &SourceTree, diags: &mut Diagnostics) -> Repository {
+    let (shared, folders) = split(tree.files());
+    let mut repo = load_shared(&shared, diags);
+    for (name, files) in folders {
+        if let Some(p) = load_project(name, files, diags) {
+            repo.projects.insert(p.id.clone(), Arc::new(p));
+        }
+    }
+    repo
+}
+
+/// The files of `tree` in two parts: those every project's resolution reads (settings,
+/// artifact types, bundles, stray files), and each project folder's own, by name. A
+/// project folder loads on its own, which is what lets an unchanged one be kept.
+pub fn split(files: &[SourceFile]) -> (Vec<&SourceFile>, Vec<(&str, &[SourceFile])>) {
+    let mut shared = Vec::new();
+    let mut folders = Vec::new();
+    let mut i = 0;
+    while i < files.len() {
+        let Some(name) = project_folder(&files[i].path) else {
+            shared.push(&files[i]);
+            i += 1;
+            continue;
+        };
+        // Sorted by path, so a folder's files are consecutive.
+        let end = i + files[i..]
+            .iter()
+            .take_while(|f| project_folder(&f.path) == Some(name))
+            .count();
+        folders.push((name, &files[i..end]));
+        i = end;
+    }
+    (shared, folders)
+}
+
+/// `p` for a path inside `projects/p/`.
+fn project_folder(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix("projects/")?;
+    let (name, inside) = rest.split_once('/')?;
+    (!inside.is_empty()).then_some(name)
+}
+
+/// Reports what is not a file at all (a link, a submodule); true for a file to read.
+fn readable(file: &SourceFile, path: &Arc<str>, diags: &mut Diagnostics) -> bool {
+    match &file.content {
+        Content::Symlink => {
+            diags.at(
+                Code::FileSymlink,
+                path,
+                Pos::START,
+                "symbolic link; capstan never follows links",
+            );
+            false
+        }
+        Content::Submodule => {
+            diags.at(
+                Code::FileUnexpected,
+                path,
+                Pos::START,
+                "git submodule; capstan reads no submodules",
+            );
+            false
+        }
+        _ => true,
+    }
+}
+
+/// A project folder's files (`projects/<name>/...`, sorted by path) -> its project with
+/// its environments; `None` when its project.yaml is missing or unreadable.
+pub fn load_project(name: &str, files: &[SourceFile], diags: &mut Diagnostics) -> Option<Project> {
+    let mut project = None;
+    let mut has_definition = false;
+    let mut environments = Vec::new();
+    for file in files {
+        let path: Arc<str> = Arc::from(file.path.as_str());
+        if !readable(file, &path, diags) {
+            continue;
+        }
+        match classify(&file.path) {
+            Place::Project(_) => {
+                has_definition = true;
+                if valid_id(&PROJECT_LIKE_ID, name, "project", &path, diags)
+                    && let Some(root) = parse(file, FileKind::Project, &path, diags)
+                {
+                    project = Some(projects::project(
+                        ProjectId(name.into()),
+                        &root,
+                        &path,
+                        diags,
+                    ));
+                }
+            }
+            Place::Environment(_, env) => environments.push((env, file, path)),
+            Place::Ignored => {}
+            Place::Unexpected { hint, .. } => diags.at(
+                Code::FileUnexpected,
+                &path,
+                Pos::START,
+                format!("unexpected file: {hint}"),
+            ),
+            other => unreachable!("{} is in a project folder, not {other:?}", file.path),
+        }
+    }
+    for (env, file, path) in environments {
+        let Some(p) = project.as_mut() else {
+            if !has_definition {
+                diags.at(Code::FileUnexpected, &path, Pos::START, format!("projects/{name}/ has no project.yaml, so this environment belongs to no project"));
+            }
+            continue;
+        };
+        if Environment::is_preview_name(env) {
+            diags.at(
+                Code::IdInvalid,
+                &path,
+                Pos::START,
+                format!("environment name {env:?} is reserved: pr<digits> names the previews of pull requests (see preview: in projects/{name}/project.yaml)"),
+            );
+            continue;
+        }
+        if valid_id(&PROJECT_LIKE_ID, env, "environment", &path, diags)
+            && let Some(root) = parse(file, FileKind::Environment, &path, diags)
+        {
+            let e = projects::environment(EnvId(env.into()), &root, &path, diags);
+            p.environments.insert(e.id.clone(), e);
+        }
+    }
+    project
+}
+
+/// Loads the files outside project folders: settings, artifact types, bundles, and
+/// whatever does not belong (reported).
+pub fn load_shared(files: &[&SourceFile], diags: &mut Diagnostics) -> Repository {
     let mut repo = Repository::default();
     let mut reported_folders: Vec<&str> = Vec::new();
     let mut bundle_files: BTreeMap<&str, Vec<&SourceFile>> = BTreeMap::new();
     let mut bundle_defs: BTreeMap<&str, Vec<(&SourceFile, bool)>> = BTreeMap::new();
-    let mut environments: Vec<(&str, &str, &SourceFile)> = Vec::new();
 
-    for file in tree.files() {
+    for &file in files {
         let path: Arc<str> = Arc::from(file.path.as_str());
-        match &file.content {
-            Content::Symlink => {
-                diags.at(
-                    Code::FileSymlink,
-                    &path,
-                    Pos::START,
-                    "symbolic link; capstan never follows links",
-                );
-                continue;
-            }
-            Content::Submodule => {
-                diags.at(
-                    Code::FileUnexpected,
-                    &path,
-                    Pos::START,
-                    "git submodule; capstan reads no submodules",
-                );
-                continue;
-            }
-            _ => {}
+        if !readable(file, &path, diags) {
+            continue;
         }
         match classify(&file.path) {
             Place::Config => {
@@ -191,15 +303,9 @@ pub fn load(tree: &SourceTree, diags: &mut Diagnostics) -> Repository {
                 bundle_files.entry(bundle).or_default().push(file);
             }
             Place::BundleFile(bundle) => bundle_files.entry(bundle).or_default().push(file),
-            Place::Project(name) => {
-                if valid_id(&PROJECT_LIKE_ID, name, "project", &path, diags)
-                    && let Some(root) = parse(file, FileKind::Project, &path, diags)
-                {
-                    let p = projects::project(ProjectId(name.into()), &root, &path, diags);
-                    repo.projects.insert(p.id.clone(), p);
-                }
+            Place::Project(_) | Place::Environment(..) => {
+                unreachable!("{} is in a project folder", file.path)
             }
-            Place::Environment(project, env) => environments.push((project, env, file)),
             Place::Ignored => {}
             Place::Unexpected {
                 hint,
@@ -266,33 +372,6 @@ pub fn load(tree: &SourceTree, diags: &mut Diagnostics) -> Repository {
         }
     }
 
-    for (project, env, file) in environments {
-        let path: Arc<str> = Arc::from(file.path.as_str());
-        let Some(p) = repo.projects.get_mut(project) else {
-            if tree
-                .get(&format!("projects/{project}/project.yaml"))
-                .is_none()
-            {
-                diags.at(Code::FileUnexpected, &path, Pos::START, format!("projects/{project}/ has no project.yaml, so this environment belongs to no project"));
-            }
-            continue;
-        };
-        if Environment::is_preview_name(env) {
-            diags.at(
-                Code::IdInvalid,
-                &path,
-                Pos::START,
-                format!("environment name {env:?} is reserved: pr<digits> names the previews of pull requests (see preview: in projects/{project}/project.yaml)"),
-            );
-            continue;
-        }
-        if valid_id(&PROJECT_LIKE_ID, env, "environment", &path, diags)
-            && let Some(root) = parse(file, FileKind::Environment, &path, diags)
-        {
-            let e = projects::environment(EnvId(env.into()), &root, &path, diags);
-            p.environments.insert(e.id.clone(), e);
-        }
-    }
     repo
 }
 

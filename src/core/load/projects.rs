@@ -18,44 +18,43 @@ pub(super) fn project(
     file: &Arc<str>,
     diags: &mut Diagnostics,
 ) -> Project {
-    let packages = root
-        .get("packages")
-        .map(Node::entries)
-        .unwrap_or_default()
-        .iter()
-        .filter(|e| PROJECT_LIKE_ID.is_match(&e.key))
-        .map(|e| {
-            let wiring = e
-                .value
-                .get("connections")
-                .map(Node::entries)
-                .unwrap_or_default()
-                .iter()
-                .map(|w| {
-                    let target = local_reference(&w.value, file, "wiring", diags);
-                    (
-                        w.key.clone(),
-                        Wiring {
-                            slot_at: Loc::new(file, w.key_pos),
-                            target,
-                            at: loc(file, &w.value),
-                        },
-                    )
-                })
-                .collect();
-            let package = Package {
-                name: PackageName(e.key.clone().into()),
-                at: Loc::new(file, e.key_pos),
-                bundle: e
+    let packages =
+        root.get("packages")
+            .map(Node::entries)
+            .unwrap_or_default()
+            .iter()
+            .filter(|e| PROJECT_LIKE_ID.is_match(&e.key))
+            .map(|e| {
+                let wiring = e
                     .value
-                    .get("bundle")
-                    .and_then(|b| Some((BundleName(b.as_str()?.to_string().into()), loc(file, b)))),
-                params: e.value.get("params").filter(|p| p.is_map()).cloned(),
-                wiring,
-            };
-            (package.name.clone(), package)
-        })
-        .collect();
+                    .get("connections")
+                    .map(Node::entries)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|w| {
+                        let target = local_reference(&w.value, file, "wiring", diags);
+                        (
+                            w.key.clone(),
+                            Wiring {
+                                slot_at: Loc::new(file, w.key_pos),
+                                target,
+                                at: loc(file, &w.value),
+                            },
+                        )
+                    })
+                    .collect();
+                let package = Package {
+                    name: PackageName(e.key.clone().into()),
+                    at: Loc::new(file, e.key_pos),
+                    bundle: e.value.get("bundle").and_then(|b| {
+                        Some((BundleName(b.as_str()?.to_string().into()), loc(file, b)))
+                    }),
+                    params: e.value.get("params").filter(|p| p.is_map()).cloned(),
+                    wiring,
+                };
+                (package.name.clone(), package)
+            })
+            .collect();
     let shares = root
         .get("shares")
         .map(Node::items)

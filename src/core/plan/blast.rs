@@ -2,6 +2,7 @@
 //! transitively on a changed one, with the chain of connections from it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
 
 use super::{Downstream, Hop};
 use crate::core::model::InstanceId;
@@ -10,7 +11,7 @@ use crate::core::resolve::{Instance, Link, Origin};
 /// Every unchanged instance that depends, transitively, on a changed one, with the path
 /// (breadth first, so the path is a shortest one).
 pub(super) fn radius(
-    after: &BTreeMap<InstanceId, Instance>,
+    after: &BTreeMap<InstanceId, Arc<Instance>>,
     changed: &BTreeSet<&InstanceId>,
 ) -> Vec<Downstream> {
     // consumers[p]: the hops out of p.

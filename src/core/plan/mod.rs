@@ -13,6 +13,7 @@ mod deployed;
 mod revisions;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -170,7 +171,7 @@ impl Plan {
         destroy_order: Vec<InstanceId>,
     ) -> Plan {
         changes.sort_by(|a, b| a.instance.cmp(&b.instance));
-        let after: &BTreeMap<InstanceId, Instance> = &new.resolved.instances;
+        let after: &BTreeMap<InstanceId, Arc<Instance>> = &new.resolved.instances;
         let changed: BTreeSet<&InstanceId> = changes
             .iter()
             .filter(|c| c.action != Action::Destroy)

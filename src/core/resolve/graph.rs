@@ -3,6 +3,7 @@
 //! producers).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use super::{Instance, Origin, Via};
 use crate::core::diag::{Code, Diagnostics, Loc};
@@ -10,7 +11,7 @@ use crate::core::model::InstanceId;
 
 /// Cycle detection (Tarjan, iterative) and waves (longest path from a source).
 pub(super) fn waves(
-    instances: &BTreeMap<InstanceId, Instance>,
+    instances: &BTreeMap<InstanceId, Arc<Instance>>,
     diags: &mut Diagnostics,
 ) -> Vec<Vec<InstanceId>> {
     let ids: Vec<&InstanceId> = instances.keys().collect();

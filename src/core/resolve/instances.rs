@@ -3,7 +3,8 @@
 //! applies: the environment's remote reference, the project's wiring, the environment's
 //! default for the slot's type.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::{Connection, Consumer, Ctx, Instance, Origin, Slots, Via, environment_attributes};
 use crate::core::diag::{Code, Loc};
@@ -20,7 +21,7 @@ impl<'a> Ctx<'a> {
         &mut self,
         project: &'a Project,
         env: &'a Environment,
-        instances: &mut BTreeMap<InstanceId, Instance>,
+        instances: &mut Vec<Arc<Instance>>,
     ) {
         let consumer = Consumer {
             project: &project.id,
@@ -32,7 +33,7 @@ impl<'a> Ctx<'a> {
         let connections = self.packages(project, env, &consumer);
         for package in project.packages.values() {
             if let Some(instance) = self.instance(project, env, package, &defaults, &connections) {
-                instances.insert(instance.id.clone(), instance);
+                instances.push(Arc::new(instance));
             }
         }
     }

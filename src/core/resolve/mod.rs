@@ -11,7 +11,8 @@ mod instances;
 mod params;
 mod references;
 
-use std::collections::{BTreeMap, HashMap};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use jsonschema::Validator;
@@ -25,7 +26,7 @@ pub use params::{apply_defaults, merge};
 /// The resolved desired state of one revision.
 #[derive(Clone, Debug, Default)]
 pub struct Resolved {
-    pub instances: BTreeMap<InstanceId, Instance>,
+    pub instances: BTreeMap<InstanceId, Arc<Instance>>,
     /// Deploy order: each wave depends only on earlier waves. Instances in a cycle are in none.
     pub waves: Vec<Vec<InstanceId>>,
 }
@@ -183,37 +184,96 @@ struct Ctx<'a> {
     types: HashMap<&'a str, Validator>,
     params: HashMap<&'a str, (Value, Validator)>,
     shared: params::SharedParams<'a>,
-    diags: &'a mut Diagnostics,
+    diags: Diagnostics,
+    /// The projects looked up while resolving the current project, present or not.
+    reads: RefCell<BTreeSet<ProjectId>>,
 }
 
 pub fn resolve(repo: &Repository, diags: &mut Diagnostics) -> Resolved {
-    // Every `preview:` block realised as `pr<N>`, for checking only (its instances are
-    // not part of the desired state; `preview::check` realises a named one for that).
-    let previews: Vec<(&Project, Environment)> = repo
+    let previews: Vec<Option<Environment>> =
+        repo.projects.values().map(|p| preview_check(p)).collect();
+    let mut resolver = Resolver::new(repo, diags);
+    let units: Vec<Unit> = repo
         .projects
         .values()
-        .filter_map(|p| Some((p, preview::environment(p, &EnvId(preview::ANY.into()))?)))
+        .zip(&previews)
+        .map(|(p, preview)| resolver.project(p, preview.as_ref()))
         .collect();
-    let mut ctx = Ctx {
-        repo,
-        types: HashMap::new(),
-        params: HashMap::new(),
-        shared: params::SharedParams::default(),
-        diags,
-    };
-    ctx.artifact_types();
-    ctx.bundles();
-    for project in repo.projects.values() {
-        ctx.project(project);
+    assemble(units.iter(), diags)
+}
+
+/// A project's `preview:` block realised as `pr<N>`, for checking only: its instances are
+/// not part of the desired state (`preview::check` realises a named one for that).
+pub fn preview_check(project: &Project) -> Option<Environment> {
+    preview::environment(project, &EnvId(preview::ANY.into()))
+}
+
+/// One project's part of a revision's resolution: its instances, what is wrong with what
+/// it writes, and the other projects it looked at. It depends on nothing else but the
+/// files outside project folders, so it can be kept while those and the projects it read
+/// stay the same.
+#[derive(Clone, Debug, Default)]
+pub struct Unit {
+    pub instances: Vec<Arc<Instance>>,
+    pub diagnostics: Diagnostics,
+    /// Other projects looked up (the producers of its references, and those a `remote`
+    /// package leads to), whether they exist or not.
+    pub reads: BTreeSet<ProjectId>,
+}
+
+/// A revision resolved one project at a time: artifact types and bundles are checked
+/// once, then each project is resolved into a [`Unit`].
+pub struct Resolver<'a> {
+    ctx: Ctx<'a>,
+}
+
+impl<'a> Resolver<'a> {
+    /// Checks artifact types and bundles (reported to `diags`) and compiles their schemas.
+    pub fn new(repo: &'a Repository, diags: &mut Diagnostics) -> Resolver<'a> {
+        let mut ctx = Ctx {
+            repo,
+            types: HashMap::new(),
+            params: HashMap::new(),
+            shared: params::SharedParams::default(),
+            diags: Diagnostics::default(),
+            reads: RefCell::default(),
+        };
+        ctx.artifact_types();
+        ctx.bundles();
+        diags.extend(std::mem::take(&mut ctx.diags));
+        Resolver { ctx }
     }
-    let mut instances = BTreeMap::new();
-    for project in repo.projects.values() {
+
+    /// Resolves `project`: its shares and references, each environment's instances, and its
+    /// preview block, realised by [`preview_check`].
+    pub fn project(&mut self, project: &'a Project, preview: Option<&'a Environment>) -> Unit {
+        let ctx = &mut self.ctx;
+        ctx.reads.borrow_mut().clear();
+        ctx.project(project);
+        let mut instances = Vec::new();
         for env in project.environments.values() {
             ctx.environment(project, env, &mut instances);
         }
+        ctx.preview(project, preview);
+        let mut reads = ctx.reads.take();
+        reads.remove(&project.id);
+        Unit {
+            instances,
+            diagnostics: std::mem::take(&mut ctx.diags),
+            reads,
+        }
     }
-    let waves = graph::waves(&instances, ctx.diags);
-    ctx.previews(&previews);
+}
+
+/// The desired state made of every project's unit: all instances, and the deploy order
+/// (a cycle is reported to `diags`).
+pub fn assemble<'u>(units: impl Iterator<Item = &'u Unit>, diags: &mut Diagnostics) -> Resolved {
+    let mut instances = BTreeMap::new();
+    for unit in units {
+        diags.extend(unit.diagnostics.clone());
+        instances.extend(unit.instances.iter().map(|i| (i.id.clone(), i.clone())));
+    }
+    let waves = graph::waves(&instances, diags);
     Resolved { instances, waves }
 }
 
@@ -239,35 +299,35 @@ enum Lookup<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    /// Each `preview:` block, checked by realising it as environment `pr<N>`: what it (or
+    /// A `preview:` block, checked by realising it as environment `pr<N>`: what it (or
     /// the environment it forks) gets wrong for a preview is reported where it is written,
     /// naming the preview; what is wrong for the forked environment too is not repeated.
-    fn previews(&mut self, realised: &'a [(&'a Project, Environment)]) {
-        let repo = self.repo;
-        for project in repo.projects.values() {
-            if let Some(block) = &project.preview
-                && let Some((from, at)) = &block.from
-                && !project.environments.contains_key(from.as_str())
-            {
-                self.diags.push(
-                    Code::ReferenceUnresolved,
-                    at.clone(),
-                    format!(
-                        "the preview forks environment {from}, which project {} does not have",
-                        project.id
-                    ),
-                );
-            }
+    fn preview(&mut self, project: &'a Project, realised: Option<&'a Environment>) {
+        if let Some(block) = &project.preview
+            && let Some((from, at)) = &block.from
+            && !project.environments.contains_key(from.as_str())
+        {
+            self.diags.push(
+                Code::ReferenceUnresolved,
+                at.clone(),
+                format!(
+                    "the preview forks environment {from}, which project {} does not have",
+                    project.id
+                ),
+            );
         }
-        for (project, env) in realised {
-            let mut found = Diagnostics::default();
-            std::mem::swap(self.diags, &mut found);
-            let mut instances = BTreeMap::new();
+        if let Some(env) = realised {
+            let mut instances = Vec::new();
             self.environment(project, env, &mut instances);
-            graph::waves(&instances, self.diags);
-            std::mem::swap(self.diags, &mut found);
-            self.diags.extend_new(found);
+            let instances = instances.into_iter().map(|i| (i.id.clone(), i)).collect();
+            graph::waves(&instances, &mut self.diags);
         }
+    }
+
+    /// A project by id, noted as read by the project being resolved.
+    fn read(&self, id: &ProjectId) -> Option<&'a Project> {
+        self.reads.borrow_mut().insert(id.clone());
+        self.repo.projects.get(id.as_str()).map(|p| &**p)
     }
 
     /// The type, if it exists: a slot of an unknown type is reported once, where it is declared.

@@ -140,7 +140,7 @@ impl<'a> Ctx<'a> {
 
     /// Finds what `r` names, following `remote` packages to their replacement.
     pub(super) fn lookup(&self, r: &ArtifactRef, depth: usize) -> Lookup<'a> {
-        let Some(project) = self.repo.projects.get(r.project.as_str()) else {
+        let Some(project) = self.read(&r.project) else {
             return Lookup::Missing(format!("project {} does not exist", r.project));
         };
         let Some(env) = project.environments.get(r.environment.as_str()) else {
@@ -299,7 +299,7 @@ impl<'a> Ctx<'a> {
         consumer: &Consumer<'_>,
         what: &str,
     ) {
-        let Some(producer) = self.repo.projects.get(r.project.as_str()) else {
+        let Some(producer) = self.read(&r.project) else {
             return;
         };
         let mut closest: Option<(usize, &Share, [bool; 3])> = None;
