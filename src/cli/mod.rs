@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::core::diag::Code;
+use crate::core::incremental::Revision;
 use crate::core::render;
 use crate::core::render::comment::MAX_COMMENT;
 use crate::core::schema::FileKind;
@@ -415,7 +416,11 @@ fn execute(command: Command) -> anyhow::Result<i32> {
             let new = crate::source::read(&repo, head_rev).map_err(|e| {
                 revision_error(e, "--head", "leave out --head to plan the working tree")
             })?;
-            let (old, new) = (crate::core::check(&old), crate::core::check(&new));
+            // The head keeps what it shares with the base: unchanged projects are neither
+            // parsed nor resolved twice.
+            let (old, _) = Revision::check(old, None);
+            let (new, _) = Revision::check(new, Some(&old));
+            let (old, new) = (old.checked, new.checked);
             if new.has_errors() {
                 out(&diagnostics(&new, format))?;
                 return Ok(1);

@@ -8,6 +8,7 @@ pub mod deployed;
 pub mod diag;
 pub mod drift;
 pub mod duration;
+pub mod incremental;
 pub mod load;
 pub mod model;
 pub mod ownership;

@@ -8,6 +8,7 @@ mod drift;
 mod fuzz;
 mod git;
 mod github;
+mod incremental;
 mod massdriver;
 mod merge_keys;
 mod plan;

@@ -6,6 +6,7 @@
 //! more than one file is `resolve`'s job.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::sync::{Arc, LazyLock};
 
 use regex::Regex;
@@ -124,8 +125,8 @@ fn classify(path: &str) -> Place<'_> {
 pub fn load(tree: &SourceTree, diags: &mut Diagnostics) -> Repository {
     let (shared, folders) = split(tree.files());
     let mut repo = load_shared(&shared, diags);
-    for (name, files) in folders {
-        if let Some(p) = load_project(name, files, diags) {
+    for (name, range) in folders {
+        if let Some(p) = load_project(name, &tree.files()[range], diags) {
             repo.projects.insert(p.id.clone(), Arc::new(p));
         }
     }
@@ -133,9 +134,10 @@ pub fn load(tree: &SourceTree, diags: &mut Diagnostics) -> Repository {
 }
 
 /// The files of `tree` in two parts: those every project's resolution reads (settings,
-/// artifact types, bundles, stray files), and each project folder's own, by name. A
-/// project folder loads on its own, which is what lets an unchanged one be kept.
-pub fn split(files: &[SourceFile]) -> (Vec<&SourceFile>, Vec<(&str, &[SourceFile])>) {
+/// artifact types, bundles, stray files), and each project folder's own, by name, as a
+/// range of `files`. A project folder loads on its own, which is what lets an unchanged
+/// one be kept.
+pub fn split(files: &[SourceFile]) -> (Vec<&SourceFile>, Vec<(&str, Range<usize>)>) {
     let mut shared = Vec::new();
     let mut folders = Vec::new();
     let mut i = 0;
@@ -150,7 +152,7 @@ pub fn split(files: &[SourceFile]) -> (Vec<&SourceFile>, Vec<(&str, &[SourceFile
             .iter()
             .take_while(|f| project_folder(&f.path) == Some(name))
             .count();
-        folders.push((name, &files[i..end]));
+        folders.push((name, i..end));
         i = end;
     }
     (shared, folders)

@@ -2,6 +2,7 @@
 //! head): an instance is created, updated when its two sides differ, or destroyed.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use super::compare::{Side, compare};
 use super::{Action, Change, Plan, destroyed_because};
@@ -20,6 +21,11 @@ pub fn plan(old: &Checked, new: &Checked) -> Plan {
             changes.push(Change::create(id, created_because(inst, old, new)));
             continue;
         };
+        // One instance kept by an incremental check: nothing to compare.
+        if Arc::ptr_eq(prev, inst) {
+            unchanged += 1;
+            continue;
+        }
         let compared = compare(
             &Side::of_instance(prev, sensitive(old, prev)),
             &Side::of_instance(inst, sensitive(new, inst)),
