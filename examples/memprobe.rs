@@ -4,12 +4,26 @@ struct Counting;
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 static COUNT: AtomicUsize = AtomicUsize::new(0);
 unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 { LIVE.fetch_add(l.size(), Ordering::Relaxed); COUNT.fetch_add(1, Ordering::Relaxed); unsafe { System.alloc(l) } }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) { LIVE.fetch_sub(l.size(), Ordering::Relaxed); COUNT.fetch_sub(1, Ordering::Relaxed); unsafe { System.dealloc(p, l) } }
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        LIVE.fetch_add(l.size(), Ordering::Relaxed);
+        COUNT.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
+        COUNT.fetch_sub(1, Ordering::Relaxed);
+        unsafe { System.dealloc(p, l) }
+    }
 }
 #[global_allocator]
 static A: Counting = Counting;
-fn mb() -> String { format!("{:.1} MiB in {} blocks", LIVE.load(Ordering::Relaxed) as f64 / 1048576.0, COUNT.load(Ordering::Relaxed)) }
+fn mb() -> String {
+    format!(
+        "{:.1} MiB in {} blocks",
+        LIVE.load(Ordering::Relaxed) as f64 / 1048576.0,
+        COUNT.load(Ordering::Relaxed)
+    )
+}
 fn main() {
     let p = std::path::PathBuf::from(std::env::args().nth(1).unwrap());
     println!("start {}", mb());

@@ -60,7 +60,34 @@ pub struct Reuse {
     pub kept_resolved: usize,
 }
 
+/// Bytes a checked revision holds per instance, beyond its files: measured at 40,000
+/// instances (BENCHMARKS.md), model and resolution together.
+const BYTES_PER_INSTANCE: usize = 1_700;
+
 impl Revision {
+    /// The files it was checked from.
+    pub fn tree(&self) -> &SourceTree {
+        &self.tree
+    }
+
+    /// Estimated bytes it holds: its files and its share of model and resolution. An
+    /// over-estimate for a revision that shares projects with another.
+    pub fn weight(&self) -> usize {
+        let files: usize = self
+            .tree
+            .files()
+            .iter()
+            .map(|f| {
+                f.path.len()
+                    + match &f.content {
+                        super::source::Content::Bytes(b) => b.len(),
+                        _ => 0,
+                    }
+            })
+            .sum();
+        2 * files + BYTES_PER_INSTANCE * self.checked.resolved.instances.len()
+    }
+
     /// Checks `tree`, keeping from `previous` whatever the differences cannot affect.
     pub fn check(tree: SourceTree, previous: Option<&Revision>) -> (Revision, Reuse) {
         let mut reuse = Reuse::default();

@@ -49,6 +49,9 @@ fn list(diags: &[Diagnostic]) -> String {
 }
 
 /// Values given on the command line or as `CAPSTAN_*` variables; they win over the file.
+/// Enough for a merge base and a few heads at 40,000 instances.
+pub const DEFAULT_PLAN_CACHE_MIB: usize = 512;
+
 #[derive(Clone, Debug, Default)]
 pub struct Overrides {
     pub repo_path: Option<PathBuf>,
@@ -153,6 +156,8 @@ pub struct Config {
     pub listen: SocketAddr,
     pub github: Option<GitHubConfig>,
     pub workers: usize,
+    /// Bytes of checked revisions kept for the next plans (`plan_cache_mib`).
+    pub plan_cache_bytes: usize,
     pub schedules: Vec<Schedule>,
     pub deploy: DeployConfig,
     pub previews: PreviewConfig,
@@ -171,6 +176,7 @@ struct FileConfig {
     listen: Option<String>,
     github: Option<FileGitHub>,
     workers: Option<usize>,
+    plan_cache_mib: Option<usize>,
     #[serde(default)]
     schedules: Vec<FileSchedule>,
     #[serde(default)]
@@ -504,6 +510,7 @@ fn build(
         listen,
         github,
         workers: file.workers.unwrap_or(2),
+        plan_cache_bytes: file.plan_cache_mib.unwrap_or(DEFAULT_PLAN_CACHE_MIB) << 20,
         schedules,
         deploy,
         previews,

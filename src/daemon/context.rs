@@ -14,6 +14,7 @@ use super::error::DaemonError;
 use super::events::Event;
 use super::metrics::Metrics;
 use super::queue::Queue;
+use super::revisions::RevisionCache;
 use crate::github::Client;
 use crate::source::mirror::{Credentials, Mirror, branch_ref};
 use crate::state::Store;
@@ -35,6 +36,8 @@ pub(super) struct Shared {
     pub reloaded: tokio::sync::Notify,
     /// One writer at a time per pull request's comment (plans and previews both write it).
     pub comment_locks: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<()>>>>,
+    /// Checked revisions for the next plans (`plan_cache_mib`, read at start).
+    pub revisions: RevisionCache,
 }
 
 impl Shared {

@@ -25,6 +25,9 @@ pub struct Metrics {
     preview_runs: Family<Labels, Counter>,
     pub queue_depth: Gauge,
     pub running: Gauge,
+    /// Estimated bytes of checked revisions the plan cache holds.
+    pub plan_cache_bytes: Gauge,
+    plan_cache: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -41,6 +44,8 @@ impl Default for Metrics {
         let preview_runs = Family::<Labels, Counter>::default();
         let queue_depth = Gauge::default();
         let running = Gauge::default();
+        let plan_cache_bytes = Gauge::default();
+        let plan_cache = Family::<Labels, Counter>::default();
         registry.register(
             "plans",
             "Pull-request plans by outcome (planned, failed, superseded, error)",
@@ -88,6 +93,16 @@ impl Default for Metrics {
             queue_depth.clone(),
         );
         registry.register("plans_running", "Plans in progress", running.clone());
+        registry.register(
+            "plan_cache_bytes",
+            "Estimated bytes of checked revisions kept for the next plan",
+            plan_cache_bytes.clone(),
+        );
+        registry.register(
+            "plan_cache_projects",
+            "Projects per plan, by what was done with them (kept, resolved, loaded)",
+            plan_cache.clone(),
+        );
         Metrics {
             registry,
             plans,
@@ -102,11 +117,26 @@ impl Default for Metrics {
             preview_runs,
             queue_depth,
             running,
+            plan_cache_bytes,
+            plan_cache,
         }
     }
 }
 
 impl Metrics {
+    /// What a check of a revision kept from the cache and computed again.
+    pub fn plan_cache(&self, reuse: &crate::core::incremental::Reuse) {
+        for (what, n) in [
+            ("kept", reuse.kept_resolved),
+            ("resolved", reuse.resolved),
+            ("loaded", reuse.loaded),
+        ] {
+            self.plan_cache
+                .get_or_create(&vec![("projects", what.to_string())])
+                .inc_by(n as u64);
+        }
+    }
+
     pub fn plan(&self, outcome: &str, seconds: f64) {
         self.plans
             .get_or_create(&vec![("outcome", outcome.to_string())])

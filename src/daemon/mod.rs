@@ -24,6 +24,7 @@ mod publish;
 mod pulls;
 pub mod queue;
 mod remote;
+mod revisions;
 mod server;
 mod systemd;
 pub mod webhook;

@@ -14,6 +14,7 @@ use super::context::Shared;
 use super::error::DaemonError;
 use super::previews;
 use super::publish::{self, Slot};
+use super::revisions::Side;
 use crate::core::ownership::{self, Owner, Verdict};
 use crate::core::plan::Plan;
 use crate::core::render::comment::Comment;
@@ -22,8 +23,8 @@ use crate::core::render::plan::summary;
 use crate::core::{self, Checked};
 use crate::error::chain;
 use crate::github::{Client, PullRequest, StatusState};
+use crate::source::SourceError;
 use crate::source::mirror::pull_ref;
-use crate::source::{Revisions, SourceError};
 
 pub const PLAN_CONTEXT: &str = "capstan/plan";
 pub const OWNERSHIP_CONTEXT: &str = "capstan/ownership";
@@ -146,18 +147,30 @@ async fn reconcile(
         return Ok(Outcome::Superseded);
     }
 
-    let (checked_base, checked_head, changed_files) = {
+    // The merge base is usually checked already (every pull request on the branch shares
+    // it); the head is read and checked next to it.
+    let (base, head_revision, changed_files) = {
         let shared = shared.clone();
         let (merge_base, head) = (merge_base.clone(), head.clone());
         tokio::task::spawn_blocking(move || -> Result<_, DaemonError> {
-            let base = core::check(&shared.mirror.read_base(&merge_base)?);
-            let head_commit = head.clone();
-            let head = shared.mirror.read(&head).map(|t| core::check(&t));
-            let files = shared.mirror.changed_files(&merge_base, &head_commit)?;
-            Ok((base, head, files))
+            let cache = &shared.revisions;
+            let (base, reuse) = cache.check(&shared.mirror, &merge_base, Side::Base, None)?;
+            let head_revision = cache
+                .check(&shared.mirror, &head, Side::Head, Some(&base))
+                .map(|(head, head_reuse)| {
+                    for r in [reuse, head_reuse].iter().flatten() {
+                        shared.metrics.plan_cache(r);
+                    }
+                    head
+                });
+            shared.metrics.plan_cache_bytes.set(cache.bytes() as i64);
+            let files = shared.mirror.changed_files(&merge_base, &head)?;
+            Ok((base, head_revision, files))
         })
         .await??
     };
+    let checked_base = &base.revision.checked;
+    let checked_head = head_revision.as_ref().map(|h| &h.revision.checked);
     // Previews are looked at when the head triggers one, or the pull request has some.
     let previews_wanted = checked_head.as_ref().is_ok_and(|h| {
         !core::preview::triggered(&h.repository, &changed_files, &pr.labels).is_empty()
@@ -254,8 +267,8 @@ async fn compute(
     pr: &PullRequest,
     head: &str,
     root: &str,
-    base: Checked,
-    checked_head: Result<Checked, SourceError>,
+    base: &Checked,
+    checked_head: Result<&Checked, &SourceError>,
     changed_files: &[String],
     shared: &Arc<Shared>,
 ) -> Result<Computed, DaemonError> {
@@ -356,7 +369,7 @@ async fn compute(
             let body = Comment {
                 head: format!(
                     "{MARKER}\n**Plan failed: the head is not a capstan repository.**\n\n{}\n",
-                    chain(&e)
+                    chain(e)
                 ),
                 ..Comment::default()
             };

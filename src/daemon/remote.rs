@@ -17,6 +17,7 @@ use super::error::DaemonError;
 use super::events::Event;
 use super::metrics::Metrics;
 use super::queue::Queue;
+use super::revisions::RevisionCache;
 use super::{Control, Reloader, drift, previews, pulls, server, systemd};
 use crate::core::run::Trigger;
 use crate::error::chain;
@@ -64,7 +65,9 @@ pub(super) async fn run(
             addr: config.listen,
             source,
         })?;
+    let revisions = RevisionCache::new(config.plan_cache_bytes);
     let shared = Arc::new(Shared {
+        revisions,
         config: RwLock::new(Arc::new(config)),
         github: RwLock::new(client),
         mirror,

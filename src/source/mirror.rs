@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use git2::{Cred, FetchOptions, Oid, RemoteCallbacks, Repository};
 
-use super::{GitError, Revisions, SourceError, as_base, read_at};
+use super::{GitError, Revisions, SourceError, as_base, read_at, read_from, root_tree};
 use crate::core::source::SourceTree;
 use crate::secret::Secret;
 
@@ -209,11 +209,30 @@ impl Mirror {
     }
 
     fn read_at(&self, sha: &str) -> Result<SourceTree, SourceError> {
-        let repo = Repository::open_bare(&self.path).map_err(|e| SourceError::Git {
+        read_at(&self.bare()?, &self.path, sha, &self.root)
+    }
+
+    /// The repository at `sha`, read as `from` (the files at commit `from.0`) plus what
+    /// changed since: only the blobs that differ are read.
+    pub fn read_from(
+        &self,
+        from: (&str, &SourceTree),
+        sha: &str,
+    ) -> Result<SourceTree, SourceError> {
+        let repo = self.bare()?;
+        read_from(&repo, &self.path, &self.root, from, sha)
+    }
+
+    /// The id of the root's tree at `sha` (equal ids: equal files); `None` when there is none.
+    pub fn tree_id(&self, sha: &str) -> Option<String> {
+        root_tree(&self.bare().ok()?, sha, &self.root).map(|id| id.to_string())
+    }
+
+    fn bare(&self) -> Result<Repository, SourceError> {
+        Repository::open_bare(&self.path).map_err(|e| SourceError::Git {
             path: self.path.clone(),
             source: e.into(),
-        })?;
-        read_at(&repo, &self.path, sha, &self.root)
+        })
     }
 
     /// The old side of a plan at a commit: from before capstan was set up, empty.

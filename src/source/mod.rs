@@ -9,7 +9,7 @@ pub mod mirror;
 use std::path::{Path, PathBuf};
 
 pub use dir::read_dir;
-pub use git::{branch_or_head, git_dir, read_at, read_rev, resolve_commit};
+pub use git::{branch_or_head, git_dir, read_at, read_from, read_rev, resolve_commit, root_tree};
 
 use crate::core::source::SourceTree;
 

@@ -147,3 +147,53 @@ fn clear_errors_for_missing_things() {
         "{err}"
     );
 }
+
+#[test]
+fn a_revision_read_from_its_neighbour_is_the_revision_read_whole() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let infra = tmp.path().join("infra");
+    copy_dir(&example_repo(), &infra);
+    git_init(tmp.path());
+    commit_all(tmp.path(), "example");
+    let repo = git2::Repository::open(tmp.path()).expect("opens");
+    let first = capstan::source::read_rev(&infra, "HEAD").expect("reads");
+    let base = repo
+        .head()
+        .and_then(|h| h.peel_to_commit())
+        .expect("a commit")
+        .id()
+        .to_string();
+
+    // Every kind of change: edit, delete, add, rename, a link, an executable bit, a folder
+    // gone, and a file outside the root (not part of it).
+    let env = infra.join("projects/ecomm/environments/staging.yaml");
+    let text = std::fs::read_to_string(&env).expect("reads");
+    std::fs::write(&env, format!("{text}\n# edited\n")).expect("write");
+    std::fs::remove_file(infra.join("artifact-types/postgresql.yaml")).expect("rm");
+    std::fs::write(infra.join("projects/ecomm/notes.md"), "new\n").expect("write");
+    std::fs::rename(
+        infra.join("projects/ecomm/environments/production.yaml"),
+        infra.join("projects/ecomm/environments/prod.yaml"),
+    )
+    .expect("mv");
+    std::os::unix::fs::symlink(
+        "staging.yaml",
+        infra.join("projects/ecomm/environments/link.yaml"),
+    )
+    .expect("ln");
+    let script = infra.join("bundles/aws-vpc/src/deploy.sh");
+    if script.exists() {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    }
+    std::fs::remove_dir_all(infra.join("projects/platform")).ok();
+    std::fs::write(tmp.path().join("README.md"), "outside\n").expect("write");
+    commit_all(tmp.path(), "changes");
+
+    let whole = capstan::source::read_rev(&infra, "HEAD").expect("reads");
+    let from =
+        capstan::source::read_from(&repo, &infra, "infra", (&base, &first), "HEAD").expect("reads");
+    assert_ne!(first, whole);
+    assert_eq!(from, whole, "same files, bytes, kinds and executable bits");
+    assert_eq!(outcome(&from), outcome(&whole));
+}
