@@ -7,11 +7,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use capstan::core::diag::Diagnostics;
+use capstan::core::incremental::Revision;
 use capstan::core::schema::{self, FileKind};
-use capstan::core::source::Content;
+use capstan::core::source::{Content, SourceTree};
 use capstan::core::{load, plan, render, resolve, yaml};
 use capstan::synth::{BENCH_CHANGE, Shape, write_git};
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 
 fn shape() -> Shape {
     let v: Vec<usize> = std::env::var("CAPSTAN_BENCH_SHAPE")
@@ -135,7 +136,78 @@ fn phases(c: &mut Criterion) {
             )
         })
     });
+    // The incremental path (what the daemon and the CLI's head do).
+    let old_rev = Revision::check(old_tree.clone(), None).0;
+    let new_rev = Revision::check(new_tree.clone(), None).0;
+    let one_file = one_file_changed(&new_tree);
+    g.bench_function("9 incremental check, one file changed", |b| {
+        b.iter_batched(
+            || one_file.clone(),
+            |tree| Revision::check(tree, Some(&new_rev)),
+            BatchSize::LargeInput,
+        )
+    });
+    g.bench_function("10 incremental check, HEAD next to HEAD~1", |b| {
+        b.iter_batched(
+            || new_tree.clone(),
+            |tree| Revision::check(tree, Some(&old_rev)),
+            BatchSize::LargeInput,
+        )
+    });
+    let git = git2::Repository::open(repo).expect("opens");
+    let base_commit = git
+        .revparse_single("HEAD~1")
+        .expect("HEAD~1")
+        .id()
+        .to_string();
+    g.bench_function("11 read HEAD next to HEAD~1 (changed blobs only)", |b| {
+        b.iter(|| {
+            capstan::source::read_from(&git, repo, "", (&base_commit, &old_tree), "HEAD")
+                .expect("reads")
+        })
+    });
+    let (incremental, _) = Revision::check(new_tree.clone(), Some(&old_rev));
+    g.bench_function("12 plan diff, incremental", |b| {
+        b.iter(|| plan::plan(black_box(&old_rev.checked), black_box(&incremental.checked)))
+    });
+    g.bench_function(
+        "13 total, incremental: read both, check head next to base, plan, markdown",
+        |b| {
+            b.iter(|| {
+                let old = Revision::check(
+                    capstan::source::read_rev(repo, "HEAD~1").expect("reads"),
+                    None,
+                )
+                .0;
+                let new = Revision::check(
+                    capstan::source::read_rev(repo, "HEAD").expect("reads"),
+                    Some(&old),
+                )
+                .0;
+                render::markdown::plan(
+                    &plan::plan(&old.checked, &new.checked),
+                    &new.checked.diagnostics,
+                    &render::markdown::Options::new(None),
+                )
+            })
+        },
+    );
     g.finish();
+}
+
+/// `tree` with one environment file's app memory changed.
+fn one_file_changed(tree: &SourceTree) -> SourceTree {
+    let mut files = tree.files().to_vec();
+    let env = files
+        .iter_mut()
+        .find(|f| f.path == "projects/p7/environments/e0.yaml")
+        .expect("p7's e0");
+    if let Content::Bytes(b) = &mut env.content {
+        *b = String::from_utf8_lossy(b)
+            .replace("memory: 1024", "memory: 1536")
+            .into_bytes();
+    }
+    SourceTree::new(files)
 }
 
 criterion_group!(benches, phases);

@@ -24,7 +24,7 @@ use super::Checked;
 use super::diag::Diagnostics;
 use super::load;
 use super::model::{Environment, Project};
-use super::resolve::{self, Resolver, Unit};
+use super::resolve::{self, Resolved, Resolver, Unit};
 use super::source::SourceTree;
 
 /// A checked revision with what the next check can keep from it.
@@ -34,6 +34,8 @@ pub struct Revision {
     tree: SourceTree,
     /// What loading the shared files reported.
     shared: Diagnostics,
+    /// What the deploy order reported (cycles).
+    graph: Diagnostics,
     folders: BTreeMap<String, Folder>,
 }
 
@@ -187,7 +189,12 @@ impl Revision {
             units.insert((*name).clone(), resolver.project(project, preview.as_ref()));
         }
         drop(resolver);
-        let resolved = resolve::assemble(units.values(), &mut diags);
+        let stale: Vec<String> = stale.into_iter().map(|(name, _)| name.clone()).collect();
+        let (resolved, graph) = assemble(previous, &units, &stale);
+        for unit in units.values() {
+            diags.extend(unit.diagnostics.clone());
+        }
+        diags.extend(graph.clone());
         diags.extend(shared.clone());
         for (name, folder) in folders.iter_mut() {
             diags.extend(folder.load.clone());
@@ -203,8 +210,50 @@ impl Revision {
             checked,
             tree,
             shared,
+            graph,
             folders,
         };
         (revision, reuse)
     }
+}
+
+/// The desired state made of `units`, and what its deploy order reports. From `previous`,
+/// only the `stale` units' instances are replaced; when the projects are the same ones and
+/// no stale unit's edges changed, the deploy order is the previous one.
+fn assemble(
+    previous: Option<&Revision>,
+    units: &BTreeMap<String, Unit>,
+    stale: &[String],
+) -> (Resolved, Diagnostics) {
+    let previous = previous.filter(|p| {
+        p.folders.iter().filter(|(_, f)| f.unit.is_some()).count() == units.len()
+            && units
+                .keys()
+                .all(|name| p.folders.get(name).is_some_and(|f| f.unit.is_some()))
+    });
+    let Some(previous) = previous else {
+        let mut graph = Diagnostics::default();
+        let resolved = resolve::assemble(units.values(), &mut graph);
+        return (resolved, graph);
+    };
+    let old_unit = |name: &str| previous.folders.get(name).and_then(|f| f.unit.as_ref());
+    let mut instances = previous.checked.resolved.instances.clone();
+    let mut same_edges = true;
+    for name in stale {
+        let (Some(old), Some(new)) = (old_unit(name), units.get(name)) else {
+            continue;
+        };
+        same_edges &= old.edges() == new.edges();
+        for i in &old.instances {
+            instances.remove(&i.id);
+        }
+        instances.extend(new.instances.iter().map(|i| (i.id.clone(), i.clone())));
+    }
+    if same_edges {
+        let waves = previous.checked.resolved.waves.clone();
+        return (Resolved { instances, waves }, previous.graph.clone());
+    }
+    let mut graph = Diagnostics::default();
+    let waves = resolve::order(&instances, &mut graph);
+    (Resolved { instances, waves }, graph)
 }

@@ -328,7 +328,7 @@ async fn compute(
     opts.ownership = Some(verdicts.clone());
     match checked_head {
         Ok(head) if !head.has_errors() => {
-            let plan: Plan = core::plan::plan(&base, &head);
+            let plan: Plan = core::plan::plan(base, head);
             let changed: Vec<String> = plan
                 .changes
                 .iter()

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::{Downstream, Hop};
 use crate::core::model::InstanceId;
-use crate::core::resolve::{Instance, Link, Origin};
+use crate::core::resolve::{Connection, Instance, Link, Origin};
 
 /// Every unchanged instance that depends, transitively, on a changed one, with the path
 /// (breadth first, so the path is a shortest one).
@@ -14,21 +14,14 @@ pub(super) fn radius(
     after: &BTreeMap<InstanceId, Arc<Instance>>,
     changed: &BTreeSet<&InstanceId>,
 ) -> Vec<Downstream> {
-    // consumers[p]: the hops out of p.
-    let mut consumers: HashMap<&InstanceId, Vec<Hop>> = HashMap::new();
+    // consumers[p]: the connections out of p, with their consumers; a hop is only built
+    // for the few that are followed.
+    let mut consumers: HashMap<&InstanceId, Vec<(&Instance, &String, &Connection)>> =
+        HashMap::new();
     for inst in after.values() {
         for (slot, c) in &inst.connections {
-            if let Origin::Instance { instance, field } = &c.origin {
-                let crosses = after
-                    .get(instance)
-                    .is_some_and(|p| p.project != inst.project);
-                consumers.entry(instance).or_default().push(Hop {
-                    from: instance.clone(),
-                    field: field.clone(),
-                    to: inst.id.clone(),
-                    slot: slot.clone(),
-                    link: Link::of(&c.via, crosses),
-                });
+            if let Origin::Instance { instance, .. } = &c.origin {
+                consumers.entry(instance).or_default().push((inst, slot, c));
             }
         }
     }
@@ -36,15 +29,25 @@ pub(super) fn radius(
     for start in changed {
         let mut queue: VecDeque<(&InstanceId, Vec<Hop>)> = VecDeque::from([(*start, Vec::new())]);
         while let Some((node, path)) = queue.pop_front() {
-            for hop in consumers.get(node).map(Vec::as_slice).unwrap_or_default() {
-                let Some((consumer, _)) = after.get_key_value(&hop.to) else {
-                    continue;
-                };
+            for &(inst, slot, c) in consumers.get(node).map(Vec::as_slice).unwrap_or_default() {
+                let consumer = &inst.id;
                 if changed.contains(consumer) || seen.contains_key(consumer) {
                     continue;
                 }
+                let Origin::Instance { instance, field } = &c.origin else {
+                    continue;
+                };
+                let crosses = after
+                    .get(instance)
+                    .is_some_and(|p| p.project != inst.project);
                 let mut p = path.clone();
-                p.push(hop.clone());
+                p.push(Hop {
+                    from: instance.clone(),
+                    field: field.clone(),
+                    to: consumer.clone(),
+                    slot: slot.clone(),
+                    link: Link::of(&c.via, crosses),
+                });
                 seen.insert(
                     consumer,
                     Downstream {

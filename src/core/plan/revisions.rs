@@ -16,8 +16,23 @@ pub fn plan(old: &Checked, new: &Checked) -> Plan {
     let (before, after) = (&old.resolved.instances, &new.resolved.instances);
     let mut changes = Vec::new();
     let mut unchanged = 0;
+    let destroy = |prev: &Instance| {
+        let why = destroyed_because(
+            prev.project.as_str(),
+            prev.environment.as_str(),
+            prev.package.as_str(),
+            &prev.id,
+            new,
+        );
+        Change::destroy(&prev.id, why)
+    };
+    // Both sides are sorted by id: one pass over each.
+    let mut olds = before.values().peekable();
     for (id, inst) in after {
-        let Some(prev) = before.get(id) else {
+        while let Some(prev) = olds.next_if(|p| !Arc::ptr_eq(p, inst) && p.id < *id) {
+            changes.push(destroy(prev));
+        }
+        let Some(prev) = olds.next_if(|p| Arc::ptr_eq(p, inst) || p.id == *id) else {
             changes.push(Change::create(id, created_because(inst, old, new)));
             continue;
         };
@@ -39,18 +54,7 @@ pub fn plan(old: &Checked, new: &Checked) -> Plan {
             changes.push(Change::changed(id, Action::Update, compared));
         }
     }
-    for (id, prev) in before {
-        if !after.contains_key(id) {
-            let why = destroyed_because(
-                prev.project.as_str(),
-                prev.environment.as_str(),
-                prev.package.as_str(),
-                id,
-                new,
-            );
-            changes.push(Change::destroy(id, why));
-        }
-    }
+    changes.extend(olds.map(|prev| destroy(prev)));
     let destroyed: BTreeSet<&InstanceId> = changes
         .iter()
         .filter(|c| c.action == Action::Destroy)

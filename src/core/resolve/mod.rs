@@ -199,6 +199,9 @@ pub fn resolve(repo: &Repository, diags: &mut Diagnostics) -> Resolved {
         .zip(&previews)
         .map(|(p, preview)| resolver.project(p, preview.as_ref()))
         .collect();
+    for unit in &units {
+        diags.extend(unit.diagnostics.clone());
+    }
     assemble(units.iter(), diags)
 }
 
@@ -266,15 +269,47 @@ impl<'a> Resolver<'a> {
 }
 
 /// The desired state made of every project's unit: all instances, and the deploy order
-/// (a cycle is reported to `diags`).
+/// (a cycle is reported to `diags`; the units' own diagnostics are the caller's).
 pub fn assemble<'u>(units: impl Iterator<Item = &'u Unit>, diags: &mut Diagnostics) -> Resolved {
-    let mut instances = BTreeMap::new();
-    for unit in units {
-        diags.extend(unit.diagnostics.clone());
-        instances.extend(unit.instances.iter().map(|i| (i.id.clone(), i.clone())));
-    }
-    let waves = graph::waves(&instances, diags);
+    // Sorted and built in bulk, not inserted one by one.
+    let instances: BTreeMap<InstanceId, Arc<Instance>> = units
+        .flat_map(|u| u.instances.iter().map(|i| (i.id.clone(), i.clone())))
+        .collect();
+    let waves = order(&instances, diags);
     Resolved { instances, waves }
+}
+
+/// The deploy order of `instances`, in waves; a cycle is reported to `diags`.
+pub fn order(
+    instances: &BTreeMap<InstanceId, Arc<Instance>>,
+    diags: &mut Diagnostics,
+) -> Vec<Vec<InstanceId>> {
+    graph::waves(instances, diags)
+}
+
+impl Unit {
+    /// What the instance graph sees of this unit: each instance, and the instances its
+    /// connections take artifacts from with where each connection is written. Two units
+    /// with the same edges leave the deploy order and its cycle check as they were.
+    pub fn edges(&self) -> Vec<(&InstanceId, Vec<(&InstanceId, &Loc)>)> {
+        self.instances
+            .iter()
+            .map(|i| {
+                let deps = i
+                    .connections
+                    .values()
+                    .filter_map(|c| match (&c.origin, &c.via) {
+                        (
+                            Origin::Instance { instance, .. },
+                            Via::Environment(at) | Via::Wiring(at) | Via::Default(at),
+                        ) => Some((instance, at)),
+                        (Origin::Import { .. }, _) => None,
+                    })
+                    .collect();
+                (&i.id, deps)
+            })
+            .collect()
+    }
 }
 
 /// Attributes of an environment for share matching (the project's, overlaid by the environment's, plus `project` and `environment`).
