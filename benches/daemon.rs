@@ -206,6 +206,32 @@ fn main() {
         "{pulls} open pull requests after a branch push: webhook -> all planned again: {:.0} ms",
         since.elapsed().as_secs_f64() * 1000.0
     );
+    // Idle: what it holds now, against its peak and the cache's own estimate.
+    std::thread::sleep(Duration::from_secs(if bench { 5 } else { 1 }));
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", daemon.child.id())).unwrap_or_default();
+    let kib = |key: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .unwrap_or_default()
+    };
+    let (_, metrics) = daemon.get("/metrics");
+    let cache = metrics
+        .lines()
+        .find(|l| l.starts_with("capstan_plan_cache_bytes "))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .unwrap_or_default();
+    println!(
+        "idle: RSS {} MiB (peak {} MiB); plan cache estimate {:.0} MiB",
+        kib("VmRSS:") / 1024,
+        kib("VmHWM:") / 1024,
+        cache / 1048576.0
+    );
+    if std::env::var_os("CAPSTAN_BENCH_LOG").is_some() {
+        println!("{}", daemon.logs());
+    }
     fake.assert_no_violations();
     drop(daemon);
 }

@@ -219,7 +219,7 @@ impl Revision {
 
 /// The desired state made of `units`, and what its deploy order reports. From `previous`,
 /// only the `stale` units' instances are replaced; when the projects are the same ones and
-/// no stale unit's edges changed, the deploy order is the previous one.
+/// no stale unit's edges changed, the deploy order and the consumers are the previous ones.
 fn assemble(
     previous: Option<&Revision>,
     units: &BTreeMap<String, Unit>,
@@ -251,9 +251,11 @@ fn assemble(
     }
     if same_edges {
         let waves = previous.checked.resolved.waves.clone();
-        return (Resolved { instances, waves }, previous.graph.clone());
+        let resolved = Resolved::new(instances, waves);
+        resolved.share_consumers(&previous.checked.resolved);
+        return (resolved, previous.graph.clone());
     }
     let mut graph = Diagnostics::default();
     let waves = resolve::order(&instances, &mut graph);
-    (Resolved { instances, waves }, graph)
+    (Resolved::new(instances, waves), graph)
 }

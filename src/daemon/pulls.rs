@@ -14,7 +14,7 @@ use super::context::Shared;
 use super::error::DaemonError;
 use super::previews;
 use super::publish::{self, Slot};
-use super::revisions::Side;
+use super::revisions::{self, Side};
 use crate::core::ownership::{self, Owner, Verdict};
 use crate::core::plan::Plan;
 use crate::core::render::comment::Comment;
@@ -81,6 +81,10 @@ pub(super) async fn worker(shared: Arc<Shared>) {
         }
         shared.queue.done(&number);
         shared.metrics.queue_depth.set(shared.queue.depth() as i64);
+        if shared.queue.depth() == 0 && shared.metrics.running.get() == 0 {
+            // Idle: what the plans freed goes back to the system; the cache stays.
+            tokio::task::spawn_blocking(revisions::release_free_memory);
+        }
     }
 }
 
@@ -117,12 +121,14 @@ async fn reconcile(
         tracing::info!(base = pr.base_ref, "targets another branch; not planned");
         return Ok(Outcome::OtherBase);
     }
+    let started = Instant::now();
     shared
         .fetch(vec![
             (format!("refs/pull/{number}/head"), pull_ref(number)),
             shared.branch_refs(),
         ])
         .await?;
+    tracing::debug!(ms = started.elapsed().as_millis() as u64, "fetched");
     let head =
         if shared.mirror.has_commit(&pr.head_sha) {
             pr.head_sha.clone()
@@ -161,6 +167,12 @@ async fn reconcile(
                     for r in [reuse, head_reuse].iter().flatten() {
                         shared.metrics.plan_cache(r);
                     }
+                    tracing::debug!(
+                        ms = started.elapsed().as_millis() as u64,
+                        base = ?reuse,
+                        head = ?head_reuse,
+                        "checked (None: kept whole)"
+                    );
                     head
                 });
             shared.metrics.plan_cache_bytes.set(cache.bytes() as i64);
@@ -186,6 +198,7 @@ async fn reconcile(
         shared,
     )
     .await?;
+    tracing::debug!(ms = started.elapsed().as_millis() as u64, "computed");
     if cancel.is_cancelled() {
         return Ok(Outcome::Superseded);
     }

@@ -1,39 +1,34 @@
 //! The blast radius of a plan: every unchanged instance, in any project, whose inputs depend
 //! transitively on a changed one, with the chain of connections from it.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::{Downstream, Hop};
 use crate::core::model::InstanceId;
-use crate::core::resolve::{Connection, Instance, Link, Origin};
+use crate::core::resolve::{Link, Origin, Resolved};
 
 /// Every unchanged instance that depends, transitively, on a changed one, with the path
 /// (breadth first, so the path is a shortest one).
-pub(super) fn radius(
-    after: &BTreeMap<InstanceId, Arc<Instance>>,
-    changed: &BTreeSet<&InstanceId>,
+pub(super) fn radius<'a>(
+    resolved: &'a Resolved,
+    changed: &BTreeSet<&'a InstanceId>,
 ) -> Vec<Downstream> {
-    // consumers[p]: the connections out of p, with their consumers; a hop is only built
-    // for the few that are followed.
-    let mut consumers: HashMap<&InstanceId, Vec<(&Instance, &String, &Connection)>> =
-        HashMap::new();
-    for inst in after.values() {
-        for (slot, c) in &inst.connections {
-            if let Origin::Instance { instance, .. } = &c.origin {
-                consumers.entry(instance).or_default().push((inst, slot, c));
-            }
-        }
-    }
+    let consumers = resolved.consumers();
+    let after = &resolved.instances;
     let mut seen: BTreeMap<&InstanceId, Downstream> = BTreeMap::new();
     for start in changed {
         let mut queue: VecDeque<(&InstanceId, Vec<Hop>)> = VecDeque::from([(*start, Vec::new())]);
         while let Some((node, path)) = queue.pop_front() {
-            for &(inst, slot, c) in consumers.get(node).map(Vec::as_slice).unwrap_or_default() {
-                let consumer = &inst.id;
+            for (consumer, slot) in consumers.of_producer(node) {
+                let Some((consumer, inst)) = after.get_key_value(consumer) else {
+                    continue;
+                };
                 if changed.contains(consumer) || seen.contains_key(consumer) {
                     continue;
                 }
+                let Some(c) = inst.connections.get(slot) else {
+                    continue;
+                };
                 let Origin::Instance { instance, field } = &c.origin else {
                     continue;
                 };

@@ -12,14 +12,13 @@ mod compare;
 mod deployed;
 mod revisions;
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::collections::BTreeSet;
 
 use serde_json::Value;
 
 use super::Checked;
 use super::model::InstanceId;
-use super::resolve::{Instance, Link};
+use super::resolve::Link;
 pub use deployed::against_deployed;
 pub use revisions::plan;
 
@@ -171,13 +170,12 @@ impl Plan {
         destroy_order: Vec<InstanceId>,
     ) -> Plan {
         changes.sort_by(|a, b| a.instance.cmp(&b.instance));
-        let after: &BTreeMap<InstanceId, Arc<Instance>> = &new.resolved.instances;
         let changed: BTreeSet<&InstanceId> = changes
             .iter()
             .filter(|c| c.action != Action::Destroy)
             .map(|c| &c.instance)
             .collect();
-        let downstream = blast::radius(after, &changed);
+        let downstream = blast::radius(&new.resolved, &changed);
         let waves = new
             .resolved
             .waves

@@ -13,7 +13,7 @@ mod references;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use jsonschema::Validator;
 use serde_json::Value;
@@ -29,6 +29,58 @@ pub struct Resolved {
     pub instances: BTreeMap<InstanceId, Arc<Instance>>,
     /// Deploy order: each wave depends only on earlier waves. Instances in a cycle are in none.
     pub waves: Vec<Vec<InstanceId>>,
+    /// Who takes artifacts from whom, built when first asked (a plan's blast radius), and
+    /// shared with a revision whose instance graph is the same.
+    consumers: OnceLock<Arc<Consumers>>,
+}
+
+impl Resolved {
+    pub fn new(
+        instances: BTreeMap<InstanceId, Arc<Instance>>,
+        waves: Vec<Vec<InstanceId>>,
+    ) -> Resolved {
+        Resolved {
+            instances,
+            waves,
+            consumers: OnceLock::new(),
+        }
+    }
+
+    /// For each producing instance, the instances and slots its artifacts fill.
+    pub fn consumers(&self) -> &Arc<Consumers> {
+        self.consumers
+            .get_or_init(|| Arc::new(Consumers::of(&self.instances)))
+    }
+
+    /// The same graph as `other`'s: its consumers are `other`'s.
+    pub fn share_consumers(&self, other: &Resolved) {
+        let _ = self.consumers.set(other.consumers().clone());
+    }
+}
+
+/// The instance graph read backwards: producer -> (consumer, slot), in consumer order.
+#[derive(Debug, Default)]
+pub struct Consumers(HashMap<InstanceId, Vec<(InstanceId, String)>>);
+
+impl Consumers {
+    fn of(instances: &BTreeMap<InstanceId, Arc<Instance>>) -> Consumers {
+        let mut map: HashMap<InstanceId, Vec<(InstanceId, String)>> = HashMap::new();
+        for inst in instances.values() {
+            for (slot, c) in &inst.connections {
+                if let Origin::Instance { instance, .. } = &c.origin {
+                    map.entry(instance.clone())
+                        .or_default()
+                        .push((inst.id.clone(), slot.clone()));
+                }
+            }
+        }
+        Consumers(map)
+    }
+
+    /// The (consumer, slot) pairs `producer`'s artifacts fill.
+    pub fn of_producer(&self, producer: &InstanceId) -> &[(InstanceId, String)] {
+        self.0.get(producer).map(Vec::as_slice).unwrap_or_default()
+    }
 }
 
 /// `<project>-<environment>-<package>`: a package realised in an environment.
@@ -276,7 +328,7 @@ pub fn assemble<'u>(units: impl Iterator<Item = &'u Unit>, diags: &mut Diagnosti
         .flat_map(|u| u.instances.iter().map(|i| (i.id.clone(), i.clone())))
         .collect();
     let waves = order(&instances, diags);
-    Resolved { instances, waves }
+    Resolved::new(instances, waves)
 }
 
 /// The deploy order of `instances`, in waves; a cycle is reported to `diags`.
@@ -287,22 +339,25 @@ pub fn order(
     graph::waves(instances, diags)
 }
 
+/// A connection as the instance graph sees it: the slot, the producer, where it is written.
+pub type Edge<'a> = (&'a String, &'a InstanceId, &'a Loc);
+
 impl Unit {
     /// What the instance graph sees of this unit: each instance, and the instances its
     /// connections take artifacts from with where each connection is written. Two units
     /// with the same edges leave the deploy order and its cycle check as they were.
-    pub fn edges(&self) -> Vec<(&InstanceId, Vec<(&InstanceId, &Loc)>)> {
+    pub fn edges(&self) -> Vec<(&InstanceId, Vec<Edge<'_>>)> {
         self.instances
             .iter()
             .map(|i| {
                 let deps = i
                     .connections
-                    .values()
-                    .filter_map(|c| match (&c.origin, &c.via) {
+                    .iter()
+                    .filter_map(|(slot, c)| match (&c.origin, &c.via) {
                         (
                             Origin::Instance { instance, .. },
                             Via::Environment(at) | Via::Wiring(at) | Via::Default(at),
-                        ) => Some((instance, at)),
+                        ) => Some((slot, instance, at)),
                         (Origin::Import { .. }, _) => None,
                     })
                     .collect();
