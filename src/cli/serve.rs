@@ -205,6 +205,10 @@ fn describe(cfg: &Config) -> String {
         ));
     }
     s.push_str(&format!("  workers:     {}\n", cfg.workers));
+    s.push_str(&format!(
+        "  plan cache:  {} MiB of checked revisions\n",
+        cfg.plan_cache_bytes >> 20
+    ));
     let d = &cfg.deploy;
     s.push_str(&format!(
         "  deploy:      {}, {} instances of a wave at once, each step at most {}, state locks waited for up to {}\n",

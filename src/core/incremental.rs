@@ -62,9 +62,12 @@ pub struct Reuse {
     pub kept_resolved: usize,
 }
 
-/// Bytes a checked revision holds per instance, beyond its files: measured at 40,000
-/// instances (BENCHMARKS.md), model and resolution together.
+/// Bytes an instance holds, model and resolution together: measured at 40,000 instances
+/// (BENCHMARKS.md).
 const BYTES_PER_INSTANCE: usize = 1_700;
+/// Bytes a revision holds per instance it shares with another: its map entry and its
+/// place in the deploy order.
+const BYTES_PER_SHARED_INSTANCE: usize = 64;
 
 impl Revision {
     /// The files it was checked from.
@@ -72,22 +75,29 @@ impl Revision {
         &self.tree
     }
 
-    /// Estimated bytes it holds: its files and its share of model and resolution. An
-    /// over-estimate for a revision that shares projects with another.
-    pub fn weight(&self) -> usize {
-        let files: usize = self
-            .tree
-            .files()
-            .iter()
-            .map(|f| {
-                f.path.len()
-                    + match &f.content {
-                        super::source::Content::Bytes(b) => b.len(),
-                        _ => 0,
-                    }
-            })
-            .sum();
-        2 * files + BYTES_PER_INSTANCE * self.checked.resolved.instances.len()
+    /// Estimated bytes `revisions` hold together: each one's files and instance map, and
+    /// every instance once, however many of them share it.
+    pub fn weight<'r>(revisions: impl IntoIterator<Item = &'r Revision>) -> usize {
+        let mut instances = std::collections::HashSet::new();
+        let mut bytes = 0;
+        for r in revisions {
+            let files: usize = r
+                .tree
+                .files()
+                .iter()
+                .map(|f| {
+                    f.path.len()
+                        + match &f.content {
+                            super::source::Content::Bytes(b) => b.len(),
+                            _ => 0,
+                        }
+                })
+                .sum();
+            let all = &r.checked.resolved.instances;
+            bytes += 2 * files + BYTES_PER_SHARED_INSTANCE * all.len();
+            instances.extend(all.values().map(Arc::as_ptr));
+        }
+        bytes + BYTES_PER_INSTANCE * instances.len()
     }
 
     /// Checks `tree`, keeping from `previous` whatever the differences cannot affect.

@@ -81,10 +81,17 @@ pub(super) async fn worker(shared: Arc<Shared>) {
         }
         shared.queue.done(&number);
         shared.metrics.queue_depth.set(shared.queue.depth() as i64);
-        if shared.queue.depth() == 0 && shared.metrics.running.get() == 0 {
-            // Idle: what the plans freed goes back to the system; the cache stays.
-            tokio::task::spawn_blocking(revisions::release_free_memory);
-        }
+        // After posting: the cache back within its budget and, when nothing else waits,
+        // what the plans freed handed back to the system.
+        let idle = shared.queue.depth() == 0 && shared.metrics.running.get() == 0;
+        let after = shared.clone();
+        tokio::task::spawn_blocking(move || {
+            let held = after.revisions.trim();
+            after.metrics.plan_cache_bytes.set(held as i64);
+            if idle {
+                revisions::release_free_memory();
+            }
+        });
     }
 }
 
@@ -175,7 +182,6 @@ async fn reconcile(
                     );
                     head
                 });
-            shared.metrics.plan_cache_bytes.set(cache.bytes() as i64);
             let files = shared.mirror.changed_files(&merge_base, &head)?;
             Ok((base, head_revision, files))
         })

@@ -2,8 +2,9 @@
 //! unchanged merge base is never read, parsed or resolved twice, and a head is read and
 //! checked next to a revision already checked (only its changed blobs are read, only its
 //! changed project folders parsed, only what they affect resolved again; see
-//! `core::incremental`). Bounded by `plan_cache_mib`: the least recently used revisions
-//! go first, and the newest always stays.
+//! `core::incremental`). Bounded by `plan_cache_mib`: after each plan is posted, the least
+//! recently used revisions go until the rest fit (instances shared by several revisions
+//! count once), and the newest always stays.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -40,7 +41,6 @@ struct Inner {
 
 struct Entry {
     checked: Checked,
-    bytes: usize,
     used: u64,
 }
 
@@ -118,33 +118,28 @@ impl RevisionCache {
         let mut inner = self.lock();
         inner.clock += 1;
         let used = inner.clock;
-        let bytes = checked.revision.weight();
-        inner.entries.insert(
-            (tree, side),
-            Entry {
-                checked,
-                bytes,
-                used,
-            },
-        );
-        // Least recently used first; the one just checked stays, whatever it weighs.
-        while inner.entries.len() > 1 && inner.bytes() > self.budget {
+        inner.entries.insert((tree, side), Entry { checked, used });
+    }
+
+    /// Drops the least recently used revisions until the rest fit the budget (the newest
+    /// stays, whatever it weighs); returns the estimated bytes held. Run after a plan is
+    /// posted, so it never delays one.
+    pub fn trim(&self) -> usize {
+        let mut inner = self.lock();
+        loop {
+            let bytes = inner.bytes();
+            if bytes <= self.budget || inner.entries.len() <= 1 {
+                return bytes;
+            }
             let oldest = inner
                 .entries
                 .iter()
-                .filter(|(_, e)| e.used != used)
                 .min_by_key(|(_, e)| e.used)
                 .map(|(k, _)| k.clone());
-            match oldest {
-                Some(key) => inner.entries.remove(&key),
-                None => break,
-            };
+            if let Some(key) = oldest {
+                inner.entries.remove(&key);
+            }
         }
-    }
-
-    /// Estimated bytes held.
-    pub fn bytes(&self) -> usize {
-        self.lock().bytes()
     }
 }
 
@@ -160,7 +155,7 @@ pub(super) fn release_free_memory() {
 
 impl Inner {
     fn bytes(&self) -> usize {
-        self.entries.values().map(|e| e.bytes).sum()
+        Revision::weight(self.entries.values().map(|e| e.checked.revision.as_ref()))
     }
 }
 
@@ -194,10 +189,11 @@ mod tests {
 
     #[test]
     fn the_least_recently_used_go_first_and_the_newest_stays() {
-        let one = checked("a").revision.weight();
+        let one = Revision::weight([checked("a").revision.as_ref()]);
         let cache = RevisionCache::new(2 * one);
         cache.put("ta".into(), Side::Base, checked("a"));
         cache.put("tb".into(), Side::Head, checked("b"));
+        cache.trim();
         assert_eq!(held(&cache), ["a", "b"]);
         // a is used again, so b is the one to go.
         assert_eq!(
@@ -209,13 +205,14 @@ mod tests {
             "a base is not a head"
         );
         cache.put("tc".into(), Side::Head, checked("c"));
+        assert_eq!(cache.trim(), 2 * one);
         assert_eq!(held(&cache), ["a", "c"]);
-        assert_eq!(cache.bytes(), 2 * one);
         assert_eq!(cache.last_used().map(|c| c.commit), Some("c".into()));
 
         let none = RevisionCache::new(0);
         none.put("ta".into(), Side::Base, checked("a"));
         none.put("tb".into(), Side::Base, checked("b"));
+        none.trim();
         assert_eq!(held(&none), ["b"], "the newest stays over budget");
     }
 }
