@@ -205,7 +205,8 @@ fn one_file_changed(tree: &SourceTree) -> SourceTree {
     if let Content::Bytes(b) = &mut env.content {
         *b = String::from_utf8_lossy(b)
             .replace("memory: 1024", "memory: 1536")
-            .into_bytes();
+            .into_bytes()
+            .into();
     }
     SourceTree::new(files)
 }

@@ -35,7 +35,7 @@ fn file(path: String, text: String) -> SourceFile {
     SourceFile {
         path,
         executable: false,
-        content: Content::Bytes(text.into_bytes()),
+        content: Content::Bytes(text.into_bytes().into()),
     }
 }
 

@@ -65,6 +65,8 @@ pub struct Reuse {
 /// Bytes an instance holds, model and resolution together: measured at 40,000 instances
 /// (BENCHMARKS.md).
 const BYTES_PER_INSTANCE: usize = 1_700;
+/// Bytes a revision's file list holds per file, beyond its path.
+const BYTES_PER_FILE: usize = 64;
 /// Bytes a revision holds per instance it shares with another: its map entry and its
 /// place in the deploy order.
 const BYTES_PER_SHARED_INSTANCE: usize = 64;
@@ -75,26 +77,24 @@ impl Revision {
         &self.tree
     }
 
-    /// Estimated bytes `revisions` hold together: each one's files and instance map, and
-    /// every instance once, however many of them share it.
+    /// Estimated bytes `revisions` hold together: each one's file list and instance map,
+    /// and every file's bytes and every instance once, however many of them share it.
     pub fn weight<'r>(revisions: impl IntoIterator<Item = &'r Revision>) -> usize {
+        let mut contents = std::collections::HashSet::new();
         let mut instances = std::collections::HashSet::new();
         let mut bytes = 0;
         for r in revisions {
-            let files: usize = r
-                .tree
-                .files()
-                .iter()
-                .map(|f| {
-                    f.path.len()
-                        + match &f.content {
-                            super::source::Content::Bytes(b) => b.len(),
-                            _ => 0,
-                        }
-                })
-                .sum();
+            for f in r.tree.files() {
+                bytes += BYTES_PER_FILE + f.path.len();
+                if let super::source::Content::Bytes(b) = &f.content
+                    && contents.insert(b.as_ptr())
+                {
+                    // Parsed, a file holds about as much again as its text.
+                    bytes += 2 * b.len();
+                }
+            }
             let all = &r.checked.resolved.instances;
-            bytes += 2 * files + BYTES_PER_SHARED_INSTANCE * all.len();
+            bytes += BYTES_PER_SHARED_INSTANCE * all.len();
             instances.extend(all.values().map(Arc::as_ptr));
         }
         bytes + BYTES_PER_INSTANCE * instances.len()

@@ -169,7 +169,7 @@ mod tests {
                 executable: false,
                 content: Content::Bytes(
                     b"packages:\n  app: {bundle: container-app}\npreview:\n  from: dev\n  attributes: {tier: preview}\n  packages:\n    app:\n      params: {replicas: 1}\n"
-                        .to_vec(),
+                        .to_vec().into(),
                 ),
             },
             SourceFile {
@@ -177,7 +177,7 @@ mod tests {
                 executable: false,
                 content: Content::Bytes(
                     b"attributes: {tier: dev}\npackages:\n  app:\n    params: {replicas: 2, image: web:1}\n"
-                        .to_vec(),
+                        .to_vec().into(),
                 ),
             },
             SourceFile {
@@ -185,13 +185,13 @@ mod tests {
                 executable: false,
                 content: Content::Bytes(
                     b"packages:\n  app: {bundle: container-app}\npreview:\n  from: dev\n  trigger: label\n"
-                        .to_vec(),
+                        .to_vec().into(),
                 ),
             },
             SourceFile {
                 path: "projects/ops/environments/dev.yaml".into(),
                 executable: false,
-                content: Content::Bytes(Vec::new()),
+                content: Content::Bytes(Vec::new().into()),
             },
         ];
         load::load(&SourceTree::new(files), &mut Diagnostics::default())

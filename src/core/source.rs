@@ -3,6 +3,8 @@
 //! A directory walk and a git tree both produce a [`SourceTree`]; the core cannot tell them
 //! apart, which is what makes `--rev` and the working tree give identical answers.
 
+use std::sync::Arc;
+
 /// Largest file a reader loads at all; bigger ones arrive as [`Content::TooLarge`].
 pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 /// Largest YAML file the core parses.
@@ -10,7 +12,8 @@ pub const MAX_YAML_BYTES: usize = 1024 * 1024;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Content {
-    Bytes(Vec<u8>),
+    /// Shared: revisions read next to each other hold one copy of what they have in common.
+    Bytes(Arc<[u8]>),
     TooLarge {
         size: u64,
     },

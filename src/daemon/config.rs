@@ -48,10 +48,10 @@ fn list(diags: &[Diagnostic]) -> String {
         .join("\n")
 }
 
-/// Values given on the command line or as `CAPSTAN_*` variables; they win over the file.
-/// Enough for a merge base and a few heads at 40,000 instances.
+/// Enough for a merge base and its pull requests' heads at 40,000 instances.
 pub const DEFAULT_PLAN_CACHE_MIB: usize = 512;
 
+/// Values given on the command line or as `CAPSTAN_*` variables; they win over the file.
 #[derive(Clone, Debug, Default)]
 pub struct Overrides {
     pub repo_path: Option<PathBuf>,

@@ -168,7 +168,7 @@ mod tests {
         let tree = SourceTree::new(vec![SourceFile {
             path: "capstan.yaml".into(),
             executable: false,
-            content: Content::Bytes(format!("# {commit}\n").into_bytes()),
+            content: Content::Bytes(format!("# {commit}\n").into_bytes().into()),
         }]);
         Checked {
             commit: commit.into(),

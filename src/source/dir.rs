@@ -112,7 +112,7 @@ fn read_file(path: &Path) -> Content {
         .read_to_end(&mut bytes)
     {
         Ok(n) if n as u64 > MAX_FILE_BYTES => Content::TooLarge { size: n as u64 },
-        Ok(_) => Content::Bytes(bytes),
+        Ok(_) => Content::Bytes(bytes.into()),
         Err(e) => Content::Unreadable(e.to_string()),
     }
 }

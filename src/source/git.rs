@@ -111,7 +111,7 @@ fn file(
             if size as u64 > MAX_FILE_BYTES {
                 Content::TooLarge { size: size as u64 }
             } else {
-                Content::Bytes(repo.find_blob(id)?.content().to_vec())
+                Content::Bytes(repo.find_blob(id)?.content().into())
             }
         }
     };

@@ -105,7 +105,7 @@ fn apply(files: &mut [SourceFile], m: &Mutation) {
                 .map(str::to_string)
                 .collect();
             edit(&mut lines);
-            *b = format!("{}\n", lines.join("\n")).into_bytes();
+            *b = format!("{}\n", lines.join("\n")).into_bytes().into();
         }
     };
     match *m {
@@ -114,13 +114,15 @@ fn apply(files: &mut [SourceFile], m: &Mutation) {
                 && !b.is_empty()
             {
                 let i = at % b.len();
-                b[i] ^= 1 << bit;
+                let mut flipped = b.to_vec();
+                flipped[i] ^= 1 << bit;
+                *b = flipped.into();
             }
         }
         Mutation::Truncate { file, at } => {
             if let Content::Bytes(b) = &mut files[pick(file)].content {
                 let n = if b.is_empty() { 0 } else { at % b.len() };
-                b.truncate(n);
+                *b = b[..n].into();
             }
         }
         Mutation::DeleteLine { file, line } => with_lines(&mut files[pick(file)], &|l| {

@@ -89,7 +89,7 @@ fn set(files: &mut Vec<SourceFile>, path: &str, text: String) {
     files.push(SourceFile {
         path: path.into(),
         executable: false,
-        content: Content::Bytes(text.into_bytes()),
+        content: Content::Bytes(text.into_bytes().into()),
     });
 }
 

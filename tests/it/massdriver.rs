@@ -278,7 +278,11 @@ fn a_share_names_a_dashed_field_and_is_checked_like_any_other() {
             "attributes: {tier: staging}\ndefaults:\n  postgresql: data-prod-pg.postgresql-authentication\n",
         ),
     ] {
-        put(&mut files, path, Content::Bytes(text.as_bytes().to_vec()));
+        put(
+            &mut files,
+            path,
+            Content::Bytes(text.as_bytes().to_vec().into()),
+        );
     }
     let lines = diagnostic_lines(&SourceTree::new(files));
     assert_eq!(
@@ -316,7 +320,11 @@ steps:
         ("bundles/network/src/main.tf", "# module\n"),
         ("projects/net/environments/dev.yaml", ""),
     ] {
-        put(&mut files, path, Content::Bytes(text.as_bytes().to_vec()));
+        put(
+            &mut files,
+            path,
+            Content::Bytes(text.as_bytes().to_vec().into()),
+        );
     }
     let with_params = |files: &mut Vec<_>, params: &str| {
         put(
@@ -324,7 +332,8 @@ steps:
             "projects/net/project.yaml",
             Content::Bytes(
                 format!("packages:\n  vpc:\n    bundle: network\n    params: {params}\n")
-                    .into_bytes(),
+                    .into_bytes()
+                    .into(),
             ),
         );
         diagnostic_lines(&SourceTree::new(files.clone()))
@@ -351,7 +360,8 @@ steps:
         Content::Bytes(
             bundle
                 .replace("'^[[:alnum:]-]+$'", "'^([a-z]+$'")
-                .into_bytes(),
+                .into_bytes()
+                .into(),
         ),
     );
     let broken = with_params(&mut files, "{cidr: 10.0.0.0/16, name: main}");
@@ -368,7 +378,8 @@ steps:
             bundle
                 .replace("./schemas/network.json", "./schemas/missing.json")
                 .replace("type: string\n", "$ref: ../../secrets.json\n")
-                .into_bytes(),
+                .into_bytes()
+                .into(),
         ),
     );
     let missing = with_params(&mut files, "{cidr: 10.0.0.0/16, name: main}");

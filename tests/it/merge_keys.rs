@@ -172,7 +172,11 @@ fn merge_keys_mean_the_same_at_every_mapping_of_every_file() {
     let mut checked = 0;
     for (path, root) in yaml_files() {
         let mut files = example_files();
-        put(&mut files, &path, Content::Bytes(rewrite(&root, None)));
+        put(
+            &mut files,
+            &path,
+            Content::Bytes(rewrite(&root, None).into()),
+        );
         let plain = meaning(&files);
         assert_eq!(
             plain.0,
@@ -182,7 +186,7 @@ fn merge_keys_mean_the_same_at_every_mapping_of_every_file() {
         for index in 0..mappings(&root) {
             let form = FORMS[checked % FORMS.len()];
             let text = rewrite(&root, Some((index, form)));
-            put(&mut files, &path, Content::Bytes(text.clone()));
+            put(&mut files, &path, Content::Bytes(text.clone().into()));
             let variant = meaning(&files);
             assert!(
                 variant == plain,
@@ -207,7 +211,7 @@ fn a_merge_key_capstan_cannot_honour_is_an_error_at_every_mapping() {
             put(
                 &mut files,
                 &path,
-                Content::Bytes(rewrite(&root, Some((index, Form::Broken)))),
+                Content::Bytes(rewrite(&root, Some((index, Form::Broken))).into()),
             );
             let (diagnostics, _) = meaning(&files);
             assert!(
@@ -247,12 +251,12 @@ steps:
     put(
         &mut files,
         "bundles/counter/massdriver.yaml",
-        Content::Bytes(bundle.into()),
+        Content::Bytes(bundle.as_bytes().into()),
     );
     put(
         &mut files,
         "bundles/counter/src/main.tf",
-        Content::Bytes(b"# module\n".to_vec()),
+        Content::Bytes(b"# module\n".to_vec().into()),
     );
     let project = |replicas: &str| {
         format!("packages:\n  web:\n    bundle: counter\n    params: {{replicas: {replicas}}}\n")
@@ -260,13 +264,13 @@ steps:
     put(
         &mut files,
         "projects/demo/environments/dev.yaml",
-        Content::Bytes(Vec::new()),
+        Content::Bytes(Vec::new().into()),
     );
     let mut diagnostics = |replicas: &str| {
         put(
             &mut files,
             "projects/demo/project.yaml",
-            Content::Bytes(project(replicas).into_bytes()),
+            Content::Bytes(project(replicas).into_bytes().into()),
         );
         let (d, _) = meaning(&files);
         d.into_iter()

@@ -95,23 +95,24 @@ fn massdriver_bundles_load() {
         put(
             &mut files,
             &format!("bundles/{bundle}/massdriver.yaml"),
-            Content::Bytes(text),
+            Content::Bytes(text.into()),
         );
         for d in dirs {
             put(
                 &mut files,
                 &format!("bundles/{bundle}/{d}/main.tf"),
-                Content::Bytes(b"# module\n".to_vec()),
+                Content::Bytes(b"# module\n".to_vec().into()),
             );
         }
     }
-    put(&mut files, "projects/platform/project.yaml", Content::Bytes(b"packages:\n  net:\n    bundle: network\n    params: {region: us-west-2, cidr: {automatic: true}}\n  k8s:\n    bundle: cluster\n    params: {k8s_version: '1.31', node_groups: [{name: shared, machine: t3.medium, min: 1, max: 10}]}\n    connections: {network: net.network}\n".to_vec()));
+    put(&mut files, "projects/platform/project.yaml", Content::Bytes(b"packages:\n  net:\n    bundle: network\n    params: {region: us-west-2, cidr: {automatic: true}}\n  k8s:\n    bundle: cluster\n    params: {k8s_version: '1.31', node_groups: [{name: shared, machine: t3.medium, min: 1, max: 10}]}\n    connections: {network: net.network}\n".to_vec().into()));
     put(
         &mut files,
         "projects/platform/environments/dev.yaml",
         Content::Bytes(
             b"defaults:\n  aws-iam-role: {data: {arn: 'arn:aws:iam::111111111111:role/dev'}}\n"
-                .to_vec(),
+                .to_vec()
+                .into(),
         ),
     );
     let checked = capstan::core::check(&SourceTree::new(files));

@@ -37,7 +37,7 @@ pub fn text(files: &[SourceFile], path: &str) -> String {
         .unwrap_or_else(|| panic!("no file {path}"))
         .content
     {
-        Content::Bytes(b) => String::from_utf8(b.clone()).expect("utf-8"),
+        Content::Bytes(b) => String::from_utf8(b.to_vec()).expect("utf-8"),
         other => panic!("{path} is {other:?}"),
     }
 }
@@ -141,7 +141,7 @@ pub fn apply_fixture(script: &str, name: &str) -> Fixture {
             ["write", path] => put(
                 &mut files,
                 path,
-                Content::Bytes(format!("{}\n", body.join("\n")).into_bytes()),
+                Content::Bytes(format!("{}\n", body.join("\n")).into_bytes().into()),
             ),
             ["edit", path] => {
                 let old: Vec<&str> = body.iter().filter_map(|l| l.strip_prefix('-')).collect();
@@ -154,7 +154,7 @@ pub fn apply_fixture(script: &str, name: &str) -> Fixture {
                 );
                 let edited = current.replacen(&old, &format!("{}\n", new.join("\n")), 1);
                 let executable = files.iter().any(|f| f.path == *path && f.executable);
-                put(&mut files, path, Content::Bytes(edited.into_bytes()));
+                put(&mut files, path, Content::Bytes(edited.into_bytes().into()));
                 files
                     .iter_mut()
                     .filter(|f| f.path == *path)
