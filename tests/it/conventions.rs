@@ -112,8 +112,10 @@ fn documentation_links_stay_inside_the_repository() {
                 path.display()
             );
         }
+        // Spelled in two pieces, so this file does not name the folder it forbids.
+        let outside = concat!("..", "/shared");
         assert!(
-            !text.contains("../shared"),
+            !text.contains(outside),
             "{} names a folder outside the repository",
             path.display()
         );
