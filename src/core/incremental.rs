@@ -48,7 +48,8 @@ struct Folder {
     /// What loading its files reported.
     load: Diagnostics,
     /// Its resolution; `None` when it has no project (no or a broken project.yaml).
-    unit: Option<Unit>,
+    /// Shared with the revisions that keep it.
+    unit: Option<Arc<Unit>>,
 }
 
 /// What a check kept from the previous revision and what it computed again.
@@ -164,7 +165,7 @@ impl Revision {
         }
 
         // Resolve: a unit is kept when nothing it read changed.
-        let kept_unit = |name: &str| -> Option<&Unit> {
+        let kept_unit = |name: &str| -> Option<&Arc<Unit>> {
             if !shared_same || changed.contains(name) {
                 return None;
             }
@@ -174,7 +175,7 @@ impl Revision {
                 .all(|read| !changed.contains(read.as_str()))
                 .then_some(unit)
         };
-        let mut units: BTreeMap<String, Unit> = BTreeMap::new();
+        let mut units: BTreeMap<String, Arc<Unit>> = BTreeMap::new();
         let mut stale: Vec<(&String, &Arc<Project>)> = Vec::new();
         for (name, folder) in &folders {
             let Some(project) = &folder.project else {
@@ -196,7 +197,8 @@ impl Revision {
             .collect();
         let mut resolver = Resolver::new(&repository, &mut diags);
         for ((name, project), preview) in stale.iter().zip(&previews) {
-            units.insert((*name).clone(), resolver.project(project, preview.as_ref()));
+            let unit = resolver.project(project, preview.as_ref());
+            units.insert((*name).clone(), Arc::new(unit));
         }
         drop(resolver);
         let stale: Vec<String> = stale.into_iter().map(|(name, _)| name.clone()).collect();
@@ -232,7 +234,7 @@ impl Revision {
 /// no stale unit's edges changed, the deploy order and the consumers are the previous ones.
 fn assemble(
     previous: Option<&Revision>,
-    units: &BTreeMap<String, Unit>,
+    units: &BTreeMap<String, Arc<Unit>>,
     stale: &[String],
 ) -> (Resolved, Diagnostics) {
     let previous = previous.filter(|p| {
@@ -243,7 +245,7 @@ fn assemble(
     });
     let Some(previous) = previous else {
         let mut graph = Diagnostics::default();
-        let resolved = resolve::assemble(units.values(), &mut graph);
+        let resolved = resolve::assemble(units.values().map(|u| &**u), &mut graph);
         return (resolved, graph);
     };
     let old_unit = |name: &str| previous.folders.get(name).and_then(|f| f.unit.as_ref());

@@ -267,7 +267,7 @@ pub fn preview_check(project: &Project) -> Option<Environment> {
 /// it writes, and the other projects it looked at. It depends on nothing else but the
 /// files outside project folders, so it can be kept while those and the projects it read
 /// stay the same.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct Unit {
     pub instances: Vec<Arc<Instance>>,
     pub diagnostics: Diagnostics,
