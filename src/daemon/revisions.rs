@@ -37,6 +37,9 @@ struct Inner {
     /// By (root tree id, side).
     entries: HashMap<(String, Side), Entry>,
     clock: u64,
+    /// The estimate of what `entries` hold, until they change: a plan that found both its
+    /// revisions here does not weigh the whole cache again.
+    weight: Option<usize>,
 }
 
 struct Entry {
@@ -119,6 +122,7 @@ impl RevisionCache {
         inner.clock += 1;
         let used = inner.clock;
         inner.entries.insert((tree, side), Entry { checked, used });
+        inner.weight = None;
     }
 
     /// Drops the least recently used revisions until the rest fit the budget (the newest
@@ -138,6 +142,7 @@ impl RevisionCache {
                 .map(|(k, _)| k.clone());
             if let Some(key) = oldest {
                 inner.entries.remove(&key);
+                inner.weight = None;
             }
         }
     }
@@ -154,8 +159,13 @@ pub(super) fn release_free_memory() {
 }
 
 impl Inner {
-    fn bytes(&self) -> usize {
-        Revision::weight(self.entries.values().map(|e| e.checked.revision.as_ref()))
+    fn bytes(&mut self) -> usize {
+        if let Some(weight) = self.weight {
+            return weight;
+        }
+        let weight = Revision::weight(self.entries.values().map(|e| e.checked.revision.as_ref()));
+        self.weight = Some(weight);
+        weight
     }
 }
 
