@@ -52,7 +52,7 @@ fn run(corpus: &Path, capstan: &Path) -> Result<bool, String> {
     for dir in [&bundles_dir, &definitions] {
         if !dir.is_dir() {
             return Err(format!(
-                "{} is missing: the compatibility corpus is checked on every run, never skipped",
+                "{} is missing: a corpus folder given to the check must hold massdriver/ and massdriver-artifact-definitions/",
                 dir.display()
             ));
         }

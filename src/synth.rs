@@ -114,21 +114,42 @@ pub fn write_git(
         if dir.join("projects").exists() {
             std::fs::remove_dir_all(dir.join("projects"))?;
         }
-        for f in generate(base, shape, change).files() {
-            if let Content::Bytes(bytes) = &f.content {
-                let path = dir.join(&f.path);
-                if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent)?;
-                }
-                std::fs::write(&path, bytes)?;
-            }
-        }
+        write_files(dir, generate(base, shape, change).files())?;
         git(&["add", "-A"])?;
         git(&["commit", "-q", "-m", message])?;
     }
     // Packed, as a clone is: reading thousands of loose objects costs more than the plan does.
     git(&["repack", "-a", "-d", "-q"])?;
     git(&["prune", "--expire=now"])
+}
+
+/// Writes the files of a tree that have bytes below `dir`, each with the mode its source had
+/// (executable or not), so `git add` records `100755` for the bundles' scripts as it does in
+/// `example-repo` and a deploy of the written repository can run them.
+pub fn write_files(dir: &Path, files: &[SourceFile]) -> std::io::Result<()> {
+    for f in files {
+        if let Content::Bytes(bytes) = &f.content {
+            let path = dir.join(&f.path);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::write(&path, bytes)?;
+            set_executable(&path, f.executable)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn set_executable(path: &Path, executable: bool) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = if executable { 0o755 } else { 0o644 };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+}
+
+#[cfg(not(unix))]
+fn set_executable(_: &Path, _: bool) -> std::io::Result<()> {
+    Ok(())
 }
 
 #[cfg(test)]

@@ -128,6 +128,8 @@ pub struct ArtifactType {
     pub environment_default: Option<String>,
     pub schema: serde_json::Value,
     pub schema_at: Loc,
+    /// The schema as written, so a problem inside it (a `pattern`) is reported where it is.
+    pub schema_node: Option<crate::core::yaml::Node>,
     /// Paths (object keys from the root) of fields marked sensitive.
     pub sensitive: Vec<Vec<String>>,
 }

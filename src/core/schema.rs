@@ -157,6 +157,11 @@ pub fn compile_with(
     jsonschema::options()
         .with_draft(draft(format))
         .should_validate_formats(false)
+        .with_pattern_options(
+            jsonschema::PatternOptions::regex()
+                .size_limit(PATTERN_SIZE_LIMIT)
+                .dfa_size_limit(PATTERN_DFA_LIMIT),
+        )
         .with_base_uri(format!("{DOCUMENTS}schema"))
         .with_retriever(Documents(documents.clone()))
         .build(&schema)
@@ -170,13 +175,49 @@ pub fn compile_with(
                 })
                 .collect(),
             message: match e.kind() {
-                ValidationErrorKind::Format { format } if format == "regex" => format!(
-                    "{} is not a regular expression (ECMA-262, as JSON Schema defines patterns)",
-                    e.instance()
-                ),
+                ValidationErrorKind::Format { format } if format == "regex" => {
+                    pattern_error(&e.instance())
+                }
                 _ => e.to_string(),
             },
         })
+}
+
+/// The largest a pattern may be once compiled. Patterns a repository brings run on the
+/// `regex` crate's engine, whose matching is linear in the value's length, so a pattern
+/// within this size matches any value a file can hold in bounded time and memory; real
+/// patterns (CIDRs, ARNs, names) compile to a few KiB. Nested counted repetitions
+/// (`a{1,65535}{1,65535}`) exceed it and are an error at the pattern.
+pub const PATTERN_SIZE_LIMIT: usize = 1 << 20;
+/// The cache of the lazy DFA that matches a pattern, per pattern.
+const PATTERN_DFA_LIMIT: usize = 2 << 20;
+
+/// Why `pattern` (the JSON value of a `pattern` keyword or a `patternProperties` key) does
+/// not compile, in people's words.
+fn pattern_error(pattern: &Value) -> String {
+    let text = pattern.as_str().unwrap_or_default();
+    let too_big = matches!(
+        regex::RegexBuilder::new(text)
+            .size_limit(PATTERN_SIZE_LIMIT)
+            .build(),
+        Err(regex::Error::CompiledTooBig(_))
+    );
+    let fancy = ["(?=", "(?!", "(?<=", "(?<!"]
+        .iter()
+        .any(|la| text.contains(la))
+        || (1..=9).any(|n| text.contains(&format!("\\{n}")));
+    if too_big {
+        format!(
+            "{pattern} is too large to match in bounded time: compiled, it exceeds capstan's limit of {} KiB (use smaller repetition counts)",
+            PATTERN_SIZE_LIMIT / 1024
+        )
+    } else if fancy {
+        format!(
+            "{pattern} uses look-around or a back-reference, which capstan's linear-time pattern engine does not run (patterns must match in bounded time)"
+        )
+    } else {
+        format!("{pattern} is not a regular expression (ECMA-262, as JSON Schema defines patterns)")
+    }
 }
 
 /// Whether a `$ref` names something outside the bundle (`https://...`, `urn:...`), as
@@ -547,6 +588,31 @@ mod tests {
         .expect("compiles");
         assert!(v.is_valid(&serde_json::json!("no-spaces")));
         assert!(!v.is_valid(&serde_json::json!("two words")));
+    }
+
+    #[test]
+    fn patterns_match_in_bounded_time_or_are_errors_at_the_pattern() {
+        let schema = serde_json::json!({"properties": {"arn": {"type": "string", "pattern": "a{1,65535}{1,65535}"}}});
+        let e = compile(&schema, Format::Capstan).unwrap_err();
+        assert_eq!(e.path, ["properties", "arn", "pattern"]);
+        assert!(
+            e.message.contains("too large to match in bounded time"),
+            "{e}"
+        );
+
+        let schema = serde_json::json!({"patternProperties": {"^(?!x)a": {}}});
+        let e = compile(&schema, Format::Capstan).unwrap_err();
+        assert!(e.message.contains("look-around"), "{e}");
+
+        // Patterns that backtrack catastrophically elsewhere are linear here.
+        let v = compile(
+            &serde_json::json!({"type": "string", "pattern": "^(a+)+$"}),
+            Format::Capstan,
+        )
+        .expect("compiles");
+        let long = format!("{}!", "a".repeat(100_000));
+        assert!(!v.is_valid(&serde_json::json!(long)));
+        assert!(v.is_valid(&serde_json::json!("a".repeat(100_000))));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! A working directory -> [`SourceTree`], honouring `.gitignore` the way git would (so the
-//! working tree and a commit of it agree), never following links.
+//! working tree and a commit of it agree: ignore rules keep out untracked files only, a
+//! tracked file is read wherever it is), never following links.
 
 use std::io::Read;
 use std::path::Path;
@@ -76,7 +77,40 @@ pub fn read_dir(root: &Path) -> Result<SourceTree, SourceError> {
             }
         }
     }
+    add_tracked(root, &mut files);
     Ok(SourceTree::new(files))
+}
+
+/// Adds the files git tracks that the walk left out because an ignore rule names them (a
+/// `.gitignore` listing `projects/si/` while `projects/si/` is committed): `git commit -a`
+/// would keep them, so the check of the working tree sees them too. A tracked file deleted
+/// from the working tree stays out, as in the commit.
+fn add_tracked(root: &Path, files: &mut Vec<SourceFile>) {
+    let Some(tracked) = super::git::tracked_below(root) else {
+        return;
+    };
+    let seen: std::collections::HashSet<String> = files.iter().map(|f| f.path.clone()).collect();
+    for path in tracked {
+        if seen.contains(&path) {
+            continue;
+        }
+        let full = root.join(&path);
+        let Ok(meta) = std::fs::symlink_metadata(&full) else {
+            continue;
+        };
+        let content = if meta.file_type().is_symlink() {
+            Content::Symlink
+        } else if meta.is_file() {
+            read_file(&full)
+        } else {
+            continue;
+        };
+        files.push(SourceFile {
+            executable: executable(&full),
+            path,
+            content,
+        });
+    }
 }
 
 fn relative(rel: &Path) -> (String, bool) {

@@ -190,6 +190,33 @@ pub fn read_from(
     Ok(SourceTree::new(files))
 }
 
+/// The files git tracks below `path` (the index's entries, gitlinks left out), relative to
+/// `path`; `None` when `path` is not inside a work tree with an index. A working-tree read
+/// adds these even where an ignore rule names them: ignore rules only keep *untracked* files
+/// out of a commit, so the working tree is read as a commit of it would be.
+pub(super) fn tracked_below(path: &Path) -> Option<Vec<String>> {
+    let repo = Repository::discover(path).ok()?;
+    repo.workdir()?;
+    let prefix = prefix_in(&repo, path);
+    let index = repo.index().ok()?;
+    let below = |p: &str| -> Option<String> {
+        if prefix.is_empty() {
+            return Some(p.to_string());
+        }
+        p.strip_prefix(prefix.as_str())?
+            .strip_prefix('/')
+            .map(str::to_string)
+    };
+    const GITLINK: u32 = 0o160000;
+    Some(
+        index
+            .iter()
+            .filter(|e| e.mode & 0o170000 != GITLINK)
+            .filter_map(|e| below(std::str::from_utf8(&e.path).ok()?))
+            .collect(),
+    )
+}
+
 /// Where `path` lies inside the work tree, `/`-separated; empty at the top or for a bare repository.
 fn prefix_in(repo: &Repository, path: &Path) -> String {
     let Some(workdir) = repo.workdir() else {

@@ -373,3 +373,44 @@ fn logs_have_colour_only_on_a_terminal() {
         "colour codes in a piped log: {stderr:?}"
     );
 }
+
+/// A pattern that a backtracking engine needs minutes for (`a{1,65535}{1,65535}` against an
+/// imported value of 30,000 `a`s) is an error at the pattern, and validation ends at once;
+/// the bound on the run is what fails the test should it ever hang again.
+#[test]
+fn a_pattern_that_cannot_match_in_bounded_time_is_an_error_at_the_pattern() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let repo = tmp.path().join("infra");
+    copy_dir(&example_repo(), &repo);
+    let edit = |path: &str, from: &str, to: &str| {
+        let file = repo.join(path);
+        let text = std::fs::read_to_string(&file).expect("reads");
+        assert!(text.contains(from), "{path}");
+        std::fs::write(&file, text.replace(from, to)).expect("writes");
+    };
+    edit(
+        "artifact-types/aws-iam-role.yaml",
+        r#"pattern: "^arn:aws:iam::[0-9]{12}:role/.+$""#,
+        r#"pattern: "a{1,65535}{1,65535}""#,
+    );
+    edit(
+        "projects/si/environments/staging.yaml",
+        "arn:aws:iam::111111111111:role/platform-deployer",
+        &"a".repeat(30_000),
+    );
+    let r = run(
+        capstan(tmp.path())
+            .args(["validate", "--repo"])
+            .arg(&repo)
+            .timeout(std::time::Duration::from_secs(60)),
+        tmp.path(),
+    );
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains(
+            "artifact-types/aws-iam-role.yaml:9:34: error[artifact-type.invalid]: schema of artifact type aws-iam-role is not a valid JSON Schema at properties.arn.pattern: \"a{1,65535}{1,65535}\" is too large to match in bounded time"
+        ),
+        "{}",
+        r.stdout
+    );
+}

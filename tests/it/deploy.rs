@@ -1044,3 +1044,41 @@ fn a_failing_step_never_leaves_its_new_secret_in_the_log() {
     assert!(log.contains("(password [redacted])"), "{log}");
     assert!(!log.contains(password.trim()), "{log}");
 }
+
+/// The synthetic repositories of the benchmarks deploy: their bundles' scripts keep the run
+/// bit they have in `example-repo` (`100755` in git), so `apply` runs every instance.
+#[test]
+fn a_synthetic_repository_keeps_its_scripts_runnable_and_deploys() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = dir.path().join("repo");
+    let base = capstan::source::read_dir(&example_repo()).expect("example-repo reads");
+    let shape = capstan::synth::Shape {
+        projects: 3,
+        environments: 1,
+        packages: 3,
+    };
+    capstan::synth::write_git(&repo, &base, shape, capstan::synth::BENCH_CHANGE)
+        .expect("synthetic repository");
+    let tree = Command::new("git")
+        .args(["ls-tree", "-r", "HEAD", "bundles/aws-vpc/src/deploy.sh"])
+        .current_dir(&repo)
+        .output()
+        .expect("git runs");
+    assert!(
+        String::from_utf8_lossy(&tree.stdout).starts_with("100755 "),
+        "{}",
+        String::from_utf8_lossy(&tree.stdout)
+    );
+    let w = World {
+        state: dir.path().join("state"),
+        repo,
+        _dir: dir,
+    };
+    let out = w.apply();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("9 deployed, 0 destroyed; 0 unchanged"),
+        "{}",
+        text(&out)
+    );
+}

@@ -197,3 +197,32 @@ fn a_revision_read_from_its_neighbour_is_the_revision_read_whole() {
     assert_eq!(from, whole, "same files, bytes, kinds and executable bits");
     assert_eq!(outcome(&from), outcome(&whole));
 }
+
+/// Ignore rules keep untracked files out of a commit and nothing else: a `.gitignore` that
+/// names committed folders does not hide them from a check of the working tree, while an
+/// untracked file inside those folders stays out, as `git commit -a` would leave it.
+#[test]
+fn ignore_rules_apply_to_untracked_files_only() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let infra = tmp.path().join("infra");
+    copy_dir(&example_repo(), &infra);
+    std::fs::write(infra.join(".gitignore"), "projects/si/\naws-vpc/\n").expect("write");
+    git_init(tmp.path());
+    crate::support::git(tmp.path(), &["add", "-A", "-f"]);
+    crate::support::git(tmp.path(), &["commit", "-q", "-m", "ignored but committed"]);
+    std::fs::write(
+        infra.join("projects/si/environments/scratch.yaml"),
+        "not: [valid\n",
+    )
+    .expect("write");
+    let (dir, rev) = both(&infra);
+    assert!(dir.get("projects/si/project.yaml").is_some());
+    assert!(dir.get("bundles/aws-vpc/bundle.yaml").is_some());
+    assert!(dir.get("projects/si/environments/scratch.yaml").is_none());
+    assert_eq!(dir, rev, "same files, bytes and executable bits");
+    assert!(
+        !capstan::core::check(&dir).has_errors(),
+        "{}",
+        outcome(&dir)
+    );
+}

@@ -175,6 +175,21 @@ fn the_systemd_unit_verifies() {
         out.status.success() && stderr.trim().is_empty(),
         "systemd-analyze verify:\n{stderr}"
     );
+
+    // The sandbox's rating (docs/security.md says why each finding left stays).
+    let out = Command::new("systemd-analyze")
+        .args(["security", "--offline=true", "--no-pager"])
+        .arg(&path)
+        .output()
+        .expect("systemd-analyze runs");
+    let report = String::from_utf8_lossy(&out.stdout);
+    let level: f64 = report
+        .lines()
+        .find_map(|l| l.split_once("Overall exposure level for capstan.service: "))
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure level in:\n{report}"));
+    assert!(level <= 1.5, "exposure {level}:\n{report}");
 }
 
 /// `capstan serve` on a local checkout, its stdout collected.

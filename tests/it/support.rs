@@ -91,21 +91,9 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// Writes the files of a tree (bytes only) below `dir`.
+/// Writes the files of a tree (bytes only, modes kept) below `dir`.
 pub fn write_tree(files: &[SourceFile], dir: &Path) {
-    for f in files {
-        let path = dir.join(&f.path);
-        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-        if let Content::Bytes(b) = &f.content {
-            std::fs::write(&path, b).expect("write");
-            #[cfg(unix)]
-            if f.executable {
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
-                    .expect("chmod");
-            }
-        }
-    }
+    capstan::synth::write_files(dir, files).expect("the tree is written");
 }
 
 /// A fixture script applied to the example repository. Sections:

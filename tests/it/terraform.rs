@@ -561,3 +561,111 @@ fn terraform_drift_is_seen_by_resource_and_healed() {
     );
     assert_eq!(drift(true).status.code(), Some(0));
 }
+
+/// The sandbox settings of `systemd/capstan.service` that a test can reproduce around a
+/// process, and how: the tests have no systemd to start the unit, so each setting is put in
+/// place by the mechanism systemd itself uses for it.
+const SANDBOX: &[(&str, &str)] = &[
+    // A mount namespace of its own (`unshare --mount`, mounts private).
+    ("PrivateMounts=", "yes"),
+    // `/proc` mounted with `subset=pid` in that namespace.
+    ("ProcSubset=", "pid"),
+    // The kernel's PR_SET_MDWE (refuse writable-and-executable memory), inherited by children.
+    ("MemoryDenyWriteExecute=", "yes"),
+    ("UMask=", "0077"),
+];
+
+/// Runs `capstan ARGS` inside the unit's sandbox as [`SANDBOX`] lists it. The wrapper checks
+/// that each setting took hold (no `/proc/meminfo`, PR_GET_MDWE reads 1) before capstan starts.
+fn in_unit_sandbox(w: &World, args: &[&str]) -> Output {
+    let unit = std::fs::read_to_string(crate::support::root().join("systemd/capstan.service"))
+        .expect("the unit reads");
+    for (key, value) in SANDBOX {
+        assert!(
+            unit.lines().any(|l| l.trim() == format!("{key}{value}")),
+            "the unit no longer sets {key}{value}: update SANDBOX"
+        );
+    }
+    const MDWE_EXEC: &str = "import ctypes, os, sys\n\
+        libc = ctypes.CDLL(None, use_errno=True)\n\
+        if libc.prctl(65, 1, 0, 0, 0) != 0: sys.exit('PR_SET_MDWE failed: errno %d' % ctypes.get_errno())\n\
+        if libc.prctl(66, 0, 0, 0, 0) != 1: sys.exit('PR_GET_MDWE does not read 1')\n\
+        os.execv(sys.argv[1], sys.argv[1:])\n";
+    let script = "mount --make-rprivate / && mount -t proc -o subset=pid proc /proc \
+        && ! test -e /proc/meminfo && umask 0077 && exec python3 -c \"$MDWE_EXEC\" \"$@\"";
+    terraform();
+    let out = Command::new("unshare")
+        .args([
+            "--mount",
+            "--pid",
+            "--fork",
+            "--kill-child",
+            "--",
+            "sh",
+            "-c",
+        ])
+        .arg(script)
+        .arg("sh")
+        .arg(assert_cmd::cargo::cargo_bin("capstan"))
+        .args(args)
+        .arg("--state")
+        .arg(w.db())
+        .arg("--repo")
+        .arg(&w.repo)
+        .env("MDWE_EXEC", MDWE_EXEC)
+        .env("NO_COLOR", "1")
+        .env_remove("TF_CLI_CONFIG_FILE")
+        .env_remove("CAPSTAN_TEST_PAUSE")
+        .output()
+        .expect("unshare runs (the tests run as root, as CI does)");
+    out
+}
+
+/// Terraform, its `local-exec` shell step and capstan itself work under the unit's sandbox,
+/// and everything they write is readable by its owner only.
+#[test]
+fn terraform_and_shell_steps_deploy_under_the_units_sandbox() {
+    let w = greeting_world("terraform", TWO_PACKAGES);
+    let out = in_unit_sandbox(&w, &["apply", "--yes"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("2 deployed"), "{}", text(&out));
+    assert_eq!(artifact(&w, "demo-dev-listener", "seen")["text"], "hello");
+    assert!(w.logs().contains("issued token [redacted]"), "{}", w.logs());
+
+    fn owner_only(dir: &Path, found: &mut Vec<String>) {
+        use std::os::unix::fs::PermissionsExt;
+        for entry in std::fs::read_dir(dir).expect("read_dir").flatten() {
+            let meta = entry.path().symlink_metadata().expect("metadata");
+            if meta.is_symlink() {
+                continue;
+            }
+            if meta.permissions().mode() & 0o077 != 0 {
+                found.push(format!(
+                    "{} {:o}",
+                    entry.path().display(),
+                    meta.permissions().mode()
+                ));
+            }
+            if meta.is_dir() {
+                owner_only(&entry.path(), found);
+            }
+        }
+    }
+    let mut loose = Vec::new();
+    owner_only(&w.state, &mut loose);
+    assert!(loose.is_empty(), "readable by others: {loose:#?}");
+    assert!(
+        w.state
+            .join("tfstate/demo-dev-hello/step-1.tfstate")
+            .is_file()
+    );
+
+    // The example's `exec` bundles: shell steps writing the simulated cloud under the state.
+    let example = World::example();
+    let out = in_unit_sandbox(&example, &["apply", "--yes"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("14 deployed"), "{}", text(&out));
+    let mut loose = Vec::new();
+    owner_only(&example.state, &mut loose);
+    assert!(loose.is_empty(), "readable by others: {loose:#?}");
+}

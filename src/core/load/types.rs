@@ -20,6 +20,7 @@ pub(super) fn artifact_type(name: TypeName, root: &Node, file: &Arc<str>) -> Art
         label: string(root.get("label")),
         environment_default: string(root.get("environment_default")),
         schema_at: Loc::new(file, schema_node.map_or(Pos::START, |n| n.pos)),
+        schema_node: schema_node.cloned(),
         sensitive: sensitive::marked_in(&schema),
         schema,
     }
@@ -69,6 +70,7 @@ pub(super) fn massdriver_definition(
         label: string(md.and_then(|m| m.get("label"))).or_else(|| string(root.get("title"))),
         environment_default,
         schema_at: Loc::new(file, root.pos),
+        schema_node: Some(root.clone()),
         sensitive: sensitive::marked_in(&schema),
         schema,
         format: Format::Massdriver,

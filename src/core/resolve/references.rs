@@ -18,7 +18,11 @@ impl<'a> Ctx<'a> {
                 }
                 Err(e) => self.diags.push(
                     Code::ArtifactTypeInvalid,
-                    t.schema_at.clone(),
+                    // At the keyword at fault (a `pattern`, a `type`), not at `schema:`.
+                    match &t.schema_node {
+                        Some(node) => Loc::new(&t.file, node.locate(&e.path).node.pos),
+                        None => t.schema_at.clone(),
+                    },
                     format!(
                         "schema of artifact type {} is not a valid JSON Schema{}: {e}",
                         t.name,
