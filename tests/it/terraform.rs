@@ -594,7 +594,7 @@ fn in_unit_sandbox(w: &World, args: &[&str]) -> Output {
     let script = "mount --make-rprivate / && mount -t proc -o subset=pid proc /proc \
         && ! test -e /proc/meminfo && umask 0077 && exec python3 -c \"$MDWE_EXEC\" \"$@\"";
     terraform();
-    let out = Command::new("unshare")
+    Command::new("unshare")
         .args([
             "--mount",
             "--pid",
@@ -617,8 +617,7 @@ fn in_unit_sandbox(w: &World, args: &[&str]) -> Output {
         .env_remove("TF_CLI_CONFIG_FILE")
         .env_remove("CAPSTAN_TEST_PAUSE")
         .output()
-        .expect("unshare runs (the tests run as root, as CI does)");
-    out
+        .expect("unshare runs (the tests run as root, as CI does)")
 }
 
 /// Terraform, its `local-exec` shell step and capstan itself work under the unit's sandbox,
