@@ -29,11 +29,16 @@ pub struct Settings {
 
 impl Settings {
     /// Takes over the state directory (lock, recovery), saying what a crash left behind.
-    pub(super) fn take_over(&self) -> anyhow::Result<(Arc<Store>, PathBuf, DeployLock)> {
+    /// `command` names the command as typed (`capstan drift`), for whoever is refused.
+    pub(super) fn take_over(
+        &self,
+        command: &'static str,
+    ) -> anyhow::Result<(Arc<Store>, PathBuf, DeployLock)> {
         let dir = state_dir(&self.state);
         crate::state::private_dir(&dir)?;
         let store = Arc::new(Store::open(&self.state)?);
-        let taken = crate::deploy::take_over(&dir, &store, crate::deploy::Holder::Apply)?;
+        let taken =
+            crate::deploy::take_over(&dir, &store, crate::deploy::Holder::Command(command))?;
         if !taken.recovered.instances.is_empty() {
             eprintln!(
                 "capstan: a previous deploy was interrupted; these run again: {}",
@@ -119,7 +124,7 @@ pub fn apply(rev: &str, settings: &Settings) -> anyhow::Result<i32> {
         eprintln!("capstan: {commit} has validation errors; nothing is deployed");
         return Ok(1);
     }
-    let (store, dir, _lock) = settings.take_over()?;
+    let (store, dir, _lock) = settings.take_over("capstan apply")?;
     let scope = store.branch_scope()?;
     let plan = plan::against_deployed(&store.deployed()?, &checked, &scope, &Heal::All);
     out(&render::plan::text(&plan, color_on_stdout()))?;
@@ -284,10 +289,12 @@ pub fn state_show(db: &Path, instance: &str, format: Format) -> anyhow::Result<i
     let store = open_existing(db)?;
     let Some(d) = store.instance(instance)? else {
         let known: Vec<InstanceId> = store.deployed()?.into_keys().collect();
+        let names: Vec<&str> = known.iter().map(|i| i.0.as_ref()).collect();
         anyhow::bail!(
-            "{instance} is not in the state database {} ({} instances recorded; `capstan state list` shows them)",
+            "{instance} is not in the state database {}{} ({} recorded; `capstan state list` shows them)",
             db.display(),
-            known.len()
+            crate::core::suggest::did_you_mean(instance, &names),
+            crate::core::render::plural(known.len(), "instance")
         );
     };
     let steps = store.steps_of(instance, 10)?;

@@ -27,7 +27,7 @@ pub fn run(
             settings.state.display()
         );
     }
-    let (store, dir, _lock) = settings.take_over()?;
+    let (store, dir, _lock) = settings.take_over("capstan drift")?;
     let checker = Checker {
         store,
         state_dir: dir,
@@ -53,8 +53,8 @@ pub fn run(
                 text.push_str(&line(c));
             }
             text.push_str(&format!(
-                "{} instances checked in {:.2}s: {} in sync, {} drifted, {} not checkable, {} check failed\n",
-                checked.len(),
+                "{} checked in {:.2}s: {} in sync, {} drifted, {} not checkable, {} check failed\n",
+                crate::core::render::plural(checked.len(), "instance"),
                 took.as_secs_f64(),
                 count(DriftStatus::InSync),
                 count(DriftStatus::Drifted),

@@ -517,7 +517,13 @@ fn execute(command: Command) -> anyhow::Result<i32> {
                 ))?;
                 Ok(0)
             }
-            None => anyhow::bail!("unknown diagnostic code {name:?}; `capstan explain` lists them"),
+            None => {
+                let codes: Vec<&str> = Code::ALL.iter().map(|c| c.as_str()).collect();
+                anyhow::bail!(
+                    "unknown diagnostic code {name:?}{}; `capstan explain` lists them",
+                    crate::core::suggest::did_you_mean(&name, &codes)
+                )
+            }
         },
         Command::Schema { kind: None } => {
             let names: Vec<&str> = FileKind::ALL.iter().map(|k| k.name()).collect();
@@ -530,7 +536,13 @@ fn execute(command: Command) -> anyhow::Result<i32> {
                     out(kind.source())?;
                     Ok(0)
                 }
-                None => anyhow::bail!("unknown file kind {name:?}; `capstan schema` lists them"),
+                None => {
+                    let names: Vec<&str> = FileKind::ALL.iter().map(|k| k.name()).collect();
+                    anyhow::bail!(
+                        "unknown file kind {name:?}{}; `capstan schema` lists them",
+                        crate::core::suggest::did_you_mean(&name, &names)
+                    )
+                }
             }
         }
     }

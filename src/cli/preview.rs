@@ -36,7 +36,7 @@ pub fn up(name: &str, project: &str, rev: &str, settings: &Settings) -> anyhow::
         .get(project)
         .and_then(|p| p.preview.clone())
         .ok_or_else(|| preview::PreviewError::NoPreview(project.into()))?;
-    let (store, dir, _lock) = settings.take_over()?;
+    let (store, dir, _lock) = settings.take_over("capstan preview up")?;
     let others: Vec<String> = store
         .previews()?
         .into_iter()
@@ -108,7 +108,7 @@ pub fn up(name: &str, project: &str, rev: &str, settings: &Settings) -> anyhow::
 /// Destroys preview `name` (of `project`, if several have one), dependants first, and
 /// forgets it once nothing of it is left.
 pub fn down(name: &str, project: Option<&str>, settings: &Settings) -> anyhow::Result<i32> {
-    let (store, dir, _lock) = settings.take_over()?;
+    let (store, dir, _lock) = settings.take_over("capstan preview down")?;
     let recorded: Vec<PreviewRecord> = store
         .previews()?
         .into_iter()

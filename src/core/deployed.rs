@@ -325,6 +325,7 @@ pub fn check_artifacts(
                         SchemaProblem::UnknownKey(k) => format!("unknown field {k}"),
                         SchemaProblem::MissingKey(k) => format!("missing field {k}"),
                         SchemaProblem::BadKey(k, rule) => format!("field {k}: {rule}"),
+                        SchemaProblem::Duration(_) => "not a duration".to_string(),
                         SchemaProblem::Other(text) => text,
                     };
                     problems.push(format!(

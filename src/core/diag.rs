@@ -4,6 +4,7 @@
 //! Every code lives in one table below, with its summary and the text `capstan explain`
 //! prints, so a code cannot exist without its explanation.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -53,6 +54,13 @@ macro_rules! codes {
 
             pub fn from_name(name: &str) -> Option<Code> {
                 Code::ALL.iter().copied().find(|c| c.as_str() == name)
+            }
+
+            /// Whether the code says a file cannot be read as written (its YAML, its schema,
+            /// the file itself): problems that others follow from, reported first.
+            pub fn is_structural(self) -> bool {
+                let name = self.as_str();
+                name.starts_with("yaml.") || name.starts_with("schema.") || name.starts_with("file.")
             }
         }
     };
@@ -406,11 +414,50 @@ impl Diagnostics {
             .extend(other.list.into_iter().filter(|d| !known.contains(d)));
     }
 
-    /// Sorted by file, position and code, exact duplicates removed: the same input always
-    /// gives the same list in the same order.
+    /// Sorted by file, position and code, exact duplicates removed, causes first (see
+    /// [`causes_first`]): the same input always gives the same list in the same order.
     pub fn finish(mut self) -> Vec<Diagnostic> {
         self.list.sort();
         self.list.dedup();
-        self.list
+        causes_first(self.list)
     }
+}
+
+/// A file that cannot be read as written (YAML, schema, unreadable) takes its content out of
+/// the repository, and what refers to that content then fails too: a misspelt `packages:`
+/// makes every environment's package unknown. So these errors come first, and an error in a
+/// project folder says that it may follow from one in its own file or in its project's
+/// `project.yaml`, which everything in the folder builds on.
+fn causes_first(list: Vec<Diagnostic>) -> Vec<Diagnostic> {
+    let (causes, rest): (Vec<Diagnostic>, Vec<Diagnostic>) =
+        list.into_iter().partition(|d| d.code.is_structural());
+    let mut in_file: BTreeMap<&str, &Loc> = BTreeMap::new();
+    for d in causes.iter().filter(|d| d.severity() == Severity::Error) {
+        in_file.entry(&d.loc.file).or_insert(&d.loc);
+    }
+    let rest: Vec<Diagnostic> = rest
+        .into_iter()
+        .map(|mut d| {
+            let cause = project_folder(&d.loc.file).and_then(|folder| {
+                in_file
+                    .get(&*d.loc.file)
+                    .or_else(|| in_file.get(format!("{folder}project.yaml").as_str()))
+            });
+            if d.severity() == Severity::Error
+                && let Some(at) = cause
+            {
+                d.message
+                    .push_str(&format!(" (this may follow from the error at {at})"));
+            }
+            d
+        })
+        .collect();
+    causes.into_iter().chain(rest).collect()
+}
+
+/// `projects/<project>/` of a file inside a project folder.
+fn project_folder(file: &str) -> Option<&str> {
+    let rest = file.strip_prefix("projects/")?;
+    let end = rest.find('/')?;
+    Some(&file[.."projects/".len() + end + 1])
 }

@@ -14,15 +14,37 @@ pub const PATTERN: &str = "^([0-9]+(ms|s|m|h|d))+$";
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DurationError {
     text: String,
+    /// The text is in the grammar, but the duration does not fit (more than ~584 million years).
+    too_long: bool,
+}
+
+impl DurationError {
+    /// Names `text` as not being a duration (what the schemas' [`PATTERN`] rejects).
+    pub fn malformed(text: &str) -> DurationError {
+        DurationError {
+            text: text.to_string(),
+            too_long: false,
+        }
+    }
+
+    /// Whether the text is written right and only too long to hold: the one problem the
+    /// schemas' pattern cannot see.
+    pub fn is_too_long(&self) -> bool {
+        self.too_long
+    }
 }
 
 impl fmt::Display for DurationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "`{}` is not a duration: write numbers with units ms, s, m, h or d, e.g. 30s, 5m, 1h30m, 2d",
-            self.text
-        )
+        if self.too_long {
+            write!(f, "`{}` is too long for a duration", self.text)
+        } else {
+            write!(
+                f,
+                "`{}` is not a duration: write numbers with units ms, s, m, h or d, e.g. 30s, 5m, 1h30m, 2d",
+                self.text
+            )
+        }
     }
 }
 
@@ -30,8 +52,10 @@ impl std::error::Error for DurationError {}
 
 /// Parses `1h30m`-style text: one or more `<digits><unit>` with units `ms`, `s`, `m`, `h`, `d`.
 pub fn parse(text: &str) -> Result<Duration, DurationError> {
-    let error = || DurationError {
+    let error = || DurationError::malformed(text);
+    let too_long = || DurationError {
         text: text.to_string(),
+        too_long: true,
     };
     let mut rest = text;
     let mut total = Duration::ZERO;
@@ -43,7 +67,7 @@ pub fn parse(text: &str) -> Result<Duration, DurationError> {
         if digits == 0 {
             return Err(error());
         }
-        let number: u64 = rest[..digits].parse().map_err(|_| error())?;
+        let number: u64 = rest[..digits].parse().map_err(|_| too_long())?;
         rest = &rest[digits..];
         let (unit, millis) = if let Some(r) = rest.strip_prefix("ms") {
             (r, 1)
@@ -59,10 +83,10 @@ pub fn parse(text: &str) -> Result<Duration, DurationError> {
             return Err(error());
         };
         rest = unit;
-        let part = number.checked_mul(millis).ok_or_else(error)?;
+        let part = number.checked_mul(millis).ok_or_else(too_long)?;
         total = total
             .checked_add(Duration::from_millis(part))
-            .ok_or_else(error)?;
+            .ok_or_else(too_long)?;
     }
     Ok(total)
 }

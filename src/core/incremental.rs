@@ -164,7 +164,11 @@ impl Revision {
             );
         }
 
-        // Resolve: a unit is kept when nothing it read changed.
+        // Resolve: a unit is kept when nothing it read changed; one that read the list of
+        // projects (a "did you mean" among them) also when no project came or went.
+        let projects_came_or_went = previous.is_some_and(|p| {
+            p.folders.len() != folders.len() || p.folders.keys().any(|k| !folders.contains_key(k))
+        });
         let kept_unit = |name: &str| -> Option<&Arc<Unit>> {
             if !shared_same || changed.contains(name) {
                 return None;
@@ -172,7 +176,13 @@ impl Revision {
             let unit = previous?.folders.get(name)?.unit.as_ref()?;
             unit.reads
                 .iter()
-                .all(|read| !changed.contains(read.as_str()))
+                .all(|read| {
+                    if read.as_str() == crate::core::resolve::ALL_PROJECTS {
+                        !projects_came_or_went
+                    } else {
+                        !changed.contains(read.as_str())
+                    }
+                })
                 .then_some(unit)
         };
         let mut units: BTreeMap<String, Arc<Unit>> = BTreeMap::new();

@@ -20,6 +20,7 @@ pub mod run;
 pub mod schema;
 pub mod sensitive;
 pub mod source;
+pub mod suggest;
 pub mod windows;
 pub mod yaml;
 

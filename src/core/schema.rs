@@ -98,7 +98,8 @@ fn inline_sibling_refs(value: &mut Value) {
 }
 
 struct Compiled {
-    kinds: Vec<(FileKind, Validator)>,
+    /// Each kind's validator, and the schema it was compiled from (for the keys it allows).
+    kinds: Vec<(FileKind, Validator, Value)>,
 }
 
 static COMPILED: LazyLock<Compiled> = LazyLock::new(|| Compiled {
@@ -109,7 +110,7 @@ static COMPILED: LazyLock<Compiled> = LazyLock::new(|| Compiled {
             inline_sibling_refs(&mut schema);
             let validator = compile(&schema, Format::Capstan)
                 .expect("embedded schemas compile (checked by a test)");
-            (kind, validator)
+            (kind, validator, schema)
         })
         .collect(),
 });
@@ -176,7 +177,7 @@ pub fn compile_with(
                 .collect(),
             message: match e.kind() {
                 ValidationErrorKind::Format { format } if format == "regex" => {
-                    pattern_error(&e.instance())
+                    pattern_error(e.instance())
                 }
                 _ => e.to_string(),
             },
@@ -382,13 +383,20 @@ fn posix_pattern(pattern: &str) -> String {
 /// Validates a parsed file against the schema of its kind; reports each problem at the
 /// node it concerns. Returns whether the file matched.
 pub fn check_file(kind: FileKind, file: &Arc<str>, root: &Node, diags: &mut Diagnostics) -> bool {
-    let validator = &COMPILED
+    let (_, validator, schema) = COMPILED
         .kinds
         .iter()
-        .find(|(k, _)| *k == kind)
-        .expect("every kind is compiled")
-        .1;
-    report(validator, root, Code::SchemaInvalid, file, "", diags)
+        .find(|(k, _, _)| *k == kind)
+        .expect("every kind is compiled");
+    report(
+        validator,
+        schema,
+        root,
+        Code::SchemaInvalid,
+        file,
+        "",
+        diags,
+    )
 }
 
 /// One schema violation, in capstan's terms.
@@ -397,6 +405,8 @@ pub struct SchemaError {
     /// Keys and indices from the validated value's root.
     pub path: Vec<String>,
     pub problem: SchemaProblem,
+    /// For an unknown key: the allowed key nearest to it, if one is near.
+    pub suggestion: Option<String>,
 }
 
 #[derive(Debug)]
@@ -405,6 +415,9 @@ pub enum SchemaProblem {
     MissingKey(String),
     /// A key whose name the schema does not allow; the text says what it must be.
     BadKey(String, String),
+    /// Text that is not a duration (the pattern [`crate::core::duration::PATTERN`]); the
+    /// text itself where the file is capstan's own (never in params, which may be secret).
+    Duration(Option<String>),
     /// The rest, worded by `jsonschema` with the offending value masked, so a secret in a
     /// wrong place is never echoed back.
     Other(String),
@@ -427,6 +440,7 @@ pub fn errors(validator: &Validator, instance: &Value) -> Vec<SchemaError> {
                 out.extend(unexpected.iter().map(|k| SchemaError {
                     path: path.clone(),
                     problem: SchemaProblem::UnknownKey(k.clone()),
+                    suggestion: None,
                 }));
             }
             ValidationErrorKind::PropertyNames { error: inner } => {
@@ -443,6 +457,7 @@ pub fn errors(validator: &Validator, instance: &Value) -> Vec<SchemaError> {
                 out.push(SchemaError {
                     path,
                     problem: SchemaProblem::BadKey(key, rule),
+                    suggestion: None,
                 });
             }
             ValidationErrorKind::Required { property } => {
@@ -452,15 +467,127 @@ pub fn errors(validator: &Validator, instance: &Value) -> Vec<SchemaError> {
                 out.push(SchemaError {
                     path,
                     problem: SchemaProblem::MissingKey(key),
+                    suggestion: None,
+                });
+            }
+            ValidationErrorKind::Pattern { pattern }
+                if pattern == crate::core::duration::PATTERN =>
+            {
+                out.push(SchemaError {
+                    path,
+                    problem: SchemaProblem::Duration(None),
+                    suggestion: None,
+                });
+            }
+            ValidationErrorKind::Type { kind }
+                if wants_string(kind) && is_scalar(error.instance()) =>
+            {
+                // `version: 1.4`: YAML read a number (or a boolean) where text was meant.
+                out.push(SchemaError {
+                    path,
+                    problem: SchemaProblem::Other(format!(
+                        "{}; quote the value to make it a string (unquoted, YAML reads it as {})",
+                        error.masked(),
+                        if error.instance().is_boolean() {
+                            "a boolean"
+                        } else {
+                            "a number"
+                        }
+                    )),
+                    suggestion: None,
                 });
             }
             _ => out.push(SchemaError {
                 path,
                 problem: SchemaProblem::Other(error.masked().to_string()),
+                suggestion: None,
             }),
         }
     }
     out
+}
+
+/// [`errors`], with the nearest allowed key suggested for each unknown one, the allowed keys
+/// read from `schema` (the JSON Schema `validator` was compiled from).
+pub fn errors_in(validator: &Validator, schema: &Value, instance: &Value) -> Vec<SchemaError> {
+    let mut found = errors(validator, instance);
+    for e in &mut found {
+        if let SchemaProblem::UnknownKey(key) = &e.problem {
+            let known = known_keys(schema, &e.path);
+            e.suggestion = crate::core::suggest::nearest(key, &known).map(str::to_string);
+        }
+    }
+    found
+}
+
+/// The keys `schema` names (`properties`) for the object at `path`, following local `$ref`s
+/// and `allOf`/`anyOf`/`oneOf`/`then`/`else` branches.
+pub fn known_keys(schema: &Value, path: &[String]) -> Vec<String> {
+    fn expand<'a>(root: &'a Value, node: &'a Value, out: &mut Vec<&'a Value>, depth: usize) {
+        if depth > 16 || out.iter().any(|n| std::ptr::eq(*n, node)) {
+            return;
+        }
+        out.push(node);
+        if let Some(r) = node.get("$ref").and_then(Value::as_str)
+            && let Some(target) = r.strip_prefix('#').and_then(|p| root.pointer(p))
+        {
+            expand(root, target, out, depth + 1);
+        }
+        for key in ["allOf", "anyOf", "oneOf"] {
+            for branch in node
+                .get(key)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                expand(root, branch, out, depth + 1);
+            }
+        }
+        for key in ["then", "else"] {
+            if let Some(branch) = node.get(key) {
+                expand(root, branch, out, depth + 1);
+            }
+        }
+    }
+    let mut nodes = Vec::new();
+    expand(schema, schema, &mut nodes, 0);
+    for seg in path {
+        let mut next = Vec::new();
+        for node in &nodes {
+            let child = node
+                .get("properties")
+                .and_then(|p| p.get(seg.as_str()))
+                .or_else(|| node.get("additionalProperties").filter(|a| a.is_object()))
+                .or_else(|| {
+                    seg.parse::<usize>()
+                        .ok()
+                        .and_then(|_| node.get("items").filter(|i| i.is_object()))
+                });
+            if let Some(child) = child {
+                expand(schema, child, &mut next, 0);
+            }
+        }
+        nodes = next;
+    }
+    let mut keys: Vec<String> = nodes
+        .iter()
+        .filter_map(|n| n.get("properties").and_then(Value::as_object))
+        .flat_map(|props| props.keys().cloned())
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+fn wants_string(kind: &jsonschema::error::TypeKind) -> bool {
+    match kind {
+        jsonschema::error::TypeKind::Single(t) => *t == jsonschema::JsonType::String,
+        jsonschema::error::TypeKind::Multiple(set) => set.contains(jsonschema::JsonType::String),
+    }
+}
+
+fn is_scalar(v: &Value) -> bool {
+    v.is_number() || v.is_boolean()
 }
 
 impl SchemaError {
@@ -468,11 +595,21 @@ impl SchemaError {
     pub fn message(&self, prefix: &str) -> String {
         let place = describe_path(prefix, &self.path);
         match &self.problem {
-            SchemaProblem::UnknownKey(key) => format!("unknown key `{key}` in {place}"),
+            SchemaProblem::UnknownKey(key) => match &self.suggestion {
+                Some(near) => format!("unknown key `{key}` in {place} (did you mean `{near}`?)"),
+                None => format!("unknown key `{key}` in {place}"),
+            },
             SchemaProblem::MissingKey(key) => format!("missing required key `{key}` in {place}"),
             SchemaProblem::BadKey(key, rule) => {
                 format!("key `{key}` is not allowed in {place}: {rule}")
             }
+            SchemaProblem::Duration(Some(text)) => format!(
+                "{place}: {}",
+                crate::core::duration::DurationError::malformed(text)
+            ),
+            SchemaProblem::Duration(None) => format!(
+                "{place}: not a duration: write numbers with units ms, s, m, h or d, e.g. 30s, 5m, 1h30m, 2d"
+            ),
             SchemaProblem::Other(text) => format!("{place}: {text}"),
         }
     }
@@ -487,7 +624,7 @@ impl SchemaError {
                 .entry(key)
                 .map_or(located.node.pos, |e| e.key_pos),
             SchemaProblem::MissingKey(_) => located.key_pos.unwrap_or(located.node.pos),
-            SchemaProblem::Other(_) => located.node.pos,
+            SchemaProblem::Duration(_) | SchemaProblem::Other(_) => located.node.pos,
         }
     }
 }
@@ -496,13 +633,20 @@ impl SchemaError {
 /// concerns, the place named from `prefix`. Returns whether it matched.
 pub fn report(
     validator: &Validator,
+    schema: &Value,
     root: &Node,
     code: Code,
     file: &Arc<str>,
     prefix: &str,
     diags: &mut Diagnostics,
 ) -> bool {
-    let found = errors(validator, &root.to_json());
+    let mut found = errors_in(validator, schema, &root.to_json());
+    for e in &mut found {
+        // capstan's own files hold no secrets: say which text is not a duration.
+        if let SchemaProblem::Duration(text) = &mut e.problem {
+            *text = root.locate(&e.path).node.as_str().map(str::to_string);
+        }
+    }
     for e in &found {
         diags.at(code, file, e.pos_in(root), e.message(prefix));
     }

@@ -301,7 +301,10 @@ pub(super) async fn deploy_branch(shared: &Arc<Shared>, why: Trigger) -> Result<
             }
             return status(
                 StatusState::Success,
-                format!("deployed: {} instances as desired", plan.unchanged),
+                format!(
+                    "deployed: {} as desired",
+                    crate::core::render::plural(plan.unchanged, "instance")
+                ),
             )
             .await;
         }

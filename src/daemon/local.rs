@@ -208,8 +208,8 @@ async fn deploy(
         ),
         Ok(Prepared::Nothing(plan)) => {
             format!(
-                "{head}nothing to deploy; {} instances as desired\n",
-                plan.unchanged
+                "{head}nothing to deploy; {} as desired\n",
+                crate::core::render::plural(plan.unchanged, "instance")
             )
         }
         Ok(Prepared::Ready(target, plan)) => {

@@ -11,24 +11,19 @@ use super::DeployError;
 /// Who holds a state directory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Holder {
-    /// `capstan apply`: for one deploy.
-    Apply,
+    /// A command that takes the state for one run: `capstan apply`, `capstan drift`,
+    /// `capstan preview up`, named as typed.
+    Command(&'static str),
     /// `capstan serve`: for as long as it runs.
     Serve,
 }
 
 impl Holder {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
-            Holder::Apply => "capstan apply",
+            Holder::Command(name) => name,
             Holder::Serve => "capstan serve",
         }
-    }
-
-    fn parse(text: &str) -> Option<Holder> {
-        [Holder::Apply, Holder::Serve]
-            .into_iter()
-            .find(|h| h.name() == text)
     }
 }
 
@@ -59,15 +54,17 @@ impl DeployLock {
             let _ = file.read_to_string(&mut text);
             let mut words = text.trim().splitn(2, ' ');
             let pid = words.next().and_then(|p| p.parse().ok());
-            let by = words.next().and_then(Holder::parse);
+            let by = words.next().filter(|w| w.starts_with("capstan "));
             return Err(match (pid, by) {
-                (Some(pid), Some(Holder::Serve)) => DeployError::HeldByDaemon {
+                (Some(pid), Some(by)) if by == Holder::Serve.name() => DeployError::HeldByDaemon {
                     dir: state_dir.to_path_buf(),
                     pid,
+                    wanted: holder.name(),
                 },
-                (Some(pid), Some(Holder::Apply)) => DeployError::HeldByApply {
+                (Some(pid), Some(by)) => DeployError::HeldByCommand {
                     dir: state_dir.to_path_buf(),
                     pid,
+                    holder: by.to_string(),
                 },
                 _ => DeployError::Locked {
                     dir: state_dir.to_path_buf(),

@@ -40,13 +40,20 @@ pub enum DeployError {
     )]
     Locked { dir: PathBuf, lock: PathBuf },
     #[error(
-        "capstan serve (pid {pid}) holds the state in {dir} for as long as it runs: commit to the branch it watches to deploy through it (on GitHub, merge or push to the branch), or stop the daemon before running capstan apply"
+        "capstan serve (pid {pid}) holds the state in {dir} for as long as it runs: commit to the branch it watches to deploy through it (on GitHub, merge or push to the branch), or stop the daemon before running {wanted}"
     )]
-    HeldByDaemon { dir: PathBuf, pid: u32 },
-    #[error(
-        "capstan apply (pid {pid}) is deploying with the state in {dir}; wait for it to finish"
-    )]
-    HeldByApply { dir: PathBuf, pid: u32 },
+    HeldByDaemon {
+        dir: PathBuf,
+        pid: u32,
+        /// The command that was refused.
+        wanted: &'static str,
+    },
+    #[error("{holder} (pid {pid}) is working with the state in {dir}; wait for it to finish")]
+    HeldByCommand {
+        dir: PathBuf,
+        pid: u32,
+        holder: String,
+    },
     #[error("locking {path}")]
     Lock {
         path: PathBuf,

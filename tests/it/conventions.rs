@@ -92,6 +92,27 @@ fn snippets_match_the_files_they_name() {
     assert!(checked >= 4, "only {checked} snippets name a file");
 }
 
+/// Every command a newcomer copies from the docs runs capstan itself from the one release
+/// build the quick start makes: `cargo run --release -- …`, never a second, debug, build.
+/// (`cargo run --example …` runs a tool of the repository, not capstan.)
+#[test]
+fn the_docs_build_capstan_once() {
+    for (path, text) in documentation() {
+        for (i, line) in text.lines().enumerate() {
+            for (at, _) in line.match_indices("cargo run ") {
+                let rest = &line[at + "cargo run ".len()..];
+                let runs_capstan = rest.starts_with("-- ") || rest.starts_with("--locked -- ");
+                assert!(
+                    !runs_capstan,
+                    "{}:{}: `cargo run` of capstan without --release starts a second build: {line}",
+                    path.display(),
+                    i + 1
+                );
+            }
+        }
+    }
+}
+
 /// Documentation links only inside the repository, and every relative link resolves.
 #[test]
 fn documentation_links_stay_inside_the_repository() {

@@ -74,6 +74,13 @@ fn mermaid_graph(markdown: &str) -> (Vec<Vertex>, Vec<Edge>) {
         .nth(1)
         .and_then(|rest| rest.split("```").next())
         .expect("a mermaid block");
+    for package in ["mermaid/package.json", "jsdom/package.json"] {
+        if let Err(e) =
+            crate::support::npm_file(package, "the Mermaid library that reads plan graphs")
+        {
+            panic!("{e}");
+        }
+    }
     let mut child = std::process::Command::new("node")
         .arg(crate::support::root().join("tests/npm/mermaid-check.mjs"))
         .stdin(std::process::Stdio::piped())

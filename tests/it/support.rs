@@ -9,6 +9,21 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A file of the npm packages the tests read (`tests/npm/node_modules/…`), or a message
+/// saying how to install them: every test that needs one fails with that message, not only
+/// the first (a poisoned lazy value would say nothing).
+pub fn npm_file(rel: &str, what: &str) -> Result<PathBuf, String> {
+    let path = root().join("tests/npm/node_modules").join(rel);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "{} is missing: {what} comes from npm; run `npm ci --prefix tests/npm` once (.ci/run does)",
+            path.display()
+        ))
+    }
+}
+
 pub fn example_repo() -> PathBuf {
     root().join("example-repo")
 }

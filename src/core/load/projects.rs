@@ -111,13 +111,15 @@ fn preview(node: &Node, at: Loc, file: &Arc<str>, diags: &mut Diagnostics) -> Pr
         let text = n.as_str()?;
         match duration::parse(text) {
             Ok(d) if !d.is_zero() => Some(d),
-            // The schema checks the grammar; a zero TTL would destroy every preview at once.
+            // The schema reports a malformed duration, naming what was typed.
+            Err(e) if !e.is_too_long() => None,
+            // A zero TTL would destroy every preview at once.
             _ => {
                 diags.at(
                     Code::SchemaInvalid,
                     file,
                     n.pos,
-                    format!("preview.ttl: {text:?} is not a duration longer than zero, e.g. 72h"),
+                    format!("preview.ttl: `{text}` is not a duration longer than zero and shorter than a lifetime, e.g. 72h"),
                 );
                 None
             }

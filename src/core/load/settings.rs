@@ -47,16 +47,22 @@ fn window(w: &Node, file: &Arc<str>, diags: &mut Diagnostics) -> Option<DeployWi
         }
     };
     let duration_node = w.get("duration")?;
-    let length = crate::core::duration::parse(duration_node.as_str()?)
+    let text = duration_node.as_str()?;
+    let length = crate::core::duration::parse(text)
         .ok()
         .and_then(|d| chrono::TimeDelta::from_std(d).ok());
-    if length.is_none() {
-        // The schema's pattern reports a malformed duration; only an absurdly long one gets here.
+    // The schema reports a malformed duration, naming what was typed; only one written
+    // right but too long to hold is left to say here.
+    if length.is_none()
+        && crate::core::duration::parse(text)
+            .err()
+            .is_none_or(|e| e.is_too_long())
+    {
         diags.at(
             Code::SchemaInvalid,
             file,
             duration_node.pos,
-            "deploy_windows: the duration is too long",
+            format!("deploy_windows: `{text}` is too long for a duration"),
         );
     }
     Some(DeployWindow {

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::core::Checked;
 use crate::core::diag::{Diagnostic, Severity};
+use crate::core::render::plural;
 
 #[derive(Serialize)]
 struct Report<'a> {
@@ -31,14 +32,6 @@ struct Wire<'a> {
 
 fn count(diags: &[Diagnostic], severity: Severity) -> usize {
     diags.iter().filter(|d| d.severity() == severity).count()
-}
-
-fn plural(n: usize, word: &str) -> String {
-    if n == 1 {
-        format!("{n} {word}")
-    } else {
-        format!("{n} {word}s")
-    }
 }
 
 /// One line per diagnostic, then a summary line.

@@ -71,8 +71,8 @@ pub fn plan(plan: &Plan, warnings: &[Diagnostic], opts: &Options) -> Comment {
     let mut head = format!("{MARKER}\n**{}**\n\n", summary(plan));
     if plan.is_empty() {
         head.push_str(&format!(
-            "No changes; {} instances unchanged.\n",
-            plan.unchanged
+            "No changes; {} unchanged.\n",
+            super::plural(plan.unchanged, "instance")
         ));
     }
     head.push_str(&review_context(opts));

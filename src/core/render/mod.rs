@@ -5,3 +5,12 @@ pub mod diagnostics;
 pub mod graph;
 pub mod markdown;
 pub mod plan;
+
+/// `1 instance`, `2 instances`: a count with its noun, in the number it needs.
+pub fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("{n} {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}

@@ -115,8 +115,8 @@ pub fn text(plan: &Plan, color: bool) -> String {
     let mut out = format!("{}\n", summary(plan));
     if plan.is_empty() {
         out.push_str(&format!(
-            "No changes; {} instances unchanged.\n",
-            plan.unchanged
+            "No changes; {} unchanged.\n",
+            super::plural(plan.unchanged, "instance")
         ));
         return out;
     }
@@ -162,7 +162,10 @@ pub fn text(plan: &Plan, color: bool) -> String {
         let names: Vec<&str> = plan.destroy_order.iter().map(|i| i.as_str()).collect();
         out.push_str(&format!("\nDestroy order: {}\n", names.join(", ")));
     }
-    out.push_str(&format!("\n{} instances unchanged.\n", plan.unchanged));
+    out.push_str(&format!(
+        "\n{} unchanged.\n",
+        super::plural(plan.unchanged, "instance")
+    ));
     out
 }
 

@@ -84,8 +84,10 @@ impl<'a> Ctx<'a> {
                     Code::PackageUnknown,
                     ep.at.clone(),
                     format!(
-                        "environment {} configures package {name}, which project {} does not have",
-                        env.id, project.id
+                        "environment {} configures package {name}, which project {} does not have{}",
+                        env.id,
+                        project.id,
+                        crate::core::suggest::did_you_mean(name.as_str(), project.packages.keys())
                     ),
                 );
                 continue;

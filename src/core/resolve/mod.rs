@@ -276,6 +276,10 @@ pub struct Unit {
     pub reads: BTreeSet<ProjectId>,
 }
 
+/// What a unit records in [`Unit::reads`] when its result depends on which projects exist
+/// (not a project name: names are `[a-z0-9]+`).
+pub const ALL_PROJECTS: &str = "*";
+
 /// A revision resolved one project at a time: artifact types and bundles are checked
 /// once, then each project is resolved into a [`Unit`].
 pub struct Resolver<'a> {
@@ -418,6 +422,16 @@ impl<'a> Ctx<'a> {
     fn read(&self, id: &ProjectId) -> Option<&'a Project> {
         self.reads.borrow_mut().insert(id.clone());
         self.repo.projects.get(id.as_str()).map(|p| &**p)
+    }
+
+    /// ` (did you mean `x`?)` for a project that does not exist: the answer depends on every
+    /// project's name, so it is recorded as a read of the list of projects
+    /// ([`ALL_PROJECTS`]), which a project added or removed changes.
+    fn suggest_project(&self, name: &str) -> String {
+        self.reads
+            .borrow_mut()
+            .insert(ProjectId(ALL_PROJECTS.into()));
+        crate::core::suggest::did_you_mean(name, self.repo.projects.keys())
     }
 
     /// The type, if it exists: a slot of an unknown type is reported once, where it is declared.

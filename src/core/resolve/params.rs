@@ -93,7 +93,7 @@ impl<'a> Ctx<'a> {
         if let Some(valid) = self.shared.get(bundle.name.as_str(), &merged) {
             return valid;
         }
-        let errors = schema::errors(validator, &merged);
+        let errors = schema::errors_in(validator, schema_json, &merged);
         let valid = errors.is_empty();
         for e in errors {
             // The last layer that sets the value (or replaced what is below it) owns it.

@@ -8,6 +8,7 @@ use super::{Consumer, Ctx, Lookup, Origin};
 use crate::core::diag::{Code, Loc};
 use crate::core::model::*;
 use crate::core::schema;
+use crate::core::suggest::did_you_mean;
 
 impl<'a> Ctx<'a> {
     pub(super) fn artifact_types(&mut self) {
@@ -48,8 +49,9 @@ impl<'a> Ctx<'a> {
                     Code::BundleUnknown,
                     at.clone(),
                     format!(
-                        "package {} names bundle {name}, which does not exist under bundles/",
-                        package.name
+                        "package {} names bundle {name}, which does not exist under bundles/{}",
+                        package.name,
+                        did_you_mean(name.as_str(), self.repo.bundles.keys())
                     ),
                 );
             }
@@ -76,7 +78,7 @@ impl<'a> Ctx<'a> {
                     continue;
                 };
                 let Some(target) = project.packages.get(target_name.as_str()) else {
-                    self.diags.push(Code::PackageUnknown, w.at.clone(), format!("wiring of {}.{slot} names package {target_name}, which project {} does not have", package.name, project.id));
+                    self.diags.push(Code::PackageUnknown, w.at.clone(), format!("wiring of {}.{slot} names package {target_name}, which project {} does not have{}", package.name, project.id, did_you_mean(target_name.as_str(), project.packages.keys())));
                     continue;
                 };
                 let Some(target_bundle) = self.bundle_of(project, target.name.as_str()) else {
@@ -145,18 +147,26 @@ impl<'a> Ctx<'a> {
     /// Finds what `r` names, following `remote` packages to their replacement.
     pub(super) fn lookup(&self, r: &ArtifactRef, depth: usize) -> Lookup<'a> {
         let Some(project) = self.read(&r.project) else {
-            return Lookup::Missing(format!("project {} does not exist", r.project));
+            return Lookup::Missing(format!(
+                "project {} does not exist{}",
+                r.project,
+                self.suggest_project(r.project.as_str())
+            ));
         };
         let Some(env) = project.environments.get(r.environment.as_str()) else {
             return Lookup::Missing(format!(
-                "project {} has no environment {}",
-                r.project, r.environment
+                "project {} has no environment {}{}",
+                r.project,
+                r.environment,
+                did_you_mean(r.environment.as_str(), project.environments.keys())
             ));
         };
         let Some(package) = project.packages.get(r.package.as_str()) else {
             return Lookup::Missing(format!(
-                "project {} has no package {}",
-                r.project, r.package
+                "project {} has no package {}{}",
+                r.project,
+                r.package,
+                did_you_mean(r.package.as_str(), project.packages.keys())
             ));
         };
         let Some(bundle) = package
@@ -171,8 +181,11 @@ impl<'a> Ctx<'a> {
         };
         let Some(slot) = bundle.artifacts.get(&r.field) else {
             return Lookup::Missing(format!(
-                "bundle {} of package {} has no artifact {}",
-                bundle.name, r.package, r.field
+                "bundle {} of package {} has no artifact {}{}",
+                bundle.name,
+                r.package,
+                r.field,
+                did_you_mean(&r.field, bundle.artifacts.keys())
             ));
         };
         let type_name = self.known_type(&slot.type_name);

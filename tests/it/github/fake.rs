@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::openapi::SPEC;
+use super::openapi::spec;
 
 #[derive(Clone, Debug)]
 pub struct Recorded {
@@ -114,7 +114,7 @@ impl FakeGitHub {
     /// Starts the fake on a free port of 127.0.0.1, on its own thread.
     pub fn start(owner: &str, repo: &str, token: &str) -> FakeGitHub {
         // Load and check the description before taking requests.
-        let _ = &SPEC.example("issue-comment");
+        let _ = &spec().example("issue-comment");
         let inner = Arc::new(Mutex::new(Inner {
             app_id: None,
             owner: owner.into(),
@@ -389,7 +389,7 @@ fn query_pairs(uri: &Uri) -> Vec<(String, String)> {
 }
 
 fn user(login: &str) -> Value {
-    let mut u = SPEC.example("simple-user");
+    let mut u = spec().example("simple-user");
     if u.is_null() {
         u = json!({
             "login": login, "id": 1, "node_id": "MDQ6VXNlcjE=",
@@ -421,7 +421,7 @@ impl Inner {
     }
 
     fn comment_json(&self, c: &Comment) -> Value {
-        let mut v = SPEC.example("issue-comment");
+        let mut v = spec().example("issue-comment");
         let base = format!("https://api.github.com/repos/{}/{}", self.owner, self.repo);
         v["id"] = json!(c.id);
         v["body"] = json!(c.body);
@@ -438,7 +438,7 @@ impl Inner {
     }
 
     fn issue_json(&self, i: &Issue) -> Value {
-        let mut v = SPEC.example("issue");
+        let mut v = spec().example("issue");
         let base = format!("https://api.github.com/repos/{}/{}", self.owner, self.repo);
         v["number"] = json!(i.number);
         v["title"] = json!(i.title);
@@ -457,7 +457,7 @@ impl Inner {
     }
 
     fn pull_json(&self, example: &str, number: u64, p: &Pull) -> Value {
-        let mut v = SPEC.example(example);
+        let mut v = spec().example(example);
         if v.is_array() {
             v = v[0].clone();
         }
@@ -562,7 +562,7 @@ impl Inner {
         };
         match (method.as_str(), segments) {
             ("POST", ["app", "installations", _, "access_tokens"]) => {
-                let mut v = SPEC.example("installation-token");
+                let mut v = spec().example("installation-token");
                 v["token"] = json!(self.token);
                 v["expires_at"] = json!("2099-01-01T00:00:00Z");
                 (201, v, Vec::new())
@@ -573,7 +573,7 @@ impl Inner {
                     .contains(&(org.to_string(), team.to_string(), login.to_string()))
                 {
                     let mut v =
-                        SPEC.example("team-membership-response-if-user-is-a-team-maintainer");
+                        spec().example("team-membership-response-if-user-is-a-team-maintainer");
                     v["state"] = json!("active");
                     v["role"] = json!("member");
                     (200, v, Vec::new())
@@ -595,7 +595,7 @@ impl Inner {
                                 .cloned()
                                 .unwrap_or_else(|| "read".into())
                         };
-                        let mut v = SPEC.example(
+                        let mut v = spec().example(
                             "repository-collaborator-permission-response-if-user-has-admin-permissions",
                         );
                         v["permission"] = json!(permission);
@@ -625,7 +625,7 @@ impl Inner {
                     },
                     ("GET", ["pulls", n, "reviews"]) => {
                         let n: u64 = n.parse().unwrap_or(0);
-                        let example = SPEC.example("pull-request-review-items")[0].clone();
+                        let example = spec().example("pull-request-review-items")[0].clone();
                         let items: Vec<Value> = self
                             .reviews
                             .get(&n)
@@ -762,7 +762,7 @@ impl Inner {
                             state: b["state"].as_str().unwrap_or("").into(),
                             description: b["description"].as_str().unwrap_or("").into(),
                         };
-                        let mut v = SPEC.example("status");
+                        let mut v = spec().example("status");
                         v["state"] = json!(s.state);
                         v["context"] = json!(s.context);
                         v["description"] = json!(s.description);
@@ -832,7 +832,7 @@ async fn handle(
             Vec::new(),
         )
     } else {
-        match SPEC.find(method.as_str(), &path) {
+        match spec().find(method.as_str(), &path) {
             None => {
                 inner.violations.push(format!(
                     "{method} {path}: no such operation in GitHub's API"
@@ -840,7 +840,7 @@ async fn handle(
                 (404, json!({"message": "Not Found"}), Vec::new())
             }
             Some(op) => {
-                let problems = SPEC.check_request(&op, &query, body_json.as_ref());
+                let problems = spec().check_request(&op, &query, body_json.as_ref());
                 inner.violations.extend(problems);
                 if let Some(f) = inner.take_failure(&method, &path) {
                     // Outages are not in the description; injected answers are not checked.
@@ -851,7 +851,7 @@ async fn handle(
                         inner.route(&method, &segments, &query, body_json.as_ref(), &url);
                     // GitHub's description leaves out many 404s; those are checked by tests instead.
                     if status != 404 {
-                        let problems = SPEC.check_response(&op, status, Some(&value));
+                        let problems = spec().check_response(&op, status, Some(&value));
                         inner.violations.extend(problems);
                     }
                     (status, value, extra)

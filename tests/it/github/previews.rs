@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::openapi::SPEC;
+use super::openapi::spec;
 use super::webhooks::{example, modernize, preview_command};
 use super::{Daemon, OWNER, Options, REPO, Remote, SECRET, replace_in, write_config};
 use crate::github::fake::FakeGitHub;
@@ -66,7 +66,7 @@ fn deliver(daemon: &Daemon, action: &str, number: u64, edit: impl FnOnce(&mut Va
     v["pull_request"]["number"] = number.into();
     modernize(&mut v);
     edit(&mut v);
-    let problems = SPEC.check_webhook(&format!("pull-request-{action}"), &v);
+    let problems = spec().check_webhook(&format!("pull-request-{action}"), &v);
     assert!(
         problems.is_empty(),
         "not a payload GitHub sends: {problems:?}"
@@ -381,7 +381,7 @@ fn forks_never_run_and_outsiders_wait_for_someone_who_can_push() {
         let mut v: Value = serde_json::from_slice(&preview_command(12)).unwrap();
         modernize(&mut v);
         v["comment"]["user"]["login"] = json!(login);
-        let problems = SPEC.check_webhook("issue-comment-created", &v);
+        let problems = spec().check_webhook("issue-comment-created", &v);
         assert!(problems.is_empty(), "{problems:?}");
         serde_json::to_vec(&v).unwrap()
     };

@@ -7,23 +7,22 @@ use capstan::daemon::Event;
 use capstan::daemon::webhook::{Ignored, parse, sign, verify};
 use serde_json::Value;
 
-use crate::support::root;
+use crate::support::npm_file;
 
-static EXAMPLES: LazyLock<Vec<Value>> = LazyLock::new(|| {
-    let path =
-        root().join("tests/npm/node_modules/@octokit/webhooks-examples/api.github.com/index.json");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}. The GitHub tests need real webhook payloads: run `npm ci --prefix tests/npm` (.ci/run does)",
-            path.display()
-        )
-    });
-    serde_json::from_str(&text).expect("the examples are JSON")
+static EXAMPLES: LazyLock<Result<Vec<Value>, String>> = LazyLock::new(|| {
+    let path = npm_file(
+        "@octokit/webhooks-examples/api.github.com/index.json",
+        "GitHub's real webhook payloads",
+    )?;
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(serde_json::from_str(&text).expect("the examples are JSON"))
 });
 
 /// Every real example of `event`.
 pub fn examples(event: &str) -> Vec<Value> {
     EXAMPLES
+        .as_ref()
+        .unwrap_or_else(|e| panic!("{e}"))
         .iter()
         .find(|e| e["name"] == event)
         .and_then(|e| e["examples"].as_array())

@@ -21,9 +21,17 @@ param() { sed -n "s/^  \"$1\": \"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}$/\1/p" para
   printf '}\n'
 } > "$res.json.tmp"
 mv "$res.json.tmp" "$res.json"
-# The two VPC ids this peering joins, from connections.json.
-vpcs=$(sed -n 's/^ *"id": "\(vpc-[0-9a-f]*\)",*$/\1/p' connections.json | tr '\n' ' ')
-set -- $vpcs
+# The VPC id of one connection of the pretty-printed connections.json (one top-level key per
+# connection, its fields indented below it), by the connection's name: the file's keys are
+# sorted, so their order says nothing about which VPC is which.
+vpc_of() {
+  awk -v want="$1" '
+    /^  "[^"]*": / { split($0, k, "\""); key = k[2] }
+    key == want && /^    "id": "vpc-/ { split($0, v, "\""); print v[4]; exit }
+  ' connections.json
+}
+requester=$(vpc_of requester)
+accepter=$(vpc_of accepter)
 printf '{"peering": {"id": "%s", "requester": "%s", "accepter": "%s"}}\n' \
-  "$id" "${1:-unknown}" "${2:-unknown}" > "$CAPSTAN_ARTIFACTS"
-echo "Peering $id joins ${1:-?} and ${2:-?} for $CAPSTAN_INSTANCE"
+  "$id" "${requester:-unknown}" "${accepter:-unknown}" > "$CAPSTAN_ARTIFACTS"
+echo "Peering $id joins ${requester:-?} (requester) and ${accepter:-?} (accepter) for $CAPSTAN_INSTANCE"
