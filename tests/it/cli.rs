@@ -158,6 +158,17 @@ fn explain_lists_and_explains_codes() {
     );
     assert_eq!(r.code, 0);
     insta::assert_snapshot!("explain_sharing", r.stdout);
+    let r = run(
+        capstan(tmp.path()).args(["explain", "sharing.notgranted"]),
+        tmp.path(),
+    );
+    assert_eq!(
+        (r.code, r.stderr.trim()),
+        (
+            2,
+            "capstan: error: unknown diagnostic code \"sharing.notgranted\" (did you mean `sharing.not-granted`?); `capstan explain` lists them"
+        )
+    );
 }
 
 #[test]
@@ -176,6 +187,14 @@ fn schema_prints_the_shipped_files() {
     assert_eq!(
         r.stdout,
         "capstan\nartifact-type\nbundle\nmassdriver-bundle\nproject\nenvironment\nserve\n"
+    );
+    let r = run(capstan(tmp.path()).args(["schema", "projects"]), tmp.path());
+    assert_eq!(
+        (r.code, r.stderr.trim()),
+        (
+            2,
+            "capstan: error: unknown file kind \"projects\" (did you mean `project`?); `capstan schema` lists them"
+        )
     );
 }
 

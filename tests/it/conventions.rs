@@ -362,3 +362,24 @@ fn nothing_points_outside_the_repository() {
         }
     }
 }
+
+/// The license `Cargo.toml` declares is in the repository, for whoever reads a clone.
+#[test]
+fn the_declared_license_is_in_the_repository() {
+    let manifest = std::fs::read_to_string(root().join("Cargo.toml")).expect("reads");
+    assert!(
+        manifest.contains("license = \"MIT\""),
+        "Cargo.toml names another license"
+    );
+    let license = std::fs::read_to_string(root().join("LICENSE")).expect("a LICENSE file");
+    assert!(license.starts_with("MIT License"), "{license}");
+}
+
+/// Without `npm ci`, every test that needs an npm package says how to install it, rather than
+/// the first one saying so and the rest reporting a poisoned lazy value.
+#[test]
+fn a_missing_npm_package_says_how_to_install_it() {
+    let e = crate::support::npm_file("no-such-package/index.json", "a thing").unwrap_err();
+    assert!(e.contains("run `npm ci --prefix tests/npm`"), "{e}");
+    assert!(e.contains("a thing comes from npm"), "{e}");
+}

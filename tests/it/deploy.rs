@@ -707,6 +707,21 @@ fn plan_against_the_state_and_state_commands_without_a_database() {
     let missing = w.command(&["state", "show", "nope-x-y"]).output().unwrap();
     assert_eq!(missing.status.code(), Some(2));
     assert!(text(&missing).contains("nope-x-y is not in the state database"));
+    assert!(
+        !text(&missing).contains("did you mean"),
+        "{}",
+        text(&missing)
+    );
+    let typo = w
+        .command(&["state", "show", "ecomm-staging-ap"])
+        .output()
+        .unwrap();
+    assert_eq!(typo.status.code(), Some(2));
+    assert!(
+        text(&typo).contains("(did you mean `ecomm-staging-app`?) (14 instances recorded;"),
+        "{}",
+        text(&typo)
+    );
     let json = w
         .command(&["state", "show", "si-staging-vpc", "--format", "json"])
         .output()

@@ -163,3 +163,35 @@ fn noisy_and_hanging_checks_fail_and_are_not_drift() {
     assert_eq!(unknown.status.code(), Some(2));
     assert!(text(&unknown).contains("nope-nope-nope is not deployed"));
 }
+
+/// Counts are worded for their number: one instance is `1 instance`, everywhere it is counted.
+#[test]
+fn one_instance_is_counted_as_one() {
+    let w = World::with_files(&[
+        ("capstan.yaml", "owners: [\"@acme/platform\"]\n"),
+        (
+            "bundles/one/bundle.yaml",
+            "version: 1.0.0\nsteps:\n  - {path: src, provisioner: exec, deploy: \"true\", check: \"true\"}\n",
+        ),
+        ("bundles/one/src/README.md", "nothing to deploy\n"),
+        (
+            "projects/solo/project.yaml",
+            "packages: {a: {bundle: one}}\n",
+        ),
+        ("projects/solo/environments/dev.yaml", ""),
+    ]);
+    let first = w.apply();
+    assert!(first.status.success(), "{}", text(&first));
+    let again = w.apply();
+    assert!(
+        text(&again).contains("No changes; 1 instance unchanged."),
+        "{}",
+        text(&again)
+    );
+    let checked = w.drift(&[]);
+    assert!(
+        text(&checked).contains("1 instance checked in"),
+        "{}",
+        text(&checked)
+    );
+}

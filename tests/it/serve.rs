@@ -511,4 +511,20 @@ fn apply_beside_a_running_daemon_names_it_and_how_to_deploy_through_it() {
         stderr.contains("commit to the branch it watches to deploy through it"),
         "{stderr}"
     );
+    assert!(
+        stderr.contains("or stop the daemon before running capstan apply"),
+        "{stderr}"
+    );
+
+    // Each refused command is named as typed, not as apply.
+    let (code, _, stderr) = output(
+        capstan(tmp.path())
+            .args(["drift", "--state", "state/state.db", "--repo"])
+            .arg(&repo),
+    );
+    assert_ne!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("or stop the daemon before running capstan drift"),
+        "{stderr}"
+    );
 }
