@@ -61,6 +61,12 @@ fn text_files(files: &[SourceFile]) -> Vec<usize> {
         .collect()
 }
 
+/// A random YAML or JSON file with bytes.
+fn pick_text(files: &[SourceFile], rng: &mut Rng) -> Option<usize> {
+    let candidates = text_files(files);
+    (!candidates.is_empty()).then(|| *rng.pick(&candidates))
+}
+
 fn bytes(f: &SourceFile) -> Vec<u8> {
     match &f.content {
         Content::Bytes(b) => b.to_vec(),
@@ -121,11 +127,7 @@ fn block(lines: &[String], at: usize) -> std::ops::Range<usize> {
 
 /// A random YAML file and one of its key lines, or `None` when there is none.
 fn pick_key(files: &[SourceFile], rng: &mut Rng) -> Option<(usize, Vec<String>, usize)> {
-    let candidates = text_files(files);
-    if candidates.is_empty() {
-        return None;
-    }
-    let file = *rng.pick(&candidates);
+    let file = pick_text(files, rng)?;
     let lines = lines_of(&files[file]);
     let keys = key_lines(&lines);
     if keys.is_empty() {
@@ -245,11 +247,9 @@ fn odd_string(files: &mut Vec<SourceFile>, rng: &mut Rng) -> String {
 }
 
 fn invalid_utf8(files: &mut Vec<SourceFile>, rng: &mut Rng) -> String {
-    let candidates = text_files(files);
-    if candidates.is_empty() {
+    let Some(file) = pick_text(files, rng) else {
         return "no file".into();
-    }
-    let file = *rng.pick(&candidates);
+    };
     let mut b = bytes(&files[file]);
     let at = rng.below(b.len() + 1);
     let n = 1 + rng.below(8);
@@ -261,11 +261,9 @@ fn invalid_utf8(files: &mut Vec<SourceFile>, rng: &mut Rng) -> String {
 }
 
 fn truncate(files: &mut Vec<SourceFile>, rng: &mut Rng) -> String {
-    let candidates = text_files(files);
-    if candidates.is_empty() {
+    let Some(file) = pick_text(files, rng) else {
         return "no file".into();
-    }
-    let file = *rng.pick(&candidates);
+    };
     let mut b = bytes(&files[file]);
     let at = rng.below(b.len() + 1);
     b.truncate(at);
@@ -343,11 +341,9 @@ fn tag(files: &mut Vec<SourceFile>, rng: &mut Rng) -> String {
 }
 
 fn documents(files: &mut Vec<SourceFile>, rng: &mut Rng) -> String {
-    let candidates = text_files(files);
-    if candidates.is_empty() {
+    let Some(file) = pick_text(files, rng) else {
         return "no file".into();
-    }
-    let file = *rng.pick(&candidates);
+    };
     let b = bytes(&files[file]);
     let text = String::from_utf8_lossy(&b).into_owned();
     let (what, new) = match rng.below(5) {
@@ -695,11 +691,9 @@ fn delete_file(files: &mut Vec<SourceFile>, rng: &mut Rng) -> String {
 }
 
 fn flip_bit(files: &mut Vec<SourceFile>, rng: &mut Rng) -> String {
-    let candidates = text_files(files);
-    if candidates.is_empty() {
+    let Some(file) = pick_text(files, rng) else {
         return "no file".into();
-    }
-    let file = *rng.pick(&candidates);
+    };
     let mut b = bytes(&files[file]);
     if b.is_empty() {
         return format!("{}: empty", files[file].path);
