@@ -48,16 +48,16 @@ fn window(w: &Node, file: &Arc<str>, diags: &mut Diagnostics) -> Option<DeployWi
     };
     let duration_node = w.get("duration")?;
     let text = duration_node.as_str()?;
-    let length = crate::core::duration::parse(text)
-        .ok()
-        .and_then(|d| chrono::TimeDelta::from_std(d).ok());
     // The schema reports a malformed duration, naming what was typed; only one written
-    // right but too long to hold is left to say here.
-    if length.is_none()
-        && crate::core::duration::parse(text)
-            .err()
-            .is_none_or(|e| e.is_too_long())
-    {
+    // right but too long to hold (for the parser or for a calendar) is left to say here.
+    let (length, too_long) = match crate::core::duration::parse(text) {
+        Ok(d) => match chrono::TimeDelta::from_std(d) {
+            Ok(t) => (Some(t), false),
+            Err(_) => (None, true),
+        },
+        Err(e) => (None, e.is_too_long()),
+    };
+    if too_long {
         diags.at(
             Code::SchemaInvalid,
             file,
