@@ -1,6 +1,6 @@
 //! The deploying commands: `apply`, `state list|show`, and `plan --state`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -35,25 +35,35 @@ impl Settings {
         command: &'static str,
     ) -> anyhow::Result<(Arc<Store>, PathBuf, DeployLock)> {
         let dir = state_dir(&self.state);
-        crate::state::private_dir(&dir)?;
-        let store = Arc::new(Store::open(&self.state)?);
-        let taken =
-            crate::deploy::take_over(&dir, &store, crate::deploy::Holder::Command(command))?;
-        if !taken.recovered.instances.is_empty() {
-            eprintln!(
-                "capstan: a previous deploy was interrupted; these run again: {}",
-                taken.recovered.instances.join(", ")
-            );
-        }
-        if !taken.cleared.is_empty() {
-            eprintln!(
-                "capstan: removed the working folders of killed steps after scrubbing their logs: {}",
-                taken.cleared.join(", ")
-            );
-        }
-        Ok((store, taken.dir, taken.lock))
+        crate::state::state_folder(&dir)?;
+        take_over(Arc::new(Store::open(&self.state)?), &dir, command)
     }
+}
 
+/// Takes over the state directory `dir` of `store` (lock, recovery) for `command`,
+/// saying what a crash left behind.
+fn take_over(
+    store: Arc<Store>,
+    dir: &Path,
+    command: &'static str,
+) -> anyhow::Result<(Arc<Store>, PathBuf, DeployLock)> {
+    let taken = crate::deploy::take_over(dir, &store, crate::deploy::Holder::Command(command))?;
+    if !taken.recovered.instances.is_empty() {
+        eprintln!(
+            "capstan: a previous deploy was interrupted; these run again: {}",
+            taken.recovered.instances.join(", ")
+        );
+    }
+    if !taken.cleared.is_empty() {
+        eprintln!(
+            "capstan: removed the working folders of killed steps after scrubbing their logs: {}",
+            taken.cleared.join(", ")
+        );
+    }
+    Ok((store, taken.dir, taken.lock))
+}
+
+impl Settings {
     /// A deployer that prints each outcome as it happens.
     pub(super) fn deployer(&self, store: Arc<Store>, dir: PathBuf) -> Deployer {
         Deployer {
@@ -83,6 +93,24 @@ impl Settings {
         Ok((commit, tree))
     }
 
+    /// `Commit 1a2b3c4d5e "no HA" (HEAD) against example-repo/.capstan/state.db`: what
+    /// is about to be planned and deployed, before its plan.
+    pub(super) fn heading(&self, rev: &str, commit: &str) -> String {
+        let subject = crate::source::commit_subject(&self.repo, commit)
+            .map(|s| format!(" {s:?}"))
+            .unwrap_or_default();
+        let named = if commit.starts_with(rev) {
+            String::new()
+        } else {
+            format!(" ({rev})")
+        };
+        format!(
+            "Commit {}{subject}{named} against {}\n",
+            short(commit),
+            self.state.display()
+        )
+    }
+
     /// Asks before going ahead, unless `--yes`.
     pub(super) fn confirmed(&self, question: &str) -> anyhow::Result<bool> {
         Ok(self.yes || confirm(question)?)
@@ -108,15 +136,16 @@ pub(super) fn state_dir(db: &Path) -> PathBuf {
 pub(super) fn open_existing(db: &Path) -> anyhow::Result<Store> {
     if !db.exists() {
         anyhow::bail!(
-            "no state database at {} (nothing was deployed with it yet; pass --state)",
+            "no state database at {}: nothing was deployed with it yet (`capstan apply` creates it; --repo or --state names another)",
             db.display()
         );
     }
     Ok(Store::open(db)?)
 }
 
-/// Deploys a revision against the state: lock, recover, plan, confirm, deploy.
-pub fn apply(rev: &str, settings: &Settings) -> anyhow::Result<i32> {
+/// Deploys a revision against the state: lock, recover, plan, confirm, deploy. With
+/// `instances` named, only those and what they need.
+pub fn apply(rev: &str, instances: &[String], settings: &Settings) -> anyhow::Result<i32> {
     let (commit, tree) = settings.read(rev)?;
     let checked = crate::core::check(&tree);
     if checked.has_errors() {
@@ -125,8 +154,19 @@ pub fn apply(rev: &str, settings: &Settings) -> anyhow::Result<i32> {
         return Ok(1);
     }
     let (store, dir, _lock) = settings.take_over("capstan apply")?;
+    out(&settings.heading(rev, &commit))?;
+    warn_uncommitted(settings, &commit, &tree)?;
     let scope = store.branch_scope()?;
-    let plan = plan::against_deployed(&store.deployed()?, &checked, &scope, &Heal::All);
+    let deployed = store.deployed()?;
+    let mut plan = plan::against_deployed(&deployed, &checked, &scope, &Heal::All);
+    let only = match named(instances, &checked, &deployed)? {
+        Some(named) => {
+            let needs = plan::needs(&checked.resolved, &named);
+            plan = plan.select(&needs);
+            Some(Arc::new(needs.into_keys().collect()))
+        }
+        None => None,
+    };
     out(&render::plan::text(&plan, color_on_stdout()))?;
     if plan.is_empty() {
         return Ok(0);
@@ -142,10 +182,76 @@ pub fn apply(rev: &str, settings: &Settings) -> anyhow::Result<i32> {
         trigger: Trigger::Apply,
         scope,
         heal: Heal::All,
+        only,
     };
     let report = block_on(settings.deployer(store, dir).deploy(&target))??;
     out(&format!("{}\n", report.summary()))?;
     Ok(i32::from(report.status() != RunStatus::Succeeded))
+}
+
+/// The instances `--instance` names, each desired by the revision or recorded in the
+/// state (to be destroyed); `None` when none is named.
+fn named(
+    instances: &[String],
+    checked: &crate::core::Checked,
+    deployed: &BTreeMap<InstanceId, Deployed>,
+) -> anyhow::Result<Option<BTreeSet<InstanceId>>> {
+    if instances.is_empty() {
+        return Ok(None);
+    }
+    let desired = &checked.resolved.instances;
+    let mut named = BTreeSet::new();
+    for name in instances {
+        let id = InstanceId(name.as_str().into());
+        if !desired.contains_key(&id) && !deployed.contains_key(&id) {
+            let known: BTreeSet<&str> = desired
+                .keys()
+                .chain(deployed.keys())
+                .map(InstanceId::as_str)
+                .collect();
+            let known: Vec<&str> = known.into_iter().collect();
+            anyhow::bail!(
+                "--instance {name}: no such instance in the revision or the state{}",
+                crate::core::suggest::did_you_mean(name, &known)
+            );
+        }
+        named.insert(id);
+    }
+    Ok(Some(named))
+}
+
+/// When `commit` is what the checkout has out, says which of the working tree's files
+/// differ from it: `apply` deploys commits, so those edits are left out.
+fn warn_uncommitted(settings: &Settings, commit: &str, tree: &SourceTree) -> anyhow::Result<()> {
+    if crate::source::resolve_commit(&settings.repo, "HEAD")
+        .ok()
+        .as_deref()
+        != Some(commit)
+    {
+        return Ok(());
+    }
+    let worktree = crate::source::read(&settings.repo, None)?;
+    let edited = tree.differing(&worktree);
+    if let Some(first) = edited.first() {
+        let more = match edited.len() {
+            1 => String::new(),
+            n => format!(" and {}", render::plural(n - 1, "other file")),
+        };
+        eprintln!(
+            "capstan: warning: uncommitted changes are not deployed: {first}{more} in the working tree {} from commit {}; commit them to deploy them",
+            if edited.len() == 1 {
+                "differs"
+            } else {
+                "differ"
+            },
+            short(commit)
+        );
+    }
+    Ok(())
+}
+
+fn short(sha: &str) -> &str {
+    sha.get(..10).unwrap_or(sha)
 }
 
 /// Asks on the terminal; refuses without one (`--yes` is for scripts).
@@ -160,30 +266,38 @@ fn confirm(question: &str) -> anyhow::Result<bool> {
     Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }
 
-/// `plan --state`: a revision (or the working tree) against what is deployed.
+/// `plan --state DB` (or `--empty-state`, with `db` `None`): a revision (or the working
+/// tree) against what is deployed.
 pub fn plan(
     repo: &Path,
     rev: Option<&str>,
-    db: &Path,
+    db: Option<&Path>,
     format: PlanFormat,
     detailed_exitcode: bool,
 ) -> anyhow::Result<i32> {
+    // A named database that is not there is a typo or the wrong folder, not "nothing is
+    // deployed": planning against nothing is asked for by name.
+    let store = match db {
+        Some(db) if !db.exists() => anyhow::bail!(
+            "no state database at {}; name the database `capstan apply` uses (by default .capstan/state.db in --repo), or pass --empty-state to plan against nothing deployed",
+            db.display()
+        ),
+        Some(db) => Some(Store::open(db)?),
+        None => None,
+    };
     let new = crate::core::check(&crate::source::read(repo, rev)?);
     if new.has_errors() {
         out(&super::diagnostics(&new, format))?;
         return Ok(1);
     }
-    // A database that does not exist yet is the empty state: everything is created.
-    let (state, scope) = if db.exists() {
-        let store = Store::open(db)?;
-        (store.deployed()?, store.branch_scope()?)
-    } else {
-        (
+    let (state, scope) = match store {
+        Some(store) => (store.deployed()?, store.branch_scope()?),
+        None => (
             BTreeMap::new(),
             Scope::Branch {
                 previews: Default::default(),
             },
-        )
+        ),
     };
     let plan = plan::against_deployed(&state, &new, &scope, &Heal::All);
     out(&super::render_plan(&plan, &new, format))?;
@@ -285,17 +399,87 @@ pub fn state_list(db: &Path, format: Format) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+/// The error for an instance the state has no record of, with the nearest that it has.
+fn not_recorded(store: &Store, db: &Path, instance: &str) -> anyhow::Result<anyhow::Error> {
+    let known: Vec<InstanceId> = store.deployed()?.into_keys().collect();
+    let names: Vec<&str> = known.iter().map(|i| i.0.as_ref()).collect();
+    Ok(anyhow::anyhow!(
+        "{instance} is not in the state database {}{} ({} recorded; `capstan state list` shows them)",
+        db.display(),
+        crate::core::suggest::did_you_mean(instance, &names),
+        crate::core::render::plural(known.len(), "instance")
+    ))
+}
+
+/// `capstan state forget`: the instance's record goes, its resource stays (handed over to
+/// another tool), after saying what that means and asking; recorded as a run with who.
+pub fn state_forget(repo: &Path, db: &Path, instance: &str, yes: bool) -> anyhow::Result<i32> {
+    let store = Arc::new(open_existing(db)?);
+    let (store, _dir, _lock) = take_over(store, &state_dir(db), "capstan state forget")?;
+    let Some(record) = store.instance(instance)? else {
+        return Err(not_recorded(&store, db, instance)?);
+    };
+    let id = record.instance.clone();
+    eprintln!(
+        "{id} ({}@{}, {}, last deployed at {}) leaves the state. Nothing is destroyed: its resources stay, and capstan stops managing them.",
+        record.inputs.bundle,
+        record.inputs.version,
+        record.status.name(),
+        short(&record.commit)
+    );
+    let users = crate::core::deployed::users_of(&store.deployed()?, &id);
+    if !users.is_empty() {
+        let names: Vec<&str> = users.iter().map(InstanceId::as_str).collect();
+        eprintln!(
+            "capstan: note: {} keep{} the artifacts {id} gave {} until deployed again",
+            names.join(", "),
+            if users.len() == 1 { "s" } else { "" },
+            if users.len() == 1 { "it" } else { "them" }
+        );
+    }
+    match crate::source::read(repo, None).map(|tree| crate::core::check(&tree)) {
+        Ok(checked) if checked.resolved.instances.contains_key(&id) => eprintln!(
+            "capstan: warning: the repository at {} still declares {id}: the next deploy creates it again; remove it from the repository too",
+            repo.display()
+        ),
+        Ok(_) => {}
+        Err(e) => eprintln!(
+            "capstan: note: could not read {} to see whether it still declares {id}: {}",
+            repo.display(),
+            crate::error::chain(&e)
+        ),
+    }
+    if !(yes || confirm(&format!("Forget {id}?"))?) {
+        eprintln!("capstan: nothing forgotten");
+        return Ok(1);
+    }
+    let who = whoami();
+    match store.forget(&id, &who)? {
+        Some(run) => out(&format!(
+            "Forgot {id} (run {run}, by {who}); nothing was destroyed.\n"
+        ))?,
+        None => anyhow::bail!("{id} left the state while capstan was asking"),
+    }
+    Ok(0)
+}
+
+/// `alice@build-01`: who runs this command, for the run history.
+fn whoami() -> String {
+    let user = ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
+        // SAFETY: getuid cannot fail and has no preconditions.
+        .unwrap_or_else(|| format!("uid {}", unsafe { libc::getuid() }));
+    match std::fs::read_to_string("/proc/sys/kernel/hostname") {
+        Ok(host) if !host.trim().is_empty() => format!("{user}@{}", host.trim()),
+        _ => user,
+    }
+}
+
 pub fn state_show(db: &Path, instance: &str, format: Format) -> anyhow::Result<i32> {
     let store = open_existing(db)?;
     let Some(d) = store.instance(instance)? else {
-        let known: Vec<InstanceId> = store.deployed()?.into_keys().collect();
-        let names: Vec<&str> = known.iter().map(|i| i.0.as_ref()).collect();
-        anyhow::bail!(
-            "{instance} is not in the state database {}{} ({} recorded; `capstan state list` shows them)",
-            db.display(),
-            crate::core::suggest::did_you_mean(instance, &names),
-            crate::core::render::plural(known.len(), "instance")
-        );
+        return Err(not_recorded(&store, db, instance)?);
     };
     let steps = store.steps_of(instance, 10)?;
     let mut value = shown(&d);

@@ -52,9 +52,13 @@ enum Command {
         /// The old state (e.g. the merge base of a pull request).
         #[arg(long, default_value = "HEAD")]
         base: String,
-        /// Plan against the deployed state in this database instead of --base.
+        /// Plan against the deployed state in this database instead of --base (it must
+        /// exist; the default database is .capstan/state.db in --repo).
         #[arg(long, conflicts_with = "base")]
         state: Option<PathBuf>,
+        /// Plan against nothing deployed: every instance is created.
+        #[arg(long, conflicts_with_all = ["base", "state"])]
+        empty_state: bool,
         /// The new state as a commit; without it, the working tree (uncommitted edits included).
         #[arg(long, conflicts_with = "worktree")]
         head: Option<String>,
@@ -72,6 +76,10 @@ enum Command {
     Apply {
         #[arg(long, default_value = "HEAD")]
         rev: String,
+        /// Deploy only this instance and what it needs (repeatable); the plan says what
+        /// each needed instance is for and which changes are left out.
+        #[arg(long = "instance", value_name = "ID")]
+        instances: Vec<String>,
         #[command(flatten)]
         deploy: DeployArgs,
     },
@@ -95,7 +103,8 @@ enum Command {
         #[command(subcommand)]
         command: PreviewCommand,
     },
-    /// What is deployed: `state list`, `state show INSTANCE` (sensitive values hidden).
+    /// What is deployed: `state list`, `state show INSTANCE` (sensitive values hidden),
+    /// `state forget INSTANCE`.
     State {
         #[command(subcommand)]
         command: StateCommand,
@@ -121,14 +130,35 @@ enum Command {
     Serve(Box<ServeArgs>),
 }
 
+/// The repository and its state database.
+#[derive(clap::Args, Debug)]
+struct StateArgs {
+    /// The repository root (the folder holding capstan.yaml).
+    #[arg(long, default_value = ".")]
+    repo: PathBuf,
+    /// The state database; logs and working folders go beside it
+    /// [default: .capstan/state.db in --repo].
+    #[arg(long)]
+    state: Option<PathBuf>,
+}
+
+impl StateArgs {
+    /// `--state`, else `.capstan/state.db` in the repository: the same database whichever
+    /// folder capstan is run from.
+    fn db(&self) -> PathBuf {
+        let default = || match self.repo.as_os_str().to_str() {
+            Some(".") => PathBuf::from(".capstan/state.db"),
+            _ => self.repo.join(".capstan").join("state.db"),
+        };
+        self.state.clone().unwrap_or_else(default)
+    }
+}
+
 /// Where and how `apply`, `preview` and `drift` run bundle steps.
 #[derive(clap::Args, Debug)]
 struct RunArgs {
-    #[arg(long, default_value = ".")]
-    repo: PathBuf,
-    /// The state database; logs and working directories go beside it.
-    #[arg(long, default_value = ".capstan/state.db")]
-    state: PathBuf,
+    #[command(flatten)]
+    at: StateArgs,
     /// How many instances (of a wave) run at once.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     parallel: u16,
@@ -154,8 +184,8 @@ struct DeployArgs {
 impl RunArgs {
     fn settings(self, yes: bool) -> deploy::Settings {
         deploy::Settings {
-            repo: self.repo,
-            state: self.state,
+            state: self.at.db(),
+            repo: self.at.repo,
             parallel: self.parallel.into(),
             timeouts: crate::deploy::Timeouts {
                 step: self.timeout,
@@ -197,8 +227,8 @@ enum PreviewCommand {
     },
     /// Live previews with their instances, head, age and expiry.
     List {
-        #[arg(long, default_value = ".capstan/state.db")]
-        state: PathBuf,
+        #[command(flatten)]
+        at: StateArgs,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
@@ -208,16 +238,26 @@ enum PreviewCommand {
 enum StateCommand {
     /// Every recorded instance with its status, bundle, commit and time.
     List {
-        #[arg(long, default_value = ".capstan/state.db")]
-        state: PathBuf,
+        #[command(flatten)]
+        at: StateArgs,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+    },
+    /// Remove an instance from the state without destroying anything (its resources were
+    /// handed over to another tool); asks first, and records who did it as a run.
+    Forget {
+        instance: String,
+        #[command(flatten)]
+        at: StateArgs,
+        /// Go ahead without asking.
+        #[arg(long)]
+        yes: bool,
     },
     /// One instance: inputs, artifacts and recent steps with their logs.
     Show {
         instance: String,
-        #[arg(long, default_value = ".capstan/state.db")]
-        state: PathBuf,
+        #[command(flatten)]
+        at: StateArgs,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
@@ -309,10 +349,15 @@ pub fn run() -> i32 {
 }
 
 /// Logs go to stderr, filtered by `CAPSTAN_LOG` (e.g. `CAPSTAN_LOG=debug`) or else by
-/// `default`, so stdout stays the command's output.
+/// `default`, so stdout stays the command's output. A bare level is capstan's own
+/// ([`scoped`]).
 pub(super) fn init_logging(format: LogFormat, default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CAPSTAN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let spec = std::env::var("CAPSTAN_LOG")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| default.to_string());
+    let filter = tracing_subscriber::EnvFilter::try_new(scoped(&spec))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(scoped(default)));
     // Colour only on a terminal, and never with NO_COLOR: a log file or journal gets text.
     let ansi = std::env::var_os("NO_COLOR").is_none()
         && std::io::IsTerminal::is_terminal(&std::io::stderr());
@@ -325,6 +370,22 @@ pub(super) fn init_logging(format: LogFormat, default: &str) {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+}
+
+/// A bare level (`debug`) applies to capstan's own messages; the libraries it uses stay at
+/// `warn` (or quieter, for `error` and `off`), so `CAPSTAN_LOG=debug` is not thousands of
+/// lines of file walking and inotify bookkeeping. A spec that names targets
+/// (`debug,ignore=trace`) is taken as written.
+fn scoped(spec: &str) -> String {
+    let spec = spec.trim();
+    if spec.contains(['=', ',', '[']) {
+        return spec.to_string();
+    }
+    let others = match spec.to_ascii_lowercase().as_str() {
+        "error" | "off" => spec.to_string(),
+        _ => "warn".to_string(),
+    };
+    format!("{others},capstan={spec}")
 }
 
 fn chain(e: &anyhow::Error) -> String {
@@ -396,6 +457,7 @@ fn execute(command: Command) -> anyhow::Result<i32> {
             repo,
             base,
             state,
+            empty_state,
             head,
             worktree,
             format,
@@ -403,8 +465,9 @@ fn execute(command: Command) -> anyhow::Result<i32> {
         } => {
             // The working tree unless a commit is named (`--worktree` says the same).
             let head_rev = head.as_deref().filter(|_| !worktree);
-            if let Some(db) = state {
-                return deploy::plan(&repo, head_rev, &db, format, detailed_exitcode);
+            if state.is_some() || empty_state {
+                let against = state.as_deref().filter(|_| !empty_state);
+                return deploy::plan(&repo, head_rev, against, format, detailed_exitcode);
             }
             let old = crate::source::read_base(&repo, &base).map_err(|e| {
                 revision_error(
@@ -433,7 +496,11 @@ fn execute(command: Command) -> anyhow::Result<i32> {
                 0
             })
         }
-        Command::Apply { rev, deploy } => deploy::apply(&rev, &deploy.settings()),
+        Command::Apply {
+            rev,
+            instances,
+            deploy,
+        } => deploy::apply(&rev, &instances, &deploy.settings()),
         Command::Drift {
             instances,
             format,
@@ -452,19 +519,22 @@ fn execute(command: Command) -> anyhow::Result<i32> {
                 project,
                 deploy,
             } => preview::down(&name, project.as_deref(), &deploy.settings()),
-            PreviewCommand::List { state, format } => preview::list(&state, format),
+            PreviewCommand::List { at, format } => preview::list(&at.db(), format),
         },
         Command::State {
-            command: StateCommand::List { state, format },
-        } => deploy::state_list(&state, format),
+            command: StateCommand::List { at, format },
+        } => deploy::state_list(&at.db(), format),
         Command::State {
             command:
                 StateCommand::Show {
                     instance,
-                    state,
+                    at,
                     format,
                 },
-        } => deploy::state_show(&state, &instance, format),
+        } => deploy::state_show(&at.db(), &instance, format),
+        Command::State {
+            command: StateCommand::Forget { instance, at, yes },
+        } => deploy::state_forget(&at.repo, &at.db(), &instance, yes),
         Command::Graph {
             repo,
             rev,
@@ -545,5 +615,19 @@ fn execute(command: Command) -> anyhow::Result<i32> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scoped;
+
+    #[test]
+    fn a_bare_level_is_capstans_own() {
+        assert_eq!(scoped("debug"), "warn,capstan=debug");
+        assert_eq!(scoped(" info "), "warn,capstan=info");
+        assert_eq!(scoped("error"), "error,capstan=error");
+        assert_eq!(scoped("debug,ignore=trace"), "debug,ignore=trace");
+        assert_eq!(scoped("capstan::daemon=trace"), "capstan::daemon=trace");
     }
 }

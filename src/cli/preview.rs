@@ -83,6 +83,7 @@ pub fn up(name: &str, project: &str, rev: &str, settings: &Settings) -> anyhow::
             trigger: Trigger::Preview,
             scope: scope.clone(),
             heal: Heal::All,
+            only: None,
         };
         let report = block_on(settings.deployer(store.clone(), dir).deploy(&target))??;
         out(&format!("{}\n", report.summary()))?;

@@ -71,6 +71,10 @@ pub(super) fn serve(args: &ServeArgs) -> anyhow::Result<i32> {
     let file = args.config.clone();
     let cfg = config::load(file.as_deref(), &overrides, &env)?;
     if args.check_config {
+        // What `serve` would refuse at start is no valid configuration either.
+        if let Source::Local { path } = &cfg.repository.source {
+            crate::source::require_root(path)?;
+        }
         out(&describe(&cfg))?;
         return Ok(0);
     }
@@ -158,9 +162,17 @@ fn describe(cfg: &Config) -> String {
     }
     s.push_str(&format!("  branch:      {}\n", cfg.repository.branch));
     s.push_str(&format!("  state dir:   {}\n", cfg.state_dir.display()));
+    s.push_str(&format!(
+        "  listen:      {} (/healthz, /readyz, /metrics{})\n",
+        cfg.listen,
+        if cfg.github.is_some() {
+            ", /webhook"
+        } else {
+            ""
+        }
+    ));
     match &cfg.github {
         Some(gh) => {
-            s.push_str(&format!("  listen:      {}\n", cfg.listen));
             s.push_str(&format!(
                 "  github:      {}/{} at {}\n",
                 gh.api.owner, gh.api.name, gh.api.api_url

@@ -71,6 +71,8 @@ named! {
         Teardown => "teardown",
         /// A drift check found drifted instances where `drift.remediate` heals them.
         Drift => "drift",
+        /// `capstan state forget`: an instance left the state, nothing was destroyed.
+        Forget => "forget",
     }
 }
 

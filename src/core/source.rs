@@ -56,4 +56,59 @@ impl SourceTree {
             .ok()
             .map(|i| &self.files[i])
     }
+
+    /// The paths whose file differs between the two trees (added, removed, edited or made
+    /// executable), sorted: e.g. the working tree's edits a commit does not have.
+    pub fn differing<'a>(&'a self, other: &'a SourceTree) -> Vec<&'a str> {
+        let (mut a, mut b) = (self.files.iter().peekable(), other.files.iter().peekable());
+        let mut out = Vec::new();
+        loop {
+            match (a.peek(), b.peek()) {
+                (None, None) => return out,
+                (Some(x), Some(y)) if x.path == y.path => {
+                    if x != y {
+                        out.push(x.path.as_str());
+                    }
+                    a.next();
+                    b.next();
+                }
+                (Some(x), Some(y)) if x.path < y.path => {
+                    out.push(x.path.as_str());
+                    a.next();
+                }
+                (Some(x), None) => {
+                    out.push(x.path.as_str());
+                    a.next();
+                }
+                (_, Some(y)) => {
+                    out.push(y.path.as_str());
+                    b.next();
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str, text: &str) -> SourceFile {
+        SourceFile {
+            path: path.into(),
+            executable: false,
+            content: Content::Bytes(text.as_bytes().into()),
+        }
+    }
+
+    #[test]
+    fn differing_names_added_removed_and_edited_files_once_each() {
+        let old = SourceTree::new(vec![file("a", "1"), file("b", "1"), file("d", "1")]);
+        let mut run = file("d", "1");
+        run.executable = true;
+        let new = SourceTree::new(vec![file("b", "2"), file("c", "1"), run]);
+        assert_eq!(old.differing(&new), ["a", "b", "c", "d"]);
+        assert_eq!(new.differing(&old), ["a", "b", "c", "d"]);
+        assert!(old.differing(&old.clone()).is_empty());
+    }
 }

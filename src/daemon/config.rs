@@ -67,6 +67,20 @@ pub struct Overrides {
     pub log_format: Option<LogFormat>,
 }
 
+impl Overrides {
+    /// The flags given that only GitHub mode reads, as typed.
+    fn github_only(&self) -> Vec<&'static str> {
+        [
+            ("--github-api-url", self.github_api_url.is_some()),
+            ("--webhook-secret-file", self.webhook_secret_file.is_some()),
+            ("--poll-interval", self.poll_interval.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(flag, given)| given.then_some(flag))
+        .collect()
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -410,7 +424,12 @@ fn build(
         (Some(dir), _, _) => env.cwd.join(dir),
         (None, Some(dir), _) => rel(dir),
         (None, None, Some(dir)) => dir.clone(),
-        (None, None, None) => base_dir.join(".capstan"),
+        // Beside what it deploys: a watched checkout keeps its state where `capstan apply`
+        // and `capstan state` look by default, the mirror's beside the configuration.
+        (None, None, None) => match &repository.source {
+            Source::Local { path } => path.join(".capstan"),
+            Source::Remote { .. } => base_dir.join(".capstan"),
+        },
     };
     let listen_text = o
         .listen
@@ -449,6 +468,13 @@ fn build(
             }
         },
     };
+    if github.is_none() {
+        for flag in o.github_only() {
+            problems.0.push(format!(
+                "{flag} is for GitHub mode, and github is not configured (give --github-repository and --github-token-file, or a github: block), so it would do nothing; leave it out to watch a local checkout"
+            ));
+        }
+    }
     let wants_github = file_has_github(o, &github);
     if wants_github && matches!(repository.source, Source::Local { .. }) {
         problems.0.push(

@@ -3,7 +3,6 @@
 //! the event channel.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::mpsc;
@@ -15,6 +14,7 @@ use super::events::Event;
 use super::metrics::Metrics;
 use super::queue::Queue;
 use super::revisions::RevisionCache;
+use super::server::Health;
 use crate::github::Client;
 use crate::source::mirror::{Credentials, Mirror, branch_ref};
 use crate::state::Store;
@@ -28,8 +28,7 @@ pub(super) struct Shared {
     pub queue: Queue<u64>,
     pub metrics: Arc<Metrics>,
     pub events: mpsc::UnboundedSender<Event>,
-    pub ready: AtomicBool,
-    pub draining: AtomicBool,
+    pub health: Arc<Health>,
     /// The deploy branch's commit when open pull requests were last planned.
     pub branch_tip: Mutex<Option<String>>,
     /// Wakes the scheduler and poller after a reload.

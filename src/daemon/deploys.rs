@@ -217,6 +217,7 @@ impl Deploys {
                 trigger,
                 scope,
                 heal,
+                only: None,
             },
             plan,
         ))

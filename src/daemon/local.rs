@@ -5,7 +5,8 @@
 //! working tree is planned against the deployed state and the plan printed when it changed.
 //!
 //! The notify callback only forwards into a channel (as watchexec does); all work happens
-//! on the runtime.
+//! on the runtime. `/healthz`, `/readyz` and `/metrics` are served on `listen` as in
+//! GitHub mode; ready once the branch was first deployed.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,6 +17,8 @@ use tokio::sync::mpsc;
 use super::config::Config;
 use super::deploys::{Deploys, Prepared, Work};
 use super::error::DaemonError;
+use super::metrics::Metrics;
+use super::server::{self, Health};
 use super::{Console, Control, systemd};
 use crate::core::drift::Heal;
 use crate::core::plan;
@@ -41,8 +44,19 @@ pub(super) async fn run(
     source::require_root(&path)?;
     let git_dir = source::git_dir(&path)?;
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
+    // The state folder may lie inside the checkout (it does by default): its writes are
+    // capstan's own, not edits.
+    let own = [
+        config.state_dir.clone(),
+        std::fs::canonicalize(&config.state_dir).unwrap_or_else(|_| config.state_dir.clone()),
+    ];
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if event.is_ok_and(|e| !e.kind.is_access()) {
+        let Ok(e) = event else { return };
+        let ours = !e.paths.is_empty()
+            && e.paths
+                .iter()
+                .all(|p| own.iter().any(|dir| p.starts_with(dir)));
+        if !e.kind.is_access() && !ours {
             let _ = tx.send(());
         }
     })
@@ -78,6 +92,19 @@ pub(super) async fn run(
     }
     let mut config = config;
     tracing::info!(path = %path.display(), branch = config.repository.branch, "watching");
+    let (listener, addr) = server::bind(config.listen).await?;
+    let health = Arc::new(Health::new("deploying the branch for the first time"));
+    let metrics = Arc::new(Metrics::default());
+    let stop = control.shutdown.clone();
+    let http = tokio::spawn(server::serve(
+        listener,
+        server::operations(health.clone(), metrics.clone(), || {}),
+        stop.clone(),
+    ));
+    tracing::info!(%addr, "listening");
+    (control.console.print)(&format!(
+        "── serving /healthz, /readyz and /metrics on http://{addr}\n"
+    ));
     let store = Arc::new(Store::open(&config.state_dir.join("state.db"))?);
     let deploys = Arc::new(Deploys::open(
         store,
@@ -85,10 +112,14 @@ pub(super) async fn run(
         Arc::new(Checkout { path: path.clone() }),
         control.shutdown.clone(),
     )?);
-    let stop = control.shutdown.clone();
     let console = control.console.clone();
     let mut seen = Seen::default();
-    evaluate(&path, &config, &deploys, &console, &mut seen, false).await;
+    let out = Outputs {
+        console: &console,
+        metrics: &metrics,
+    };
+    evaluate(&path, &config, &deploys, out, &mut seen, false).await;
+    health.set_ready();
     systemd::ready();
     tokio::spawn(systemd::watchdog(stop.clone()));
     loop {
@@ -98,7 +129,7 @@ pub(super) async fn run(
                 // Local mode has no pull requests, so no previews: only the branch.
                 if let Work::Branch(why) = work {
                     tracing::info!(trigger = why.name(), "deploying again");
-                    evaluate(&path, &config, &deploys, &console, &mut seen, true).await;
+                    evaluate(&path, &config, &deploys, out, &mut seen, true).await;
                 }
             }
             Some(()) = control.reload.recv() => match (control.reloader)() {
@@ -117,13 +148,23 @@ pub(super) async fn run(
                         _ = stop.cancelled() => break,
                     }
                 }
-                evaluate(&path, &config, &deploys, &console, &mut seen, false).await;
+                evaluate(&path, &config, &deploys, out, &mut seen, false).await;
             }
         }
     }
     systemd::stopping();
+    health.set_draining();
     drop(watcher);
+    // A client holding a connection open must not hold up the exit.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), http).await;
     Ok(())
+}
+
+/// Where an evaluation's outcomes go: printed, and counted for `/metrics`.
+#[derive(Clone, Copy)]
+struct Outputs<'a> {
+    console: &'a Console,
+    metrics: &'a Metrics,
 }
 
 /// Deploys the branch's commit when it is new (or `again`), then prints the working
@@ -132,10 +173,11 @@ async fn evaluate(
     path: &Path,
     config: &Config,
     deploys: &Arc<Deploys>,
-    console: &Console,
+    out: Outputs<'_>,
     seen: &mut Seen,
     again: bool,
 ) {
+    let console = out.console;
     let branch = &config.repository.branch;
     let tip = source::branch_or_head(path, branch);
     if tip != seen.tip || again {
@@ -145,7 +187,7 @@ async fn evaluate(
             } else {
                 Trigger::Commit
             };
-            let report = deploy(commit, branch, config, deploys, trigger, console).await;
+            let report = deploy(commit, branch, config, deploys, trigger, out).await;
             (console.print)(&report);
         }
         seen.tip.clone_from(&tip);
@@ -194,19 +236,27 @@ async fn deploy(
     config: &Config,
     deploys: &Arc<Deploys>,
     trigger: Trigger,
-    console: &Console,
+    out: Outputs<'_>,
 ) -> String {
+    let (console, metrics) = (out.console, out.metrics);
     let head = format!("── {branch} at {}: ", short(commit));
     if !config.deploy.enabled {
         return format!("{head}deploys are off (deploy.enabled: false)\n");
     }
     match deploys.prepare(commit, trigger).await {
-        Err(e) => format!("{head}capstan: error: {}\n", chain(&e)),
-        Ok(Prepared::Invalid(checked)) => format!(
-            "{head}does not validate; nothing deployed\n{}",
-            render::diagnostics::text(&checked)
-        ),
+        Err(e) => {
+            metrics.deploy("error");
+            format!("{head}capstan: error: {}\n", chain(&e))
+        }
+        Ok(Prepared::Invalid(checked)) => {
+            metrics.deploy("invalid");
+            format!(
+                "{head}does not validate; nothing deployed\n{}",
+                render::diagnostics::text(&checked)
+            )
+        }
         Ok(Prepared::Nothing(plan)) => {
+            metrics.deploy("nothing");
             format!(
                 "{head}nothing to deploy; {} as desired\n",
                 crate::core::render::plural(plan.unchanged, "instance")
@@ -223,6 +273,7 @@ async fn deploy(
             });
             match deploys.deploy(&target, &config.deploy, progress).await {
                 Ok(report) => {
+                    metrics.deploy(report.status().name());
                     format!(
                         "Deploy of {} (run {}): {}\n",
                         short(commit),
@@ -230,7 +281,10 @@ async fn deploy(
                         report.summary()
                     )
                 }
-                Err(e) => format!("capstan: error: {}\n", chain(&e)),
+                Err(e) => {
+                    metrics.deploy("error");
+                    format!("capstan: error: {}\n", chain(&e))
+                }
             }
         }
     }

@@ -60,7 +60,7 @@ pub struct Console {
 
 /// Runs the daemon until `control.shutdown` is cancelled.
 pub async fn run(config: Config, control: Control) -> Result<(), DaemonError> {
-    crate::state::private_dir(&config.state_dir).map_err(|source| DaemonError::StateDir {
+    crate::state::state_folder(&config.state_dir).map_err(|source| DaemonError::StateDir {
         path: config.state_dir.clone(),
         source,
     })?;

@@ -391,6 +391,7 @@ async fn deploy(
         trigger: Trigger::Preview,
         scope,
         heal,
+        only: None,
     };
     let config = shared.config();
     let report = shared

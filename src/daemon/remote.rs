@@ -2,7 +2,6 @@
 //! the deploy worker, SIGHUP reloads and the drain. Events from all of them are dispatched
 //! here; the work itself is done by `pulls.rs` and `deploys.rs`, level-triggered.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -18,6 +17,7 @@ use super::events::Event;
 use super::metrics::Metrics;
 use super::queue::Queue;
 use super::revisions::RevisionCache;
+use super::server::Health;
 use super::{Control, Reloader, drift, previews, pulls, server, systemd};
 use crate::core::run::Trigger;
 use crate::error::chain;
@@ -53,18 +53,7 @@ pub(super) async fn run(
         control.shutdown.clone(),
     )?);
     let (events_tx, mut events_rx) = mpsc::unbounded_channel();
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| DaemonError::Listen {
-            addr: config.listen,
-            source,
-        })?;
-    let local_addr = listener
-        .local_addr()
-        .map_err(|source| DaemonError::Listen {
-            addr: config.listen,
-            source,
-        })?;
+    let (listener, local_addr) = server::bind(config.listen).await?;
     let revisions = RevisionCache::new(config.plan_cache_bytes);
     let shared = Arc::new(Shared {
         revisions,
@@ -76,8 +65,7 @@ pub(super) async fn run(
         queue: Queue::default(),
         metrics,
         events: events_tx,
-        ready: AtomicBool::new(false),
-        draining: AtomicBool::new(false),
+        health: Arc::new(Health::new("fetching the repository")),
         branch_tip: Mutex::new(None),
         reloaded: tokio::sync::Notify::new(),
         comment_locks: Mutex::new(Default::default()),
@@ -86,7 +74,11 @@ pub(super) async fn run(
     let tracker = TaskTracker::new();
     let stop = control.shutdown.clone();
 
-    let server = tokio::spawn(server::serve(listener, shared.clone(), stop.clone()));
+    let server = tokio::spawn(server::serve(
+        listener,
+        server::github(shared.clone()),
+        stop.clone(),
+    ));
 
     // The first fetch decides readiness; until it works, /readyz says 503 and we retry.
     let mut wait = Duration::from_secs(1);
@@ -106,7 +98,7 @@ pub(super) async fn run(
         }
     }
     *shared.branch_tip.lock().unwrap_or_else(|p| p.into_inner()) = Some(shared.branch_tip()?);
-    shared.ready.store(true, Ordering::SeqCst);
+    shared.health.set_ready();
     systemd::ready();
     tracker.spawn(systemd::watchdog(stop.clone()));
 
@@ -142,7 +134,7 @@ async fn finish(
     server: tokio::task::JoinHandle<()>,
 ) -> Result<(), DaemonError> {
     systemd::stopping();
-    shared.draining.store(true, Ordering::SeqCst);
+    shared.health.set_draining();
     shared.queue.close();
     tracker.close();
     let timeout = shared.config().shutdown_timeout;

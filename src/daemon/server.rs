@@ -1,8 +1,10 @@
-//! The HTTP side: `POST /webhook` (signature first, then the event; nothing is done for a
-//! delivery that fails the check), `/healthz`, `/readyz` and `/metrics`.
+//! The HTTP side. In both modes, the operations endpoints: `/healthz`, `/readyz` and
+//! `/metrics` ([`operations`]); with GitHub also `POST /webhook` (signature first, then
+//! the event; nothing is done for a delivery that fails the check).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -13,15 +15,54 @@ use axum::routing::{get, post};
 use tokio_util::sync::CancellationToken;
 
 use super::context::Shared;
+use super::error::DaemonError;
+use super::metrics::Metrics;
 use super::webhook::{self, Ignored, MAX_BODY};
 use crate::error::chain;
 
-pub(super) async fn serve(
-    listener: tokio::net::TcpListener,
-    shared: Arc<Shared>,
-    stop: CancellationToken,
-) {
-    let app = router(shared);
+/// What `/readyz` answers: not ready while the daemon `waits` (e.g. for its first fetch),
+/// then ready until it drains.
+pub(super) struct Health {
+    ready: AtomicBool,
+    draining: AtomicBool,
+    /// Why the daemon is not ready yet, as `/readyz` says it.
+    waits: &'static str,
+}
+
+impl Health {
+    pub fn new(waits: &'static str) -> Health {
+        Health {
+            ready: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
+            waits,
+        }
+    }
+
+    pub fn set_ready(&self) {
+        self.ready.store(true, Ordering::SeqCst);
+    }
+
+    pub fn set_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+}
+
+/// Binds `addr`, saying which address it took (a `:0` port is chosen by the system).
+pub(super) async fn bind(
+    addr: SocketAddr,
+) -> Result<(tokio::net::TcpListener, SocketAddr), DaemonError> {
+    let error = |source| DaemonError::Listen { addr, source };
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(error)?;
+    let local = listener.local_addr().map_err(error)?;
+    Ok((listener, local))
+}
+
+/// Serves `app` on `listener` until `stop`.
+pub(super) async fn serve(listener: tokio::net::TcpListener, app: Router, stop: CancellationToken) {
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(async move { stop.cancelled().await })
         .await;
@@ -30,35 +71,67 @@ pub(super) async fn serve(
     }
 }
 
-fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
-        .route("/webhook", post(webhook))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(shared)
+/// What the operations endpoints read.
+#[derive(Clone)]
+struct Operations {
+    health: Arc<Health>,
+    metrics: Arc<Metrics>,
+    before_scrape: Arc<dyn Fn() + Send + Sync>,
 }
 
-async fn readyz(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
-    if shared.draining.load(Ordering::SeqCst) {
-        (StatusCode::SERVICE_UNAVAILABLE, "draining\n")
-    } else if shared.ready.load(Ordering::SeqCst) {
-        (StatusCode::OK, "ready\n")
+/// `/healthz`, `/readyz` and `/metrics`; `before_scrape` brings gauges up to date.
+pub(super) fn operations(
+    health: Arc<Health>,
+    metrics: Arc<Metrics>,
+    before_scrape: impl Fn() + Send + Sync + 'static,
+) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .with_state(Operations {
+            health,
+            metrics,
+            before_scrape: Arc::new(before_scrape),
+        })
+}
+
+async fn readyz(State(ops): State<Operations>) -> (StatusCode, String) {
+    let health = &ops.health;
+    if health.is_draining() {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining\n".into())
+    } else if health.ready.load(Ordering::SeqCst) {
+        (StatusCode::OK, "ready\n".into())
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "fetching the repository\n")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{}\n", health.waits),
+        )
     }
 }
 
-async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
-    shared.metrics.queue_depth.set(shared.queue.depth() as i64);
+async fn metrics_text(State(ops): State<Operations>) -> impl IntoResponse {
+    (ops.before_scrape)();
     (
         [(
             axum::http::header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        shared.metrics.render(),
+        ops.metrics.render(),
     )
+}
+
+/// GitHub mode's routes: the webhook and the operations endpoints.
+pub(super) fn github(shared: Arc<Shared>) -> Router {
+    let scrape = shared.clone();
+    let ops = operations(shared.health.clone(), shared.metrics.clone(), move || {
+        scrape.metrics.queue_depth.set(scrape.queue.depth() as i64);
+    });
+    Router::new()
+        .route("/webhook", post(webhook))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(shared)
+        .merge(ops)
 }
 
 async fn webhook(
@@ -94,7 +167,7 @@ async fn webhook(
         );
         return (StatusCode::UNAUTHORIZED, "bad signature\n".into());
     }
-    if shared.draining.load(Ordering::SeqCst) {
+    if shared.health.is_draining() {
         shared.metrics.webhook(&event, "unavailable");
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n".into());
     }

@@ -68,6 +68,9 @@ impl Deployer {
                 let Some(inst) = target.checked.resolved.instances.get(id) else {
                     continue;
                 };
+                if !target.selects(id) {
+                    continue;
+                }
                 if !target
                     .scope
                     .owns(inst.project.as_str(), inst.environment.as_str())
@@ -122,7 +125,9 @@ impl Deployer {
         }
         self.destroy_unwanted(
             &target.checked.resolved.instances,
-            &target.scope,
+            &|id, record| {
+                target.selects(id) && target.scope.owns(&record.project, &record.environment)
+            },
             &mut run,
             moment,
         )
@@ -148,29 +153,31 @@ impl Deployer {
             windows: &[],
             now: Utc::now(),
         };
-        self.destroy_unwanted(&BTreeMap::new(), scope, &mut run, moment)
-            .await?;
+        self.destroy_unwanted(
+            &BTreeMap::new(),
+            &|_, record| scope.owns(&record.project, &record.environment),
+            &mut run,
+            moment,
+        )
+        .await?;
         let report = run.report;
         self.store
             .finish_run(report.run, report.status(), &report.summary())?;
         Ok(report)
     }
 
-    /// Destroys what `scope` owns, is recorded and not desired, in the order the core gives.
+    /// Destroys what is recorded, not desired and `ours` (the run's scope, and selection),
+    /// in the order the core gives.
     async fn destroy_unwanted(
         &self,
         desired: &BTreeMap<InstanceId, Arc<Instance>>,
-        scope: &Scope,
+        ours: &(dyn Fn(&InstanceId, &Deployed) -> bool + Sync),
         run: &mut Run,
         moment: Moment<'_>,
     ) -> Result<(), DeployError> {
         let order: Vec<InstanceId> = deployed::destroy_order(&run.state, desired)
             .into_iter()
-            .filter(|id| {
-                run.state
-                    .get(id)
-                    .is_some_and(|d| scope.owns(&d.project, &d.environment))
-            })
+            .filter(|id| run.state.get(id).is_some_and(|d| ours(id, d)))
             .collect();
         let mut bundles = LastDeployed::new(self.revisions.as_ref());
         for id in order {

@@ -18,9 +18,11 @@ pub mod provision;
 mod report;
 mod step;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::core::model::InstanceId;
 use crate::core::drift::Heal;
 use crate::core::run::{Scope, Trigger};
 use crate::core::source::SourceTree;
@@ -137,6 +139,16 @@ pub struct Target {
     pub scope: Scope,
     /// Which drifted instances it redeploys.
     pub heal: Heal,
+    /// Only these instances (`apply --instance`: the named ones and what they need, see
+    /// [`crate::core::plan::needs`]); `None`: every instance `scope` owns.
+    pub only: Option<Arc<BTreeSet<InstanceId>>>,
+}
+
+impl Target {
+    /// Whether the run may touch `id`.
+    pub fn selects(&self, id: &InstanceId) -> bool {
+        self.only.as_ref().is_none_or(|only| only.contains(id))
+    }
 }
 
 /// A state directory taken over for deploying.

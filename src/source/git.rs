@@ -289,3 +289,11 @@ pub fn resolve_commit(path: &Path, rev: &str) -> Result<String, SourceError> {
         .map(|c| c.id().to_string())
         .map_err(|e| rev_error(path, rev, e))
 }
+
+/// The first line of commit `sha`'s message in the repository enclosing `path`.
+pub fn commit_subject(path: &Path, sha: &str) -> Option<String> {
+    let repo = Repository::discover(path).ok()?;
+    let commit = repo.find_commit(git2::Oid::from_str(sha).ok()?).ok()?;
+    let bytes = commit.summary_bytes()?;
+    Some(String::from_utf8_lossy(bytes).into_owned())
+}

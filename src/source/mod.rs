@@ -9,7 +9,10 @@ pub mod mirror;
 use std::path::{Path, PathBuf};
 
 pub use dir::read_dir;
-pub use git::{branch_or_head, git_dir, read_at, read_from, read_rev, resolve_commit, root_tree};
+pub use git::{
+    branch_or_head, commit_subject, git_dir, read_at, read_from, read_rev, resolve_commit,
+    root_tree,
+};
 
 use crate::core::source::SourceTree;
 

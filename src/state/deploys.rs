@@ -391,6 +391,43 @@ impl Store {
         })
     }
 
+    /// `capstan state forget`: removes `instance`'s record without destroying anything,
+    /// and records that `who` did so as a run of its own, in one transaction. `None` when
+    /// there is no such record.
+    pub fn forget(&self, instance: &InstanceId, who: &str) -> Result<Option<i64>, StateError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let commit: Option<String> = tx
+                .query_row(
+                    "SELECT commit_sha FROM instances WHERE id = ?1",
+                    params![instance.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(commit) = commit else {
+                return Ok(None);
+            };
+            let t = now();
+            tx.execute(
+                "INSERT INTO runs (commit_sha, trigger, status, summary, started_at, finished_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                params![
+                    commit,
+                    Trigger::Forget.name(),
+                    RunStatus::Succeeded.name(),
+                    format!("{instance} forgotten by {who}: removed from the state, nothing destroyed"),
+                    t
+                ],
+            )?;
+            let run = tx.last_insert_rowid();
+            tx.execute(
+                "DELETE FROM instances WHERE id = ?1",
+                params![instance.as_str()],
+            )?;
+            tx.commit()?;
+            Ok(Some(run))
+        })
+    }
+
     /// A step failed: its instance is `failed` (or `destroy-failed`) and runs again next time.
     pub fn fail_step(&self, step: i64, message: &str) -> Result<(), StateError> {
         self.with(|c| {

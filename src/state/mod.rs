@@ -176,6 +176,21 @@ pub fn private_dir(path: &Path) -> std::io::Result<()> {
         .create(path)
 }
 
+/// Creates the state folder `path` like [`private_dir`], with a `.gitignore` that ignores
+/// everything in it: by default the folder lies inside the checkout it deploys, and its
+/// database, logs and working folders (secrets among them) belong in no commit.
+pub fn state_folder(path: &Path) -> std::io::Result<()> {
+    private_dir(path)?;
+    let ignore = path.join(".gitignore");
+    if !ignore.exists() {
+        use std::io::Write;
+        private_file(&ignore)?.write_all(
+            b"# capstan's state: a database, logs and working folders with secrets. Never commit it.\n*\n",
+        )?;
+    }
+    Ok(())
+}
+
 /// Opens `path` for appending, creating it readable by its owner only (0600).
 pub fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;

@@ -11,6 +11,7 @@ mod blast;
 mod compare;
 mod deployed;
 mod revisions;
+mod select;
 
 use std::collections::BTreeSet;
 
@@ -21,6 +22,7 @@ use super::model::InstanceId;
 use super::resolve::Link;
 pub use deployed::against_deployed;
 pub use revisions::plan;
+pub use select::needs;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Action {
@@ -151,6 +153,8 @@ pub struct Plan {
     pub waves: Vec<Vec<InstanceId>>,
     /// Destroys, dependants first.
     pub destroy_order: Vec<InstanceId>,
+    /// Changes left out because `--instance` named other instances ([`Plan::select`]).
+    pub left_out: Vec<InstanceId>,
 }
 
 impl Plan {
@@ -194,6 +198,7 @@ impl Plan {
             unchanged,
             waves,
             destroy_order,
+            left_out: Vec::new(),
         }
     }
 }

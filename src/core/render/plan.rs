@@ -3,7 +3,7 @@
 //! JSON shape (stable; fields are only ever added): `{"summary": {...}, "changes": [{"instance",
 //! "action", "reasons", "diffs", "likely_replacement"}], "downstream": [{"instance", "because_of",
 //! "path": [{"instance", "via", "from", "field", "slot", "link"}]}], "waves": [[...]],
-//! "destroy_order": [...], "unchanged": n}`. Sensitive values are `"(sensitive)"`.
+//! "destroy_order": [...], "left_out": [...], "unchanged": n}`. Sensitive values are `"(sensitive)"`.
 
 use std::collections::BTreeSet;
 
@@ -113,9 +113,19 @@ pub fn text(plan: &Plan, color: bool) -> String {
         }
     };
     let mut out = format!("{}\n", summary(plan));
+    let left_out = if plan.left_out.is_empty() {
+        String::new()
+    } else {
+        let names: Vec<&str> = plan.left_out.iter().map(|i| i.as_str()).collect();
+        format!(
+            "Left out: {} of instances --instance does not name or need: {}\n",
+            super::plural(names.len(), "change"),
+            names.join(", ")
+        )
+    };
     if plan.is_empty() {
         out.push_str(&format!(
-            "No changes; {} unchanged.\n",
+            "No changes; {} unchanged.\n{left_out}",
             super::plural(plan.unchanged, "instance")
         ));
         return out;
@@ -163,7 +173,7 @@ pub fn text(plan: &Plan, color: bool) -> String {
         out.push_str(&format!("\nDestroy order: {}\n", names.join(", ")));
     }
     out.push_str(&format!(
-        "\n{} unchanged.\n",
+        "\n{} unchanged.\n{left_out}",
         super::plural(plan.unchanged, "instance")
     ));
     out
@@ -223,6 +233,7 @@ pub fn json(plan: &Plan) -> String {
         })).collect::<Vec<_>>(),
         "waves": plan.waves.iter().map(|w| w.iter().map(|i| i.as_str()).collect::<Vec<_>>()).collect::<Vec<_>>(),
         "destroy_order": plan.destroy_order.iter().map(|i| i.as_str()).collect::<Vec<_>>(),
+        "left_out": plan.left_out.iter().map(|i| i.as_str()).collect::<Vec<_>>(),
     });
     let mut s = serde_json::to_string_pretty(&doc).expect("plain data serialises");
     s.push('\n');
