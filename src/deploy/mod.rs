@@ -22,8 +22,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::core::model::InstanceId;
 use crate::core::drift::Heal;
+use crate::core::model::InstanceId;
 use crate::core::run::{Scope, Trigger};
 use crate::core::source::SourceTree;
 use crate::core::{Checked, deployed};

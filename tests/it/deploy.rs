@@ -152,6 +152,16 @@ impl World {
     }
 }
 
+/// The binary run in `dir`, with no `--state`: the defaults as a user meets them.
+pub fn capstan(dir: &Path) -> Command {
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("capstan"));
+    cmd.current_dir(dir)
+        .env_remove("CAPSTAN_TEST_PAUSE")
+        .env_remove("CAPSTAN_LOG")
+        .env("NO_COLOR", "1");
+    cmd
+}
+
 pub fn text(out: &Output) -> String {
     format!(
         "{}{}",
@@ -683,19 +693,37 @@ fn a_deploy_window_holds_production_back_and_says_until_when() {
 #[test]
 fn plan_against_the_state_and_state_commands_without_a_database() {
     let w = World::example();
+    // A named database that is not there is a mistake, said so, not an empty state.
     let plan = w
         .command(&["plan"])
         .arg("--repo")
         .arg(&w.repo)
         .output()
         .unwrap();
-    assert!(plan.status.success());
+    assert_eq!(plan.status.code(), Some(2), "{}", text(&plan));
     assert!(
-        text(&plan).contains("Plan: 14 to create"),
+        text(&plan).contains(&format!(
+            "no state database at {}; name the database `capstan apply` uses (by default .capstan/state.db in --repo), or pass --empty-state to plan against nothing deployed",
+            w.db().display()
+        )),
         "{}",
         text(&plan)
     );
+    let empty = capstan(&w.repo)
+        .args(["plan", "--empty-state"])
+        .output()
+        .unwrap();
+    assert!(empty.status.success(), "{}", text(&empty));
+    assert!(
+        text(&empty).contains("Plan: 14 to create"),
+        "{}",
+        text(&empty)
+    );
     assert!(!w.db().exists(), "planning creates no database");
+    assert!(
+        !w.repo.join(".capstan").exists(),
+        "planning creates no state folder"
+    );
     let list = w.command(&["state", "list"]).output().unwrap();
     assert_eq!(list.status.code(), Some(2));
     assert!(

@@ -11,6 +11,7 @@ mod github;
 mod incremental;
 mod massdriver;
 mod merge_keys;
+mod operator;
 mod plan;
 mod preview;
 mod schemas;

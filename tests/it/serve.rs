@@ -288,7 +288,11 @@ fn a_watched_checkout_deploys_each_commit_and_plans_each_edit() {
         "repository: {path: infra, watch_debounce: 100ms}\nstate_dir: state\n",
     )
     .unwrap();
-    let w = Watching::start(capstan(tmp.path()).args(["serve", "--config"]).arg(&config));
+    let w = Watching::start(
+        capstan(tmp.path())
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&config),
+    );
     // Start-up deploys the branch, then plans the working tree against what is deployed.
     let at = w.wait_for(
         "the first deploy",
@@ -360,6 +364,12 @@ fn a_watched_checkout_deploys_each_commit_and_plans_each_edit() {
     w.signal("-HUP");
     w.wait_stderr("keeping the old configuration");
 
+    // notify's bookkeeping stays below the default level.
+    assert!(
+        !w.stderr.lock().unwrap().contains("watch descriptor"),
+        "{}",
+        w.stderr.lock().unwrap()
+    );
     w.signal("-TERM");
     let mut w = w;
     let start = Instant::now();
@@ -487,15 +497,17 @@ fn apply_beside_a_running_daemon_names_it_and_how_to_deploy_through_it() {
     copy_dir(&example_repo(), &repo);
     std::fs::write(repo.join("capstan.yaml"), "owners: [\"@acme/platform\"]\n").unwrap();
     commit_all(&repo, "infrastructure");
+    // Both with their default state: the daemon's and apply's are the same, in the
+    // repository, so apply meets the daemon instead of deploying a second time.
     let w = Watching::start(
         capstan(tmp.path())
-            .args(["serve", "--state-dir", "state", "--repo"])
+            .args(["serve", "--listen", "127.0.0.1:0", "--repo"])
             .arg(&repo),
     );
     w.wait_for("the first deploy", "14 deployed", 0);
     let (code, _, stderr) = output(
         capstan(tmp.path())
-            .args(["apply", "--yes", "--state", "state/state.db", "--repo"])
+            .args(["apply", "--yes", "--repo"])
             .arg(&repo),
     );
     assert_eq!(code, 2, "{stderr}");
@@ -503,7 +515,7 @@ fn apply_beside_a_running_daemon_names_it_and_how_to_deploy_through_it() {
         stderr.contains(&format!(
             "capstan serve (pid {}) holds the state in {}",
             w.child.id(),
-            tmp.path().join("state").display()
+            repo.join(".capstan").display()
         )),
         "{stderr}"
     );
@@ -517,14 +529,151 @@ fn apply_beside_a_running_daemon_names_it_and_how_to_deploy_through_it() {
     );
 
     // Each refused command is named as typed, not as apply.
-    let (code, _, stderr) = output(
-        capstan(tmp.path())
-            .args(["drift", "--state", "state/state.db", "--repo"])
-            .arg(&repo),
-    );
+    let (code, _, stderr) = output(capstan(tmp.path()).args(["drift", "--repo"]).arg(&repo));
     assert_ne!(code, 0, "{stderr}");
     assert!(
         stderr.contains("or stop the daemon before running capstan drift"),
+        "{stderr}"
+    );
+}
+
+/// `GET path` on `addr`: the status code and the body.
+fn get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("the daemon listens");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {response:?}"));
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn local_mode_serves_the_operations_endpoints_and_prints_where() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("infra");
+    git_init(&repo);
+    copy_dir(&example_repo(), &repo);
+    std::fs::write(repo.join("capstan.yaml"), "owners: [\"@acme/platform\"]\n").unwrap();
+    commit_all(&repo, "infrastructure");
+    let w = Watching::start(
+        capstan(tmp.path())
+            .args(["serve", "--listen", "127.0.0.1:0", "--repo"])
+            .arg(&repo),
+    );
+    let prefix = "── serving /healthz, /readyz and /metrics on http://";
+    let at = w.wait_for("the address", prefix, 0);
+    let out = w.stdout.lock().unwrap().clone();
+    let addr = out[at..].lines().next().unwrap().trim().to_string();
+    assert!(
+        addr.starts_with("127.0.0.1:") && !addr.ends_with(":0"),
+        "{addr}"
+    );
+    assert_eq!(get(&addr, "/healthz"), (200, "ok\n".to_string()));
+    w.wait_for(
+        "the first deploy",
+        "14 deployed, 0 destroyed; 0 unchanged",
+        at,
+    );
+    w.wait_for(
+        "the working tree",
+        "No changes; 14 instances unchanged.",
+        at,
+    );
+    assert_eq!(get(&addr, "/readyz"), (200, "ready\n".to_string()));
+    let (status, metrics) = get(&addr, "/metrics");
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("capstan_deploys_total{result=\"succeeded\"} 1"),
+        "{metrics}"
+    );
+    // The default state is the repository's, kept out of git.
+    assert!(repo.join(".capstan/state.db").exists());
+    let status = Command::new("git")
+        .args(["status", "--porcelain"])
+        .current_dir(&repo)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&status.stdout), "");
+
+    w.signal("-TERM");
+    let mut w = w;
+    assert_eq!(exits_within(&mut w.child, Duration::from_secs(10)), Some(0));
+}
+
+#[test]
+fn check_config_in_local_mode_shows_the_address_and_refuses_what_would_not_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("infra");
+    git_init(&repo);
+    copy_dir(&example_repo(), &repo);
+    commit_all(&repo, "infrastructure");
+    let (code, stdout, stderr) = output(
+        capstan(tmp.path())
+            .args([
+                "serve",
+                "--check-config",
+                "--listen",
+                "127.0.0.1:18080",
+                "--repo",
+            ])
+            .arg(&repo),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("  listen:      127.0.0.1:18080 (/healthz, /readyz, /metrics)\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "  state dir:   {}\n",
+            repo.join(".capstan").display()
+        )),
+        "{stdout}"
+    );
+
+    // GitHub-only flags do nothing without GitHub: refused, each named.
+    let (code, _, stderr) = output(
+        capstan(tmp.path())
+            .args([
+                "serve",
+                "--check-config",
+                "--poll-interval",
+                "banana",
+                "--repo",
+            ])
+            .arg(&repo),
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("--poll-interval is for GitHub mode, and github is not configured"),
+        "{stderr}"
+    );
+
+    // A folder serve would refuse is no valid configuration either.
+    let notes = tmp.path().join("notes");
+    std::fs::create_dir_all(&notes).unwrap();
+    let (code, stdout, stderr) = output(
+        capstan(tmp.path())
+            .args(["serve", "--check-config", "--repo"])
+            .arg(&notes),
+    );
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(!stdout.contains("configuration ok"), "{stdout}");
+    assert!(
+        stderr.contains(&format!("no capstan.yaml in {}", notes.display())),
         "{stderr}"
     );
 }
