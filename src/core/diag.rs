@@ -205,6 +205,25 @@ saying why, its dependants are skipped, and everything else deploys.
       - path: chart
         provisioner: helm                   # warning: capstan cannot run helm steps
 ";
+    BundleTypeVersion => "bundle.type-version", Error, "a `resource_type` asks for a version of an artifact type that the type's `version` does not satisfy",
+"Massdriver's newer bundles name the type of each dependency and resource with a version
+constraint: `resource_type: <type>@<constraint>`. The constraint (`0.0.0`, `~1`, `^1.2`,
+`>=1 <2`, read as semver requirements: a bare version is `^` that version) is checked against
+the artifact type's `version`; a type without a version is the warning
+`bundle.type-unversioned`.
+
+    # artifact-types/virtual-network/massdriver.yaml: version: 2.1.0
+    dependencies:
+      network: {resource_type: virtual-network@~1, required: true}   # error: 2.1.0 is not ~1
+";
+    BundleTypeUnversioned => "bundle.type-unversioned", Warning, "a `resource_type` constraint names an artifact type that has no version to check",
+"A `resource_type: <type>@<constraint>` can only be checked against a type that says its
+`version` (a folder resource type's `version:`). Without one, the constraint is not checked,
+and capstan says so.
+
+    dependencies:
+      network: {resource_type: aws-vpc@~1}     # warning: artifact type aws-vpc has no version
+";
     PackageUnknown => "package.unknown", Error, "an environment, wiring or share names a package the project lacks",
 "Packages are the keys of `packages:` in `project.yaml`. An environment can only configure
 those, and wiring and shares can only name those.

@@ -132,6 +132,9 @@ pub struct ArtifactType {
     pub schema_node: Option<crate::core::yaml::Node>,
     /// Paths (object keys from the root) of fields marked sensitive.
     pub sensitive: Vec<Vec<String>>,
+    /// The type's version (a folder resource type's `version:`), against which a
+    /// `resource_type: <type>@<constraint>` is checked; `None`: unversioned.
+    pub version: Option<String>,
 }
 
 /// Whose format a file is in; it decides the JSON Schema draft of the schemas it holds.
@@ -160,9 +163,17 @@ pub struct Bundle {
     /// Every sensitive path of its instances (`params/...`, `connections/<slot>/data/...`,
     /// `artifacts/<field>/...`), computed once at load (`sensitive::of_bundle`).
     pub sensitive: Vec<FieldPath>,
-    /// The bundle's own JSON or YAML files its params schema `$ref`s (`./schemas/x.json`),
-    /// by their path relative to the bundle folder.
+    /// The JSON or YAML files its params schema `$ref`s, directly or not: its own
+    /// (`./schemas/x.json`) and shared pieces elsewhere in the repository
+    /// (`../../components/aws/region.json`), by their path in the repository.
     pub documents: BTreeMap<String, serde_json::Value>,
+}
+
+impl Bundle {
+    /// `bundles/<name>/`: where its files are, and what relative `$ref`s start from.
+    pub fn folder(&self) -> String {
+        format!("bundles/{}/", self.name)
+    }
 }
 
 /// A connection or artifact field of a bundle.

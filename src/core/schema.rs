@@ -140,17 +140,20 @@ fn draft(format: Format) -> Draft {
 
 /// Compiles a schema written in `format` that refers to nothing outside itself.
 pub fn compile(schema: &Value, format: Format) -> Result<Validator, CompileError> {
-    compile_with(schema, format, &BTreeMap::new())
+    compile_with(schema, format, "", &BTreeMap::new())
 }
 
-/// Compiles a schema that may `$ref` the given `documents` by relative path
-/// (`./schemas/network.json#/$defs/cidr`, resolved from the schema's own folder). Nothing
-/// else is ever read or fetched: a `$ref` to anything else does not compile (callers strip
-/// URL `$ref`s first, with a warning). POSIX classes in patterns (`[[:space:]]`), which
-/// Massdriver accepts, are read as the ASCII classes they name.
+/// Compiles a schema written in folder `base` of the repository (`bundles/vpc/`) that may
+/// `$ref` the given `documents` (keyed by their path in the repository) by relative path
+/// (`./schemas/network.json#/$defs/cidr`, `../../components/aws/region.json`), resolved from
+/// the folder of the file holding the `$ref`. Nothing else is ever read or fetched: a
+/// `$ref` to anything else does not compile (callers strip URL `$ref`s first, with a
+/// warning). POSIX classes in patterns (`[[:space:]]`), which Massdriver accepts, are read
+/// as the ASCII classes they name.
 pub fn compile_with(
     schema: &Value,
     format: Format,
+    base: &str,
     documents: &BTreeMap<String, Value>,
 ) -> Result<Validator, CompileError> {
     let mut schema = schema.clone();
@@ -163,7 +166,7 @@ pub fn compile_with(
                 .size_limit(PATTERN_SIZE_LIMIT)
                 .dfa_size_limit(PATTERN_DFA_LIMIT),
         )
-        .with_base_uri(format!("{DOCUMENTS}schema"))
+        .with_base_uri(format!("{DOCUMENTS}{base}schema"))
         .with_retriever(Documents(documents.clone()))
         .build(&schema)
         .map_err(|e| CompileError {
@@ -273,9 +276,9 @@ pub fn strip_urls(schema: &mut Value) -> Vec<(Vec<String>, String)> {
 }
 
 /// The base every relative `$ref` resolves against; a document's path is after it.
-const DOCUMENTS: &str = "capstan://bundle/";
+const DOCUMENTS: &str = "capstan://repository/";
 
-/// Serves a bundle's own files to `$ref`s, and nothing else.
+/// Serves the repository files a bundle's schemas read to `$ref`s, and nothing else.
 struct Documents(BTreeMap<String, Value>);
 
 impl jsonschema::Retrieve for Documents {
@@ -293,9 +296,10 @@ impl jsonschema::Retrieve for Documents {
                 posix_classes(&mut doc);
                 Ok(doc)
             }
-            None => Err(
-                format!("{uri} is not a file of the bundle, and capstan fetches nothing").into(),
-            ),
+            None => Err(format!(
+                "{uri} is not a file the bundle's schemas read, and capstan fetches nothing"
+            )
+            .into()),
         }
     }
 }
@@ -770,18 +774,29 @@ mod tests {
 
     #[test]
     fn relative_refs_resolve_to_the_documents_given_and_nothing_else() {
-        let docs = BTreeMap::from([(
-            "schemas/network.json".to_string(),
-            serde_json::json!({"$defs": {"cidr": {"type": "string", "pattern": "^[[:digit:].]+/[0-9]+$"}}}),
-        )]);
-        let schema = serde_json::json!({"properties": {"cidr": {"$ref": "./schemas/network.json#/$defs/cidr"}}});
-        let v = compile_with(&schema, Format::Massdriver, &docs).expect("compiles");
-        assert!(v.is_valid(&serde_json::json!({"cidr": "10.0.0.0/16"})));
+        let docs = BTreeMap::from([
+            (
+                "bundles/vpc/schemas/network.json".to_string(),
+                serde_json::json!({"$defs": {"cidr": {"type": "string", "pattern": "^[[:digit:].]+/[0-9]+$"}}}),
+            ),
+            (
+                "components/aws/region.json".to_string(),
+                serde_json::json!({"type": "string", "enum": ["us-east-1"]}),
+            ),
+        ]);
+        let base = "bundles/vpc/";
+        let schema = serde_json::json!({"properties": {
+            "cidr": {"$ref": "./schemas/network.json#/$defs/cidr"},
+            "region": {"$ref": "../../components/aws/region.json"},
+        }});
+        let v = compile_with(&schema, Format::Massdriver, base, &docs).expect("compiles");
+        assert!(v.is_valid(&serde_json::json!({"cidr": "10.0.0.0/16", "region": "us-east-1"})));
         assert!(!v.is_valid(&serde_json::json!({"cidr": "ten"})));
+        assert!(!v.is_valid(&serde_json::json!({"region": "mars-1"})));
         let missing = serde_json::json!({"properties": {"x": {"$ref": "./schemas/other.json"}}});
-        assert!(compile_with(&missing, Format::Massdriver, &docs).is_err());
+        assert!(compile_with(&missing, Format::Massdriver, base, &docs).is_err());
         let local_file = serde_json::json!({"properties": {"x": {"$ref": "file:///etc/passwd"}}});
-        assert!(compile_with(&local_file, Format::Massdriver, &docs).is_err());
+        assert!(compile_with(&local_file, Format::Massdriver, base, &docs).is_err());
     }
 
     #[test]

@@ -377,20 +377,20 @@ steps:
         Content::Bytes(
             bundle
                 .replace("./schemas/network.json", "./schemas/missing.json")
-                .replace("type: string\n", "$ref: ../../secrets.json\n")
+                .replace("type: string\n", "$ref: ../../../secrets.json\n")
                 .into_bytes()
                 .into(),
         ),
     );
     let missing = with_params(&mut files, "{cidr: 10.0.0.0/16, name: main}");
     assert!(
-        missing.iter().any(|d| d.starts_with("bundles/network/massdriver.yaml:5:18: error[bundle.invalid]: $ref \"./schemas/missing.json#/$defs/cidr\": bundles/network/schemas/missing.json is not in the bundle")),
+        missing.iter().any(|d| d.starts_with("bundles/network/massdriver.yaml:5:18: error[bundle.invalid]: $ref \"./schemas/missing.json#/$defs/cidr\" names bundles/network/schemas/missing.json, which is not in the repository")),
         "{missing:?}"
     );
     assert!(
         missing
             .iter()
-            .any(|d| d.contains("$ref \"../../secrets.json\" leaves the bundle's folder")),
+            .any(|d| d.contains("$ref \"../../../secrets.json\" leaves the repository")),
         "{missing:?}"
     );
 }

@@ -80,6 +80,158 @@ fn slots(
         .collect()
 }
 
+/// Whether a top-level `dependencies:` or `resources:` is Massdriver's newer format (a map
+/// whose entries name a `resource_type`), not the misplaced JSON-Schema `dependencies`
+/// block older files hold.
+fn is_resource_map(node: &Node) -> bool {
+    node.is_map()
+        && node
+            .entries()
+            .iter()
+            .any(|e| e.value.get("resource_type").is_some())
+}
+
+/// Massdriver's newer `dependencies:` or `resources:`: slot (or field) name to
+/// `{resource_type: <type>@<constraint>, required: <bool>}`. The constraint is checked
+/// against the type's `version` where the type is known and has one.
+fn resource_slots(
+    node: &Node,
+    file: &Arc<str>,
+    what: &str,
+    types: &BTreeMap<TypeName, ArtifactType>,
+    diags: &mut Diagnostics,
+) -> BTreeMap<String, Slot> {
+    let mut out = BTreeMap::new();
+    for e in node.entries() {
+        let Some(rt) = e.value.get("resource_type") else {
+            diags.at(
+                Code::BundleInvalid,
+                file,
+                e.key_pos,
+                format!(
+                    "{what}.{}: needs a resource_type, e.g. {{resource_type: aws-vpc@~1}}",
+                    e.key
+                ),
+            );
+            continue;
+        };
+        let Some(text) = rt.as_str().filter(|t| !t.is_empty()) else {
+            diags.at(
+                Code::BundleInvalid,
+                file,
+                rt.pos,
+                format!(
+                    "{what}.{}: resource_type must be text such as aws-vpc@~1",
+                    e.key
+                ),
+            );
+            continue;
+        };
+        let (type_name, constraint) = match text.split_once('@') {
+            Some((t, c)) => (t, Some(c)),
+            None => (text, None),
+        };
+        for extra in e.value.entries() {
+            if !["resource_type", "required", "title", "description"].contains(&extra.key.as_str())
+            {
+                diags.at(
+                    Code::BundleIgnoredKey,
+                    file,
+                    extra.key_pos,
+                    format!(
+                        "{what}.{}: `{}` is not enforced by capstan",
+                        e.key, extra.key
+                    ),
+                );
+            }
+        }
+        if let (Some(constraint), Some(t)) = (constraint, types.get(type_name)) {
+            check_constraint(type_name, constraint, t, rt, file, diags);
+        }
+        out.insert(
+            e.key.clone(),
+            Slot {
+                type_name: TypeName(type_name.into()),
+                required: e.value.get("required").and_then(Node::as_bool) == Some(true),
+                at: loc(file, rt),
+            },
+        );
+    }
+    out
+}
+
+/// Checks `constraint` (semver requirements, Massdriver's space-separated comparators
+/// read as a conjunction) against type `t`'s version.
+fn check_constraint(
+    type_name: &str,
+    constraint: &str,
+    t: &ArtifactType,
+    at: &Node,
+    file: &Arc<str>,
+    diags: &mut Diagnostics,
+) {
+    let req = semver_req(constraint);
+    let Ok(req) = req else {
+        diags.at(
+            Code::BundleInvalid,
+            file,
+            at.pos,
+            format!("resource_type {type_name}@{constraint}: {constraint:?} is not a version constraint such as 1.2.0, ~1, ^1.2 or >=1 <2"),
+        );
+        return;
+    };
+    let Some(version) = &t.version else {
+        diags.at(
+            Code::BundleTypeUnversioned,
+            file,
+            at.pos,
+            format!("resource_type {type_name}@{constraint}: artifact type {type_name} ({}) has no version, so the constraint is not checked", t.file),
+        );
+        return;
+    };
+    match semver_version(version) {
+        Some(v) if req.matches(&v) => {}
+        Some(_) => diags.at(
+            Code::BundleTypeVersion,
+            file,
+            at.pos,
+            format!("resource_type {type_name}@{constraint}: artifact type {type_name} is version {version} ({}), which {constraint} does not allow", t.file),
+        ),
+        None => diags.at(
+            Code::BundleTypeVersion,
+            file,
+            at.pos,
+            format!("resource_type {type_name}@{constraint}: artifact type {type_name}'s version {version:?} ({}) is not a semantic version", t.file),
+        ),
+    }
+}
+
+/// `~1`, `^1.2`, `0.0.0`, `>=1 <2` (Massdriver separates comparators with spaces, semver
+/// with commas).
+fn semver_req(text: &str) -> Result<semver::VersionReq, semver::Error> {
+    let mut joined = String::new();
+    for (i, part) in text.split_whitespace().enumerate() {
+        // An operator written apart from its version (`>= 1`) stays with it.
+        let glue = i > 0 && !joined.ends_with(['<', '>', '=', '~', '^']);
+        if glue {
+            joined.push_str(", ");
+        }
+        joined.push_str(part);
+    }
+    semver::VersionReq::parse(&joined)
+}
+
+/// A version as types write it: `1.2.3`, or a shorter `1.2` / `1`.
+pub(crate) fn semver_version(text: &str) -> Option<semver::Version> {
+    let text = text.trim().trim_start_matches('v');
+    let padded = match text.matches('.').count() {
+        0 => format!("{text}.0.0"),
+        1 => format!("{text}.0"),
+        _ => text.to_string(),
+    };
+    semver::Version::parse(&padded).ok()
+}
+
 /// The top-level keys of a `massdriver.yaml` capstan reads or knowingly ignores.
 const MASSDRIVER_KEYS: &[&str] = &[
     "schema",
@@ -124,7 +276,9 @@ fn massdriver_keys(name: &BundleName, root: &Node, file: &Arc<str>, diags: &mut 
         }
     }
     for e in root.entries() {
-        if !MASSDRIVER_KEYS.contains(&e.key.as_str()) {
+        let newer =
+            matches!(e.key.as_str(), "dependencies" | "resources") && is_resource_map(&e.value);
+        if !MASSDRIVER_KEYS.contains(&e.key.as_str()) && !newer {
             diags.at(
                 Code::BundleIgnoredKey,
                 file,
@@ -138,11 +292,15 @@ fn massdriver_keys(name: &BundleName, root: &Node, file: &Arc<str>, diags: &mut 
     }
 }
 
+/// Reads bundle `name` from its definition `root` in `file`, with its folder's `files`;
+/// `repository` is every file outside projects, for the shared pieces its schemas `$ref`.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn bundle(
     name: BundleName,
     root: &Node,
     file: &Arc<str>,
     files: &[&SourceFile],
+    repository: &[&SourceFile],
     format: Format,
     types: &BTreeMap<TypeName, ArtifactType>,
     diags: &mut Diagnostics,
@@ -173,12 +331,24 @@ pub(super) fn bundle(
     };
     let params_node = root.get("params");
     let params_json = params_node.map(Node::to_json);
-    let connections = slots(root.get("connections"), file, "connections", format, diags);
-    let artifacts = slots(root.get("artifacts"), file, "artifacts", format, diags);
+    let connections = either_slots(
+        root,
+        ("connections", "dependencies"),
+        file,
+        format,
+        types,
+        diags,
+    );
+    let artifacts = either_slots(root, ("artifacts", "resources"), file, format, types, diags);
     let sensitive = sensitive::of_bundle(params_json.as_ref(), &connections, &artifacts, types);
     let documents = params_node
-        .map(|node| documents(node, file, &folder, files, diags))
+        .map(|node| documents(node, file, &folder, repository, diags))
         .unwrap_or_default();
+    let shared: Vec<&SourceFile> = documents
+        .keys()
+        .filter(|path| !path.starts_with(&folder))
+        .filter_map(|path| repository.iter().find(|f| f.path == *path).copied())
+        .collect();
     Bundle {
         format,
         description: string(root.get("description")),
@@ -187,11 +357,41 @@ pub(super) fn bundle(
         connections,
         artifacts,
         steps,
-        digest: digest(&folder, files).into(),
+        digest: digest(&folder, files, &shared).into(),
         sensitive,
         documents,
         file: Arc::clone(file),
         name,
+    }
+}
+
+/// A bundle's connections (or artifacts): the older JSON-Schema `connections:` or, in a
+/// Massdriver file, the newer `dependencies:` (`resources:`); both at once is an error,
+/// and the older is read.
+fn either_slots(
+    root: &Node,
+    (older, newer): (&str, &str),
+    file: &Arc<str>,
+    format: Format,
+    types: &BTreeMap<TypeName, ArtifactType>,
+    diags: &mut Diagnostics,
+) -> BTreeMap<String, Slot> {
+    let newer_node = (format == Format::Massdriver)
+        .then(|| root.entry(newer))
+        .flatten()
+        .filter(|e| is_resource_map(&e.value));
+    match (root.get(older), newer_node) {
+        (Some(_), Some(e)) => {
+            diags.at(
+                Code::BundleInvalid,
+                file,
+                e.key_pos,
+                format!("`{older}` and `{newer}` say the same thing in Massdriver's older and newer formats; keep one (`{older}` is read)"),
+            );
+            slots(root.get(older), file, older, format, diags)
+        }
+        (None, Some(e)) => resource_slots(&e.value, file, newer, types, diags),
+        (node, None) => slots(node, file, older, format, diags),
     }
 }
 
@@ -376,61 +576,81 @@ fn step(
     })
 }
 
-/// The bundle's own files its params schema `$ref`s (`./schemas/x.json#/definitions/y`),
-/// and the files those `$ref`, parsed, by their path in the bundle folder. A reference to a
-/// file the bundle lacks, or to one that is not JSON or YAML, is reported where the `$ref`
-/// is written; a URL `$ref` in such a file is never fetched, as in `params` (a warning).
+/// The files its params schema `$ref`s, directly or not, parsed, by their path in the
+/// repository: the bundle's own (`./schemas/x.json#/definitions/y`) and shared pieces
+/// elsewhere in the repository (`../../components/aws/region.json`), resolved from the
+/// folder of the file holding the `$ref`, as the Mass CLI does. A `$ref` that leaves the
+/// repository, is absolute, names a link, a file the repository lacks or one that is not
+/// JSON or YAML is reported where it is written; a URL `$ref` in such a file is never
+/// fetched, as in `params` (a warning).
 fn documents(
     params: &Node,
     file: &Arc<str>,
     folder: &str,
-    files: &[&SourceFile],
+    repository: &[&SourceFile],
     diags: &mut Diagnostics,
 ) -> BTreeMap<String, serde_json::Value> {
     let mut out = BTreeMap::new();
-    // (the file holding the `$ref`s, its folder in the bundle, the `$ref`s)
-    let mut pending = vec![(Arc::clone(file), String::new(), local_refs(params))];
+    // (the file holding the `$ref`s, its folder in the repository, the `$ref`s)
+    let mut pending = vec![(Arc::clone(file), folder.to_string(), local_refs(params))];
     while let Some((from, dir, refs)) = pending.pop() {
         for (target, at) in refs {
             // What a `$ref` that cannot be followed names rejects every value, so the
             // schema still compiles; the error is where the `$ref` is written.
-            let (rel, leaves) = bundle_path(&format!("{dir}{target}"));
-            if leaves {
+            let (rel, leaves) = repository_path(&format!("{dir}{target}"));
+            let refuse = |why: String, diags: &mut Diagnostics| {
                 diags.at(
                     Code::BundleInvalid,
                     &from,
                     at,
-                    format!("$ref {target:?} leaves the bundle's folder"),
+                    format!("$ref {target:?} {why}"),
                 );
+            };
+            if target.starts_with('/') {
+                refuse(
+                    "is an absolute path; a $ref names a file relative to the one it is in".into(),
+                    diags,
+                );
+                out.insert(rel, serde_json::Value::Bool(false));
+                continue;
+            }
+            if leaves {
+                refuse("leaves the repository".into(), diags);
                 out.insert(rel, serde_json::Value::Bool(false));
                 continue;
             }
             if out.contains_key(&rel) {
                 continue;
             }
-            let path: Arc<str> = format!("{folder}{rel}").into();
-            let found = files.iter().find(|f| *f.path == *path);
-            let parsed = found.and_then(|f| match &f.content {
-                Content::Bytes(b) => std::str::from_utf8(b)
-                    .ok()
-                    .and_then(|text| super::parse_yaml(text, &path, diags)),
+            let found = repository.iter().find(|f| f.path == rel);
+            let parsed = match found.map(|f| &f.content) {
+                Some(Content::Symlink) => {
+                    refuse(
+                        format!("names {rel}, a symbolic link; capstan never follows links"),
+                        diags,
+                    );
+                    out.insert(rel, serde_json::Value::Bool(false));
+                    continue;
+                }
+                Some(Content::Bytes(b)) => {
+                    let path: Arc<str> = rel.as_str().into();
+                    std::str::from_utf8(b)
+                        .ok()
+                        .and_then(|text| super::parse_yaml(text, &path, diags))
+                }
                 _ => None,
-            });
+            };
             let Some(node) = parsed else {
                 let what = if found.is_some() {
-                    "not JSON or YAML"
+                    "is not JSON or YAML"
                 } else {
-                    "not in the bundle"
+                    "is not in the repository"
                 };
-                diags.at(
-                    Code::BundleInvalid,
-                    &from,
-                    at,
-                    format!("$ref {target:?}: {path} is {what}"),
-                );
+                refuse(format!("names {rel}, which {what}"), diags);
                 out.insert(rel, serde_json::Value::Bool(false));
                 continue;
             };
+            let path: Arc<str> = rel.as_str().into();
             let mut json = node.to_json();
             for (at, url) in schema::strip_urls(&mut json) {
                 diags.at(
@@ -476,10 +696,10 @@ fn is_file_ref(r: &str) -> bool {
     !r.starts_with('#') && !schema::is_url(r)
 }
 
-/// The bundle-relative path a file `$ref` resolves to (its fragment dropped), as URL
-/// resolution does it (a `..` above the bundle's folder stays at it), and whether it tried
-/// to leave the folder.
-fn bundle_path(r: &str) -> (String, bool) {
+/// The repository path a file `$ref` resolves to (its fragment dropped), as URL
+/// resolution does it (a `..` above the root stays at it), and whether it tried to leave
+/// the repository.
+fn repository_path(r: &str) -> (String, bool) {
     let path = r.split('#').next().unwrap_or(r);
     let mut parts: Vec<&str> = Vec::new();
     let mut leaves = false;
@@ -493,10 +713,13 @@ fn bundle_path(r: &str) -> (String, bool) {
     (parts.join("/"), leaves)
 }
 
-/// SHA-256 over the bundle folder's files: relative path, executable bit and content.
-fn digest(folder: &str, files: &[&SourceFile]) -> String {
+/// SHA-256 over the bundle folder's files (relative path, executable bit and content) and
+/// the shared schema pieces elsewhere in the repository that its schemas read (by their
+/// path in the repository): editing `components/aws/region.json` updates exactly the
+/// bundles that read it.
+fn digest(folder: &str, files: &[&SourceFile], shared: &[&SourceFile]) -> String {
     let mut hasher = Sha256::new();
-    for f in files {
+    for f in files.iter().chain(shared) {
         hasher.update(f.path.strip_prefix(folder).unwrap_or(&f.path).as_bytes());
         hasher.update([0, u8::from(f.executable)]);
         match &f.content {

@@ -41,6 +41,8 @@ enum Place<'a> {
     Config,
     /// An artifact type in capstan's YAML, or a Massdriver artifact definition (`.json`).
     ArtifactType(&'a str, Format),
+    /// A Massdriver resource type: `artifact-types/<type>/massdriver.yaml`.
+    ResourceType(&'a str),
     BundleDefinition {
         bundle: &'a str,
         massdriver: bool,
@@ -93,6 +95,11 @@ fn classify(path: &str) -> Place<'_> {
                     report_once_for: None,
                 },
             },
+        },
+        ["artifact-types", name, "massdriver.yaml"] => Place::ResourceType(name),
+        ["artifact-types", _, _] => Place::Unexpected {
+            hint: "a resource type folder, artifact-types/<type>/, holds massdriver.yaml (and Markdown)",
+            report_once_for: None,
         },
         ["bundles", _] => Place::Unexpected {
             hint: "bundles/ holds one folder per bundle",
@@ -255,8 +262,11 @@ pub fn load_project(name: &str, files: &[SourceFile], diags: &mut Diagnostics) -
 /// Loads the files outside project folders: settings, artifact types, bundles, and
 /// whatever does not belong (reported).
 pub fn load_shared(files: &[&SourceFile], diags: &mut Diagnostics) -> Repository {
+    let files_outside_projects = files;
     let mut repo = Repository::default();
-    let mut reported_folders: Vec<&str> = Vec::new();
+    // Reported once the bundles are read: a shared schema piece a bundle `$ref`s
+    // (`components/aws/region.json`) belongs, wherever it is.
+    let mut unexpected: Vec<(&SourceFile, &'static str, Option<&str>)> = Vec::new();
     let mut bundle_files: BTreeMap<&str, Vec<&SourceFile>> = BTreeMap::new();
     let mut bundle_defs: BTreeMap<&str, Vec<(&SourceFile, bool)>> = BTreeMap::new();
 
@@ -271,7 +281,7 @@ pub fn load_shared(files: &[&SourceFile], diags: &mut Diagnostics) -> Repository
                     repo.config = settings::config(&root, &path, diags);
                 }
             }
-            Place::ArtifactType(name, format) => {
+            Place::ArtifactType(name, _) | Place::ResourceType(name) => {
                 if !valid_id(&TYPE_LIKE_ID, name, "artifact type", &path, diags) {
                     continue;
                 }
@@ -284,14 +294,26 @@ pub fn load_shared(files: &[&SourceFile], diags: &mut Diagnostics) -> Repository
                     );
                     continue;
                 }
-                let t = match format {
-                    Format::Capstan => parse(file, FileKind::ArtifactType, &path, diags)
-                        .map(|root| types::artifact_type(TypeName(name.into()), &root, &path)),
-                    Format::Massdriver => text(file, &path, diags)
+                let massdriver = |read: fn(
+                    TypeName,
+                    &Node,
+                    &Arc<str>,
+                    &mut Diagnostics,
+                ) -> Option<ArtifactType>,
+                                  diags: &mut Diagnostics| {
+                    text(file, &path, diags)
                         .and_then(|text| parse_yaml(text, &path, diags))
-                        .and_then(|root| {
-                            types::massdriver_definition(TypeName(name.into()), &root, &path, diags)
-                        }),
+                        .and_then(|root| read(TypeName(name.into()), &root, &path, diags))
+                };
+                let t = match classify(&file.path) {
+                    Place::ArtifactType(_, Format::Capstan) => {
+                        parse(file, FileKind::ArtifactType, &path, diags)
+                            .map(|root| types::artifact_type(TypeName(name.into()), &root, &path))
+                    }
+                    Place::ArtifactType(_, Format::Massdriver) => {
+                        massdriver(types::massdriver_definition, diags)
+                    }
+                    _ => massdriver(types::resource_type, diags),
                 };
                 if let Some(t) = t {
                     repo.artifact_types.insert(t.name.clone(), t);
@@ -312,27 +334,7 @@ pub fn load_shared(files: &[&SourceFile], diags: &mut Diagnostics) -> Repository
             Place::Unexpected {
                 hint,
                 report_once_for,
-            } => {
-                if let Some(folder) = report_once_for {
-                    if reported_folders.contains(&folder) {
-                        continue;
-                    }
-                    reported_folders.push(folder);
-                    diags.at(
-                        Code::FileUnexpected,
-                        &path,
-                        Pos::START,
-                        format!("folder {folder}/ is not part of the layout: {hint}"),
-                    );
-                } else {
-                    diags.at(
-                        Code::FileUnexpected,
-                        &path,
-                        Pos::START,
-                        format!("unexpected file: {hint}"),
-                    );
-                }
-            }
+            } => unexpected.push((file, hint, report_once_for)),
         }
     }
 
@@ -366,6 +368,7 @@ pub fn load_shared(files: &[&SourceFile], diags: &mut Diagnostics) -> Repository
                 &root,
                 &path,
                 files,
+                files_outside_projects,
                 format,
                 &repo.artifact_types,
                 diags,
@@ -374,6 +377,37 @@ pub fn load_shared(files: &[&SourceFile], diags: &mut Diagnostics) -> Repository
         }
     }
 
+    let read: std::collections::BTreeSet<&str> = repo
+        .bundles
+        .values()
+        .flat_map(|b| b.documents.keys().map(String::as_str))
+        .collect();
+    let mut reported_folders: Vec<&str> = Vec::new();
+    for (file, hint, report_once_for) in unexpected {
+        if read.contains(file.path.as_str()) {
+            continue;
+        }
+        let path: Arc<str> = Arc::from(file.path.as_str());
+        if let Some(folder) = report_once_for {
+            if reported_folders.contains(&folder) {
+                continue;
+            }
+            reported_folders.push(folder);
+            diags.at(
+                Code::FileUnexpected,
+                &path,
+                Pos::START,
+                format!("folder {folder}/ is not part of the layout: {hint}"),
+            );
+        } else {
+            diags.at(
+                Code::FileUnexpected,
+                &path,
+                Pos::START,
+                format!("unexpected file: {hint}"),
+            );
+        }
+    }
     repo
 }
 

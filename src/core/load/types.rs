@@ -1,6 +1,7 @@
-//! Artifact types: `artifact-types/<type>.yaml` in capstan's format, or
+//! Artifact types: `artifact-types/<type>.yaml` in capstan's format,
 //! `artifact-types/<type>.json` holding a Massdriver artifact definition as Massdriver
-//! publishes it, so a team can bring its Massdriver catalog as it is.
+//! publishes it, or `artifact-types/<type>/massdriver.yaml`, a resource type of
+//! Massdriver's newer catalogs, so a team can bring its Massdriver catalog as it is.
 
 use std::sync::Arc;
 
@@ -23,6 +24,7 @@ pub(super) fn artifact_type(name: TypeName, root: &Node, file: &Arc<str>) -> Art
         schema_node: schema_node.cloned(),
         sensitive: sensitive::marked_in(&schema),
         schema,
+        version: None,
     }
 }
 
@@ -58,13 +60,7 @@ pub(super) fn massdriver_definition(
             format!("$md.name {written:?} differs from the file name {name}; identifiers come from paths"),
         );
     }
-    let ui = md.and_then(|m| m.get("ui"));
-    let group = string(ui.and_then(|u| u.get("environmentDefaultGroup")));
-    let oriented = ui
-        .and_then(|u| u.get("connectionOrientation"))
-        .and_then(Node::as_str)
-        == Some("environmentDefault");
-    let environment_default = group.or_else(|| oriented.then(|| name.to_string()));
+    let environment_default = default_group(&name, md.and_then(|m| m.get("ui")));
     let schema = root.to_json();
     Some(ArtifactType {
         label: string(md.and_then(|m| m.get("label"))).or_else(|| string(root.get("title"))),
@@ -73,6 +69,117 @@ pub(super) fn massdriver_definition(
         schema_node: Some(root.clone()),
         sensitive: sensitive::marked_in(&schema),
         schema,
+        version: None,
+        format: Format::Massdriver,
+        file: Arc::clone(file),
+        name,
+    })
+}
+
+/// The environment-default group Massdriver's `ui` gives a type: its
+/// `environmentDefaultGroup`, or the type's own name with `connectionOrientation:
+/// environmentDefault`; `None`: never a default.
+fn default_group(name: &TypeName, ui: Option<&Node>) -> Option<String> {
+    let group = string(ui.and_then(|u| u.get("environmentDefaultGroup")));
+    let oriented = ui
+        .and_then(|u| u.get("connectionOrientation"))
+        .and_then(Node::as_str)
+        == Some("environmentDefault");
+    group.or_else(|| oriented.then(|| name.to_string()))
+}
+
+/// The keys of a resource type's `massdriver.yaml`.
+const RESOURCE_TYPE_KEYS: &[&str] = &[
+    "name",
+    "label",
+    "icon",
+    "version",
+    "ui",
+    "exports",
+    "schema",
+    "description",
+];
+
+/// A resource type of Massdriver's newer catalogs (`artifact-types/<type>/massdriver.yaml`):
+/// `schema` is the data schema (draft-07), `version` what `resource_type` constraints are
+/// checked against, `ui` makes it an environment default as in an artifact definition.
+/// `label`, `icon`, `exports` and `ui.instructions` only describe it.
+pub(super) fn resource_type(
+    name: TypeName,
+    root: &Node,
+    file: &Arc<str>,
+    diags: &mut Diagnostics,
+) -> Option<ArtifactType> {
+    if !root.is_map() {
+        diags.at(
+            Code::ArtifactTypeInvalid,
+            file,
+            root.pos,
+            "a resource type is a mapping with name, version and schema",
+        );
+        return None;
+    }
+    if let Some(n) = root.get("name")
+        && n.as_str() != Some(name.as_str())
+    {
+        diags.at(
+            Code::ArtifactTypeInvalid,
+            file,
+            n.pos,
+            format!(
+                "name {:?} differs from the folder name {name}; identifiers come from paths",
+                n.as_str().unwrap_or_default()
+            ),
+        );
+    }
+    for e in root.entries() {
+        if !RESOURCE_TYPE_KEYS.contains(&e.key.as_str()) {
+            diags.at(
+                Code::BundleIgnoredKey,
+                file,
+                e.key_pos,
+                format!(
+                    "`{}` is not a key of a Massdriver resource type; capstan ignores it",
+                    e.key
+                ),
+            );
+        }
+    }
+    let version = root.get("version").and_then(|v| {
+        let text = v.as_str().map(str::to_string).or_else(|| {
+            // `version: 1` or `1.2` parse as numbers; the version is the text written.
+            let json = v.to_json();
+            json.is_number().then(|| json.to_string())
+        })?;
+        if super::bundles::semver_version(&text).is_none() {
+            diags.at(
+                Code::ArtifactTypeInvalid,
+                file,
+                v.pos,
+                format!("version {text:?} is not a semantic version such as 1.2.0"),
+            );
+        }
+        Some(text)
+    });
+    let schema_node = root.get("schema");
+    let Some(schema_node) = schema_node.filter(|n| n.is_map()) else {
+        diags.at(
+            Code::ArtifactTypeInvalid,
+            file,
+            schema_node.map_or(root.pos, |n| n.pos),
+            "a resource type needs `schema`, the JSON Schema of its data",
+        );
+        return None;
+    };
+    let schema = schema_node.to_json();
+    Some(ArtifactType {
+        label: string(root.get("label")),
+        environment_default: default_group(&name, root.get("ui")),
+        schema_at: Loc::new(file, schema_node.pos),
+        schema_node: Some(schema_node.clone()),
+        sensitive: sensitive::marked_in(&schema),
+        schema,
+        version,
         format: Format::Massdriver,
         file: Arc::clone(file),
         name,

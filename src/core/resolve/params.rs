@@ -44,7 +44,7 @@ impl<'a> Ctx<'a> {
                 };
                 self.diags.at(Code::BundleUnresolvedRef, &b.file, pos, format!("params schema of bundle {} refers to {url}, which is never fetched; that part accepts any value", b.name));
             }
-            match schema::compile_with(&json, b.format, &b.documents) {
+            match schema::compile_with(&json, b.format, &b.folder(), &b.documents) {
                 Ok(v) => {
                     self.params.insert(b.name.as_str(), (json, v));
                 }
