@@ -168,6 +168,9 @@ pub fn apply(rev: &str, instances: &[String], settings: &Settings) -> anyhow::Re
         None => None,
     };
     out(&render::plan::text(&plan, color_on_stdout()))?;
+    if refused(&plan) {
+        return Ok(1);
+    }
     if plan.is_empty() {
         return Ok(0);
     }
@@ -254,6 +257,17 @@ fn short(sha: &str) -> &str {
     sha.get(..10).unwrap_or(sha)
 }
 
+/// Whether the plan may not be deployed (its errors are printed with it), said once more.
+pub(super) fn refused(plan: &plan::Plan) -> bool {
+    if plan.is_refused() {
+        eprintln!(
+            "capstan: nothing is deployed: the plan changes {} of deployed instances (see above)",
+            render::plural(plan.errors.len(), "immutable param")
+        );
+    }
+    plan.is_refused()
+}
+
 /// Asks on the terminal; refuses without one (`--yes` is for scripts).
 fn confirm(question: &str) -> anyhow::Result<bool> {
     if !std::io::stdin().is_terminal() {
@@ -301,11 +315,7 @@ pub fn plan(
     };
     let plan = plan::against_deployed(&state, &new, &scope, &Heal::All);
     out(&super::render_plan(&plan, &new, format))?;
-    Ok(if detailed_exitcode && !plan.is_empty() {
-        2
-    } else {
-        0
-    })
+    Ok(super::plan_exit(&plan, detailed_exitcode))
 }
 
 /// A record as shown: sensitive values replaced by `(sensitive)`.

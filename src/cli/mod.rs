@@ -434,6 +434,18 @@ fn render_plan(
     }
 }
 
+/// `plan`'s exit code: 1 when the plan may not be deployed (`params.immutable`), else with
+/// `--detailed-exitcode` 2 for changes, else 0.
+fn plan_exit(plan: &crate::core::plan::Plan, detailed_exitcode: bool) -> i32 {
+    if plan.is_refused() {
+        1
+    } else if detailed_exitcode && !plan.is_empty() {
+        2
+    } else {
+        0
+    }
+}
+
 fn execute(command: Command) -> anyhow::Result<i32> {
     match command {
         Command::Serve(args) => serve::serve(&args),
@@ -490,11 +502,7 @@ fn execute(command: Command) -> anyhow::Result<i32> {
             }
             let plan = crate::core::plan::plan(&old, &new);
             out(&render_plan(&plan, &new, format))?;
-            Ok(if detailed_exitcode && !plan.is_empty() {
-                2
-            } else {
-                0
-            })
+            Ok(plan_exit(&plan, detailed_exitcode))
         }
         Command::Apply {
             rev,

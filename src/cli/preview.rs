@@ -56,6 +56,9 @@ pub fn up(name: &str, project: &str, rev: &str, settings: &Settings) -> anyhow::
     };
     let plan = plan::against_deployed(&store.deployed()?, &checked, &scope, &Heal::All);
     out(&render::plan::text(&plan, color_on_stdout()))?;
+    if super::deploy::refused(&plan) {
+        return Ok(1);
+    }
     if !plan.is_empty() && !settings.confirmed("Deploy this preview?")? {
         eprintln!("capstan: nothing deployed");
         return Ok(1);

@@ -56,6 +56,11 @@ macro_rules! codes {
                 Code::ALL.iter().copied().find(|c| c.as_str() == name)
             }
 
+            /// Whether plans find it (a change to a deployed instance), not validation.
+            pub fn found_by_plans(self) -> bool {
+                matches!(self, Code::ParamsImmutable)
+            }
+
             /// Whether the code says a file cannot be read as written (its YAML, its schema,
             /// the file itself): problems that others follow from, reported first.
             pub fn is_structural(self) -> bool {
@@ -313,6 +318,18 @@ diagnostic points at the node that set the wrong value.
     # bundle: memory {type: integer, minimum: 128}
     packages:
       app: {params: {memory: 64}}        # error: params.memory: 64 is less than the minimum of 128
+";
+    ParamsImmutable => "params.immutable", Error, "a plan changes a param its bundle marks `$md.immutable` on an instance that is deployed",
+"A Massdriver params schema marks some params `$md.immutable: true` (a network's CIDR, a
+cluster's zone balancing): they are set when an instance is created and never changed after.
+A plan that changes one on an instance already deployed (or, on a pull request, deployed at
+the merge base) is this error, at the line that sets the new value, naming the deployed one;
+`capstan apply` and the daemon deploy nothing while it stands. To change the value, remove
+the package, deploy (it is destroyed), and add it back with the new value (it is created).
+
+    # bundle: cidr: {type: string, $md.immutable: true}; deployed with 10.0.0.0/16
+    packages:
+      vpc: {params: {cidr: 10.1.0.0/16}}     # error: params.cidr is immutable: it was 10.0.0.0/16
 ";
     ImportInvalid => "import.invalid", Error, "inline import data does not match the artifact type's schema",
 "An inline import (`{data: {...}}`) stands for an existing resource; its data must match

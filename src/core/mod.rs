@@ -4,11 +4,13 @@
 //! a directory, a git tree or a test string and gives the same answer (a test enforces
 //! that no I/O crate is imported below this folder).
 
+pub mod app;
 pub mod deployed;
 pub mod diag;
 pub mod drift;
 pub mod duration;
 pub mod incremental;
+pub mod jq;
 pub mod load;
 pub mod model;
 pub mod ownership;

@@ -163,10 +163,24 @@ pub struct Bundle {
     /// Every sensitive path of its instances (`params/...`, `connections/<slot>/data/...`,
     /// `artifacts/<field>/...`), computed once at load (`sensitive::of_bundle`).
     pub sensitive: Vec<FieldPath>,
+    /// A Massdriver application bundle's `app:` (envs and policies), if it has one.
+    pub app: Option<App>,
+    /// Params its schema marks `$md.immutable` (paths below `params`): a deployed
+    /// instance's value never changes (`params.immutable`).
+    pub immutable: Vec<FieldPath>,
     /// The JSON or YAML files its params schema `$ref`s, directly or not: its own
     /// (`./schemas/x.json`) and shared pieces elsewhere in the repository
     /// (`../../components/aws/region.json`), by their path in the repository.
     pub documents: BTreeMap<String, serde_json::Value>,
+}
+
+/// A Massdriver application bundle's `app:` block (`core::app` evaluates it).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct App {
+    /// Environment variable name to jq expression, in the order written.
+    pub envs: Vec<(String, String)>,
+    /// jq expressions whose values are the instance's policies.
+    pub policies: Vec<String>,
 }
 
 impl Bundle {

@@ -28,24 +28,43 @@ fn marked(prop: &Value) -> bool {
 
 /// Paths of the properties `schema` marks sensitive (below a marked property, everything is).
 pub fn marked_in(schema: &Value) -> Vec<FieldPath> {
+    marked_paths(schema, marked)
+}
+
+/// Paths of the properties of `schema` that `marked` holds for, through nested
+/// `properties` (a marked property's own properties are not looked at).
+pub fn marked_paths(schema: &Value, marked: fn(&Value) -> bool) -> Vec<FieldPath> {
+    fn walk(
+        schema: &Value,
+        marked: fn(&Value) -> bool,
+        path: &mut Vec<String>,
+        out: &mut Vec<FieldPath>,
+    ) {
+        let Some(props) = schema.get("properties").and_then(Value::as_object) else {
+            return;
+        };
+        for (key, prop) in props {
+            path.push(key.clone());
+            if marked(prop) {
+                out.push(path.clone());
+            } else {
+                walk(prop, marked, path, out);
+            }
+            path.pop();
+        }
+    }
     let mut out = Vec::new();
-    walk(schema, &mut Vec::new(), &mut out);
+    walk(schema, marked, &mut Vec::new(), &mut out);
     out
 }
 
-fn walk(schema: &Value, path: &mut Vec<String>, out: &mut Vec<FieldPath>) {
-    let Some(props) = schema.get("properties").and_then(Value::as_object) else {
-        return;
-    };
-    for (key, prop) in props {
-        path.push(key.clone());
-        if marked(prop) {
-            out.push(path.clone());
-        } else {
-            walk(prop, path, out);
-        }
-        path.pop();
-    }
+/// Params a Massdriver schema marks `$md.immutable` (the dotted key, or `$md: {immutable:
+/// true}`): set when an instance is created, never changed after.
+pub fn immutable_in(params: &Value) -> Vec<FieldPath> {
+    marked_paths(params, |prop| {
+        let yes = Some(&Value::Bool(true));
+        prop.pointer("/$md/immutable") == yes || prop.get("$md.immutable") == yes
+    })
 }
 
 /// Every sensitive path of an instance of a bundle: `params/...` from its params schema,

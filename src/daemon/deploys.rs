@@ -206,6 +206,14 @@ impl Deploys {
         let scope = self.store.branch_scope()?;
         let heal = Heal::Environments(checked.repository.config.remediate.clone());
         let plan = plan::against_deployed(&self.store.deployed()?, &checked, &scope, &heal);
+        if plan.is_refused() {
+            // Reported as a commit that does not validate: its diagnostics say why.
+            let mut checked = checked;
+            checked
+                .diagnostics
+                .extend(plan.errors.into_iter().map(|(_, d)| d));
+            return Ok(Prepared::Invalid(checked));
+        }
         if plan.is_empty() {
             return Ok(Prepared::Nothing(plan));
         }

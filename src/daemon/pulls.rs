@@ -359,10 +359,21 @@ async fn compute(
                 .into_iter()
                 .collect();
             let body = markdown::plan(&plan, &head.diagnostics, &opts);
+            let (plan_state, plan_description) = if plan.is_refused() {
+                (
+                    StatusState::Failure,
+                    format!(
+                        "changes {} of deployed instances; see the comment",
+                        core::render::plural(plan.errors.len(), "immutable param")
+                    ),
+                )
+            } else {
+                (StatusState::Success, summary(&plan))
+            };
             Ok(Computed {
                 body,
-                plan_state: StatusState::Success,
-                plan_description: summary(&plan),
+                plan_state,
+                plan_description,
                 changed,
                 verdicts,
             })

@@ -172,7 +172,8 @@ async fn check_one(
 }
 
 async fn check_steps(job: &Job<'_>) -> Result<Vec<StepCheck>, StepError> {
-    let (log, bundle_dir) = provision::prepare(job)?;
+    let prepared = provision::prepare(job)?;
+    let log = &prepared.log;
     let mut out = Vec::new();
     for (i, step) in job.bundle.steps.iter().enumerate() {
         log.line(&format!(
@@ -188,24 +189,15 @@ async fn check_steps(job: &Job<'_>) -> Result<Vec<StepCheck>, StepError> {
                     summary: format!("step {} ({}) has no check", i + 1, step.path),
                 },
                 Some(command) => {
-                    let env = provision::step_env(job, "check", &bundle_dir, i, step)?;
-                    exec_check(command, &env, &log).await
+                    let env = provision::step_env(job, "check", &prepared, i, step)?;
+                    exec_check(command, &env, log).await
                 }
             },
             Provisioner::OpenTofu { version } => {
-                tf_check("tofu", version.as_deref(), job, i, step, &bundle_dir, &log).await?
+                tf_check("tofu", version.as_deref(), job, i, step, &prepared).await?
             }
             Provisioner::Terraform { version } => {
-                tf_check(
-                    "terraform",
-                    version.as_deref(),
-                    job,
-                    i,
-                    step,
-                    &bundle_dir,
-                    &log,
-                )
-                .await?
+                tf_check("terraform", version.as_deref(), job, i, step, &prepared).await?
             }
             Provisioner::Unsupported(name) => StepCheck {
                 status: DriftStatus::NotCheckable,
@@ -275,10 +267,10 @@ async fn tf_check(
     job: &Job<'_>,
     index: usize,
     step: &Step,
-    bundle_dir: &Path,
-    log: &Log,
+    prepared: &provision::Prepared,
 ) -> Result<StepCheck, StepError> {
-    let env = provision::step_env(job, "check", bundle_dir, index, step)?;
+    let log = &prepared.log;
+    let env = provision::step_env(job, "check", prepared, index, step)?;
     if let Err(e) = provision::tf_init(program, version, job, index, &env, log).await {
         return Ok(failed(&e));
     }

@@ -19,6 +19,7 @@ use tokio::process::Command;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::core::app::Evaluated;
 use crate::core::deployed::Inputs;
 use crate::core::model::{Bundle, Provisioner, Step};
 use crate::core::run::Verb;
@@ -84,6 +85,9 @@ pub enum StepError {
     },
     #[error("`{program} version -json` did not say which version it is")]
     UnknownVersion { program: String },
+    /// The message names the expression, never a value.
+    #[error("{0}")]
+    App(String),
     #[error(
         "capstan cannot run `{provisioner}` steps (it runs exec, opentofu and terraform): this instance is left as it is; deploy it with {provisioner} outside capstan, or port the step"
     )]
@@ -353,9 +357,24 @@ pub fn clear_leftover(
     remove_workdir(&leftover.dir);
 }
 
-/// The log and the working directory with the bundle's files; returns the bundle folder.
-pub(super) fn prepare(job: &Job<'_>) -> Result<(Log, PathBuf), StepError> {
-    let log = Log::open(job.log, &job.secrets)?;
+/// What one instance's steps get: the log, the bundle folder in the working directory,
+/// and what its `app:` block gives them.
+pub(super) struct Prepared {
+    pub log: Log,
+    pub bundle_dir: PathBuf,
+    pub app: Evaluated,
+}
+
+/// The log and the working directory with the bundle's files, and the bundle's `app:`
+/// evaluated (its values from sensitive fields kept out of the log too).
+pub(super) fn prepare(job: &Job<'_>) -> Result<Prepared, StepError> {
+    let app = match &job.bundle.app {
+        Some(app) => crate::core::app::evaluate(app, job.inputs, &job.bundle.sensitive)
+            .map_err(StepError::App)?,
+        None => Evaluated::default(),
+    };
+    let secrets: Vec<String> = job.secrets.iter().chain(&app.secrets).cloned().collect();
+    let log = Log::open(job.log, &secrets)?;
     let bundle_dir = job.workdir.join("bundle");
     let prepare = |source| StepError::Prepare {
         path: job.workdir.clone(),
@@ -363,17 +382,22 @@ pub(super) fn prepare(job: &Job<'_>) -> Result<(Log, PathBuf), StepError> {
     };
     private_dir(&job.workdir).map_err(prepare)?;
     write_bundle(job.tree, job.bundle, &bundle_dir).map_err(prepare)?;
-    Ok((log, bundle_dir))
+    Ok(Prepared {
+        log,
+        bundle_dir,
+        app,
+    })
 }
 
 /// Step `index`'s folder made and given the inputs files, and its environment.
 pub(super) fn step_env(
     job: &Job<'_>,
     action: &str,
-    bundle_dir: &Path,
+    prepared: &Prepared,
     index: usize,
     step: &Step,
 ) -> Result<Env, StepError> {
+    let bundle_dir = &prepared.bundle_dir;
     let prepare = |source| StepError::Prepare {
         path: job.workdir.clone(),
         source,
@@ -381,15 +405,20 @@ pub(super) fn step_env(
     let cwd = step_dir(bundle_dir, &step.path)?;
     std::fs::create_dir_all(&cwd).map_err(prepare)?;
     let artifacts_file = job.workdir.join(format!("artifacts-{}.json", index + 1));
-    write_inputs(job, &cwd).map_err(prepare)?;
-    Ok(Env {
-        vars: vec![
+    write_inputs(job, &cwd, &prepared.app).map_err(prepare)?;
+    let mut vars: Vec<(String, String)> = prepared.app.envs.clone();
+    vars.extend(
+        [
             ("CAPSTAN_ACTION", action.to_string()),
             ("CAPSTAN_INSTANCE", job.instance.to_string()),
             ("CAPSTAN_INPUTS", cwd.display().to_string()),
             ("CAPSTAN_ARTIFACTS", artifacts_file.display().to_string()),
             ("CAPSTAN_STATE_DIR", job.state_dir.display().to_string()),
-        ],
+        ]
+        .map(|(k, v)| (k.to_string(), v)),
+    );
+    Ok(Env {
+        vars,
         cwd,
         timeout: job.timeouts.step,
         instance: job.instance.to_string(),
@@ -398,7 +427,8 @@ pub(super) fn step_env(
 }
 
 async fn run_in_workdir(job: &Job<'_>) -> Result<BTreeMap<String, Value>, StepError> {
-    let (log, bundle_dir) = prepare(job)?;
+    let prepared = prepare(job)?;
+    let log = &prepared.log;
     let steps: Vec<(usize, &Step)> = match job.verb {
         Verb::Deploy => job.bundle.steps.iter().enumerate().collect(),
         Verb::Destroy => job.bundle.steps.iter().enumerate().rev().collect(),
@@ -430,14 +460,14 @@ async fn run_in_workdir(job: &Job<'_>) -> Result<BTreeMap<String, Value>, StepEr
             continue;
         }
         log.line(&header);
-        let env = step_env(job, job.verb.name(), &bundle_dir, i, step)?;
+        let env = step_env(job, job.verb.name(), &prepared, i, step)?;
         let written = match &step.provisioner {
-            Provisioner::Exec => exec(job, step, &env, &log, &env.artifacts_file).await?,
+            Provisioner::Exec => exec(job, step, &env, log, &env.artifacts_file).await?,
             Provisioner::OpenTofu { version } => {
-                terraform("tofu", version.as_deref(), job, i, &env, &log).await?
+                terraform("tofu", version.as_deref(), job, i, &env, log).await?
             }
             Provisioner::Terraform { version } => {
-                terraform("terraform", version.as_deref(), job, i, &env, &log).await?
+                terraform("terraform", version.as_deref(), job, i, &env, log).await?
             }
             Provisioner::Unsupported(provisioner) => {
                 return Err(StepError::Unsupported {
@@ -499,8 +529,11 @@ fn write_bundle(tree: &SourceTree, bundle: &Bundle, dir: &Path) -> std::io::Resu
     Ok(())
 }
 
-fn write_inputs(job: &Job<'_>, cwd: &Path) -> std::io::Result<()> {
+fn write_inputs(job: &Job<'_>, cwd: &Path, app: &Evaluated) -> std::io::Result<()> {
     std::fs::write(cwd.join("params.json"), pretty(&job.inputs.params))?;
+    if job.bundle.app.is_some() {
+        std::fs::write(cwd.join("app.json"), pretty(&app.document()))?;
+    }
     std::fs::write(
         cwd.join("connections.json"),
         pretty(&job.inputs.connection_data()),
@@ -515,7 +548,7 @@ fn pretty<T: serde::Serialize + ?Sized>(value: &T) -> String {
 
 /// Where and how a step's commands run.
 pub(super) struct Env {
-    vars: Vec<(&'static str, String)>,
+    vars: Vec<(String, String)>,
     cwd: PathBuf,
     timeout: Duration,
     instance: String,

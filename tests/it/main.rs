@@ -10,6 +10,7 @@ mod git;
 mod github;
 mod incremental;
 mod massdriver;
+mod massdriver_newer;
 mod merge_keys;
 mod operator;
 mod plan;

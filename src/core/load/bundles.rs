@@ -341,6 +341,14 @@ pub(super) fn bundle(
     );
     let artifacts = either_slots(root, ("artifacts", "resources"), file, format, types, diags);
     let sensitive = sensitive::of_bundle(params_json.as_ref(), &connections, &artifacts, types);
+    let app = (format == Format::Massdriver)
+        .then(|| root.get("app"))
+        .flatten()
+        .map(|node| app(node, file, diags));
+    let immutable = params_json
+        .as_ref()
+        .map(sensitive::immutable_in)
+        .unwrap_or_default();
     let documents = params_node
         .map(|node| documents(node, file, &folder, repository, diags))
         .unwrap_or_default();
@@ -359,6 +367,8 @@ pub(super) fn bundle(
         steps,
         digest: digest(&folder, files, &shared).into(),
         sensitive,
+        app,
+        immutable,
         documents,
         file: Arc::clone(file),
         name,
@@ -393,6 +403,63 @@ fn either_slots(
         (None, Some(e)) => resource_slots(&e.value, file, newer, types, diags),
         (node, None) => slots(node, file, older, format, diags),
     }
+}
+
+/// A Massdriver application bundle's `app:`: `envs` (name to jq expression) and `policies`
+/// (jq expressions), each compiled here so that one that does not is an error at its line;
+/// `secrets` and anything else is said to be ignored.
+fn app(node: &Node, file: &Arc<str>, diags: &mut Diagnostics) -> App {
+    let compiled = |expr: &Node, what: String, diags: &mut Diagnostics| -> Option<String> {
+        let Some(code) = expr.as_str() else {
+            diags.at(
+                Code::BundleInvalid,
+                file,
+                expr.pos,
+                format!("{what} must be a jq expression as text"),
+            );
+            return None;
+        };
+        if let Some(why) = crate::core::jq::check(code) {
+            diags.at(
+                Code::BundleInvalid,
+                file,
+                expr.pos,
+                format!("{what} is not a jq expression capstan can run: {why}"),
+            );
+            return None;
+        }
+        Some(code.to_string())
+    };
+    let mut out = App::default();
+    for e in node.entries() {
+        match e.key.as_str() {
+            "envs" => {
+                for env in e.value.entries() {
+                    if let Some(code) = compiled(&env.value, format!("app.envs.{}", env.key), diags) {
+                        out.envs.push((env.key.clone(), code));
+                    }
+                }
+            }
+            "policies" => {
+                for (i, p) in e.value.items().iter().enumerate() {
+                    if let Some(code) = compiled(p, format!("app.policies[{i}]"), diags) {
+                        out.policies.push(code);
+                    }
+                }
+            }
+            other => diags.at(
+                Code::BundleIgnoredKey,
+                file,
+                e.key_pos,
+                if other == "secrets" {
+                    "app.secrets is Massdriver's secret store, which capstan does not have: ignored; give secrets as sensitive params or connections".to_string()
+                } else {
+                    format!("app.{other} is ignored by capstan (it reads app.envs and app.policies)")
+                },
+            ),
+        }
+    }
+    out
 }
 
 /// A Massdriver bundle without `steps`: Massdriver's deprecated default, one terraform step

@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use super::Diff;
 use crate::core::deployed::Inputs;
+use crate::core::diag::{Code, Diagnostic, Loc};
 use crate::core::model::Repository;
 use crate::core::resolve::{Instance, Origin, Via};
 use crate::core::sensitive::{self, FieldPath};
@@ -124,6 +125,8 @@ pub(super) struct Compared {
     pub diffs: Vec<Diff>,
     pub reasons: Vec<String>,
     pub likely_replacement: bool,
+    /// `params.immutable`: changes to params the bundle marks `$md.immutable`.
+    pub errors: Vec<Diagnostic>,
 }
 
 /// Compares `old` with `new`, the side of `inst` in the new revision `repo`. `since` is the
@@ -154,7 +157,8 @@ pub(super) fn compare(
             new.bundle
         ));
     }
-    params(old, new, repo, inst, &mut diffs, &mut reasons);
+    let mut errors = Vec::new();
+    params(old, new, repo, inst, &mut diffs, &mut reasons, &mut errors);
     let mut likely_replacement = false;
     let names: BTreeSet<&str> = old
         .slots
@@ -198,6 +202,7 @@ pub(super) fn compare(
         diffs,
         reasons,
         likely_replacement,
+        errors,
     }
 }
 
@@ -210,6 +215,7 @@ fn params(
     inst: &Instance,
     diffs: &mut Vec<Diff>,
     reasons: &mut Vec<String>,
+    errors: &mut Vec<Diagnostic>,
 ) {
     let mut changed = Vec::new();
     diff_values(
@@ -224,13 +230,40 @@ fn params(
     let secret: Vec<&[String]> = sensitive::below("params", old.sensitive)
         .chain(sensitive::below("params", new.sensitive))
         .collect();
+    let bundle = repo.bundles.get(inst.bundle.as_str());
+    let immutable = bundle.map_or(&[][..], |b| b.immutable.as_slice());
     for (path, before, after) in changed {
+        let at = param_loc(repo, inst, &path);
         reasons.push(format!(
             "params.{} changed in {}",
             path.join("."),
-            param_origin(repo, inst, &path).unwrap_or_else(|| "the bundle's defaults".into())
+            at.as_ref()
+                .map_or_else(|| "the bundle's defaults".into(), |l| l.file.to_string())
         ));
         let sensitive = secret.iter().any(|s| path.starts_with(s));
+        // A value set at creation (present before) that now differs; a param that was
+        // absent is being set for the first time.
+        if let Some(before) = &before
+            && immutable.iter().any(|p| path.starts_with(p))
+        {
+            let shown = |v: Option<&Value>| match v {
+                _ if sensitive => sensitive::HIDDEN.to_string(),
+                Some(v) => v.to_string(),
+                None => "(absent)".to_string(),
+            };
+            errors.push(Diagnostic::new(
+                Code::ParamsImmutable,
+                at.unwrap_or_else(|| inst.at.clone()),
+                format!(
+                    "{}: params.{} is immutable ($md.immutable in {}): it was {} when deployed and cannot become {}; to change it, remove the package, deploy, and add it back",
+                    inst.id,
+                    path.join("."),
+                    bundle.map_or_else(|| inst.bundle.to_string(), |b| b.file.to_string()),
+                    shown(Some(before)),
+                    shown(after.as_ref())
+                ),
+            ));
+        }
         diffs.push(Diff::Param {
             path,
             old: if sensitive { None } else { before },
@@ -252,34 +285,35 @@ fn via_text(via: &Via) -> String {
     }
 }
 
-/// The file that sets `params.<path>` of `inst`: the last environment layer that does
-/// (a preview's block, then the environment it forks), else the project's.
-fn param_origin(repo: &Repository, inst: &Instance, path: &[String]) -> Option<String> {
+/// Where `params.<path>` of `inst` is set: in the last environment layer that sets it (a
+/// preview's block, then the environment it forks), else in the project's; `None` when
+/// the bundle's defaults give it.
+fn param_loc(repo: &Repository, inst: &Instance, path: &[String]) -> Option<Loc> {
     let project = repo.projects.get(inst.project.as_str())?;
     let env = project.environments.get(inst.environment.as_str())?;
-    let sets = |node: Option<&Node>| {
-        node.is_some_and(|n| {
-            let l = n.locate(path);
-            l.complete || !l.node.is_map() && l.depth > 0
-        })
+    let sets = |node: &Node| {
+        let l = node.locate(path);
+        (l.complete || !l.node.is_map() && l.depth > 0).then_some(l.node.pos)
     };
     let layers = env
         .packages
         .get(inst.package.as_str())
         .map(|p| p.params.as_slice())
         .unwrap_or_default();
-    if let Some(layer) = layers.iter().rev().find(|l| sets(Some(&l.node))) {
-        return Some(layer.file.to_string());
+    if let Some((layer, pos)) = layers
+        .iter()
+        .rev()
+        .find_map(|l| sets(&l.node).map(|pos| (l, pos)))
+    {
+        return Some(Loc::new(&layer.file, pos));
     }
-    if sets(
+    let pos = sets(
         project
             .packages
             .get(inst.package.as_str())
-            .and_then(|p| p.params.as_ref()),
-    ) {
-        return Some(project.file.to_string());
-    }
-    None
+            .and_then(|p| p.params.as_ref())?,
+    )?;
+    Some(Loc::new(&project.file, pos))
 }
 
 type Leaf = (Vec<String>, Option<Value>, Option<Value>);

@@ -35,6 +35,7 @@ pub fn against_deployed(
 ) -> Plan {
     let after = &new.resolved.instances;
     let mut changes = Vec::new();
+    let mut errors = Vec::new();
     let mut unchanged = 0;
     let owned = |project: &str, env: &str| scope.owns(project, env);
     for (id, inst) in after {
@@ -62,6 +63,7 @@ pub fn against_deployed(
                         diffs: Vec::new(),
                         reasons: vec![drift_reason(d)],
                         likely_replacement: false,
+                        errors: Vec::new(),
                     },
                 ));
             } else {
@@ -101,6 +103,8 @@ pub fn against_deployed(
         let action = if record.digest.is_empty() {
             Action::Create
         } else {
+            // Immutable params are only ever fixed by a deploy that succeeded.
+            errors.extend(compared.errors.drain(..).map(|d| (id.clone(), d)));
             Action::Update
         };
         changes.push(Change::changed(id, action, compared));
@@ -125,5 +129,8 @@ pub fn against_deployed(
                 .is_some_and(|d| owned(&d.project, &d.environment))
         })
         .collect();
-    Plan::assemble(changes, unchanged, new, destroy_order)
+    Plan {
+        errors,
+        ..Plan::assemble(changes, unchanged, new, destroy_order)
+    }
 }

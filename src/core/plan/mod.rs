@@ -18,6 +18,7 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use super::Checked;
+use super::diag::Diagnostic;
 use super::model::InstanceId;
 use super::resolve::Link;
 pub use deployed::against_deployed;
@@ -155,6 +156,9 @@ pub struct Plan {
     pub destroy_order: Vec<InstanceId>,
     /// Changes left out because `--instance` named other instances ([`Plan::select`]).
     pub left_out: Vec<InstanceId>,
+    /// What forbids deploying the plan, by instance: changes to immutable params of
+    /// deployed instances (`params.immutable`).
+    pub errors: Vec<(InstanceId, Diagnostic)>,
 }
 
 impl Plan {
@@ -164,6 +168,11 @@ impl Plan {
 
     pub fn is_empty(&self) -> bool {
         self.changes.is_empty()
+    }
+
+    /// Whether the plan may not be deployed ([`Plan::errors`]).
+    pub fn is_refused(&self) -> bool {
+        !self.errors.is_empty()
     }
 
     /// Sorts `changes` and adds the blast radius and deploy waves against the new state.
@@ -199,6 +208,7 @@ impl Plan {
             waves,
             destroy_order,
             left_out: Vec::new(),
+            errors: Vec::new(),
         }
     }
 }

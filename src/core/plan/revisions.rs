@@ -15,6 +15,7 @@ use crate::core::sensitive::FieldPath;
 pub fn plan(old: &Checked, new: &Checked) -> Plan {
     let (before, after) = (&old.resolved.instances, &new.resolved.instances);
     let mut changes = Vec::new();
+    let mut errors = Vec::new();
     let mut unchanged = 0;
     let destroy = |prev: &Instance| {
         let why = destroyed_because(
@@ -41,7 +42,7 @@ pub fn plan(old: &Checked, new: &Checked) -> Plan {
             unchanged += 1;
             continue;
         }
-        let compared = compare(
+        let mut compared = compare(
             &Side::of_instance(prev, sensitive(old, prev)),
             &Side::of_instance(inst, sensitive(new, inst)),
             &new.repository,
@@ -51,6 +52,7 @@ pub fn plan(old: &Checked, new: &Checked) -> Plan {
         if compared.diffs.is_empty() {
             unchanged += 1;
         } else {
+            errors.extend(compared.errors.drain(..).map(|d| (id.clone(), d)));
             changes.push(Change::changed(id, Action::Update, compared));
         }
     }
@@ -67,7 +69,10 @@ pub fn plan(old: &Checked, new: &Checked) -> Plan {
         .rev()
         .flat_map(|w| w.iter().filter(|i| destroyed.contains(i)).cloned())
         .collect();
-    Plan::assemble(changes, unchanged, new, destroy_order)
+    Plan {
+        errors,
+        ..Plan::assemble(changes, unchanged, new, destroy_order)
+    }
 }
 
 /// The sensitive paths of `inst`'s bundle in `checked`.

@@ -57,6 +57,7 @@ impl Plan {
         }
         self.waves.retain(|w| !w.is_empty());
         self.destroy_order.retain(|id| kept(id));
+        self.errors.retain(|(id, _)| kept(id));
         self
     }
 }

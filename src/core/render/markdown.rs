@@ -92,8 +92,14 @@ pub fn plan(plan: &Plan, warnings: &[Diagnostic], opts: &Options) -> Comment {
             .1
             .push(d);
     }
-    // Warnings must survive, like errors.
-    let kept: Vec<String> = warnings.iter().map(|d| diagnostic_line(d, opts)).collect();
+    // The plan's own errors (immutable params) and the revision's warnings must survive.
+    let kept: Vec<String> = plan
+        .errors
+        .iter()
+        .map(|(_, d)| d)
+        .chain(warnings)
+        .map(|d| diagnostic_line(d, opts))
+        .collect();
     if !per_env.is_empty() {
         // The table may take half of what the summary and diagnostics leave.
         let kept_len: usize = kept.iter().map(String::len).sum();

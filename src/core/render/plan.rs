@@ -3,7 +3,8 @@
 //! JSON shape (stable; fields are only ever added): `{"summary": {...}, "changes": [{"instance",
 //! "action", "reasons", "diffs", "likely_replacement"}], "downstream": [{"instance", "because_of",
 //! "path": [{"instance", "via", "from", "field", "slot", "link"}]}], "waves": [[...]],
-//! "destroy_order": [...], "left_out": [...], "unchanged": n}`. Sensitive values are `"(sensitive)"`.
+//! "destroy_order": [...], "left_out": [...], "errors": [{"instance", "code", "file", "line",
+//! "column", "message"}], "unchanged": n}`. Sensitive values are `"(sensitive)"`.
 
 use std::collections::BTreeSet;
 
@@ -112,7 +113,11 @@ pub fn text(plan: &Plan, color: bool) -> String {
             s
         }
     };
-    let mut out = format!("{}\n", summary(plan));
+    let mut out = String::new();
+    for (_, d) in &plan.errors {
+        out.push_str(&format!("{d}\n"));
+    }
+    out.push_str(&format!("{}\n", summary(plan)));
     let left_out = if plan.left_out.is_empty() {
         String::new()
     } else {
@@ -234,6 +239,14 @@ pub fn json(plan: &Plan) -> String {
         "waves": plan.waves.iter().map(|w| w.iter().map(|i| i.as_str()).collect::<Vec<_>>()).collect::<Vec<_>>(),
         "destroy_order": plan.destroy_order.iter().map(|i| i.as_str()).collect::<Vec<_>>(),
         "left_out": plan.left_out.iter().map(|i| i.as_str()).collect::<Vec<_>>(),
+        "errors": plan.errors.iter().map(|(id, d)| json!({
+            "instance": id.as_str(),
+            "code": d.code.as_str(),
+            "file": &*d.loc.file,
+            "line": d.loc.pos.line,
+            "column": d.loc.pos.col,
+            "message": d.message,
+        })).collect::<Vec<_>>(),
     });
     let mut s = serde_json::to_string_pretty(&doc).expect("plain data serialises");
     s.push('\n');
