@@ -165,7 +165,7 @@ packages:
       input: worker.done
 ";
 
-fn world() -> World {
+pub fn world() -> World {
     World::with_files(&[
         ("capstan.yaml", "owners: [\"@acme/platform\"]\n"),
         ("artifact-types/queue/massdriver.yaml", QUEUE_TYPE),
@@ -394,5 +394,46 @@ fn a_jq_expression_that_does_not_compile_is_an_error_at_its_line() {
         ),
         "{}",
         text(&out)
+    );
+}
+
+#[test]
+fn a_resource_type_is_an_environment_default_and_a_missing_dependency_is_an_error() {
+    let w = world();
+    // Another project's worker takes the queue as its environment's default for the type
+    // (a default because of the resource type's ui), shared by ops.
+    std::fs::write(
+        w.repo.join("projects/ops/project.yaml"),
+        format!("{PROJECT}shares:\n  - artifacts: [queue.queue]\n    environments: [dev]\n    to: {{team: [apps]}}\n"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(w.repo.join("projects/apps/environments")).unwrap();
+    std::fs::write(
+        w.repo.join("projects/apps/project.yaml"),
+        "attributes: {team: apps}\npackages:\n  worker: {bundle: worker}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        w.repo.join("projects/apps/environments/dev.yaml"),
+        "defaults:\n  queue: ops-dev-queue.queue\n",
+    )
+    .unwrap();
+    let out = validate(&w);
+    assert!(out.status.success(), "{}", text(&out));
+    let graph = crate::deploy::capstan(&w.repo)
+        .args(["graph", "--format", "json"])
+        .output()
+        .unwrap();
+    let graph = String::from_utf8_lossy(&graph.stdout);
+    assert!(graph.contains("apps-dev-worker"), "{graph}");
+
+    // Without the default, the required dependency is unsatisfied where the package is.
+    std::fs::write(w.repo.join("projects/apps/environments/dev.yaml"), "").unwrap();
+    let out = validate(&w);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains("projects/apps/project.yaml:3:3: error[connection.unsatisfied]"),
+        "{shown}"
     );
 }

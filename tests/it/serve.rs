@@ -677,3 +677,41 @@ fn check_config_in_local_mode_shows_the_address_and_refuses_what_would_not_run()
         "{stderr}"
     );
 }
+
+#[test]
+fn the_daemon_deploys_nothing_while_a_commit_changes_an_immutable_param() {
+    let w = crate::massdriver_newer::world();
+    let tmp = tempfile::tempdir().unwrap();
+    let watching = Watching::start(
+        capstan(tmp.path())
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--state-dir",
+                "state",
+                "--repo",
+            ])
+            .arg(&w.repo),
+    );
+    let at = watching.wait_for(
+        "the first deploy",
+        "3 deployed, 0 destroyed; 0 unchanged",
+        0,
+    );
+    w.edit("projects/ops/project.yaml", "{name: jobs,", "{name: tasks,");
+    w.commit("rename the queue");
+    let at = watching.wait_for("the refusal", "does not validate; nothing deployed", at);
+    watching.wait_for(
+        "the immutable param",
+        "error[params.immutable]: ops-dev-queue: params.name is immutable",
+        at,
+    );
+    let store = capstan::state::Store::open(&tmp.path().join("state/state.db")).unwrap();
+    assert_eq!(
+        store.deployed().unwrap()[&capstan::core::model::InstanceId("ops-dev-queue".into())]
+            .inputs
+            .params["name"],
+        "jobs"
+    );
+}
