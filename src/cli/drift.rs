@@ -9,7 +9,7 @@ use super::deploy::{Settings, block_on, time};
 use super::{Format, out};
 use crate::core::drift::DriftStatus;
 use crate::core::model::InstanceId;
-use crate::deploy::drift::{Checked, Checker};
+use crate::deploy::drift::{InstanceCheck, Checker};
 use crate::source::Checkout;
 
 /// Checks the deployed instances (or `only` those) and prints what each check found.
@@ -76,7 +76,7 @@ pub fn run(
     })
 }
 
-fn line(c: &Checked) -> String {
+fn line(c: &InstanceCheck) -> String {
     let (mark, what) = match c.check.status {
         DriftStatus::InSync => ("✓", "in sync".to_string()),
         DriftStatus::Drifted => ("~", format!("drifted since {}", time(c.check.since))),
@@ -94,7 +94,7 @@ fn line(c: &Checked) -> String {
     s
 }
 
-fn row(c: &Checked) -> serde_json::Value {
+fn row(c: &InstanceCheck) -> serde_json::Value {
     json!({
         "instance": c.instance.as_str(),
         "project": c.project,

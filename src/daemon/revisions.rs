@@ -22,7 +22,7 @@ pub(super) enum Side {
 
 /// A checked revision and the commit it was read at.
 #[derive(Clone)]
-pub(super) struct Checked {
+pub(super) struct CachedRevision {
     pub commit: String,
     pub revision: Arc<Revision>,
 }
@@ -43,7 +43,7 @@ struct Inner {
 }
 
 struct Entry {
-    checked: Checked,
+    checked: CachedRevision,
     used: u64,
 }
 
@@ -67,8 +67,8 @@ impl RevisionCache {
         mirror: &Mirror,
         commit: &str,
         side: Side,
-        near: Option<&Checked>,
-    ) -> Result<(Checked, Option<Reuse>), SourceError> {
+        near: Option<&CachedRevision>,
+    ) -> Result<(CachedRevision, Option<Reuse>), SourceError> {
         let tree = mirror.tree_id(commit);
         if let Some(tree) = &tree
             && let Some(found) = self.get(tree, side)
@@ -89,7 +89,7 @@ impl RevisionCache {
             Side::Head => read?,
         };
         let (revision, reuse) = Revision::check(files, near.as_ref().map(|n| n.revision.as_ref()));
-        let checked = Checked {
+        let checked = CachedRevision {
             commit: commit.to_string(),
             revision: Arc::new(revision),
         };
@@ -99,7 +99,7 @@ impl RevisionCache {
         Ok((checked, Some(reuse)))
     }
 
-    fn get(&self, tree: &str, side: Side) -> Option<Checked> {
+    fn get(&self, tree: &str, side: Side) -> Option<CachedRevision> {
         let mut inner = self.lock();
         inner.clock += 1;
         let now = inner.clock;
@@ -108,7 +108,7 @@ impl RevisionCache {
         Some(entry.checked.clone())
     }
 
-    fn last_used(&self) -> Option<Checked> {
+    fn last_used(&self) -> Option<CachedRevision> {
         let inner = self.lock();
         inner
             .entries
@@ -117,7 +117,7 @@ impl RevisionCache {
             .map(|e| e.checked.clone())
     }
 
-    fn put(&self, tree: String, side: Side, checked: Checked) {
+    fn put(&self, tree: String, side: Side, checked: CachedRevision) {
         let mut inner = self.lock();
         inner.clock += 1;
         let used = inner.clock;
@@ -174,13 +174,13 @@ mod tests {
     use super::*;
     use crate::core::source::{Content, SourceFile, SourceTree};
 
-    fn checked(commit: &str) -> Checked {
+    fn checked(commit: &str) -> CachedRevision {
         let tree = SourceTree::new(vec![SourceFile {
             path: "capstan.yaml".into(),
             executable: false,
             content: Content::Bytes(format!("# {commit}\n").into_bytes().into()),
         }]);
-        Checked {
+        CachedRevision {
             commit: commit.into(),
             revision: Arc::new(Revision::check(tree, None).0),
         }

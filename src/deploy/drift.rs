@@ -14,7 +14,7 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::provision::{self, Job, Log, StepError, Timeouts};
+use super::provision::{self, Job, Log, Program, StepError, Timeouts, check_log};
 use super::{DeployError, LastDeployed};
 use crate::core::deployed::{self, Deployed, Status};
 use crate::core::drift::{self, DriftCheck, DriftStatus, StepCheck};
@@ -36,7 +36,7 @@ pub struct Checker {
 
 /// One instance's check, as recorded.
 #[derive(Clone, Debug)]
-pub struct Checked {
+pub struct InstanceCheck {
     pub instance: InstanceId,
     pub project: String,
     pub environment: String,
@@ -44,14 +44,6 @@ pub struct Checked {
     pub check: DriftCheck,
     /// Its last check's log.
     pub log: PathBuf,
-}
-
-/// Where an instance's last check logs.
-pub fn check_log(state_dir: &Path, instance: &str) -> PathBuf {
-    state_dir
-        .join("logs")
-        .join("drift")
-        .join(format!("{instance}.check.log"))
 }
 
 /// Where an instance's check works (`provision::leftovers` knows it).
@@ -67,7 +59,7 @@ impl Checker {
     /// Checks every deployed instance (or those of `only`; naming one that is not
     /// deployed is an error) and records each outcome; in instance order. The caller
     /// holds the deploy lock: checks never run beside a deploy.
-    pub async fn check(&self, only: &[InstanceId]) -> Result<Vec<Checked>, DeployError> {
+    pub async fn check(&self, only: &[InstanceId]) -> Result<Vec<InstanceCheck>, DeployError> {
         let state = self.store.deployed()?;
         for id in only {
             if !state.contains_key(id) {
@@ -111,7 +103,7 @@ impl Checker {
                 &outcome.summary,
                 now(),
             )? {
-                out.push(Checked {
+                out.push(InstanceCheck {
                     log: check_log(&self.state_dir, record.instance.as_str()),
                     instance: record.instance,
                     project: record.project,
@@ -194,10 +186,26 @@ async fn check_steps(job: &Job<'_>) -> Result<Vec<StepCheck>, StepError> {
                 }
             },
             Provisioner::OpenTofu { version } => {
-                tf_check("tofu", version.as_deref(), job, i, step, &prepared).await?
+                tf_check(
+                    Program::OpenTofu,
+                    version.as_deref(),
+                    job,
+                    i,
+                    step,
+                    &prepared,
+                )
+                .await?
             }
             Provisioner::Terraform { version } => {
-                tf_check("terraform", version.as_deref(), job, i, step, &prepared).await?
+                tf_check(
+                    Program::Terraform,
+                    version.as_deref(),
+                    job,
+                    i,
+                    step,
+                    &prepared,
+                )
+                .await?
             }
             Provisioner::Unsupported(name) => StepCheck {
                 status: DriftStatus::NotCheckable,
@@ -262,7 +270,7 @@ async fn exec_check(command: &str, env: &provision::Env, log: &Log) -> StepCheck
 /// An OpenTofu or Terraform step: `init`, `plan -detailed-exitcode` into a plan file, and
 /// for exit 2 the plan's changed resources from `show -json` (addresses and actions only).
 async fn tf_check(
-    program: &str,
+    program: Program,
     version: Option<&str>,
     job: &Job<'_>,
     index: usize,
@@ -285,7 +293,7 @@ async fn tf_check(
         lock.as_str(),
         out.as_str(),
     ];
-    let ended = match provision::spawn_and_wait(log, &env, program, &args, false).await {
+    let ended = match provision::spawn_and_wait(log, &env, program.binary(), &args, false).await {
         Ok(ended) => ended,
         Err(e) => return Ok(failed(&e)),
     };
@@ -296,8 +304,14 @@ async fn tf_check(
         },
         Some(2) => {
             let plan_text = plan.display().to_string();
-            let shown =
-                provision::command(log, &env, program, &["show", "-json", &plan_text], true).await;
+            let shown = provision::command(
+                log,
+                &env,
+                program.binary(),
+                &["show", "-json", &plan_text],
+                true,
+            )
+            .await;
             StepCheck {
                 status: DriftStatus::Drifted,
                 summary: match shown {
@@ -306,7 +320,7 @@ async fn tf_check(
                 },
             }
         }
-        _ => failed(&provision::failure(log, &env, program, &ended)),
+        _ => failed(&provision::failure(log, &env, program.binary(), &ended)),
     })
 }
 
