@@ -9,7 +9,7 @@ use super::deploy::{Settings, block_on, time};
 use super::{Format, out};
 use crate::core::drift::DriftStatus;
 use crate::core::model::InstanceId;
-use crate::deploy::drift::{InstanceCheck, Checker};
+use crate::deploy::drift::{Checker, InstanceCheck};
 use crate::source::Checkout;
 
 /// Checks the deployed instances (or `only` those) and prints what each check found.

@@ -16,14 +16,11 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::config::DeployConfig;
-use super::context::Shared;
 use super::error::DaemonError;
-use super::publish::{self, Slot};
 use crate::core::drift::Heal;
 use crate::core::plan::{self, Plan};
-use crate::core::run::{RunStatus, Scope, StepResult, Trigger};
+use crate::core::run::{Scope, StepResult, Trigger};
 use crate::deploy::{DeployLock, Deployer, Holder, Outcome, Report, Target};
-use crate::github::StatusState;
 use crate::source::Revisions;
 use crate::state::Store;
 
@@ -274,106 +271,6 @@ impl Deploys {
         }
         Ok(report)
     }
-}
-
-/// The GitHub side of a deploy pass: fetch the branch, deploy its commit, and report with
-/// the status `capstan/deploy` on the commit and a comment on the pull request merged
-/// into it.
-pub(super) async fn deploy_branch(shared: &Arc<Shared>, why: Trigger) -> Result<(), DaemonError> {
-    let gh = shared.github();
-    shared.fetch(vec![shared.branch_refs()]).await?;
-    let tip = shared.branch_tip()?;
-    let config = shared.config();
-    let status = |state, text: String| {
-        let (gh, tip) = (gh.clone(), tip.clone());
-        async move { publish::status(&gh, shared, &tip, DEPLOY_CONTEXT, state, &text).await }
-    };
-    let (target, plan) = match shared.deploys.prepare(&tip, why).await? {
-        Prepared::Invalid(_) => {
-            shared.metrics.deploy("invalid");
-            tracing::warn!(
-                commit = tip,
-                "the branch does not validate; nothing deployed"
-            );
-            return status(
-                StatusState::Failure,
-                "this commit does not validate; nothing was deployed".into(),
-            )
-            .await;
-        }
-        Prepared::Nothing(plan) => {
-            shared.metrics.deploy("nothing");
-            tracing::info!(commit = tip, "nothing to deploy");
-            // A commit already reported (e.g. deployed before a restart) keeps its status.
-            if shared.store.status(&tip, DEPLOY_CONTEXT)?.is_some() {
-                return Ok(());
-            }
-            return status(
-                StatusState::Success,
-                format!(
-                    "deployed: {} as desired",
-                    crate::core::render::plural(plan.unchanged, "instance")
-                ),
-            )
-            .await;
-        }
-        Prepared::Ready(target, plan) => (target, plan),
-    };
-    tracing::info!(commit = tip, changes = plan.changes.len(), "deploying");
-    status(
-        StatusState::Pending,
-        format!("deploying: {}", crate::core::render::plan::summary(&plan)),
-    )
-    .await?;
-    let report = shared
-        .deploys
-        .deploy(&target, &config.deploy, log_progress())
-        .await?;
-    shared.metrics.deploy(report.status().name());
-    tracing::info!(
-        commit = tip,
-        run = report.run,
-        result = report.status().name(),
-        "{}",
-        report.summary()
-    );
-    let (state, text) = match report.status() {
-        RunStatus::Succeeded => (
-            StatusState::Success,
-            format!("deployed: {}", report.summary()),
-        ),
-        RunStatus::Waiting => (
-            StatusState::Pending,
-            match report.next_window() {
-                Some(at) => format!(
-                    "waiting for a deploy window until {at}: {}",
-                    report.summary()
-                ),
-                None => format!("waiting for a deploy window: {}", report.summary()),
-            },
-        ),
-        _ => (
-            StatusState::Failure,
-            format!("deploy failed: {}", report.summary()),
-        ),
-    };
-    status(state, text).await?;
-    let body = crate::deploy::markdown(&report);
-    for pr in gh.pulls_of_commit(&tip).await? {
-        if pr.merge_commit.as_deref() == Some(tip.as_str()) || pr.head_sha == tip {
-            publish::comment(
-                &gh,
-                shared,
-                Slot::Deploy {
-                    pr: pr.number,
-                    sha: &tip,
-                },
-                &body,
-            )
-            .await?;
-        }
-    }
-    Ok(())
 }
 
 /// The commit status of deploys.

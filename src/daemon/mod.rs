@@ -11,12 +11,14 @@
 //! Shutdown is injected as a `CancellationToken` in [`Control`], so tests drive it; SIGTERM
 //! drains in-flight work within `shutdown_timeout`.
 
+mod branch;
 pub mod config;
 mod context;
 mod deploys;
 mod drift;
 mod error;
 mod events;
+mod health;
 mod local;
 pub mod metrics;
 mod previews;

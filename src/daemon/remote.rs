@@ -11,14 +11,14 @@ use tokio_util::task::TaskTracker;
 
 use super::config::{Config, GitHubConfig, Job};
 use super::context::Shared;
-use super::deploys::{self, Deploys, Work};
+use super::deploys::{Deploys, Work};
 use super::error::DaemonError;
 use super::events::Event;
+use super::health::Health;
 use super::metrics::Metrics;
 use super::queue::Queue;
 use super::revisions::RevisionCache;
-use super::server::Health;
-use super::{Control, Reloader, drift, previews, pulls, server, systemd};
+use super::{Control, Reloader, branch, drift, previews, pulls, server, systemd};
 use crate::core::run::Trigger;
 use crate::error::chain;
 use crate::github::Client;
@@ -284,8 +284,7 @@ async fn deploy_worker(shared: Arc<Shared>) {
                 }
                 let span = tracing::info_span!("deploy", trigger = why.name());
                 let result =
-                    tracing::Instrument::instrument(deploys::deploy_branch(&shared, why), span)
-                        .await;
+                    tracing::Instrument::instrument(branch::deploy(&shared, why), span).await;
                 if let Err(e) = result {
                     shared.metrics.deploy("error");
                     tracing::error!(error = %chain(&e), "deploying the branch");

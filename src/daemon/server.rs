@@ -4,7 +4,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -16,40 +15,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::context::Shared;
 use super::error::DaemonError;
+use super::health::Health;
 use super::metrics::Metrics;
 use super::webhook::{self, Ignored, MAX_BODY};
 use crate::error::chain;
-
-/// What `/readyz` answers: not ready while the daemon `waits` (e.g. for its first fetch),
-/// then ready until it drains.
-pub(super) struct Health {
-    ready: AtomicBool,
-    draining: AtomicBool,
-    /// Why the daemon is not ready yet, as `/readyz` says it.
-    waits: &'static str,
-}
-
-impl Health {
-    pub fn new(waits: &'static str) -> Health {
-        Health {
-            ready: AtomicBool::new(false),
-            draining: AtomicBool::new(false),
-            waits,
-        }
-    }
-
-    pub fn set_ready(&self) {
-        self.ready.store(true, Ordering::SeqCst);
-    }
-
-    pub fn set_draining(&self) {
-        self.draining.store(true, Ordering::SeqCst);
-    }
-
-    pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::SeqCst)
-    }
-}
 
 /// Binds `addr`, saying which address it took (a `:0` port is chosen by the system).
 pub(super) async fn bind(
@@ -97,16 +66,9 @@ pub(super) fn operations(
 }
 
 async fn readyz(State(ops): State<Operations>) -> (StatusCode, String) {
-    let health = &ops.health;
-    if health.is_draining() {
-        (StatusCode::SERVICE_UNAVAILABLE, "draining\n".into())
-    } else if health.ready.load(Ordering::SeqCst) {
-        (StatusCode::OK, "ready\n".into())
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("{}\n", health.waits),
-        )
+    match ops.health.readiness() {
+        Ok(()) => (StatusCode::OK, "ready\n".into()),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")),
     }
 }
 
