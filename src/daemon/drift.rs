@@ -7,16 +7,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
-
 use super::context::Shared;
 use super::error::DaemonError;
+use super::publish;
 use crate::core::deployed::Deployed;
 use crate::core::drift::{DriftStatus, Heal};
 use crate::core::model::InstanceId;
 use crate::core::render::comment::{Comment, MAX_COMMENT, cell, table};
 use crate::core::run::Trigger;
-use crate::github::Client;
 use crate::source::Revisions;
 
 /// The drift issue's title.
@@ -92,8 +90,25 @@ pub(super) async fn report(shared: &Arc<Shared>) -> Result<(), DaemonError> {
         .values()
         .filter_map(|d| d.drift.as_ref().map(|c| c.checked_at))
         .max();
-    let body = (!drifted.is_empty()).then(|| body(&drifted, &heal, checked_at));
-    publish(&shared.github(), shared, body, checked_at).await
+    let issue = if drifted.is_empty() {
+        publish::Issue {
+            title: TITLE,
+            marker: MARKER,
+            body: format!(
+                "{MARKER}\n**No drift: every checked instance matches what capstan last deployed.**\n\nLast checked {}. capstan reopens this issue when drift returns.\n",
+                checked_at.map(time).unwrap_or_default()
+            ),
+            open: false,
+        }
+    } else {
+        publish::Issue {
+            title: TITLE,
+            marker: MARKER,
+            body: body(&drifted, &heal, checked_at),
+            open: true,
+        }
+    };
+    publish::issue(&shared.github(), shared, issue).await
 }
 
 /// The issue's body for what drifted.
@@ -143,88 +158,4 @@ fn body(
         ..Comment::default()
     }
     .render(MAX_COMMENT)
-}
-
-fn digest(body: &str) -> String {
-    hex::encode(Sha256::digest(body.as_bytes()))
-}
-
-/// Makes GitHub show `body` in the open drift issue, or the issue closed when `body` is
-/// `None`. The issue recorded in the state is edited in place; without a record, the
-/// repository's issues are searched for our marker before one is created, and a create
-/// whose answer is lost is not repeated blindly.
-async fn publish(
-    gh: &Client,
-    shared: &Arc<Shared>,
-    body: Option<String>,
-    checked_at: Option<i64>,
-) -> Result<(), DaemonError> {
-    let store = &shared.store;
-    let record = store.drift_issue()?;
-    let Some(body) = body else {
-        // Back in sync: close the issue if it is open.
-        if let Some((number, true, _)) = record {
-            let closing = format!(
-                "{MARKER}\n**No drift: every checked instance matches what capstan last deployed.**\n\nLast checked {}. capstan reopens this issue when drift returns.\n",
-                checked_at.map(time).unwrap_or_default()
-            );
-            gh.update_issue(number, &closing, false).await?;
-            store.set_drift_issue(number, false, &digest(&closing))?;
-            tracing::info!(issue = number, "drift issue closed");
-        }
-        return Ok(());
-    };
-    let sum = digest(&body);
-    if let Some((number, open, known)) = &record {
-        if *open && *known == sum {
-            return Ok(());
-        }
-        match gh.update_issue(*number, &body, true).await {
-            Ok(()) => {
-                store.set_drift_issue(*number, true, &sum)?;
-                tracing::info!(issue = number, reopened = !open, "drift issue updated");
-                return Ok(());
-            }
-            Err(e) if e.status() == Some(404) || e.status() == Some(410) => {
-                tracing::warn!(
-                    issue = number,
-                    "the drift issue is gone; looking for it again"
-                );
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    let retry = shared.config().github.as_ref().map(|g| g.api.retry.clone());
-    let attempts = retry.as_ref().map_or(3, |r| r.attempts.max(1));
-    let backoff = retry.map_or(std::time::Duration::from_secs(1), |r| r.backoff);
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        if let Some(found) = gh
-            .issues()
-            .await?
-            .into_iter()
-            .find(|i| i.body.starts_with(MARKER))
-        {
-            gh.update_issue(found.number, &body, true).await?;
-            store.set_drift_issue(found.number, true, &sum)?;
-            tracing::info!(
-                issue = found.number,
-                "found the drift issue by its marker; updated"
-            );
-            return Ok(());
-        }
-        match gh.create_issue(TITLE, &body).await {
-            Ok(number) => {
-                store.set_drift_issue(number, true, &sum)?;
-                tracing::info!(issue = number, "drift issue created");
-                return Ok(());
-            }
-            Err(e) if e.is_transient() && attempt < attempts => {
-                tracing::warn!(error = %e, "creating the drift issue failed; checking whether it exists before trying again");
-                tokio::time::sleep(backoff).await;
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
 }

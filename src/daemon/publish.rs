@@ -1,6 +1,6 @@
-//! The one place that writes to GitHub: comments (each found again by its hidden marker and
-//! edited in place, never posted twice) and commit statuses (not sent again when GitHub
-//! already shows them). Bodies arrive as [`Comment`]s and are cut here to GitHub's limit;
+//! The one place that writes to GitHub: comments and the drift issue (each found again by
+//! its hidden marker and edited in place, never posted twice) and commit statuses (not sent
+//! again when GitHub already shows them). Bodies arrive as [`Comment`]s and are cut here to GitHub's limit;
 //! what was posted is recorded in the state database.
 
 use std::sync::Arc;
@@ -12,7 +12,7 @@ use super::context::Shared;
 use super::error::DaemonError;
 use crate::core::render::comment::{Comment, MAX_COMMENT};
 use crate::core::render::markdown::MARKER;
-use crate::github::{Client, StatusState, truncate};
+use crate::github::{Client, GitHubError, StatusState, truncate};
 use crate::state::{CommentRecord, StateError, Store};
 
 /// GitHub's limit for a commit status description, in characters.
@@ -118,41 +118,139 @@ pub(super) async fn body(
             Err(e) => return Err(e.into()),
         }
     }
+    let (marker, body) = (&marker, &body);
+    let posted = find_or_create(
+        shared,
+        "the comment",
+        move || async move {
+            let comments = gh.comments(number).await?;
+            let Some(found) = comments
+                .into_iter()
+                .find(|c| c.body.starts_with(marker.as_str()))
+            else {
+                return Ok(None);
+            };
+            if found.body != *body {
+                gh.update_comment(found.id, body).await?;
+                tracing::info!(
+                    comment = found.id,
+                    "found our comment by its marker; updated"
+                );
+            }
+            Ok(Some(found.id))
+        },
+        move || async move { gh.create_comment(number, body).await },
+    )
+    .await?;
+    slot.posted(&shared.store, &CommentRecord { id: posted, digest }, body)?;
+    Ok(())
+}
+
+/// The one way something of ours is created on GitHub: look for it (`find`), and only if
+/// it is not there, create it. A create whose answer is lost (5xx, a dropped connection)
+/// is not repeated blindly: it is looked for again first, up to the retry policy's
+/// attempts. Returns its id or number.
+async fn find_or_create<Find, Create>(
+    shared: &Arc<Shared>,
+    what: &str,
+    mut find: impl FnMut() -> Find,
+    mut create: impl FnMut() -> Create,
+) -> Result<u64, DaemonError>
+where
+    Find: Future<Output = Result<Option<u64>, GitHubError>>,
+    Create: Future<Output = Result<u64, GitHubError>>,
+{
     let retry = shared.config().github.as_ref().map(|g| g.api.retry.clone());
     let attempts = retry.as_ref().map_or(3, |r| r.attempts.max(1));
     let backoff = retry.map_or(Duration::from_secs(1), |r| r.backoff);
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let comments = gh.comments(number).await?;
-        if let Some(found) = comments.iter().find(|c| c.body.starts_with(&marker)) {
-            if found.body != body {
-                gh.update_comment(found.id, &body).await?;
-                tracing::info!(
-                    comment = found.id,
-                    "found our comment by its marker; updated"
-                );
-            }
-            let record = CommentRecord {
-                id: found.id,
-                digest,
-            };
-            slot.posted(&shared.store, &record, &body)?;
-            return Ok(());
+        if let Some(found) = find().await? {
+            return Ok(found);
         }
-        match gh.create_comment(number, &body).await {
+        match create().await {
             Ok(id) => {
-                slot.posted(&shared.store, &CommentRecord { id, digest }, &body)?;
-                tracing::info!(comment = id, "comment created");
-                return Ok(());
+                tracing::info!(id, "{what} created");
+                return Ok(id);
             }
             Err(e) if e.is_transient() && attempt < attempts => {
-                tracing::warn!(error = %e, "creating the comment failed; checking whether it exists before trying again");
+                tracing::warn!(error = %e, "creating {what} failed; checking whether it exists before trying again");
                 tokio::time::sleep(backoff).await;
             }
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+/// What an issue of ours (the drift issue) should show: open with a body, or closed
+/// with one.
+pub(super) struct Issue<'a> {
+    pub title: &'a str,
+    /// Its hidden first line, by which it is found again.
+    pub marker: &'a str,
+    pub body: String,
+    pub open: bool,
+}
+
+/// Makes GitHub show `issue`. The issue recorded in the state is edited in place (and
+/// reopened or closed); without a record, the repository's issues are searched for the
+/// marker before one is created. A closed issue that was never opened is not created.
+pub(super) async fn issue(
+    gh: &Client,
+    shared: &Arc<Shared>,
+    issue: Issue<'_>,
+) -> Result<(), DaemonError> {
+    let store = &shared.store;
+    let record = store.drift_issue()?;
+    let sum = digest(&issue.body);
+    if let Some((number, open, known)) = &record {
+        if *open == issue.open && *known == sum {
+            return Ok(());
+        }
+        if !issue.open && !open {
+            return Ok(());
+        }
+        match gh.update_issue(*number, &issue.body, issue.open).await {
+            Ok(()) => {
+                store.set_drift_issue(*number, issue.open, &sum)?;
+                tracing::info!(issue = number, open = issue.open, "issue updated");
+                return Ok(());
+            }
+            Err(e) if e.status() == Some(404) || e.status() == Some(410) => {
+                tracing::warn!(issue = number, "our issue is gone; looking for it again");
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if !issue.open {
+        return Ok(());
+    }
+    let issue = &issue;
+    let number = find_or_create(
+        shared,
+        "the issue",
+        move || async move {
+            let Some(found) = gh
+                .issues()
+                .await?
+                .into_iter()
+                .find(|i| i.body.starts_with(issue.marker))
+            else {
+                return Ok(None);
+            };
+            gh.update_issue(found.number, &issue.body, true).await?;
+            tracing::info!(
+                issue = found.number,
+                "found our issue by its marker; updated"
+            );
+            Ok(Some(found.number))
+        },
+        move || async move { gh.create_issue(issue.title, &issue.body).await },
+    )
+    .await?;
+    store.set_drift_issue(number, true, &sum)?;
+    Ok(())
 }
 
 /// Sets a commit status unless GitHub already shows exactly this one.
