@@ -2,7 +2,6 @@
 //! client, the mirror, the state, the deploy passes, the pull-request queue, metrics, and
 //! the event channel.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::mpsc;
@@ -33,8 +32,6 @@ pub(super) struct Shared {
     pub branch_tip: Mutex<Option<String>>,
     /// Wakes the scheduler and poller after a reload.
     pub reloaded: tokio::sync::Notify,
-    /// One writer at a time per pull request's comment (plans and previews both write it).
-    pub comment_locks: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<()>>>>,
     /// Checked revisions for the next plans (`plan_cache_mib`, read at start).
     pub revisions: RevisionCache,
 }
@@ -57,16 +54,6 @@ impl Shared {
     pub fn send(&self, event: Event) {
         // The receiver lives as long as the daemon; after shutdown there is nothing to do.
         let _ = self.events.send(event);
-    }
-
-    /// The lock of pull request `pr`'s comment: whoever holds it renders and posts.
-    pub fn comment_lock(&self, pr: u64) -> Arc<tokio::sync::Mutex<()>> {
-        self.comment_locks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(pr)
-            .or_default()
-            .clone()
     }
 
     /// Fetches `(remote ref, local ref)` pairs into the mirror.

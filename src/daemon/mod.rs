@@ -12,6 +12,7 @@
 //! drains in-flight work within `shutdown_timeout`.
 
 mod branch;
+mod comment;
 pub mod config;
 mod context;
 mod deploys;

@@ -16,10 +16,11 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use super::comment::{self, Creates};
 use super::context::Shared;
 use super::deploys::log_progress;
 use super::error::DaemonError;
-use super::publish::{self, Slot};
+use super::publish::{self};
 use crate::core::deployed::{Deployed, Status};
 use crate::core::drift::Heal;
 use crate::core::model::{EnvId, Preview, ProjectId};
@@ -810,64 +811,14 @@ fn flatten(path: &mut Vec<String>, v: &Value, out: &mut Vec<(String, Value)>) {
     }
 }
 
-/// `body` with its preview section replaced by `section` (or added after the summary,
-/// when it has none; removed when `section` is empty).
-pub(super) fn with_section(body: &str, section: &str) -> String {
-    if let (Some(start), Some(end)) = (body.find(START), body.find(END))
-        && start < end
-    {
-        let after = body[end + END.len()..].trim_start_matches('\n');
-        return format!("{}{section}{after}", &body[..start]);
-    }
-    if section.is_empty() {
-        return body.to_string();
-    }
-    // After the first paragraph (the summary), so it is seen.
-    match body.find("\n\n") {
-        Some(i) => format!("{}\n\n{section}\n{}", &body[..i], &body[i + 2..]),
-        None => format!("{body}\n{section}"),
-    }
-}
-
-/// Shows the recorded previews in the pull request's comment as last posted.
+/// Shows the recorded previews in the pull request's comment, once it has one.
 pub(super) async fn refresh(shared: &Arc<Shared>, gh: &Client, pr: u64) -> Result<(), DaemonError> {
-    let lock = shared.comment_lock(pr);
-    let _held = lock.lock().await;
-    let Some(body) = shared.store.comment_body(pr)? else {
-        // No plan comment yet: the plan posts the section when it comes.
-        return Ok(());
-    };
-    let section = section(&shared.store, pr)?;
-    let next = with_section(&body, &section);
-    if next != body {
-        publish::body(gh, shared, Slot::Plan(pr), next).await?;
-    }
-    Ok(())
+    comment::show(shared, gh, pr, section, Creates::OnlyEdits).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_section_is_replaced_in_place_added_after_the_summary_or_removed() {
-        let plain = "<!-- capstan:plan -->\n**Plan: 1 to update**\n\nmore\n";
-        let one = format!("{START}\n**Previews**\n\n- a\n{END}\n");
-        let added = with_section(plain, &one);
-        assert_eq!(
-            added,
-            format!("<!-- capstan:plan -->\n**Plan: 1 to update**\n\n{one}\nmore\n")
-        );
-        let two = format!("{START}\n**Previews**\n\n- b\n{END}\n");
-        let replaced = with_section(&added, &two);
-        assert!(
-            replaced.contains("- b") && !replaced.contains("- a"),
-            "{replaced}"
-        );
-        assert_eq!(replaced.matches(START).count(), 1);
-        assert!(!with_section(&replaced, "").contains(START));
-        assert_eq!(with_section(plain, ""), plain);
-    }
 
     #[test]
     fn notes_keep_their_kind() {

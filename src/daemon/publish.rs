@@ -53,14 +53,9 @@ impl Slot<'_> {
         }
     }
 
-    /// Records what the comment shows now. The plan comment's body is kept whole, so its
-    /// preview section can be replaced in place later (`previews::refresh`).
-    fn posted(&self, store: &Store, record: &CommentRecord, body: &str) -> Result<(), StateError> {
-        self.set(store, Some(record))?;
-        match self {
-            Slot::Plan(n) => store.set_comment_body(*n, body),
-            Slot::Deploy { .. } => Ok(()),
-        }
+    /// Records what the comment shows now.
+    fn posted(&self, store: &Store, record: &CommentRecord) -> Result<(), StateError> {
+        self.set(store, Some(record))
     }
 }
 
@@ -104,7 +99,7 @@ pub(super) async fn body(
                     id: record.id,
                     digest,
                 };
-                slot.posted(&shared.store, &record, &body)?;
+                slot.posted(&shared.store, &record)?;
                 tracing::info!(comment = record.id, "comment updated");
                 return Ok(());
             }
@@ -142,7 +137,7 @@ pub(super) async fn body(
         move || async move { gh.create_comment(number, body).await },
     )
     .await?;
-    slot.posted(&shared.store, &CommentRecord { id: posted, digest }, body)?;
+    slot.posted(&shared.store, &CommentRecord { id: posted, digest })?;
     Ok(())
 }
 

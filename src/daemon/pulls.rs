@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::comment::{self, Creates};
 use super::context::Shared;
 use super::error::DaemonError;
 use super::previews;
-use super::publish::{self, Slot};
+use super::publish::{self};
 use super::revisions::{self, Side};
 use crate::core::ownership::{self, Owner, Verdict};
 use crate::core::plan::Plan;
@@ -209,16 +210,8 @@ async fn reconcile(
         return Ok(Outcome::Superseded);
     }
 
-    {
-        // The previews section is the state's at the moment of posting (the deploy worker
-        // replaces it in place under the same lock).
-        let lock = shared.comment_lock(number);
-        let _held = lock.lock().await;
-        let mut body = computed.body.clone();
-        body.head
-            .push_str(&previews::section(&shared.store, number)?);
-        publish::comment(&gh, shared, Slot::Plan(number), &body).await?;
-    }
+    shared.store.set_plan_section(number, &computed.body)?;
+    comment::show(shared, &gh, number, previews::section, Creates::Yes).await?;
     let ownership_ok = computed.verdicts.iter().all(Verdict::ok);
     let missing: Vec<String> = computed
         .verdicts

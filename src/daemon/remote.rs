@@ -68,7 +68,6 @@ pub(super) async fn run(
         health: Arc::new(Health::new("fetching the repository")),
         branch_tip: Mutex::new(None),
         reloaded: tokio::sync::Notify::new(),
-        comment_locks: Mutex::new(Default::default()),
     });
     tracing::info!(addr = %local_addr, "listening");
     let tracker = TaskTracker::new();

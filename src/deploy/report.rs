@@ -235,7 +235,7 @@ pub fn markdown(report: &Report) -> Comment {
         kept_title: String::new(),
         kept: Vec::new(),
         sections,
-        see_all: "Run `capstan state list` for every instance.",
+        see_all: "Run `capstan state list` for every instance.".into(),
     }
 }
 

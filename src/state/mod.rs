@@ -126,6 +126,9 @@ const MIGRATIONS: &[&str] = &[
          open INTEGER NOT NULL,
          digest TEXT NOT NULL
      );",
+    // 5: the pull request's comment composed from its sections: the plan section as the
+    // worker computed it (JSON), instead of the rendered body the previews were spliced into.
+    "ALTER TABLE pull_requests ADD COLUMN plan_section TEXT;",
 ];
 
 #[derive(Debug, thiserror::Error)]

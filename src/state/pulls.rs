@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::core::render::comment::Comment;
 use rusqlite::{OptionalExtension, params};
 
 use super::{CommentRecord, StateError, Store, now};
@@ -41,26 +42,28 @@ impl Store {
         })
     }
 
-    /// The body of our plan comment as last posted (its preview section is replaced in
-    /// place when previews change).
-    pub fn comment_body(&self, pr: u64) -> Result<Option<String>, StateError> {
-        self.with(|c| {
+    /// The plan section of pull request `pr`'s comment, as its worker last computed it;
+    /// `None` before the first plan (or when what is stored is from another version).
+    pub fn plan_section(&self, pr: u64) -> Result<Option<Comment>, StateError> {
+        let text: Option<String> = self.with(|c| {
             c.query_row(
-                "SELECT comment_body FROM pull_requests WHERE number = ?1",
+                "SELECT plan_section FROM pull_requests WHERE number = ?1",
                 params![pr as i64],
                 |r| r.get(0),
             )
             .optional()
             .map(Option::flatten)
-        })
+        })?;
+        Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
     }
 
-    pub fn set_comment_body(&self, pr: u64, body: &str) -> Result<(), StateError> {
+    pub fn set_plan_section(&self, pr: u64, plan: &Comment) -> Result<(), StateError> {
+        let text = serde_json::to_string(plan).expect("plain data serialises");
         self.with(|c| {
             c.execute(
-                "INSERT INTO pull_requests (number, comment_body) VALUES (?1, ?2)
-                 ON CONFLICT(number) DO UPDATE SET comment_body = ?2",
-                params![pr as i64, body],
+                "INSERT INTO pull_requests (number, plan_section) VALUES (?1, ?2)
+                 ON CONFLICT(number) DO UPDATE SET plan_section = ?2",
+                params![pr as i64, text],
             )
             .map(drop)
         })

@@ -293,12 +293,13 @@ const DAEMON_LAYERS: &[(&str, &[&str])] = &[
         ],
     ),
     ("publish", &["context", "error"]),
+    ("comment", &["context", "error", "publish"]),
     ("drift", &["context", "error", "publish"]),
     ("branch", &["context", "deploys", "error", "publish"]),
-    ("previews", &["context", "deploys", "error", "publish"]),
+    ("previews", &["comment", "context", "deploys", "error", "publish"]),
     (
         "pulls",
-        &["context", "error", "previews", "publish", "revisions"],
+        &["comment", "context", "error", "previews", "publish", "revisions"],
     ),
     (
         "server",

@@ -9,7 +9,7 @@ pub const MAX_COMMENT: usize = 65_536;
 /// Room kept for the note that says what was cut.
 const RESERVE: usize = 200;
 
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Comment {
     /// Always shown, first (it starts with the hidden marker that finds the comment again).
     pub head: String,
@@ -19,7 +19,7 @@ pub struct Comment {
     /// Shown in order, each whole, while they fit; after the first that does not fit, none.
     pub sections: Vec<String>,
     /// Where the whole of it is, for the note: "Run `capstan plan` for the full plan."
-    pub see_all: &'static str,
+    pub see_all: std::borrow::Cow<'static, str>,
 }
 
 impl Comment {
@@ -33,7 +33,7 @@ impl Comment {
                 end -= 1;
             }
             body.truncate(body[..end].rfind('\n').map_or(end, |i| i + 1));
-            body.push_str(&note(self.see_all, "the summary was too long"));
+            body.push_str(&note(&self.see_all, "the summary was too long"));
             return body;
         }
         let mut dropped_kept = 0;
@@ -66,7 +66,7 @@ impl Comment {
                     String::new()
                 }
             );
-            body.push_str(&note(self.see_all, &what));
+            body.push_str(&note(&self.see_all, &what));
         }
         body
     }
@@ -128,7 +128,7 @@ mod tests {
                     )
                 })
                 .collect(),
-            see_all: "Run `capstan plan` for the full plan.",
+            see_all: "Run `capstan plan` for the full plan.".into(),
         };
         let body = c.render(20_000);
         assert!(body.len() <= 20_000, "{}", body.len());
@@ -145,7 +145,7 @@ mod tests {
     fn even_a_huge_head_fits() {
         let c = Comment {
             head: "line\n".repeat(100_000),
-            see_all: "Run `capstan plan` for the full plan.",
+            see_all: "Run `capstan plan` for the full plan.".into(),
             ..Comment::default()
         };
         let body = c.render(MAX_COMMENT);

@@ -63,7 +63,7 @@ pub fn diagnostics(diags: &[Diagnostic], opts: &Options) -> Comment {
         kept_title: "**Diagnostics**\n\n".into(),
         kept: diags.iter().map(|d| diagnostic_line(d, opts)).collect(),
         sections: Vec::new(),
-        see_all: SEE_ALL,
+        see_all: SEE_ALL.into(),
     }
 }
 
@@ -160,7 +160,7 @@ pub fn plan(plan: &Plan, warnings: &[Diagnostic], opts: &Options) -> Comment {
         kept_title: "**Diagnostics**\n\n".into(),
         kept,
         sections,
-        see_all: SEE_ALL,
+        see_all: SEE_ALL.into(),
     }
 }
 
