@@ -13,7 +13,7 @@ use super::events::Event;
 use super::health::Health;
 use super::metrics::Metrics;
 use super::queue::Queue;
-use super::revisions::RevisionCache;
+use super::revisions::{CachedRevision, RevisionCache, Side};
 use crate::github::Client;
 use crate::source::mirror::{Credentials, Mirror, branch_ref};
 use crate::state::Store;
@@ -67,6 +67,19 @@ impl Shared {
         let shared = self.clone();
         tokio::task::spawn_blocking(move || shared.mirror.fetch(&refs, &creds)).await??;
         Ok(())
+    }
+
+    /// `commit` read and checked as a head through the plan cache, off the runtime: a
+    /// revision already checked is not read or checked again.
+    pub async fn check_head(self: &Arc<Self>, commit: &str) -> Result<CachedRevision, DaemonError> {
+        let (shared, commit) = (self.clone(), commit.to_string());
+        let (checked, _) = tokio::task::spawn_blocking(move || {
+            shared
+                .revisions
+                .check(&shared.mirror, &commit, Side::Head, None)
+        })
+        .await??;
+        Ok(checked)
     }
 
     /// The deploy branch on the remote and where the mirror keeps it.

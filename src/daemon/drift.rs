@@ -15,7 +15,6 @@ use crate::core::drift::{DriftStatus, Heal};
 use crate::core::model::InstanceId;
 use crate::core::render::comment::{Comment, MAX_COMMENT, cell, table};
 use crate::core::run::Trigger;
-use crate::source::Revisions;
 
 /// The drift issue's title.
 pub const TITLE: &str = "capstan: drift detected";
@@ -63,11 +62,10 @@ pub(super) async fn pass(shared: &Arc<Shared>) -> Result<(), DaemonError> {
 /// What the branch's `capstan.yaml` says to heal.
 async fn heal(shared: &Arc<Shared>) -> Result<Heal, DaemonError> {
     let tip = shared.branch_tip()?;
-    let revisions = shared.mirror.clone();
-    let tree = tokio::task::spawn_blocking(move || revisions.read(&tip)).await??;
-    let checked = crate::core::check(&tree);
+    // Through the plan cache, off the runtime: the branch's tip is usually checked already.
+    let head = shared.check_head(&tip).await?;
     Ok(Heal::Environments(
-        checked.repository.config.remediate.clone(),
+        head.revision.checked.repository.config.remediate.clone(),
     ))
 }
 

@@ -186,17 +186,14 @@ async fn bring_up(shared: &Arc<Shared>, gh: &Client, pr: &PullRequest) -> Result
     };
     let tip = shared.branch_tip()?;
     let base = shared.mirror.merge_base(&tip, &head)?;
-    let (tree, changed) = {
+    // Checked through the plan cache, off the runtime: the plan of this head has
+    // usually checked it already.
+    let revision = shared.check_head(&head).await?.revision;
+    let changed = {
         let (shared, head) = (shared.clone(), head.clone());
-        tokio::task::spawn_blocking(move || -> Result<_, DaemonError> {
-            Ok((
-                shared.mirror.read(&head)?,
-                shared.mirror.changed_files(&base, &head)?,
-            ))
-        })
-        .await??
+        tokio::task::spawn_blocking(move || shared.mirror.changed_files(&base, &head)).await??
     };
-    let checked = core::check(&tree);
+    let (tree, checked) = (revision.tree(), &revision.checked);
     let existing = of_pull(store, number)?;
     if checked.has_errors() {
         // Live previews stay at the last head that validated.
@@ -254,7 +251,7 @@ async fn bring_up(shared: &Arc<Shared>, gh: &Client, pr: &PullRequest) -> Result
     }
     store.set_preview_note(number, None)?;
     for (project, block) in wanted {
-        up(shared, number, &head, &tree, &project, &block).await?;
+        up(shared, number, &head, tree, &project, &block).await?;
     }
     Ok(())
 }
@@ -516,12 +513,12 @@ pub(super) async fn sweep(shared: &Arc<Shared>) -> Result<(), DaemonError> {
     let at = now();
     let mut refreshed = BTreeSet::new();
     for r in &records {
-        match (r.status, r.pr) {
-            (PreviewStatus::Closing, Some(n)) => shared.deploys.request_preview(n),
-            (PreviewStatus::Closing, None) => {
+        match sweep_step(r.status, r.pr, at, r.expires_at()) {
+            SweepStep::Reconcile(n) => shared.deploys.request_preview(n),
+            SweepStep::Remove => {
                 teardown(shared, r, Then::Remove).await?;
             }
-            (PreviewStatus::Live, pr) if at >= r.expires_at() => {
+            SweepStep::Expire => {
                 tracing::info!(
                     project = r.project,
                     preview = r.name,
@@ -530,17 +527,17 @@ pub(super) async fn sweep(shared: &Arc<Shared>) -> Result<(), DaemonError> {
                 teardown(
                     shared,
                     r,
-                    if pr.is_some() {
+                    if r.pr.is_some() {
                         Then::Expire
                     } else {
                         Then::Remove
                     },
                 )
                 .await?;
-                refreshed.extend(pr);
+                refreshed.extend(r.pr);
             }
-            (PreviewStatus::Live, pr) => {
-                let before = match pr {
+            SweepStep::Update => {
+                let before = match r.pr {
                     Some(n) => fingerprint(store, n)?,
                     None => String::new(),
                 };
@@ -554,19 +551,19 @@ pub(super) async fn sweep(shared: &Arc<Shared>) -> Result<(), DaemonError> {
                         tracing::warn!(project = r.project, preview = r.name, error = %chain(&e), "reading the preview's head")
                     }
                 }
-                if let Some(n) = pr
+                if let Some(n) = r.pr
                     && fingerprint(store, n)? != before
                 {
                     refreshed.insert(n);
                 }
             }
-            (PreviewStatus::Waiting, Some(n)) => {
-                let max = max_of(shared, r)?;
-                if holders(store, &r.project, &r.name)?.len() < max {
+            SweepStep::SlotFree(n) => {
+                let max = max_of(shared, r).await?;
+                if slot_free(holders(store, &r.project, &r.name)?.len(), max) {
                     shared.deploys.request_preview(n);
                 }
             }
-            _ => {}
+            SweepStep::Nothing => {}
         }
     }
     for n in refreshed {
@@ -580,11 +577,46 @@ pub(super) async fn sweep(shared: &Arc<Shared>) -> Result<(), DaemonError> {
     Ok(())
 }
 
-/// The `max` of a waiting preview's project, as its recorded head says.
-fn max_of(shared: &Arc<Shared>, r: &PreviewRecord) -> Result<usize, DaemonError> {
-    let tree = shared.mirror.read(&r.head)?;
-    let checked = core::check(&tree);
-    Ok(checked
+/// What a sweep does with one recorded preview.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SweepStep {
+    /// Its pull request's previews are reconciled (being closed).
+    Reconcile(u64),
+    /// Destroyed and forgotten (closing without a pull request, or a CLI preview past its TTL).
+    Remove,
+    /// Idle past its TTL: destroyed, and recorded as expired.
+    Expire,
+    /// Live: brought up to date (shared producers may have changed).
+    Update,
+    /// Waiting: its pull request is reconciled if a slot is free (see [`slot_free`]).
+    SlotFree(u64),
+    Nothing,
+}
+
+/// The sweep's rule for a preview of `status`, of pull request `pr`, at `now`.
+fn sweep_step(status: PreviewStatus, pr: Option<u64>, now: i64, expires_at: i64) -> SweepStep {
+    match (status, pr) {
+        (PreviewStatus::Closing, Some(n)) => SweepStep::Reconcile(n),
+        (PreviewStatus::Closing, None) => SweepStep::Remove,
+        (PreviewStatus::Live, _) if now >= expires_at => SweepStep::Expire,
+        (PreviewStatus::Live, _) => SweepStep::Update,
+        (PreviewStatus::Waiting, Some(n)) => SweepStep::SlotFree(n),
+        _ => SweepStep::Nothing,
+    }
+}
+
+/// Whether a project with `live` other previews has room under its `max`.
+fn slot_free(live: usize, max: usize) -> bool {
+    live < max
+}
+
+/// The `max` of a waiting preview's project, as its recorded head says (through the plan
+/// cache, off the runtime).
+async fn max_of(shared: &Arc<Shared>, r: &PreviewRecord) -> Result<usize, DaemonError> {
+    let head = shared.check_head(&r.head).await?;
+    Ok(head
+        .revision
+        .checked
         .repository
         .projects
         .get(r.project.as_str())
@@ -819,6 +851,28 @@ pub(super) async fn refresh(shared: &Arc<Shared>, gh: &Client, pr: u64) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_sweep_expires_idle_previews_updates_live_ones_and_frees_slots() {
+        use PreviewStatus::*;
+        let (now, later) = (1_000, 2_000);
+        assert_eq!(sweep_step(Live, Some(7), later, now), SweepStep::Expire);
+        assert_eq!(sweep_step(Live, None, now, now), SweepStep::Expire);
+        assert_eq!(sweep_step(Live, Some(7), now, later), SweepStep::Update);
+        assert_eq!(
+            sweep_step(Closing, Some(7), now, later),
+            SweepStep::Reconcile(7)
+        );
+        assert_eq!(sweep_step(Closing, None, now, later), SweepStep::Remove);
+        assert_eq!(
+            sweep_step(Waiting, Some(7), now, later),
+            SweepStep::SlotFree(7)
+        );
+        assert_eq!(sweep_step(Waiting, None, now, later), SweepStep::Nothing);
+        assert_eq!(sweep_step(Expired, Some(7), later, now), SweepStep::Nothing);
+        assert!(slot_free(2, 3));
+        assert!(!slot_free(3, 3));
+    }
 
     #[test]
     fn notes_keep_their_kind() {

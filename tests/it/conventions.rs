@@ -296,10 +296,20 @@ const DAEMON_LAYERS: &[(&str, &[&str])] = &[
     ("comment", &["context", "error", "publish"]),
     ("drift", &["context", "error", "publish"]),
     ("branch", &["context", "deploys", "error", "publish"]),
-    ("previews", &["comment", "context", "deploys", "error", "publish"]),
+    (
+        "previews",
+        &["comment", "context", "deploys", "error", "publish"],
+    ),
     (
         "pulls",
-        &["comment", "context", "error", "previews", "publish", "revisions"],
+        &[
+            "comment",
+            "context",
+            "error",
+            "previews",
+            "publish",
+            "revisions",
+        ],
     ),
     (
         "server",
