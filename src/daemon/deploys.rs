@@ -13,10 +13,12 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
+use tokio::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::config::DeployConfig;
 use super::error::DaemonError;
+use super::retry::{self, Backoff, Later};
 use crate::core::drift::Heal;
 use crate::core::plan::{self, Plan};
 use crate::core::run::{Scope, StepResult, Trigger};
@@ -44,8 +46,18 @@ pub(super) struct Deploys {
     previews: Mutex<(BTreeSet<u64>, bool)>,
     /// Whether a drift check of everything deployed is due.
     drift: std::sync::atomic::AtomicBool,
+    /// What comes back by itself: previews retried after a failure, and deploy windows
+    /// opening (the one retry policy, `retry.rs`).
+    later: Mutex<(Later<Wake>, Backoff<u64>)>,
     stop: CancellationToken,
     _lock: DeployLock,
+}
+
+/// What a timer of the deploy worker brings back.
+#[derive(Debug)]
+enum Wake {
+    Preview(u64),
+    Window,
 }
 
 /// What the deploy worker does next. The branch always goes first.
@@ -90,6 +102,7 @@ impl Deploys {
             reason: Mutex::new(None),
             previews: Mutex::new((BTreeSet::new(), false)),
             drift: Default::default(),
+            later: Mutex::default(),
             stop,
             _lock: lock,
         })
@@ -164,10 +177,19 @@ impl Deploys {
             if self.stop.is_cancelled() {
                 return None;
             }
+            let due = self.later().0.take_due(Instant::now());
+            for wake in due {
+                match wake {
+                    Wake::Preview(pr) => self.request_preview(pr),
+                    Wake::Window => self.request(Trigger::WindowOpened),
+                }
+            }
             if let Some(work) = self.take() {
                 return Some(work);
             }
+            let next_due = self.later().0.next_due();
             tokio::select! {
+                _ = retry::until(next_due) => {}
                 _ = self.stop.cancelled() => return None,
                 _ = woken => {}
             }
@@ -175,16 +197,32 @@ impl Deploys {
     }
 
     /// Asks for a pass when a deploy window opens.
-    fn wake_at(self: &Arc<Self>, at: DateTime<Utc>) {
-        let (me, stop) = (self.clone(), self.stop.clone());
+    fn wake_at(&self, at: DateTime<Utc>) {
         let wait = (at - Utc::now()).to_std().unwrap_or_default();
         tracing::info!(%at, "a deploy window holds instances back; deploying again when it opens");
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = stop.cancelled() => {}
-                _ = tokio::time::sleep(wait) => me.request(Trigger::WindowOpened),
-            }
-        });
+        self.later().0.add(Instant::now() + wait, Wake::Window);
+        self.wake.notify_one();
+    }
+
+    /// Reconciling pull request `pr`'s previews failed: it is asked for again after the
+    /// retry policy's backoff (returned).
+    pub(super) fn preview_failed(&self, pr: u64) -> Duration {
+        let mut later = self.later();
+        let wait = later.1.failed(pr);
+        later.0.add(Instant::now() + wait, Wake::Preview(pr));
+        drop(later);
+        self.wake.notify_one();
+        wait
+    }
+
+    /// Reconciling pull request `pr`'s previews worked: a later failure waits the
+    /// shortest backoff.
+    pub(super) fn preview_succeeded(&self, pr: u64) {
+        self.later().1.succeeded(&pr);
+    }
+
+    fn later(&self) -> std::sync::MutexGuard<'_, (Later<Wake>, Backoff<u64>)> {
+        self.later.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Reads `commit` and plans it against the deployed state.

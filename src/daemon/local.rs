@@ -122,7 +122,7 @@ pub(super) async fn run(
     evaluate(&path, &config, &deploys, out, &mut seen, false).await;
     health.set_ready();
     systemd::ready();
-    tokio::spawn(systemd::watchdog(stop.clone()));
+    let watchdog = tokio::spawn(systemd::watchdog(stop.clone()));
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
@@ -156,6 +156,8 @@ pub(super) async fn run(
     systemd::stopping();
     health.set_draining();
     drop(watcher);
+    // Both end with `stop`; waited for, so nothing outlives the daemon.
+    let _ = watchdog.await;
     // A client holding a connection open must not hold up the exit.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), http).await;
     Ok(())

@@ -27,6 +27,7 @@ mod publish;
 mod pulls;
 pub mod queue;
 mod remote;
+mod retry;
 mod revisions;
 mod server;
 mod systemd;

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -68,16 +68,13 @@ pub(super) async fn worker(shared: Arc<Shared>) {
             Ok(outcome) => {
                 tracing::info!(outcome = outcome.name(), seconds, "done");
                 shared.metrics.plan(outcome.name(), seconds);
+                shared.queue.succeeded(&number);
             }
             Err(e) => {
-                tracing::error!(error = %chain(&e), "planning failed; trying again later");
-                shared.metrics.plan("error", seconds);
-                let again = shared.clone();
                 // Level-triggered: retrying later re-reads everything, so nothing is lost.
-                tokio::spawn(async move {
-                    tokio::time::sleep(Duration::from_secs(30)).await;
-                    again.queue.push(number);
-                });
+                let wait = shared.queue.failed(number);
+                tracing::error!(error = %chain(&e), retry_in = ?wait, "planning failed; trying again later");
+                shared.metrics.plan("error", seconds);
             }
         }
         shared.queue.done(&number);

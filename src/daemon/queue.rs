@@ -1,14 +1,18 @@
 //! The work queue: one entry per key (a pull request), never worked on twice at once. A
 //! push for a queued key does nothing (the worker reads the newest state anyway); a push for
 //! a running key cancels the running job and queues the key again, so a newer head
-//! supersedes an older plan (kube-runtime's controller does the same).
+//! supersedes an older plan (kube-runtime's controller does the same). A key whose job
+//! failed comes back by itself after the one retry policy's backoff (`retry.rs`).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::Hash;
 use std::sync::Mutex;
 
 use tokio::sync::Notify;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+use super::retry::{self, Backoff, Later};
 
 pub struct Queue<K> {
     inner: Mutex<Inner<K>>,
@@ -20,6 +24,9 @@ struct Inner<K> {
     running: HashMap<K, CancellationToken>,
     /// Running keys pushed again: queued when their job ends.
     again: HashSet<K>,
+    /// Keys that failed, due back after their backoff.
+    later: Later<K>,
+    backoff: Backoff<K>,
     closed: bool,
 }
 
@@ -30,6 +37,8 @@ impl<K: Clone + Eq + Hash> Default for Queue<K> {
                 queued: VecDeque::new(),
                 running: HashMap::new(),
                 again: HashSet::new(),
+                later: Later::default(),
+                backoff: Backoff::default(),
                 closed: false,
             }),
             wake: Notify::new(),
@@ -69,15 +78,38 @@ impl<K: Clone + Eq + Hash> Queue<K> {
         }
     }
 
+    /// The job of `key` failed: it comes back after its backoff (returned).
+    pub fn failed(&self, key: K) -> std::time::Duration {
+        let mut inner = self.lock();
+        let wait = inner.backoff.failed(key.clone());
+        inner.later.add(Instant::now() + wait, key);
+        drop(inner);
+        // A waiting worker looks at the new timer.
+        self.wake.notify_waiters();
+        wait
+    }
+
+    /// The job of `key` succeeded: its next failure waits the shortest backoff again.
+    pub fn succeeded(&self, key: &K) {
+        self.lock().backoff.succeeded(key);
+    }
+
     /// The next key and a token cancelled when it is superseded; `None` once closed.
     pub async fn next(&self) -> Option<(K, CancellationToken)> {
         loop {
             let notified = self.wake.notified();
+            let next_due;
             {
                 let mut inner = self.lock();
                 if inner.closed {
                     return None;
                 }
+                for key in inner.later.take_due(Instant::now()) {
+                    if !inner.queued.contains(&key) && !inner.running.contains_key(&key) {
+                        inner.queued.push_back(key);
+                    }
+                }
+                next_due = inner.later.next_due();
                 if let Some(key) = inner.queued.pop_front() {
                     let token = CancellationToken::new();
                     inner.running.insert(key.clone(), token.clone());
@@ -87,7 +119,10 @@ impl<K: Clone + Eq + Hash> Queue<K> {
                     return Some((key, token));
                 }
             }
-            notified.await;
+            tokio::select! {
+                _ = notified => {}
+                _ = retry::until(next_due) => {}
+            }
         }
     }
 
@@ -102,10 +137,11 @@ impl<K: Clone + Eq + Hash> Queue<K> {
         }
     }
 
-    /// Keys waiting, for the queue-depth metric.
+    /// Keys waiting (failed ones waiting for their retry included), for the queue-depth
+    /// metric.
     pub fn depth(&self) -> usize {
         let inner = self.lock();
-        inner.queued.len() + inner.again.len()
+        inner.queued.len() + inner.again.len() + inner.later.len()
     }
 
     pub fn running(&self) -> usize {
@@ -153,5 +189,25 @@ mod tests {
         assert_eq!(q.depth(), 0);
         q.close();
         assert!(q.next().await.is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_key_comes_back_after_its_backoff_without_a_task_of_its_own() {
+        let q = Queue::default();
+        q.push(5u64);
+        let (k, _) = q.next().await.unwrap();
+        assert_eq!(q.failed(k), retry::FIRST);
+        q.done(&k);
+        let started = Instant::now();
+        let (again, _) = q.next().await.unwrap();
+        assert_eq!(again, 5);
+        assert!(started.elapsed() >= retry::FIRST);
+        q.succeeded(&again);
+        q.done(&again);
+        assert_eq!(
+            q.failed(again),
+            retry::FIRST,
+            "a success resets the backoff"
+        );
     }
 }

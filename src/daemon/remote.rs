@@ -312,14 +312,13 @@ async fn deploy_worker(shared: Arc<Shared>) {
                 let span = tracing::info_span!("preview", pr);
                 let result =
                     tracing::Instrument::instrument(previews::reconcile(&shared, pr), span).await;
-                if let Err(e) = result {
-                    shared.metrics.preview_run("error");
-                    tracing::error!(pr, error = %chain(&e), "reconciling previews; trying again later");
-                    let again = shared.clone();
-                    tokio::spawn(async move {
-                        tokio::time::sleep(Duration::from_secs(30)).await;
-                        again.deploys.request_preview(pr);
-                    });
+                match result {
+                    Ok(()) => shared.deploys.preview_succeeded(pr),
+                    Err(e) => {
+                        shared.metrics.preview_run("error");
+                        let wait = shared.deploys.preview_failed(pr);
+                        tracing::error!(pr, error = %chain(&e), retry_in = ?wait, "reconciling previews; trying again later");
+                    }
                 }
             }
             Work::Sweep => {

@@ -274,11 +274,12 @@ const DAEMON_LAYERS: &[(&str, &[&str])] = &[
     ("events", &[]),
     ("health", &[]),
     ("metrics", &[]),
-    ("queue", &[]),
+    ("retry", &[]),
+    ("queue", &["retry"]),
     ("revisions", &[]),
     ("systemd", &[]),
     ("webhook", &[]),
-    ("deploys", &["config", "error"]),
+    ("deploys", &["config", "error", "retry"]),
     (
         "context",
         &[
