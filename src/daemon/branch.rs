@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::context::Shared;
 use super::deploys::{DEPLOY_CONTEXT, Prepared, log_progress};
 use super::error::DaemonError;
+use super::metrics::DeployResult;
 use super::publish::{self, Slot};
 use crate::core::run::{RunStatus, Trigger};
 use crate::github::StatusState;
@@ -25,7 +26,7 @@ pub(super) async fn deploy(shared: &Arc<Shared>, why: Trigger) -> Result<(), Dae
     };
     let (target, plan) = match shared.deploys.prepare(&tip, why).await? {
         Prepared::Invalid(_) => {
-            shared.metrics.deploy("invalid");
+            shared.metrics.deploy(DeployResult::Invalid);
             tracing::warn!(
                 commit = tip,
                 "the branch does not validate; nothing deployed"
@@ -37,7 +38,7 @@ pub(super) async fn deploy(shared: &Arc<Shared>, why: Trigger) -> Result<(), Dae
             .await;
         }
         Prepared::Nothing(plan) => {
-            shared.metrics.deploy("nothing");
+            shared.metrics.deploy(DeployResult::Nothing);
             tracing::info!(commit = tip, "nothing to deploy");
             // A commit already reported (e.g. deployed before a restart) keeps its status.
             if shared.store.status(&tip, DEPLOY_CONTEXT)?.is_some() {
@@ -64,7 +65,7 @@ pub(super) async fn deploy(shared: &Arc<Shared>, why: Trigger) -> Result<(), Dae
         .deploys
         .deploy(&target, &config.deploy, log_progress())
         .await?;
-    shared.metrics.deploy(report.status().name());
+    shared.metrics.deploy(report.status());
     tracing::info!(
         commit = tip,
         run = report.run,

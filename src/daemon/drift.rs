@@ -33,7 +33,7 @@ pub(super) async fn pass(shared: &Arc<Shared>) -> Result<(), DaemonError> {
     let config = shared.config();
     let checked = shared.deploys.checker(&config.deploy).check(&[]).await?;
     for c in &checked {
-        shared.metrics.drift_check(c.check.status.name());
+        shared.metrics.drift_check(c.check.status);
     }
     let drifted: Vec<_> = checked
         .iter()

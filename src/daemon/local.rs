@@ -18,7 +18,7 @@ use super::config::Config;
 use super::deploys::{Deploys, Prepared, Work};
 use super::error::DaemonError;
 use super::health::Health;
-use super::metrics::Metrics;
+use super::metrics::{DeployResult, Metrics};
 use super::server;
 use super::{Console, Control, systemd};
 use crate::core::drift::Heal;
@@ -248,18 +248,18 @@ async fn deploy(
     }
     match deploys.prepare(commit, trigger).await {
         Err(e) => {
-            metrics.deploy("error");
+            metrics.deploy(DeployResult::Error);
             format!("{head}capstan: error: {}\n", chain(&e))
         }
         Ok(Prepared::Invalid(checked)) => {
-            metrics.deploy("invalid");
+            metrics.deploy(DeployResult::Invalid);
             format!(
                 "{head}does not validate; nothing deployed\n{}",
                 render::diagnostics::text(&checked)
             )
         }
         Ok(Prepared::Nothing(plan)) => {
-            metrics.deploy("nothing");
+            metrics.deploy(DeployResult::Nothing);
             format!(
                 "{head}nothing to deploy; {} as desired\n",
                 crate::core::render::plural(plan.unchanged, "instance")
@@ -276,7 +276,7 @@ async fn deploy(
             });
             match deploys.deploy(&target, &config.deploy, progress).await {
                 Ok(report) => {
-                    metrics.deploy(report.status().name());
+                    metrics.deploy(report.status());
                     format!(
                         "Deploy of {} (run {}): {}\n",
                         short(commit),
@@ -285,7 +285,7 @@ async fn deploy(
                     )
                 }
                 Err(e) => {
-                    metrics.deploy("error");
+                    metrics.deploy(DeployResult::Error);
                     format!("capstan: error: {}\n", chain(&e))
                 }
             }

@@ -7,7 +7,95 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::core::drift::DriftStatus;
+use crate::core::run::RunStatus;
+
 type Labels = Vec<(&'static str, String)>;
+
+/// Label values as enums: the set of values a metric takes is fixed in one place.
+macro_rules! labels {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident => $text:literal,)* }) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum $name { $($variant,)* }
+
+        impl $name {
+            pub fn label(self) -> &'static str {
+                match self { $($name::$variant => $text,)* }
+            }
+        }
+    };
+}
+
+labels! {
+    /// How a deploy pass of the branch ended (`capstan_deploys_total{result}`).
+    DeployResult {
+        Succeeded => "succeeded",
+        Failed => "failed",
+        Waiting => "waiting",
+        Nothing => "nothing",
+        Invalid => "invalid",
+        Error => "error",
+    }
+}
+
+labels! {
+    /// How a piece of preview work ended (`capstan_preview_runs_total{outcome}`).
+    PreviewOutcome {
+        Succeeded => "succeeded",
+        Failed => "failed",
+        Waiting => "waiting",
+        Nothing => "nothing",
+        Destroyed => "destroyed",
+        Expired => "expired",
+        Refused => "refused",
+        Invalid => "invalid",
+        Error => "error",
+    }
+}
+
+labels! {
+    /// How a plan of a pull request ended (`capstan_plans_total{outcome}`).
+    PlanOutcome {
+        Planned => "planned",
+        Failed => "failed",
+        Superseded => "superseded",
+        Closed => "closed",
+        OtherBase => "other-base",
+        Error => "error",
+    }
+}
+
+labels! {
+    /// What became of a webhook delivery (`capstan_webhooks_total{result}`).
+    WebhookResult {
+        Accepted => "accepted",
+        Ignored => "ignored",
+        Invalid => "invalid",
+        Unauthorized => "unauthorized",
+        Unavailable => "unavailable",
+    }
+}
+
+impl From<RunStatus> for DeployResult {
+    fn from(status: RunStatus) -> Self {
+        match status {
+            RunStatus::Succeeded => DeployResult::Succeeded,
+            RunStatus::Waiting => DeployResult::Waiting,
+            RunStatus::Failed | RunStatus::Running | RunStatus::Interrupted => DeployResult::Failed,
+        }
+    }
+}
+
+impl From<RunStatus> for PreviewOutcome {
+    fn from(status: RunStatus) -> Self {
+        match DeployResult::from(status) {
+            DeployResult::Succeeded => PreviewOutcome::Succeeded,
+            DeployResult::Waiting => PreviewOutcome::Waiting,
+            _ => PreviewOutcome::Failed,
+        }
+    }
+}
 
 pub struct Metrics {
     registry: Registry,
@@ -137,9 +225,9 @@ impl Metrics {
         }
     }
 
-    pub fn plan(&self, outcome: &str, seconds: f64) {
+    pub fn plan(&self, outcome: PlanOutcome, seconds: f64) {
         self.plans
-            .get_or_create(&vec![("outcome", outcome.to_string())])
+            .get_or_create(&vec![("outcome", outcome.label().to_string())])
             .inc();
         self.plan_seconds.observe(seconds);
     }
@@ -153,7 +241,7 @@ impl Metrics {
             .inc();
     }
 
-    pub fn webhook(&self, event: &str, result: &str) {
+    pub fn webhook(&self, event: &str, result: WebhookResult) {
         // Event names come from a header: keep the label set bounded.
         let event = match event {
             "pull_request" | "pull_request_review" | "issue_comment" | "push" | "ping" => event,
@@ -162,14 +250,14 @@ impl Metrics {
         self.webhooks
             .get_or_create(&vec![
                 ("event", event.to_string()),
-                ("result", result.to_string()),
+                ("result", result.label().to_string()),
             ])
             .inc();
     }
 
-    pub fn deploy(&self, result: &str) {
+    pub fn deploy(&self, result: impl Into<DeployResult>) {
         self.deploys
-            .get_or_create(&vec![("result", result.to_string())])
+            .get_or_create(&vec![("result", result.into().label().to_string())])
             .inc();
     }
 
@@ -187,16 +275,15 @@ impl Metrics {
         }
     }
 
-    pub fn drift_check(&self, result: &str) {
-        // Results are a fixed set: in_sync, drifted, not_checkable, check_failed.
+    pub fn drift_check(&self, result: DriftStatus) {
         self.drift_checks
-            .get_or_create(&vec![("result", result.replace(' ', "_"))])
+            .get_or_create(&vec![("result", result.name().replace(' ', "_"))])
             .inc();
     }
 
-    pub fn preview_run(&self, outcome: &str) {
+    pub fn preview_run(&self, outcome: impl Into<PreviewOutcome>) {
         self.preview_runs
-            .get_or_create(&vec![("outcome", outcome.to_string())])
+            .get_or_create(&vec![("outcome", outcome.into().label().to_string())])
             .inc();
     }
 

@@ -20,6 +20,7 @@ use super::comment::{self, Creates};
 use super::context::Shared;
 use super::deploys::log_progress;
 use super::error::DaemonError;
+use super::metrics::PreviewOutcome;
 use super::publish::{self};
 use crate::core::deployed::{Deployed, Status};
 use crate::core::drift::Heal;
@@ -33,7 +34,7 @@ use crate::error::chain;
 use crate::github::{Client, PullRequest, StatusState};
 use crate::source::Revisions;
 use crate::source::mirror::pull_ref;
-use crate::state::{PreviewRecord, PreviewStatus, StateError, Store};
+use crate::state::{Note, PreviewRecord, PreviewStatus, StateError, Store};
 
 /// The commit status of previews.
 pub const PREVIEW_CONTEXT: &str = "capstan/preview";
@@ -41,44 +42,6 @@ pub const PREVIEW_CONTEXT: &str = "capstan/preview";
 /// Where the preview section of a pull request's comment starts and ends.
 const START: &str = "<!-- capstan:preview -->";
 const END: &str = "<!-- /capstan:preview -->";
-
-/// What the comment says about a pull request's previews beside the previews themselves;
-/// stored as `<kind>:<text>`.
-enum Note {
-    /// No preview runs, and none will for this head (a fork, a head that does not validate).
-    Refused(String),
-    /// None runs until someone with write permission comments `capstan preview`.
-    Awaiting(String),
-    /// They were destroyed (the pull request closed).
-    Gone(String),
-}
-
-impl Note {
-    fn store(&self) -> String {
-        match self {
-            Note::Refused(t) => format!("refused:{t}"),
-            Note::Awaiting(t) => format!("awaiting:{t}"),
-            Note::Gone(t) => format!("gone:{t}"),
-        }
-    }
-
-    fn load(text: &str) -> Option<Note> {
-        let (kind, t) = text.split_once(':')?;
-        let t = t.to_string();
-        match kind {
-            "refused" => Some(Note::Refused(t)),
-            "awaiting" => Some(Note::Awaiting(t)),
-            "gone" => Some(Note::Gone(t)),
-            _ => None,
-        }
-    }
-
-    fn text(&self) -> &str {
-        match self {
-            Note::Refused(t) | Note::Awaiting(t) | Note::Gone(t) => t,
-        }
-    }
-}
 
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
@@ -115,7 +78,10 @@ fn instances(store: &Store, record: &PreviewRecord) -> Result<Vec<Deployed>, Sta
 
 /// Everything the comment and status of `pr` are made from, to tell whether they change.
 fn fingerprint(store: &Store, pr: u64) -> Result<String, StateError> {
-    let mut out = store.preview_note(pr)?.unwrap_or_default();
+    let mut out = store
+        .preview_note(pr)?
+        .map(|n| n.text().to_string())
+        .unwrap_or_default();
     for p in of_pull(store, pr)? {
         let _ = write!(
             out,
@@ -200,13 +166,12 @@ async fn bring_up(shared: &Arc<Shared>, gh: &Client, pr: &PullRequest) -> Result
         if existing.is_empty() {
             store.set_preview_note(
                 number,
-                Some(
-                    &Note::Refused("No preview: the head does not validate (see the plan).".into())
-                        .store(),
-                ),
+                Some(&Note::Refused(
+                    "No preview: the head does not validate (see the plan).".into(),
+                )),
             )?;
         }
-        shared.metrics.preview_run("invalid");
+        shared.metrics.preview_run(PreviewOutcome::Invalid);
         return Ok(());
     }
     let wanted: Vec<(ProjectId, Preview)> =
@@ -239,8 +204,8 @@ async fn bring_up(shared: &Arc<Shared>, gh: &Client, pr: &PullRequest) -> Result
         return Ok(());
     }
     if let Err(note) = allowed(gh, store, pr).await? {
-        shared.metrics.preview_run("refused");
-        store.set_preview_note(number, Some(&note.store()))?;
+        shared.metrics.preview_run(PreviewOutcome::Refused);
+        store.set_preview_note(number, Some(&note))?;
         for live in existing
             .iter()
             .filter(|r| names.contains(r.project.as_str()))
@@ -320,7 +285,7 @@ async fn up(
         if holders.len() >= block.max {
             next.status = PreviewStatus::Waiting;
             store.save_preview(&next)?;
-            shared.metrics.preview_run("waiting");
+            shared.metrics.preview_run(PreviewOutcome::Waiting);
             return Ok(());
         }
     }
@@ -365,14 +330,14 @@ async fn deploy(
             preview = record.name,
             "the preview does not validate at its head; not deployed"
         );
-        shared.metrics.preview_run("invalid");
+        shared.metrics.preview_run(PreviewOutcome::Invalid);
         return Ok(());
     }
     let scope = record.scope();
     let heal = Heal::Environments(checked.repository.config.remediate.clone());
     let plan = plan::against_deployed(&shared.store.deployed()?, &checked, &scope, &heal);
     if plan.is_empty() {
-        shared.metrics.preview_run("nothing");
+        shared.metrics.preview_run(PreviewOutcome::Nothing);
         return Ok(());
     }
     tracing::info!(
@@ -396,7 +361,7 @@ async fn deploy(
         .deploys
         .deploy(&target, &config.deploy, log_progress())
         .await?;
-    shared.metrics.preview_run(report.status().name());
+    shared.metrics.preview_run(report.status());
     tracing::info!(
         project = record.project,
         preview = record.name,
@@ -441,11 +406,11 @@ async fn teardown(
             })?,
         }
         shared.metrics.preview_run(match then {
-            Then::Remove => "destroyed",
-            Then::Expire => "expired",
+            Then::Remove => PreviewOutcome::Destroyed,
+            Then::Expire => PreviewOutcome::Expired,
         });
     } else {
-        shared.metrics.preview_run("failed");
+        shared.metrics.preview_run(PreviewOutcome::Failed);
         tracing::warn!(
             project = record.project,
             preview = record.name,
@@ -479,9 +444,7 @@ async fn close(shared: &Arc<Shared>, pr: &PullRequest) -> Result<(), DaemonError
             "Destroyed when the pull request was {how}: {}.",
             gone.join(", ")
         ));
-        shared
-            .store
-            .set_preview_note(pr.number, Some(&note.store()))?;
+        shared.store.set_preview_note(pr.number, Some(&note))?;
     }
     Ok(())
 }
@@ -655,7 +618,7 @@ fn count(shared: &Arc<Shared>) -> Result<(), StateError> {
 async fn status(shared: &Arc<Shared>, gh: &Client, pr: &PullRequest) -> Result<(), DaemonError> {
     let store = &shared.store;
     let records = of_pull(store, pr.number)?;
-    let note = store.preview_note(pr.number)?.and_then(|n| Note::load(&n));
+    let note = store.preview_note(pr.number)?;
     let (state, text) = if records.is_empty() {
         match note {
             None | Some(Note::Gone(_)) => return Ok(()),
@@ -731,7 +694,7 @@ fn verdict(store: &Store, records: &[PreviewRecord]) -> Result<(StatusState, Str
 /// there is nothing to say.
 pub(super) fn section(store: &Store, pr: u64) -> Result<String, StateError> {
     let records = of_pull(store, pr)?;
-    let note = store.preview_note(pr)?.and_then(|n| Note::load(&n));
+    let note = store.preview_note(pr)?;
     if records.is_empty() && note.is_none() {
         return Ok(String::new());
     }
@@ -872,19 +835,5 @@ mod tests {
         assert_eq!(sweep_step(Expired, Some(7), later, now), SweepStep::Nothing);
         assert!(slot_free(2, 3));
         assert!(!slot_free(3, 3));
-    }
-
-    #[test]
-    fn notes_keep_their_kind() {
-        for note in [
-            Note::Refused("a fork".into()),
-            Note::Awaiting("approval".into()),
-            Note::Gone("closed: x".into()),
-        ] {
-            let back = Note::load(&note.store()).expect("loads");
-            assert_eq!(back.store(), note.store());
-            assert_eq!(back.text(), note.text());
-        }
-        assert!(Note::load("nonsense").is_none());
     }
 }

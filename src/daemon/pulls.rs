@@ -13,6 +13,7 @@ use tracing::Instrument;
 use super::comment::{self, Creates};
 use super::context::Shared;
 use super::error::DaemonError;
+use super::metrics::PlanOutcome;
 use super::previews;
 use super::publish::{self};
 use super::revisions::{self, Side};
@@ -30,28 +31,6 @@ use crate::source::mirror::pull_ref;
 pub const PLAN_CONTEXT: &str = "capstan/plan";
 pub const OWNERSHIP_CONTEXT: &str = "capstan/ownership";
 
-#[derive(Debug)]
-enum Outcome {
-    Planned,
-    /// The head does not validate; the comment lists the diagnostics.
-    Failed,
-    Superseded,
-    Closed,
-    OtherBase,
-}
-
-impl Outcome {
-    fn name(&self) -> &'static str {
-        match self {
-            Outcome::Planned => "planned",
-            Outcome::Failed => "failed",
-            Outcome::Superseded => "superseded",
-            Outcome::Closed => "closed",
-            Outcome::OtherBase => "other-base",
-        }
-    }
-}
-
 /// Takes pull requests off the queue until it closes.
 pub(super) async fn worker(shared: Arc<Shared>) {
     while let Some((number, cancel)) = shared.queue.next().await {
@@ -66,15 +45,15 @@ pub(super) async fn worker(shared: Arc<Shared>) {
         let _enter = span.enter();
         match result {
             Ok(outcome) => {
-                tracing::info!(outcome = outcome.name(), seconds, "done");
-                shared.metrics.plan(outcome.name(), seconds);
+                tracing::info!(outcome = outcome.label(), seconds, "done");
+                shared.metrics.plan(outcome, seconds);
                 shared.queue.succeeded(&number);
             }
             Err(e) => {
                 // Level-triggered: retrying later re-reads everything, so nothing is lost.
                 let wait = shared.queue.failed(number);
                 tracing::error!(error = %chain(&e), retry_in = ?wait, "planning failed; trying again later");
-                shared.metrics.plan("error", seconds);
+                shared.metrics.plan(PlanOutcome::Error, seconds);
             }
         }
         shared.queue.done(&number);
@@ -107,7 +86,7 @@ async fn reconcile(
     shared: &Arc<Shared>,
     number: u64,
     cancel: &CancellationToken,
-) -> Result<Outcome, DaemonError> {
+) -> Result<PlanOutcome, DaemonError> {
     let gh = shared.github();
     let config = shared.config();
     let pr = gh.pull(number).await?;
@@ -120,11 +99,11 @@ async fn reconcile(
     }
     if !pr.open {
         shared.store.close(number)?;
-        return Ok(Outcome::Closed);
+        return Ok(PlanOutcome::Closed);
     }
     if pr.base_ref != config.repository.branch {
         tracing::info!(base = pr.base_ref, "targets another branch; not planned");
-        return Ok(Outcome::OtherBase);
+        return Ok(PlanOutcome::OtherBase);
     }
     let started = Instant::now();
     shared
@@ -155,7 +134,7 @@ async fn reconcile(
     let tip = shared.branch_tip()?;
     let merge_base = shared.mirror.merge_base(&tip, &head)?;
     if cancel.is_cancelled() {
-        return Ok(Outcome::Superseded);
+        return Ok(PlanOutcome::Superseded);
     }
 
     // The merge base is usually checked already (every pull request on the branch shares
@@ -204,7 +183,7 @@ async fn reconcile(
     .await?;
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "computed");
     if cancel.is_cancelled() {
-        return Ok(Outcome::Superseded);
+        return Ok(PlanOutcome::Superseded);
     }
 
     shared.store.set_plan_section(number, &computed.body)?;
@@ -264,9 +243,9 @@ async fn reconcile(
         }
     }
     Ok(if computed.plan_state == StatusState::Success {
-        Outcome::Planned
+        PlanOutcome::Planned
     } else {
-        Outcome::Failed
+        PlanOutcome::Failed
     })
 }
 

@@ -15,7 +15,7 @@ use super::deploys::{Deploys, Work};
 use super::error::DaemonError;
 use super::events::Event;
 use super::health::Health;
-use super::metrics::Metrics;
+use super::metrics::{DeployResult, Metrics, PreviewOutcome};
 use super::queue::Queue;
 use super::revisions::RevisionCache;
 use super::{Control, Reloader, branch, drift, previews, pulls, server, systemd};
@@ -285,7 +285,7 @@ async fn deploy_worker(shared: Arc<Shared>) {
                 let result =
                     tracing::Instrument::instrument(branch::deploy(&shared, why), span).await;
                 if let Err(e) = result {
-                    shared.metrics.deploy("error");
+                    shared.metrics.deploy(DeployResult::Error);
                     tracing::error!(error = %chain(&e), "deploying the branch");
                 }
                 // Live previews on what the branch deployed follow it; the drift issue
@@ -315,7 +315,7 @@ async fn deploy_worker(shared: Arc<Shared>) {
                 match result {
                     Ok(()) => shared.deploys.preview_succeeded(pr),
                     Err(e) => {
-                        shared.metrics.preview_run("error");
+                        shared.metrics.preview_run(PreviewOutcome::Error);
                         let wait = shared.deploys.preview_failed(pr);
                         tracing::error!(pr, error = %chain(&e), retry_in = ?wait, "reconciling previews; trying again later");
                     }
@@ -331,7 +331,7 @@ async fn deploy_worker(shared: Arc<Shared>) {
                 )
                 .await;
                 if let Err(e) = result {
-                    shared.metrics.preview_run("error");
+                    shared.metrics.preview_run(PreviewOutcome::Error);
                     tracing::error!(error = %chain(&e), "sweeping previews");
                 }
             }

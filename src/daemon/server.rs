@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::context::Shared;
 use super::error::DaemonError;
 use super::health::Health;
-use super::metrics::Metrics;
+use super::metrics::{Metrics, WebhookResult};
 use super::webhook::{self, Ignored, MAX_BODY};
 use crate::error::chain;
 
@@ -109,7 +109,7 @@ async fn webhook(
         return (StatusCode::NOT_FOUND, "github is not configured\n".into());
     };
     let Some(secret) = gh.webhook_secret.as_ref() else {
-        shared.metrics.webhook(&event, "unauthorized");
+        shared.metrics.webhook(&event, WebhookResult::Unauthorized);
         tracing::warn!(delivery, "webhook refused: no webhook secret is configured");
         return (
             StatusCode::UNAUTHORIZED,
@@ -121,7 +121,7 @@ async fn webhook(
         &body,
         header("x-hub-signature-256"),
     ) {
-        shared.metrics.webhook(&event, "unauthorized");
+        shared.metrics.webhook(&event, WebhookResult::Unauthorized);
         tracing::warn!(
             delivery,
             event,
@@ -130,19 +130,19 @@ async fn webhook(
         return (StatusCode::UNAUTHORIZED, "bad signature\n".into());
     }
     if shared.health.is_draining() {
-        shared.metrics.webhook(&event, "unavailable");
+        shared.metrics.webhook(&event, WebhookResult::Unavailable);
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n".into());
     }
     let repository = format!("{}/{}", gh.api.owner, gh.api.name);
     match webhook::parse(&event, &body, &repository, &config.repository.branch) {
         Ok(Ok(e)) => {
             tracing::info!(delivery, event, action = ?e, "webhook accepted");
-            shared.metrics.webhook(&event, "accepted");
+            shared.metrics.webhook(&event, WebhookResult::Accepted);
             shared.send(e);
             (StatusCode::ACCEPTED, "accepted\n".into())
         }
         Ok(Err(Ignored::OtherRepository(name))) => {
-            shared.metrics.webhook(&event, "ignored");
+            shared.metrics.webhook(&event, WebhookResult::Ignored);
             tracing::info!(
                 delivery,
                 event,
@@ -152,12 +152,12 @@ async fn webhook(
             (StatusCode::ACCEPTED, "ignored: another repository\n".into())
         }
         Ok(Err(Ignored::Uninteresting(what))) => {
-            shared.metrics.webhook(&event, "ignored");
+            shared.metrics.webhook(&event, WebhookResult::Ignored);
             tracing::debug!(delivery, what, "webhook ignored");
             (StatusCode::ACCEPTED, format!("ignored: {what}\n"))
         }
         Err(problem) => {
-            shared.metrics.webhook(&event, "invalid");
+            shared.metrics.webhook(&event, WebhookResult::Invalid);
             tracing::warn!(delivery, event, problem, "webhook payload refused");
             (StatusCode::BAD_REQUEST, format!("{problem}\n"))
         }

@@ -16,6 +16,7 @@ mod rows;
 
 pub use deploys::{NewStep, Recovered, RunRecord, StepRecord};
 pub use previews::{PreviewRecord, PreviewStatus};
+pub use pulls::Note;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;

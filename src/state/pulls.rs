@@ -10,6 +10,45 @@ use rusqlite::{OptionalExtension, params};
 
 use super::{CommentRecord, StateError, Store, now};
 
+/// What a pull request's comment says about its previews beside the previews themselves;
+/// stored as `<kind>:<text>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Note {
+    /// No preview runs, and none will for this head (a fork, a head that does not validate).
+    Refused(String),
+    /// None runs until someone with write permission comments `capstan preview`.
+    Awaiting(String),
+    /// They were destroyed (the pull request closed).
+    Gone(String),
+}
+
+impl Note {
+    fn store(&self) -> String {
+        match self {
+            Note::Refused(t) => format!("refused:{t}"),
+            Note::Awaiting(t) => format!("awaiting:{t}"),
+            Note::Gone(t) => format!("gone:{t}"),
+        }
+    }
+
+    fn load(text: &str) -> Option<Note> {
+        let (kind, t) = text.split_once(':')?;
+        let t = t.to_string();
+        match kind {
+            "refused" => Some(Note::Refused(t)),
+            "awaiting" => Some(Note::Awaiting(t)),
+            "gone" => Some(Note::Gone(t)),
+            _ => None,
+        }
+    }
+
+    pub fn text(&self) -> &str {
+        match self {
+            Note::Refused(t) | Note::Awaiting(t) | Note::Gone(t) => t,
+        }
+    }
+}
+
 impl Store {
     pub fn comment(&self, pr: u64) -> Result<Option<CommentRecord>, StateError> {
         self.with(|c| {
@@ -71,8 +110,8 @@ impl Store {
 
     /// What the comment says about previews of `pr` beside the previews themselves (why
     /// none runs, or that they were destroyed).
-    pub fn preview_note(&self, pr: u64) -> Result<Option<String>, StateError> {
-        self.with(|c| {
+    pub fn preview_note(&self, pr: u64) -> Result<Option<Note>, StateError> {
+        let text: Option<String> = self.with(|c| {
             c.query_row(
                 "SELECT preview_note FROM pull_requests WHERE number = ?1",
                 params![pr as i64],
@@ -80,15 +119,17 @@ impl Store {
             )
             .optional()
             .map(Option::flatten)
-        })
+        })?;
+        Ok(text.as_deref().and_then(Note::load))
     }
 
-    pub fn set_preview_note(&self, pr: u64, note: Option<&str>) -> Result<(), StateError> {
+    pub fn set_preview_note(&self, pr: u64, note: Option<&Note>) -> Result<(), StateError> {
+        let text = note.map(Note::store);
         self.with(|c| {
             c.execute(
                 "INSERT INTO pull_requests (number, preview_note) VALUES (?1, ?2)
                  ON CONFLICT(number) DO UPDATE SET preview_note = ?2",
-                params![pr as i64, note],
+                params![pr as i64, text],
             )
             .map(drop)
         })
@@ -232,5 +273,22 @@ impl Store {
             )?;
             tx.commit()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notes_keep_their_kind() {
+        for note in [
+            Note::Refused("a fork".into()),
+            Note::Awaiting("approval".into()),
+            Note::Gone("closed: x".into()),
+        ] {
+            assert_eq!(Note::load(&note.store()), Some(note));
+        }
+        assert!(Note::load("nonsense").is_none());
     }
 }
