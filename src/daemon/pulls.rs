@@ -62,13 +62,15 @@ pub(super) async fn worker(shared: Arc<Shared>) {
         // what the plans freed handed back to the system.
         let idle = shared.queue.depth() == 0 && shared.metrics.running.get() == 0;
         let after = shared.clone();
-        tokio::task::spawn_blocking(move || {
+        let trimmed = tokio::task::spawn_blocking(move || {
             let held = after.revisions.trim();
             after.metrics.plan_cache_bytes.set(held as i64);
             if idle {
                 revisions::release_free_memory();
             }
         });
+        // Waited for: nothing this worker starts outlives it.
+        let _ = trimmed.await;
     }
 }
 
@@ -170,17 +172,23 @@ async fn reconcile(
     let previews_wanted = checked_head.as_ref().is_ok_and(|h| {
         !core::preview::triggered(&h.repository, &changed_files, &pr.labels).is_empty()
     }) || previews::concern(&shared.store, number)?;
-    let computed = compute(
-        &gh,
+    // Observe (the plan, then what GitHub and the state say), decide, act.
+    let plan = plan_of(checked_base, checked_head);
+    let sets = ownership::touched(
+        &owners_from(checked_base, checked_head).repository,
+        &changed_files,
+    );
+    let changed = plan.as_ref().map(changed_instances).unwrap_or_default();
+    let gathered = gather(&gh, shared, &pr, &sets, &changed).await?;
+    let computed = decide(
         &pr,
         &head,
         &config.repository.root,
-        checked_base,
         checked_head,
-        &changed_files,
-        shared,
-    )
-    .await?;
+        plan,
+        sets,
+        gathered,
+    );
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "computed");
     if cancel.is_cancelled() {
         return Ok(PlanOutcome::Superseded);
@@ -249,36 +257,44 @@ async fn reconcile(
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn compute(
+/// What a plan of one pull request is decided from, besides the checked revisions: what
+/// GitHub and the state say (gathered by [`gather`]).
+struct Gathered {
+    approvers: Vec<String>,
+    /// (org, team, user in lower case) to whether the user is a member.
+    membership: BTreeMap<(String, String, String), bool>,
+    /// Other open pull requests changing the same instances.
+    overlaps: Vec<(u64, Vec<String>)>,
+}
+
+/// The plan of a head that validates against its merge base; `None` when it does not.
+fn plan_of(base: &Checked, head: Result<&Checked, &SourceError>) -> Option<Plan> {
+    match head {
+        Ok(head) if !head.has_errors() => Some(core::plan::plan(base, head)),
+        _ => None,
+    }
+}
+
+/// Whose owners judge the pull request: the merge base's, or the head's when the base
+/// predates capstan (its change introduces capstan).
+fn owners_from<'a>(base: &'a Checked, head: Result<&'a Checked, &SourceError>) -> &'a Checked {
+    if base.repository.config.owners.is_empty() && base.repository.projects.is_empty() {
+        head.unwrap_or(base)
+    } else {
+        base
+    }
+}
+
+/// Asks GitHub for the reviews and for each (team, candidate) membership once (the
+/// candidates are the author and the approvers), and the state for overlapping pull
+/// requests.
+async fn gather(
     gh: &Client,
-    pr: &PullRequest,
-    head: &str,
-    root: &str,
-    base: &Checked,
-    checked_head: Result<&Checked, &SourceError>,
-    changed_files: &[String],
     shared: &Arc<Shared>,
-) -> Result<Computed, DaemonError> {
-    let link_base = (!pr.repo_html_url.is_empty()).then(|| {
-        let root = if root.is_empty() {
-            String::new()
-        } else {
-            format!("{root}/")
-        };
-        format!("{}/blob/{head}/{root}", pr.repo_html_url)
-    });
-    let owners_from =
-        if base.repository.config.owners.is_empty() && base.repository.projects.is_empty() {
-            checked_head
-                .as_ref()
-                .ok()
-                .map(|h| &h.repository)
-                .unwrap_or(&base.repository)
-        } else {
-            &base.repository
-        };
-    let sets = ownership::touched(owners_from, changed_files);
+    pr: &PullRequest,
+    sets: &[ownership::OwnerSet],
+    changed: &[String],
+) -> Result<Gathered, DaemonError> {
     let reviews: Vec<(String, String)> = gh
         .reviews(pr.number)
         .await?
@@ -286,12 +302,11 @@ async fn compute(
         .map(|r| (r.user, r.state))
         .collect();
     let approvers = ownership::approvers(&reviews);
-    // Ask GitHub about each (team, candidate) once; candidates are the author and approvers.
     let mut membership: BTreeMap<(String, String, String), bool> = BTreeMap::new();
     let candidates: Vec<&String> = std::iter::once(&pr.author)
         .chain(approvers.iter())
         .collect();
-    for set in &sets {
+    for set in sets {
         for owner in &set.owners {
             if let Owner::Team { org, team } = ownership::parse_owner(owner) {
                 for user in &candidates {
@@ -304,29 +319,56 @@ async fn compute(
             }
         }
     }
+    let overlaps = if changed.is_empty() {
+        Vec::new()
+    } else {
+        shared
+            .store
+            .overlaps(pr.number, changed)?
+            .into_iter()
+            .collect()
+    };
+    Ok(Gathered {
+        approvers,
+        membership,
+        overlaps,
+    })
+}
+
+/// The comment, statuses and changed instances of a plan: a pure decision over the
+/// checked revisions, the plan and what was gathered.
+#[allow(clippy::too_many_arguments)]
+fn decide(
+    pr: &PullRequest,
+    head: &str,
+    root: &str,
+    checked_head: Result<&Checked, &SourceError>,
+    plan: Option<Plan>,
+    sets: Vec<ownership::OwnerSet>,
+    gathered: Gathered,
+) -> Computed {
+    let link_base = (!pr.repo_html_url.is_empty()).then(|| {
+        let root = if root.is_empty() {
+            String::new()
+        } else {
+            format!("{root}/")
+        };
+        format!("{}/blob/{head}/{root}", pr.repo_html_url)
+    });
     let member = |org: &str, team: &str, user: &str| {
-        membership
+        gathered
+            .membership
             .get(&(org.to_string(), team.to_string(), user.to_lowercase()))
             .copied()
             .unwrap_or(false)
     };
-    let verdicts = ownership::judge(sets, &pr.author, &approvers, &member);
-
+    let verdicts = ownership::judge(sets, &pr.author, &gathered.approvers, &member);
     let mut opts = markdown::Options::new(link_base);
     opts.ownership = Some(verdicts.clone());
-    match checked_head {
-        Ok(head) if !head.has_errors() => {
-            let plan: Plan = core::plan::plan(base, head);
-            let changed: Vec<String> = plan
-                .changes
-                .iter()
-                .map(|c| c.instance.to_string())
-                .collect();
-            opts.overlaps = shared
-                .store
-                .overlaps(pr.number, &changed)?
-                .into_iter()
-                .collect();
+    match (checked_head, plan) {
+        (Ok(head), Some(plan)) => {
+            let changed = changed_instances(&plan);
+            opts.overlaps = gathered.overlaps;
             let body = markdown::plan(&plan, &head.diagnostics, &opts);
             let (plan_state, plan_description) = if plan.is_refused() {
                 (
@@ -339,46 +381,175 @@ async fn compute(
             } else {
                 (StatusState::Success, summary(&plan))
             };
-            Ok(Computed {
+            Computed {
                 body,
                 plan_state,
                 plan_description,
                 changed,
                 verdicts,
-            })
+            }
         }
-        Ok(head) => {
+        (Ok(head), None) => {
             let errors = head
                 .diagnostics
                 .iter()
                 .filter(|d| d.severity() == core::diag::Severity::Error)
                 .count();
-            Ok(Computed {
+            Computed {
                 body: markdown::diagnostics(&head.diagnostics, &opts),
                 plan_state: StatusState::Failure,
                 plan_description: format!(
-                    "the head has {errors} error{}; see the comment",
+                    "the head has {} error{}; see the comment",
+                    errors,
                     if errors == 1 { "" } else { "s" }
                 ),
                 changed: Vec::new(),
                 verdicts,
-            })
+            }
         }
-        Err(e) => {
-            let body = Comment {
+        (Err(e), _) => Computed {
+            body: Comment {
                 head: format!(
                     "{MARKER}\n**Plan failed: the head is not a capstan repository.**\n\n{}\n",
                     chain(e)
                 ),
                 ..Comment::default()
-            };
-            Ok(Computed {
-                body,
-                plan_state: StatusState::Failure,
-                plan_description: "the head is not a capstan repository".into(),
-                changed: Vec::new(),
-                verdicts,
+            },
+            plan_state: StatusState::Failure,
+            plan_description: "the head is not a capstan repository".into(),
+            changed: Vec::new(),
+            verdicts,
+        },
+    }
+}
+
+/// The instances a plan creates, updates or destroys.
+fn changed_instances(plan: &Plan) -> Vec<String> {
+    plan.changes
+        .iter()
+        .map(|c| c.instance.to_string())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::source::{Content, SourceFile, SourceTree};
+
+    fn example() -> SourceTree {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("example-repo");
+        crate::source::read_dir(&root).expect("the example reads")
+    }
+
+    fn edited(tree: &SourceTree, path: &str, from: &str, to: &str) -> SourceTree {
+        let files = tree
+            .files()
+            .iter()
+            .map(|f| match (&f.content, f.path == path) {
+                (Content::Bytes(b), true) => SourceFile {
+                    content: Content::Bytes(
+                        String::from_utf8_lossy(b)
+                            .replacen(from, to, 1)
+                            .into_bytes()
+                            .into(),
+                    ),
+                    ..f.clone()
+                },
+                _ => f.clone(),
             })
+            .collect();
+        SourceTree::new(files)
+    }
+
+    fn pr(author: &str) -> PullRequest {
+        PullRequest {
+            number: 7,
+            open: true,
+            head_sha: "abc".into(),
+            base_ref: "main".into(),
+            author: author.into(),
+            repo_html_url: "https://github.com/acme/infra".into(),
+            merge_commit: None,
+            labels: Vec::new(),
+            head_repo: Some("acme/infra".into()),
+            base_repo: "acme/infra".into(),
         }
+    }
+
+    fn nothing_gathered() -> Gathered {
+        Gathered {
+            approvers: Vec::new(),
+            membership: BTreeMap::new(),
+            overlaps: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_change_is_planned_and_waits_for_its_owners_approval() {
+        let base = core::check(&example());
+        let head = core::check(&edited(
+            &example(),
+            "projects/si/project.yaml",
+            "high_availability: true",
+            "high_availability: false",
+        ));
+        let changed = vec!["projects/si/project.yaml".to_string()];
+        let plan = plan_of(&base, Ok(&head));
+        let sets = ownership::touched(&owners_from(&base, Ok(&head)).repository, &changed);
+        let computed = decide(
+            &pr("mallory"),
+            "abc",
+            "",
+            Ok(&head),
+            plan,
+            sets,
+            nothing_gathered(),
+        );
+        assert_eq!(computed.plan_state, StatusState::Success);
+        assert!(
+            computed
+                .plan_description
+                .starts_with("Plan: 0 to create, 3 to update"),
+            "{}",
+            computed.plan_description
+        );
+        assert_eq!(computed.changed.len(), 3);
+        assert!(
+            !computed.verdicts.iter().all(Verdict::ok),
+            "si's owners have not approved"
+        );
+        assert!(
+            computed.body.head.contains("**Plan: 0 to create, 3 to update"),
+            "{}",
+            computed.body.head
+        );
+    }
+
+    #[test]
+    fn a_head_that_does_not_validate_fails_with_its_error_count() {
+        let base = core::check(&example());
+        let head = core::check(&edited(
+            &example(),
+            "projects/ecomm/project.yaml",
+            "bundle: aws-eks-cluster",
+            "bundle: aws-eks",
+        ));
+        let plan = plan_of(&base, Ok(&head));
+        assert!(plan.is_none());
+        let computed = decide(
+            &pr("alice"),
+            "abc",
+            "",
+            Ok(&head),
+            plan,
+            Vec::new(),
+            nothing_gathered(),
+        );
+        assert_eq!(computed.plan_state, StatusState::Failure);
+        assert_eq!(
+            computed.plan_description,
+            "the head has 1 error; see the comment"
+        );
+        assert!(computed.changed.is_empty());
     }
 }
