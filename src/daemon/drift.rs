@@ -13,20 +13,8 @@ use super::publish;
 use crate::core::deployed::Deployed;
 use crate::core::drift::{DriftStatus, Heal};
 use crate::core::model::InstanceId;
-use crate::core::render::comment::{Comment, MAX_COMMENT, cell, table};
+use crate::core::render;
 use crate::core::run::Trigger;
-
-/// The drift issue's title.
-pub const TITLE: &str = "capstan: drift detected";
-
-/// The hidden first line that finds the drift issue again.
-pub const MARKER: &str = "<!-- capstan:drift -->";
-
-fn time(secs: i64) -> String {
-    chrono::DateTime::from_timestamp(secs, 0)
-        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
-        .unwrap_or_default()
-}
 
 /// One drift pass: check, count, report, and ask the branch to heal what it may.
 pub(super) async fn pass(shared: &Arc<Shared>) -> Result<(), DaemonError> {
@@ -49,7 +37,7 @@ pub(super) async fn pass(shared: &Arc<Shared>) -> Result<(), DaemonError> {
         "drift checked"
     );
     for c in &drifted {
-        tracing::warn!(instance = %c.instance, since = time(c.check.since), summary = c.check.summary, "drifted");
+        tracing::warn!(instance = %c.instance, since = render::drift::time(c.check.since), summary = c.check.summary, "drifted");
     }
     let heal = heal(shared).await?;
     if drifted.iter().any(|c| heal.heals(&c.attributes)) {
@@ -88,72 +76,11 @@ pub(super) async fn report(shared: &Arc<Shared>) -> Result<(), DaemonError> {
         .values()
         .filter_map(|d| d.drift.as_ref().map(|c| c.checked_at))
         .max();
-    let issue = if drifted.is_empty() {
-        publish::Issue {
-            title: TITLE,
-            marker: MARKER,
-            body: format!(
-                "{MARKER}\n**No drift: every checked instance matches what capstan last deployed.**\n\nLast checked {}. capstan reopens this issue when drift returns.\n",
-                checked_at.map(time).unwrap_or_default()
-            ),
-            open: false,
-        }
-    } else {
-        publish::Issue {
-            title: TITLE,
-            marker: MARKER,
-            body: body(&drifted, &heal, checked_at),
-            open: true,
-        }
+    let issue = publish::Issue {
+        title: render::drift::TITLE,
+        marker: render::drift::MARKER,
+        body: render::drift::issue(&drifted, &heal, checked_at),
+        open: !drifted.is_empty(),
     };
     publish::issue(&shared.github(), shared, issue).await
-}
-
-/// The issue's body for what drifted.
-fn body(
-    drifted: &BTreeMap<&InstanceId, &Deployed>,
-    heal: &Heal,
-    checked_at: Option<i64>,
-) -> String {
-    let rows: Vec<String> = drifted
-        .values()
-        .filter_map(|d| {
-            let c = d.drifted()?;
-            let remedy = if heal.heals(&d.attributes) {
-                "redeployed by capstan (`drift.remediate`)"
-            } else {
-                "reported only: `capstan apply` redeploys it"
-            };
-            Some(format!(
-                "| `{}` | {}-{} | {} | {} | {remedy} |\n",
-                d.instance,
-                d.project,
-                d.environment,
-                time(c.since),
-                cell(&c.summary)
-            ))
-        })
-        .collect();
-    let head = format!(
-        "{MARKER}\n**{} instance{} no longer match{} what capstan last deployed.**\n\n",
-        rows.len(),
-        if rows.len() == 1 { "" } else { "s" },
-        if rows.len() == 1 { "es" } else { "" },
-    );
-    let foot = format!(
-        "\nLast checked {}. capstan edits this issue as drift changes and closes it when every instance is back in sync.\n",
-        checked_at.map(time).unwrap_or_default()
-    );
-    let budget = MAX_COMMENT - head.len() - foot.len() - 400;
-    let table = table(
-        "| instance | environment | since | what changed | remediation |\n|---|---|---|---|---|\n",
-        &rows,
-        budget,
-        "drifted instances",
-    );
-    Comment {
-        head: format!("{head}{table}{foot}"),
-        ..Comment::default()
-    }
-    .render(MAX_COMMENT)
 }

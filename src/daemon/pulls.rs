@@ -519,7 +519,10 @@ mod tests {
             "si's owners have not approved"
         );
         assert!(
-            computed.body.head.contains("**Plan: 0 to create, 3 to update"),
+            computed
+                .body
+                .head
+                .contains("**Plan: 0 to create, 3 to update"),
             "{}",
             computed.body.head
         );

@@ -2,6 +2,7 @@
 
 pub mod comment;
 pub mod diagnostics;
+pub mod drift;
 pub mod graph;
 pub mod markdown;
 pub mod plan;
