@@ -20,6 +20,7 @@ mod drift;
 mod error;
 mod events;
 mod health;
+mod jobs;
 mod local;
 pub mod metrics;
 mod previews;

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 
 use super::comment::{self, Creates};
 use super::context::Shared;
@@ -31,47 +30,40 @@ use crate::source::mirror::pull_ref;
 pub const PLAN_CONTEXT: &str = "capstan/plan";
 pub const OWNERSHIP_CONTEXT: &str = "capstan/ownership";
 
-/// Takes pull requests off the queue until it closes.
-pub(super) async fn worker(shared: Arc<Shared>) {
-    while let Some((number, cancel)) = shared.queue.next().await {
-        shared.metrics.running.inc();
-        let started = Instant::now();
-        let span = tracing::info_span!("plan", pr = number);
-        let result = reconcile(&shared, number, &cancel)
-            .instrument(span.clone())
-            .await;
-        let seconds = started.elapsed().as_secs_f64();
-        shared.metrics.running.dec();
-        let _enter = span.enter();
-        match result {
-            Ok(outcome) => {
-                tracing::info!(outcome = outcome.label(), seconds, "done");
-                shared.metrics.plan(outcome, seconds);
-                shared.queue.succeeded(&number);
-            }
-            Err(e) => {
-                // Level-triggered: retrying later re-reads everything, so nothing is lost.
-                let wait = shared.queue.failed(number);
-                tracing::error!(error = %chain(&e), retry_in = ?wait, "planning failed; trying again later");
-                shared.metrics.plan(PlanOutcome::Error, seconds);
-            }
+/// Plans pull request `number` (the plan job): the comment and statuses
+/// posted, the plan counted and timed; afterwards the plan cache is trimmed back to its
+/// budget.
+pub(super) async fn plan(
+    shared: &Arc<Shared>,
+    number: u64,
+    cancel: &CancellationToken,
+) -> Result<(), DaemonError> {
+    shared.metrics.running.inc();
+    let started = Instant::now();
+    let result = reconcile(shared, number, cancel).await;
+    let seconds = started.elapsed().as_secs_f64();
+    shared.metrics.running.dec();
+    match &result {
+        Ok(outcome) => {
+            tracing::info!(outcome = outcome.label(), seconds, "done");
+            shared.metrics.plan(*outcome, seconds);
         }
-        shared.queue.done(&number);
-        shared.metrics.queue_depth.set(shared.queue.depth() as i64);
-        // After posting: the cache back within its budget and, when nothing else waits,
-        // what the plans freed handed back to the system.
-        let idle = shared.queue.depth() == 0 && shared.metrics.running.get() == 0;
-        let after = shared.clone();
-        let trimmed = tokio::task::spawn_blocking(move || {
-            let held = after.revisions.trim();
-            after.metrics.plan_cache_bytes.set(held as i64);
-            if idle {
-                revisions::release_free_memory();
-            }
-        });
-        // Waited for: nothing this worker starts outlives it.
-        let _ = trimmed.await;
+        Err(_) => shared.metrics.plan(PlanOutcome::Error, seconds),
     }
+    // After posting: the cache back within its budget and, when nothing else waits,
+    // what the plans freed handed back to the system.
+    let idle = shared.queue.depth() == 0 && shared.metrics.running.get() == 0;
+    let after = shared.clone();
+    let trimmed = tokio::task::spawn_blocking(move || {
+        let held = after.revisions.trim();
+        after.metrics.plan_cache_bytes.set(held as i64);
+        if idle {
+            revisions::release_free_memory();
+        }
+    });
+    // Waited for: nothing a job starts outlives it.
+    let _ = trimmed.await;
+    result.map(drop)
 }
 
 /// What a plan of one pull request computed, before anything is posted.

@@ -11,14 +11,14 @@ use tokio_util::task::TaskTracker;
 
 use super::config::{Config, GitHubConfig, Job};
 use super::context::Shared;
-use super::deploys::{Deploys, Work};
+use super::deploys::Deploys;
 use super::error::DaemonError;
 use super::events::Event;
 use super::health::Health;
-use super::metrics::{DeployResult, Metrics, PreviewOutcome};
+use super::metrics::Metrics;
 use super::queue::Queue;
 use super::revisions::RevisionCache;
-use super::{Control, Reloader, branch, drift, previews, pulls, server, systemd};
+use super::{Control, Reloader, jobs, previews, server, systemd};
 use crate::core::run::Trigger;
 use crate::error::chain;
 use crate::github::Client;
@@ -102,11 +102,13 @@ pub(super) async fn run(
     tracker.spawn(systemd::watchdog(stop.clone()));
 
     for _ in 0..shared.config().workers {
-        tracker.spawn(pulls::worker(shared.clone()));
+        let shared = shared.clone();
+        tracker.spawn(async move { jobs::work(shared.clone(), &shared.queue).await });
     }
     tracker.spawn(poller(shared.clone(), stop.clone()));
     tracker.spawn(scheduler(shared.clone(), stop.clone()));
-    tracker.spawn(deploy_worker(shared.clone()));
+    let lane = shared.clone();
+    tracker.spawn(async move { jobs::work(lane.clone(), lane.deploys.as_ref()).await });
     tracker.spawn(preview_sweeper(shared.clone(), stop.clone()));
     // Catch up on whatever happened while we were not running.
     shared.send(Event::Sync { force: false });
@@ -272,73 +274,6 @@ async fn sync(shared: &Arc<Shared>, force: bool) {
 
 /// Runs deploy passes and preview work as they are asked for, one at a time, the
 /// branch first.
-async fn deploy_worker(shared: Arc<Shared>) {
-    let deploys = shared.deploys.clone();
-    while let Some(work) = deploys.next().await {
-        let config = shared.config();
-        match work {
-            Work::Branch(why) => {
-                if !config.deploy.enabled {
-                    continue;
-                }
-                let span = tracing::info_span!("deploy", trigger = why.name());
-                let result =
-                    tracing::Instrument::instrument(branch::deploy(&shared, why), span).await;
-                if let Err(e) = result {
-                    shared.metrics.deploy(DeployResult::Error);
-                    tracing::error!(error = %chain(&e), "deploying the branch");
-                }
-                // Live previews on what the branch deployed follow it; the drift issue
-                // shows what the deploy healed.
-                deploys.request_sweep();
-                if let Err(e) = drift::report(&shared).await {
-                    tracing::error!(error = %chain(&e), "updating the drift issue");
-                }
-            }
-            Work::Drift => {
-                let result = tracing::Instrument::instrument(
-                    drift::pass(&shared),
-                    tracing::info_span!("drift"),
-                )
-                .await;
-                if let Err(e) = result {
-                    tracing::error!(error = %chain(&e), "checking for drift");
-                }
-            }
-            Work::Preview(pr) => {
-                if !config.previews.enabled {
-                    continue;
-                }
-                let span = tracing::info_span!("preview", pr);
-                let result =
-                    tracing::Instrument::instrument(previews::reconcile(&shared, pr), span).await;
-                match result {
-                    Ok(()) => shared.deploys.preview_succeeded(pr),
-                    Err(e) => {
-                        shared.metrics.preview_run(PreviewOutcome::Error);
-                        let wait = shared.deploys.preview_failed(pr);
-                        tracing::error!(pr, error = %chain(&e), retry_in = ?wait, "reconciling previews; trying again later");
-                    }
-                }
-            }
-            Work::Sweep => {
-                if !config.previews.enabled {
-                    continue;
-                }
-                let result = tracing::Instrument::instrument(
-                    previews::sweep(&shared),
-                    tracing::info_span!("sweep"),
-                )
-                .await;
-                if let Err(e) = result {
-                    shared.metrics.preview_run(PreviewOutcome::Error);
-                    tracing::error!(error = %chain(&e), "sweeping previews");
-                }
-            }
-        }
-    }
-}
-
 /// Asks for a sweep of the previews every `previews.sweep_interval`.
 async fn preview_sweeper(shared: Arc<Shared>, stop: CancellationToken) {
     loop {

@@ -296,10 +296,15 @@ const DAEMON_LAYERS: &[(&str, &[&str])] = &[
     ("publish", &["context", "error"]),
     ("comment", &["context", "error", "publish"]),
     ("drift", &["context", "error", "publish"]),
-    ("branch", &["context", "deploys", "error", "publish"]),
+    (
+        "branch",
+        &["context", "deploys", "error", "metrics", "publish"],
+    ),
     (
         "previews",
-        &["comment", "context", "deploys", "error", "publish"],
+        &[
+            "comment", "context", "deploys", "error", "metrics", "publish",
+        ],
     ),
     (
         "pulls",
@@ -307,6 +312,7 @@ const DAEMON_LAYERS: &[(&str, &[&str])] = &[
             "comment",
             "context",
             "error",
+            "metrics",
             "previews",
             "publish",
             "revisions",
@@ -323,8 +329,16 @@ const DAEMON_LAYERS: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "jobs",
+        &[
+            "branch", "context", "deploys", "drift", "error", "metrics", "previews", "pulls",
+            "queue",
+        ],
+    ),
+    (
         "remote",
         &[
+            "jobs",
             "branch",
             "config",
             "context",
