@@ -12,6 +12,7 @@ use std::sync::{Arc, LazyLock};
 use regex::Regex;
 
 mod bundles;
+mod newer;
 mod projects;
 mod settings;
 mod types;

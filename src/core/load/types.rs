@@ -151,7 +151,7 @@ pub(super) fn resource_type(
             let json = v.to_json();
             json.is_number().then(|| json.to_string())
         })?;
-        if super::bundles::semver_version(&text).is_none() {
+        if super::newer::semver_version(&text).is_none() {
             diags.at(
                 Code::ArtifactTypeInvalid,
                 file,
