@@ -492,11 +492,7 @@ fn check_config_prints_every_effective_setting() {
 #[test]
 fn apply_beside_a_running_daemon_names_it_and_how_to_deploy_through_it() {
     let tmp = tempfile::tempdir().unwrap();
-    let repo = tmp.path().join("infra");
-    git_init(&repo);
-    copy_dir(&example_repo(), &repo);
-    std::fs::write(repo.join("capstan.yaml"), "owners: [\"@acme/platform\"]\n").unwrap();
-    commit_all(&repo, "infrastructure");
+    let repo = example_checkout(tmp.path());
     // Both with their default state: the daemon's and apply's are the same, in the
     // repository, so apply meets the daemon instead of deploying a second time.
     let w = Watching::start(
@@ -563,11 +559,7 @@ fn get(addr: &str, path: &str) -> (u16, String) {
 #[test]
 fn local_mode_serves_the_operations_endpoints_and_prints_where() {
     let tmp = tempfile::tempdir().unwrap();
-    let repo = tmp.path().join("infra");
-    git_init(&repo);
-    copy_dir(&example_repo(), &repo);
-    std::fs::write(repo.join("capstan.yaml"), "owners: [\"@acme/platform\"]\n").unwrap();
-    commit_all(&repo, "infrastructure");
+    let repo = example_checkout(tmp.path());
     let w = Watching::start(
         capstan(tmp.path())
             .args(["serve", "--listen", "127.0.0.1:0", "--repo"])
@@ -714,4 +706,15 @@ fn the_daemon_deploys_nothing_while_a_commit_changes_an_immutable_param() {
             .params["name"],
         "jobs"
     );
+}
+
+/// The example, without its deploy windows (so no test depends on the date), committed in
+/// `dir/infra`.
+fn example_checkout(dir: &Path) -> std::path::PathBuf {
+    let repo = dir.join("infra");
+    git_init(&repo);
+    copy_dir(&example_repo(), &repo);
+    std::fs::write(repo.join("capstan.yaml"), "owners: [\"@acme/platform\"]\n").unwrap();
+    commit_all(&repo, "infrastructure");
+    repo
 }

@@ -39,27 +39,23 @@ pub(super) fn massdriver_definition(
     file: &Arc<str>,
     diags: &mut Diagnostics,
 ) -> Option<ArtifactType> {
-    if !root.is_map() {
-        diags.at(
-            Code::ArtifactTypeInvalid,
-            file,
-            root.pos,
-            "a Massdriver artifact definition is a JSON Schema object",
-        );
+    if !is_map(
+        root,
+        "a Massdriver artifact definition is a JSON Schema object",
+        file,
+        diags,
+    ) {
         return None;
     }
     let md = root.get("$md");
-    if let Some(n) = md.and_then(|m| m.get("name"))
-        && let Some(written) = n.as_str()
-        && written != name.as_str()
-    {
-        diags.at(
-            Code::ArtifactTypeInvalid,
-            file,
-            n.pos,
-            format!("$md.name {written:?} differs from the file name {name}; identifiers come from paths"),
-        );
-    }
+    same_name(
+        &name,
+        md.and_then(|m| m.get("name")),
+        "$md.name",
+        "file",
+        file,
+        diags,
+    );
     let environment_default = default_group(&name, md.and_then(|m| m.get("ui")));
     let schema = root.to_json();
     Some(ArtifactType {
@@ -110,28 +106,15 @@ pub(super) fn resource_type(
     file: &Arc<str>,
     diags: &mut Diagnostics,
 ) -> Option<ArtifactType> {
-    if !root.is_map() {
-        diags.at(
-            Code::ArtifactTypeInvalid,
-            file,
-            root.pos,
-            "a resource type is a mapping with name, version and schema",
-        );
+    if !is_map(
+        root,
+        "a resource type is a mapping with name, version and schema",
+        file,
+        diags,
+    ) {
         return None;
     }
-    if let Some(n) = root.get("name")
-        && n.as_str() != Some(name.as_str())
-    {
-        diags.at(
-            Code::ArtifactTypeInvalid,
-            file,
-            n.pos,
-            format!(
-                "name {:?} differs from the folder name {name}; identifiers come from paths",
-                n.as_str().unwrap_or_default()
-            ),
-        );
-    }
+    same_name(&name, root.get("name"), "name", "folder", file, diags);
     for e in root.entries() {
         if !RESOURCE_TYPE_KEYS.contains(&e.key.as_str()) {
             diags.at(
@@ -184,4 +167,36 @@ pub(super) fn resource_type(
         file: Arc::clone(file),
         name,
     })
+}
+
+/// Whether the definition is a mapping; says so when it is not.
+fn is_map(root: &Node, what: &str, file: &Arc<str>, diags: &mut Diagnostics) -> bool {
+    if !root.is_map() {
+        diags.at(Code::ArtifactTypeInvalid, file, root.pos, what);
+    }
+    root.is_map()
+}
+
+/// A name written in the definition (`written`, under `key`) must be the one the path gives.
+fn same_name(
+    name: &TypeName,
+    written: Option<&Node>,
+    key: &str,
+    from: &str,
+    file: &Arc<str>,
+    diags: &mut Diagnostics,
+) {
+    if let Some(n) = written
+        && n.as_str() != Some(name.as_str())
+    {
+        diags.at(
+            Code::ArtifactTypeInvalid,
+            file,
+            n.pos,
+            format!(
+                "{key} {:?} differs from the {from} name {name}; identifiers come from paths",
+                n.as_str().unwrap_or_default()
+            ),
+        );
+    }
 }
