@@ -14,6 +14,7 @@ pub mod jq;
 pub mod load;
 pub mod model;
 pub mod ownership;
+pub mod patterns;
 pub mod plan;
 pub mod preview;
 pub mod render;
