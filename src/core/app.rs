@@ -59,7 +59,7 @@ fn input(inputs: &Inputs, sensitive: &[FieldPath], masked: bool) -> Value {
 
 /// The first value `code` yields, as an environment variable's text.
 fn first(code: &str, input: &Value) -> Result<Option<Value>, String> {
-    Ok(jq::eval(code, input)?.into_iter().next())
+    Ok(jq::eval_at_most(code, input, 1)?.into_iter().next())
 }
 
 fn text(v: &Value) -> String {

@@ -85,14 +85,23 @@ pub fn check(code: &str) -> Option<String> {
     compile(code).err()
 }
 
-/// Every value `code` yields for `input`, or the first error (compiling or running).
+/// The values `code` yields for `input` (at most [`MAX_VALUES`]: `repeat(1)` never ends),
+/// or the first error (compiling or running).
 pub fn eval(code: &str, input: &Value) -> Result<Vec<Value>, String> {
+    eval_at_most(code, input, MAX_VALUES)
+}
+
+/// The most values an expression is asked for.
+pub const MAX_VALUES: usize = 1_000;
+
+/// The first `limit` values `code` yields for `input`; later ones are never computed.
+pub fn eval_at_most(code: &str, input: &Value, limit: usize) -> Result<Vec<Value>, String> {
     let filter = compile(code)?;
     let text = serde_json::to_vec(input).map_err(|e| e.to_string())?;
     let input = jaq_json::read::parse_single(&text).map_err(|e| format!("{e:?}"))?;
     let ctx = Ctx::<data::JustLut<Val>>::new(&filter.lut, Vars::new([]));
     let mut out = Vec::new();
-    for v in filter.id.run((ctx, input)) {
+    for v in filter.id.run((ctx, input)).take(limit) {
         // Not jaq's `unwrap_valr`: a `halt` there exits the process.
         let v = v.map_err(|e| match e.get_err() {
             Ok(error) => error.to_string(),
@@ -139,5 +148,51 @@ mod tests {
         assert!(check("$ENV").is_some());
         assert!(check("input").is_some());
         assert_eq!(check(".a | ascii_downcase"), None);
+    }
+
+    #[test]
+    fn hostile_expressions_are_errors_never_panics() {
+        for code in [
+            "(",
+            ")",
+            "[",
+            "]",
+            "{",
+            "}",
+            "\"",
+            "\"\\u",
+            "\"\\uD800\"",
+            "$",
+            "@",
+            "§",
+            "💣",
+            ".[",
+            "reduce .",
+            "if 0",
+            "0 as",
+            "def f: ;",
+            "import \"x\" as y; .",
+            "include \"x\"; .",
+            "label",
+            "{(.)}",
+            "\u{0}",
+            "....",
+            "$__loc__",
+            "input_filename",
+            "@base32d",
+            "",
+        ] {
+            let _ = check(code);
+            let _ = eval(code, &json!({"a": 1}));
+        }
+        assert!(eval("[limit(3; repeat(1))]", &json!(null)).is_ok());
+        assert_eq!(
+            eval("repeat(1)", &json!(null)).map(|v| v.len()),
+            Ok(MAX_VALUES)
+        );
+        assert_eq!(
+            eval_at_most("repeat(1)", &json!(null), 1),
+            Ok(vec![json!(1)])
+        );
     }
 }
