@@ -2,8 +2,7 @@
 //! failure handling GitHub asks of integrations: 5xx and network errors retried with
 //! jittered exponential backoff, primary and secondary rate limits waited out
 //! (`Retry-After`, `x-ratelimit-reset`), and non-idempotent requests never blindly
-//! repeated (the caller looks first: the daemon's publisher finds a comment by its marker
-//! before it creates one).
+//! repeated (the caller looks first: the daemon's publisher finds comments by marker).
 //!
 //! There is no trait in front of this: the tests run a fake GitHub over HTTP, so octocrab's
 //! own wire behaviour is exercised too. A leaf: it knows nothing of the daemon that uses it
