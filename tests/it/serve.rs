@@ -608,10 +608,7 @@ fn local_mode_serves_the_operations_endpoints_and_prints_where() {
 #[test]
 fn check_config_in_local_mode_shows_the_address_and_refuses_what_would_not_run() {
     let tmp = tempfile::tempdir().unwrap();
-    let repo = tmp.path().join("infra");
-    git_init(&repo);
-    copy_dir(&example_repo(), &repo);
-    commit_all(&repo, "infrastructure");
+    let repo = example_checkout(tmp.path());
     let (code, stdout, stderr) = output(
         capstan(tmp.path())
             .args([

@@ -49,48 +49,28 @@ pub(super) async fn terraform(
 ) -> Result<BTreeMap<String, Value>, StepError> {
     tf_init(program, version, job, index, env, log).await?;
     let lock_timeout = lock_timeout(job);
-    match job.verb {
-        Verb::Deploy => {
-            command(
-                log,
-                env,
-                program.binary(),
-                &[
-                    "apply",
-                    "-auto-approve",
-                    "-input=false",
-                    "-no-color",
-                    &lock_timeout,
-                ],
-                false,
-            )
-            .await?;
-            let out = command(log, env, program.binary(), &["output", "-json"], true).await?;
-            let outputs = parse_artifacts(&out, &format!("`{program} output -json`"))?;
-            Ok(outputs
-                .into_iter()
-                .filter(|(name, _)| job.bundle.artifacts.contains_key(name))
-                .map(|(name, o)| (name, o.get("value").cloned().unwrap_or(Value::Null)))
-                .collect())
-        }
-        Verb::Destroy => {
-            command(
-                log,
-                env,
-                program.binary(),
-                &[
-                    "destroy",
-                    "-auto-approve",
-                    "-input=false",
-                    "-no-color",
-                    &lock_timeout,
-                ],
-                false,
-            )
-            .await?;
-            Ok(BTreeMap::new())
-        }
+    let verb = match job.verb {
+        Verb::Deploy => "apply",
+        Verb::Destroy => "destroy",
+    };
+    let args = [
+        verb,
+        "-auto-approve",
+        "-input=false",
+        "-no-color",
+        &lock_timeout,
+    ];
+    command(log, env, program.binary(), &args, false).await?;
+    if job.verb == Verb::Destroy {
+        return Ok(BTreeMap::new());
     }
+    let out = command(log, env, program.binary(), &["output", "-json"], true).await?;
+    let outputs = parse_artifacts(&out, &format!("`{program} output -json`"))?;
+    Ok(outputs
+        .into_iter()
+        .filter(|(name, _)| job.bundle.artifacts.contains_key(name))
+        .map(|(name, o)| (name, o.get("value").cloned().unwrap_or(Value::Null)))
+        .collect())
 }
 
 /// The inputs of an OpenTofu or Terraform step as `_params.auto.tfvars.json` and
