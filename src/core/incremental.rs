@@ -165,9 +165,14 @@ impl Revision {
         }
 
         // Resolve: a unit is kept when nothing it read changed; one that read the list of
-        // projects (a "did you mean" among them) also when no project came or went.
+        // projects (a "did you mean" among them) also when no project came or went. The
+        // list is of projects that load: a folder whose project file breaks leaves it.
         let projects_came_or_went = previous.is_some_and(|p| {
-            p.folders.len() != folders.len() || p.folders.keys().any(|k| !folders.contains_key(k))
+            !p.checked
+                .repository
+                .projects
+                .keys()
+                .eq(repository.projects.keys())
         });
         let kept_unit = |name: &str| -> Option<&Arc<Unit>> {
             if !shared_same || changed.contains(name) {
