@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::{Format, PlanFormat, color_on_stdout, out};
+use crate::core::commit::short;
 use crate::core::deployed::Deployed;
 use crate::core::drift::Heal;
 use crate::core::model::InstanceId;
@@ -179,7 +180,7 @@ pub fn apply(rev: &str, instances: &[String], settings: &Settings) -> anyhow::Re
         return Ok(1);
     }
     let target = Target {
-        commit,
+        commit: commit.into(),
         tree: Arc::new(tree),
         checked: Arc::new(checked),
         trigger: Trigger::Apply,
@@ -251,10 +252,6 @@ fn warn_uncommitted(settings: &Settings, commit: &str, tree: &SourceTree) -> any
         );
     }
     Ok(())
-}
-
-fn short(sha: &str) -> &str {
-    sha.get(..10).unwrap_or(sha)
 }
 
 /// Whether the plan may not be deployed (its errors are printed with it), said once more.
@@ -341,16 +338,16 @@ fn shown(d: &Deployed) -> Value {
         "bundle": d.inputs.bundle,
         "version": d.inputs.version,
         "commit": d.commit,
-        "updated_at": time(d.updated_at),
+        "updated_at": d.updated_at.to_string(),
         "digest": d.digest,
         "params": params,
         "connections": connections,
         "artifacts": artifacts,
         "drift": d.drift.as_ref().map(|c| json!({
             "status": c.status.name(),
-            "since": time(c.since),
+            "since": c.since.to_string(),
             "summary": c.summary,
-            "checked_at": time(c.checked_at),
+            "checked_at": c.checked_at.to_string(),
         })),
     })
 }
@@ -361,12 +358,6 @@ fn drift_word(d: &Deployed) -> String {
         None => "not checked".into(),
         Some(c) => c.status.name().into(),
     }
-}
-
-pub(super) fn time(secs: i64) -> String {
-    chrono::DateTime::from_timestamp(secs, 0)
-        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
-        .unwrap_or_default()
 }
 
 pub fn state_list(db: &Path, format: Format) -> anyhow::Result<i32> {
@@ -389,15 +380,15 @@ pub fn state_list(db: &Path, format: Format) -> anyhow::Result<i32> {
                     d.status.name(),
                     drift_word(d),
                     format!("{}@{}", d.inputs.bundle, d.inputs.version),
-                    d.commit.get(..10).unwrap_or(&d.commit),
-                    time(d.updated_at)
+                    crate::core::commit::short(&d.commit),
+                    d.updated_at
                 ));
             }
             if let Some(run) = store.runs(1)?.first() {
                 text.push_str(&format!(
                     "\nlast run {} of {} ({}): {}, {}\n",
                     run.id,
-                    run.commit.get(..10).unwrap_or(&run.commit),
+                    crate::core::commit::short(&run.commit),
                     run.trigger,
                     run.status,
                     run.summary
@@ -502,8 +493,8 @@ pub fn state_show(db: &Path, instance: &str, format: Format) -> anyhow::Result<i
                 "status": s.status.name(),
                 "message": s.message,
                 "log": s.log_path,
-                "started_at": time(s.started_at),
-                "seconds": s.finished_at.map(|f| f - s.started_at),
+                "started_at": s.started_at.to_string(),
+                "seconds": s.finished_at.map(|f| f.since(s.started_at)),
             })
         })
         .collect();
@@ -520,8 +511,8 @@ pub fn state_show(db: &Path, instance: &str, format: Format) -> anyhow::Result<i
                 Some(c) => format!(
                     "{} since {} (checked {}){}",
                     c.status.name(),
-                    time(c.since),
-                    time(c.checked_at),
+                    c.since,
+                    c.checked_at,
                     if c.summary.is_empty() {
                         String::new()
                     } else {
@@ -536,7 +527,7 @@ pub fn state_show(db: &Path, instance: &str, format: Format) -> anyhow::Result<i
                 d.inputs.bundle,
                 d.inputs.version,
                 d.commit,
-                time(d.updated_at),
+                d.updated_at,
                 if d.digest.is_empty() {
                     "(never deployed)"
                 } else {
@@ -559,7 +550,7 @@ pub fn state_show(db: &Path, instance: &str, format: Format) -> anyhow::Result<i
                     s.run,
                     s.action,
                     s.status,
-                    time(s.started_at),
+                    s.started_at,
                     if s.message.is_empty() {
                         String::new()
                     } else {

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use super::deploy::{Settings, block_on, time};
+use super::deploy::{Settings, block_on};
 use super::{Format, out};
 use crate::core::drift::DriftStatus;
 use crate::core::model::InstanceId;
@@ -79,7 +79,7 @@ pub fn run(
 fn line(c: &InstanceCheck) -> String {
     let (mark, what) = match c.check.status {
         DriftStatus::InSync => ("✓", "in sync".to_string()),
-        DriftStatus::Drifted => ("~", format!("drifted since {}", time(c.check.since))),
+        DriftStatus::Drifted => ("~", format!("drifted since {}", c.check.since)),
         DriftStatus::NotCheckable => ("?", "not checkable".to_string()),
         DriftStatus::CheckFailed => ("✗", "check failed".to_string()),
     };
@@ -100,9 +100,9 @@ fn row(c: &InstanceCheck) -> serde_json::Value {
         "project": c.project,
         "environment": c.environment,
         "status": c.check.status.name(),
-        "since": time(c.check.since),
+        "since": c.check.since.to_string(),
         "summary": c.check.summary,
-        "checked_at": time(c.check.checked_at),
+        "checked_at": c.check.checked_at.to_string(),
         "log": c.log.display().to_string(),
     })
 }

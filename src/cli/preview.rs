@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::deploy::{Settings, block_on, open_existing, time};
+use super::deploy::{Settings, block_on, open_existing};
 use super::{Format, color_on_stdout, out};
 use crate::core::deployed::Deployed;
 use crate::core::drift::Heal;
@@ -15,10 +15,6 @@ use crate::core::run::{RunStatus, Scope, Trigger};
 use crate::core::{duration, plan, preview, render};
 use crate::deploy::Target;
 use crate::state::{PreviewRecord, PreviewStatus, Store};
-
-fn now() -> i64 {
-    chrono::Utc::now().timestamp()
-}
 
 /// Realises preview `name` of `project` at `rev` and deploys it against what it has.
 pub fn up(name: &str, project: &str, rev: &str, settings: &Settings) -> anyhow::Result<i32> {
@@ -64,13 +60,13 @@ pub fn up(name: &str, project: &str, rev: &str, settings: &Settings) -> anyhow::
         return Ok(1);
     }
     // The row comes first: from here on, the preview's instances are the preview's.
-    let at = now();
+    let at = crate::state::now();
     let existing = store.preview(project, name)?;
     let record = PreviewRecord {
         project: project.into(),
         name: name.into(),
         pr: existing.as_ref().and_then(|p| p.pr),
-        head: commit.clone(),
+        head: commit.clone().into(),
         status: PreviewStatus::Live,
         created_at: existing.as_ref().map_or(at, |p| p.created_at),
         pushed_at: at,
@@ -80,7 +76,7 @@ pub fn up(name: &str, project: &str, rev: &str, settings: &Settings) -> anyhow::
     let mut status = RunStatus::Succeeded;
     if !plan.is_empty() {
         let target = Target {
-            commit,
+            commit: commit.into(),
             tree: Arc::new(tree),
             checked: Arc::new(checked),
             trigger: Trigger::Preview,
@@ -104,7 +100,7 @@ pub fn up(name: &str, project: &str, rev: &str, settings: &Settings) -> anyhow::
                 .collect::<Vec<_>>()
                 .join(", ")
         },
-        time(record.expires_at())
+        record.expires_at()
     ))?;
     Ok(i32::from(status != RunStatus::Succeeded))
 }
@@ -194,7 +190,7 @@ fn owned(store: &Store, scope: &Scope) -> anyhow::Result<Vec<Deployed>> {
 /// Every recorded preview with its instances.
 pub fn list(db: &Path, format: Format) -> anyhow::Result<i32> {
     let store = open_existing(db)?;
-    let now = now();
+    let now = crate::state::now();
     let rows: Vec<(PreviewRecord, Vec<InstanceId>)> = store
         .previews()?
         .into_iter()
@@ -217,9 +213,9 @@ pub fn list(db: &Path, format: Format) -> anyhow::Result<i32> {
                         "pull_request": p.pr,
                         "status": p.status.name(),
                         "head": p.head,
-                        "created_at": time(p.created_at),
-                        "pushed_at": time(p.pushed_at),
-                        "expires_at": time(p.expires_at()),
+                        "created_at": p.created_at.to_string(),
+                        "pushed_at": p.pushed_at.to_string(),
+                        "expires_at": p.expires_at().to_string(),
                         "instances": instances.iter().map(|i| i.as_str()).collect::<Vec<_>>(),
                     })
                 })
@@ -244,10 +240,10 @@ pub fn list(db: &Path, format: Format) -> anyhow::Result<i32> {
                     p.project,
                     p.pr.map_or_else(|| "-".to_string(), |n| format!("#{n}")),
                     p.status.name(),
-                    p.head.get(..10).unwrap_or(&p.head),
-                    ago(now - p.created_at),
+                    crate::core::commit::short(&p.head),
+                    ago(now.since(p.created_at)),
                     if p.status == PreviewStatus::Live {
-                        ago(p.expires_at() - now)
+                        ago(p.expires_at().since(now))
                     } else {
                         "-".to_string()
                     },

@@ -7,6 +7,8 @@
 //! its rows into these values by hand, so renaming a field here changes neither what is
 //! stored nor any digest.
 
+use crate::core::commit::CommitId;
+use crate::core::time::Timestamp;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -160,12 +162,12 @@ pub struct Deployed {
     pub artifacts: BTreeMap<String, Value>,
     pub status: Status,
     /// The commit last deployed (or attempted); a destroy reads the bundle from here.
-    pub commit: String,
+    pub commit: CommitId,
     /// The environment's attributes, for deploy windows of a destroy.
     pub attributes: BTreeMap<String, String>,
     /// Paths (`params/password`, `artifacts/database/password`) never shown.
     pub sensitive: Vec<FieldPath>,
-    pub updated_at: i64,
+    pub updated_at: Timestamp,
     /// The last drift check since the last deploy; `None` when not checked since.
     pub drift: Option<DriftCheck>,
 }

@@ -3,6 +3,7 @@
 //! drifted instances a deploy heals. Checks themselves run outside the core
 //! (`deploy::drift`); their outcomes are recorded with the instance (`Deployed::drift`).
 
+use crate::core::time::Timestamp;
 use std::collections::BTreeMap;
 
 use super::model::Audience;
@@ -88,10 +89,10 @@ pub fn combine(steps: &[StepCheck]) -> StepCheck {
 pub struct DriftCheck {
     pub status: DriftStatus,
     /// Unix seconds since the instance has had this status (the first check that found it).
-    pub since: i64,
+    pub since: Timestamp,
     pub summary: String,
     /// Unix seconds of the last check.
-    pub checked_at: i64,
+    pub checked_at: Timestamp,
 }
 
 /// Which drifted instances a deploy redeploys: `capstan apply` heals every drifted

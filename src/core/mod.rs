@@ -5,6 +5,7 @@
 //! that no I/O crate is imported below this folder).
 
 pub mod app;
+pub mod commit;
 pub mod deployed;
 pub mod diag;
 pub mod drift;
@@ -24,6 +25,7 @@ pub mod schema;
 pub mod sensitive;
 pub mod source;
 pub mod suggest;
+pub mod time;
 pub mod windows;
 pub mod yaml;
 

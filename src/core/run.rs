@@ -295,6 +295,7 @@ mod tests {
     use crate::core::deployed::{Input, Status};
     use crate::core::diag::Loc;
     use crate::core::model::Audience;
+    use crate::core::time::Timestamp;
     use serde_json::json;
 
     fn inputs(producer: Option<&str>) -> Inputs {
@@ -330,7 +331,7 @@ mod tests {
             commit: "c".into(),
             attributes: BTreeMap::from([("tier".into(), "production".into())]),
             sensitive: Vec::new(),
-            updated_at: 0,
+            updated_at: Timestamp::default(),
             drift: None,
         }
     }
@@ -491,9 +492,9 @@ mod tests {
         let mut drifted = record("a-b-c", &i, Status::Deployed);
         drifted.drift = Some(crate::core::drift::DriftCheck {
             status: crate::core::drift::DriftStatus::Drifted,
-            since: 0,
+            since: Timestamp::default(),
             summary: "gone".into(),
-            checked_at: 0,
+            checked_at: Timestamp::default(),
         });
         let state = BTreeMap::from([(id.clone(), drifted)]);
         let attrs = BTreeMap::from([("tier".to_string(), "staging".to_string())]);

@@ -28,7 +28,7 @@ pub(super) async fn deploy(shared: &Arc<Shared>, why: Trigger) -> Result<(), Dae
         Prepared::Invalid(_) => {
             shared.metrics.deploy(DeployResult::Invalid);
             tracing::warn!(
-                commit = tip,
+                commit = %tip,
                 "the branch does not validate; nothing deployed"
             );
             return status(
@@ -39,7 +39,7 @@ pub(super) async fn deploy(shared: &Arc<Shared>, why: Trigger) -> Result<(), Dae
         }
         Prepared::Nothing(plan) => {
             shared.metrics.deploy(DeployResult::Nothing);
-            tracing::info!(commit = tip, "nothing to deploy");
+            tracing::info!(commit = %tip, "nothing to deploy");
             // A commit already reported (e.g. deployed before a restart) keeps its status.
             if shared.store.status(&tip, DEPLOY_CONTEXT)?.is_some() {
                 return Ok(());
@@ -55,7 +55,7 @@ pub(super) async fn deploy(shared: &Arc<Shared>, why: Trigger) -> Result<(), Dae
         }
         Prepared::Ready(target, plan) => (target, plan),
     };
-    tracing::info!(commit = tip, changes = plan.changes.len(), "deploying");
+    tracing::info!(commit = %tip, changes = plan.changes.len(), "deploying");
     status(
         StatusState::Pending,
         format!("deploying: {}", crate::core::render::plan::summary(&plan)),
@@ -67,7 +67,7 @@ pub(super) async fn deploy(shared: &Arc<Shared>, why: Trigger) -> Result<(), Dae
         .await?;
     shared.metrics.deploy(report.status());
     tracing::info!(
-        commit = tip,
+        commit = %tip,
         run = report.run,
         result = report.status().name(),
         "{}",
@@ -96,7 +96,7 @@ pub(super) async fn deploy(shared: &Arc<Shared>, why: Trigger) -> Result<(), Dae
     status(state, text).await?;
     let body = crate::deploy::markdown(&report);
     for pr in gh.pulls_of_commit(&tip).await? {
-        if pr.merge_commit.as_deref() == Some(tip.as_str()) || pr.head_sha == tip {
+        if pr.merge_commit.as_deref() == Some(tip.as_str()) || tip == pr.head_sha {
             publish::comment(
                 &gh,
                 shared,

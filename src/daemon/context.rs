@@ -11,9 +11,11 @@ use super::deploys::Deploys;
 use super::error::DaemonError;
 use super::events::Event;
 use super::health::Health;
+use super::job::Job;
 use super::metrics::Metrics;
 use super::queue::Queue;
 use super::revisions::{CachedRevision, RevisionCache, Side};
+use crate::core::commit::CommitId;
 use crate::github::Client;
 use crate::source::mirror::{Credentials, Mirror, branch_ref};
 use crate::state::Store;
@@ -24,12 +26,13 @@ pub(super) struct Shared {
     pub mirror: Arc<Mirror>,
     pub store: Arc<Store>,
     pub deploys: Arc<Deploys>,
-    pub queue: Queue<u64>,
+    /// The pull requests' plans (the deploy lane is `deploys.lane()`).
+    pub plans: Queue<Job>,
     pub metrics: Arc<Metrics>,
     pub events: mpsc::UnboundedSender<Event>,
     pub health: Arc<Health>,
     /// The deploy branch's commit when open pull requests were last planned.
-    pub branch_tip: Mutex<Option<String>>,
+    pub branch_tip: Mutex<Option<CommitId>>,
     /// Wakes the scheduler and poller after a reload.
     pub reloaded: tokio::sync::Notify,
     /// Checked revisions for the next plans (`plan_cache_mib`, read at start).
@@ -89,10 +92,11 @@ impl Shared {
     }
 
     /// The deploy branch's commit in the mirror.
-    pub fn branch_tip(&self) -> Result<String, DaemonError> {
+    pub fn branch_tip(&self) -> Result<CommitId, DaemonError> {
         let reference = self.branch_refs().1;
         self.mirror
             .resolve(&reference)?
+            .map(CommitId::from)
             .ok_or(DaemonError::NotFetched { reference })
     }
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use super::context::Shared;
 use super::error::DaemonError;
+use super::job::Job;
 use super::publish;
 use crate::core::deployed::Deployed;
 use crate::core::drift::{DriftStatus, Heal};
@@ -37,12 +38,12 @@ pub(super) async fn pass(shared: &Arc<Shared>) -> Result<(), DaemonError> {
         "drift checked"
     );
     for c in &drifted {
-        tracing::warn!(instance = %c.instance, since = render::drift::time(c.check.since), summary = c.check.summary, "drifted");
+        tracing::warn!(instance = %c.instance, since = c.check.since.to_minute(), summary = c.check.summary, "drifted");
     }
     let heal = heal(shared).await?;
     if drifted.iter().any(|c| heal.heals(&c.attributes)) {
         tracing::info!("drift where drift.remediate heals it: deploying the branch");
-        shared.deploys.request(Trigger::Drift);
+        shared.deploys.lane().push(Job::Deploy(Trigger::Drift));
     }
     report(shared).await
 }

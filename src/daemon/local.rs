@@ -15,12 +15,14 @@ use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
 use super::config::Config;
-use super::deploys::{Deploys, Prepared, Work};
+use super::deploys::{Deploys, Prepared};
 use super::error::DaemonError;
 use super::health::Health;
+use super::job::Job;
 use super::metrics::{DeployResult, Metrics};
 use super::server;
 use super::{Console, Control, systemd};
+use crate::core::commit::CommitId;
 use crate::core::drift::Heal;
 use crate::core::plan;
 use crate::core::render;
@@ -32,7 +34,7 @@ use crate::state::Store;
 /// What was last printed, so unchanged results stay quiet.
 #[derive(Default)]
 struct Seen {
-    tip: Option<String>,
+    tip: Option<CommitId>,
     worktree: Option<String>,
 }
 
@@ -111,7 +113,6 @@ pub(super) async fn run(
         store,
         config.state_dir.clone(),
         Arc::new(Checkout { path: path.clone() }),
-        control.shutdown.clone(),
     )?);
     let console = control.console.clone();
     let mut seen = Seen::default();
@@ -126,12 +127,14 @@ pub(super) async fn run(
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
-            Some(work) = deploys.next() => {
-                // Local mode has no pull requests, so no previews: only the branch.
-                if let Work::Branch(why) = work {
+            Some((job, _)) = deploys.lane().next() => {
+                // Local mode has no pull requests, so no previews: only the branch, when
+                // a deploy window opens.
+                if let Job::Deploy(why) = &job {
                     tracing::info!(trigger = why.name(), "deploying again");
                     evaluate(&path, &config, &deploys, out, &mut seen, true).await;
                 }
+                deploys.lane().done(&job.key());
             }
             Some(()) = control.reload.recv() => match (control.reloader)() {
                 Ok(new) => {
@@ -182,7 +185,7 @@ async fn evaluate(
 ) {
     let console = out.console;
     let branch = &config.repository.branch;
-    let tip = source::branch_or_head(path, branch);
+    let tip = source::branch_or_head(path, branch).map(CommitId::from);
     if tip != seen.tip || again {
         if let Some(commit) = &tip {
             let trigger = if seen.tip.is_none() {
@@ -226,7 +229,7 @@ async fn evaluate(
     if seen.worktree.as_ref() != Some(&worktree) {
         (console.print)(&format!(
             "── working tree against the deployed state ({branch} at {})\n{worktree}",
-            tip.as_deref().map_or("no commits", short)
+            tip.as_ref().map_or("no commits", CommitId::short)
         ));
         seen.worktree = Some(worktree);
     }
@@ -234,7 +237,7 @@ async fn evaluate(
 
 /// Deploys `commit` and says what happened.
 async fn deploy(
-    commit: &str,
+    commit: &CommitId,
     branch: &str,
     config: &Config,
     deploys: &Arc<Deploys>,
@@ -242,7 +245,7 @@ async fn deploy(
     out: Outputs<'_>,
 ) -> String {
     let (console, metrics) = (out.console, out.metrics);
-    let head = format!("── {branch} at {}: ", short(commit));
+    let head = format!("── {branch} at {}: ", commit.short());
     if !config.deploy.enabled {
         return format!("{head}deploys are off (deploy.enabled: false)\n");
     }
@@ -279,7 +282,7 @@ async fn deploy(
                     metrics.deploy(report.status());
                     format!(
                         "Deploy of {} (run {}): {}\n",
-                        short(commit),
+                        commit.short(),
                         report.run,
                         report.summary()
                     )
@@ -291,8 +294,4 @@ async fn deploy(
             }
         }
     }
-}
-
-fn short(sha: &str) -> &str {
-    sha.get(..10).unwrap_or(sha)
 }

@@ -1,10 +1,11 @@
 //! `capstan serve`: the long-running process (docs/daemon.md).
 //!
 //! Two modes. With GitHub (`remote.rs`), everything that can happen becomes one [`Event`]
-//! (`events.rs`); pull requests become keys on the [`queue::Queue`] and workers reconcile
-//! them level-triggered (`pulls.rs`), deploy passes are coalesced and run one at a time
-//! (`deploys.rs`), and every comment and status goes through the one publisher
-//! (`publish.rs`). Without GitHub (`local.rs`), a local checkout is watched: each commit of
+//! (`events.rs`), and every piece of work one job (`job.rs`) on one of two lanes, both a
+//! [`queue::Queue`]: pull requests' plans, reconciled level-triggered by several workers
+//! (`pulls.rs`), and the deploy lane, one job at a time (`deploys.rs`). One worker loop with
+//! one error policy carries jobs out (`jobs.rs`), and every comment and status goes through
+//! the one publisher (`publish.rs`). Without GitHub (`local.rs`), a local checkout is watched: each commit of
 //! the branch is deployed and each edit's plan printed to the [`Console`] the command line
 //! hands in.
 //!
@@ -20,6 +21,7 @@ mod drift;
 mod error;
 mod events;
 mod health;
+mod job;
 mod jobs;
 mod local;
 pub mod metrics;

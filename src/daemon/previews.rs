@@ -10,6 +10,8 @@
 //! comment, replaced in place ([`section`], [`refresh`]), and in the status
 //! `capstan/preview`.
 
+use crate::core::commit::CommitId;
+use crate::core::time::Timestamp;
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -20,6 +22,7 @@ use super::comment::{self, Creates};
 use super::context::Shared;
 use super::deploys::log_progress;
 use super::error::DaemonError;
+use super::job::Job;
 use super::metrics::PreviewOutcome;
 use super::publish::{self};
 use crate::core::deployed::{Deployed, Status};
@@ -42,20 +45,6 @@ pub const PREVIEW_CONTEXT: &str = "capstan/preview";
 /// Where the preview section of a pull request's comment starts and ends.
 const START: &str = "<!-- capstan:preview -->";
 const END: &str = "<!-- /capstan:preview -->";
-
-fn now() -> i64 {
-    chrono::Utc::now().timestamp()
-}
-
-fn time(secs: i64) -> String {
-    chrono::DateTime::from_timestamp(secs, 0)
-        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
-        .unwrap_or_default()
-}
-
-fn short(sha: &str) -> &str {
-    sha.get(..10).unwrap_or(sha)
-}
 
 /// The previews of pull request `pr`, oldest first.
 fn of_pull(store: &Store, pr: u64) -> Result<Vec<PreviewRecord>, StateError> {
@@ -260,7 +249,7 @@ async fn up(
     let store = &shared.store;
     let name = preview::of_pull(number);
     let record = store.preview(project.as_str(), name.as_str())?;
-    let at = now();
+    let at = crate::state::now();
     let live = record
         .as_ref()
         .is_some_and(|r| r.status == PreviewStatus::Live);
@@ -274,7 +263,7 @@ async fn up(
         project: project.to_string(),
         name: name.to_string(),
         pr: Some(number),
-        head: head.to_string(),
+        head: head.into(),
         status: PreviewStatus::Live,
         created_at,
         pushed_at,
@@ -343,7 +332,7 @@ async fn deploy(
     tracing::info!(
         project = record.project,
         preview = record.name,
-        head = record.head,
+        head = %record.head,
         "{}",
         core::render::plan::summary(&plan)
     );
@@ -469,15 +458,15 @@ pub(super) async fn sweep(shared: &Arc<Shared>) -> Result<(), DaemonError> {
             .collect();
         for n in records.iter().filter_map(|r| r.pr) {
             if !open.contains(&n) {
-                shared.deploys.request_preview(n);
+                shared.deploys.lane().push(Job::Preview(n));
             }
         }
     }
-    let at = now();
+    let at = crate::state::now();
     let mut refreshed = BTreeSet::new();
     for r in &records {
         match sweep_step(r.status, r.pr, at, r.expires_at()) {
-            SweepStep::Reconcile(n) => shared.deploys.request_preview(n),
+            SweepStep::Reconcile(n) => shared.deploys.lane().push(Job::Preview(n)),
             SweepStep::Remove => {
                 teardown(shared, r, Then::Remove).await?;
             }
@@ -523,7 +512,7 @@ pub(super) async fn sweep(shared: &Arc<Shared>) -> Result<(), DaemonError> {
             SweepStep::SlotFree(n) => {
                 let max = max_of(shared, r).await?;
                 if slot_free(holders(store, &r.project, &r.name)?.len(), max) {
-                    shared.deploys.request_preview(n);
+                    shared.deploys.lane().push(Job::Preview(n));
                 }
             }
             SweepStep::Nothing => {}
@@ -557,7 +546,12 @@ enum SweepStep {
 }
 
 /// The sweep's rule for a preview of `status`, of pull request `pr`, at `now`.
-fn sweep_step(status: PreviewStatus, pr: Option<u64>, now: i64, expires_at: i64) -> SweepStep {
+fn sweep_step(
+    status: PreviewStatus,
+    pr: Option<u64>,
+    now: Timestamp,
+    expires_at: Timestamp,
+) -> SweepStep {
     match (status, pr) {
         (PreviewStatus::Closing, Some(n)) => SweepStep::Reconcile(n),
         (PreviewStatus::Closing, None) => SweepStep::Remove,
@@ -593,7 +587,7 @@ pub(super) async fn asked(shared: &Arc<Shared>, pr: u64, by: &str) -> Result<(),
     if shared.github().can_write(by).await? {
         tracing::info!(pr, by, "previews approved");
         shared.store.approve_previews(pr, by)?;
-        shared.deploys.request_preview(pr);
+        shared.deploys.lane().push(Job::Preview(pr));
     } else {
         tracing::info!(
             pr,
@@ -628,7 +622,15 @@ async fn status(shared: &Arc<Shared>, gh: &Client, pr: &PullRequest) -> Result<(
     } else {
         verdict(store, &records)?
     };
-    publish::status(gh, shared, &pr.head_sha, PREVIEW_CONTEXT, state, &text).await
+    publish::status(
+        gh,
+        shared,
+        &CommitId::from(pr.head_sha.as_str()),
+        PREVIEW_CONTEXT,
+        state,
+        &text,
+    )
+    .await
 }
 
 fn verdict(store: &Store, records: &[PreviewRecord]) -> Result<(StatusState, String), StateError> {
@@ -706,8 +708,8 @@ pub(super) fn section(store: &Store, pr: u64) -> Result<String, StateError> {
                 let _ = writeln!(
                     out,
                     "- **`{env}`** is up at `{}`; it expires {} unless pushed to again.",
-                    short(&r.head),
-                    time(r.expires_at())
+                    r.head.short(),
+                    r.expires_at().to_minute()
                 );
                 let rows = instances(store, r)?;
                 if rows.is_empty() {
@@ -742,7 +744,7 @@ pub(super) fn section(store: &Store, pr: u64) -> Result<String, StateError> {
                 let _ = writeln!(
                     out,
                     "- **`{env}`** was destroyed at {} after {} without a push; push again to bring it back.",
-                    time(r.expires_at()),
+                    r.expires_at().to_minute(),
                     core::duration::format(r.ttl)
                 );
             }
@@ -818,7 +820,7 @@ mod tests {
     #[test]
     fn the_sweep_expires_idle_previews_updates_live_ones_and_frees_slots() {
         use PreviewStatus::*;
-        let (now, later) = (1_000, 2_000);
+        let (now, later) = (Timestamp::from_secs(1_000), Timestamp::from_secs(2_000));
         assert_eq!(sweep_step(Live, Some(7), later, now), SweepStep::Expire);
         assert_eq!(sweep_step(Live, None, now, now), SweepStep::Expire);
         assert_eq!(sweep_step(Live, Some(7), now, later), SweepStep::Update);

@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::context::Shared;
 use super::error::DaemonError;
+use crate::core::commit::CommitId;
 use crate::core::render::comment::{Comment, MAX_COMMENT};
 use crate::core::render::markdown::MARKER;
 use crate::github::{Client, GitHubError, StatusState, truncate};
@@ -22,7 +23,7 @@ const MAX_DESCRIPTION: usize = 140;
 /// request that was merged into it.
 pub(super) enum Slot<'a> {
     Plan(u64),
-    Deploy { pr: u64, sha: &'a str },
+    Deploy { pr: u64, sha: &'a CommitId },
 }
 
 impl Slot<'_> {
@@ -252,7 +253,7 @@ pub(super) async fn issue(
 pub(super) async fn status(
     gh: &Client,
     shared: &Arc<Shared>,
-    sha: &str,
+    sha: &CommitId,
     context: &str,
     state: StatusState,
     description: &str,

@@ -12,10 +12,12 @@ use tokio_util::sync::CancellationToken;
 use super::comment::{self, Creates};
 use super::context::Shared;
 use super::error::DaemonError;
+use super::job::Job;
 use super::metrics::PlanOutcome;
 use super::previews;
 use super::publish::{self};
 use super::revisions::{self, Side};
+use crate::core::commit::CommitId;
 use crate::core::ownership::{self, Owner, Verdict};
 use crate::core::plan::Plan;
 use crate::core::render::comment::Comment;
@@ -52,7 +54,7 @@ pub(super) async fn plan(
     }
     // After posting: the cache back within its budget and, when nothing else waits,
     // what the plans freed handed back to the system.
-    let idle = shared.queue.depth() == 0 && shared.metrics.running.get() == 0;
+    let idle = shared.plans.depth() == 0 && shared.metrics.running.get() == 0;
     let after = shared.clone();
     let trimmed = tokio::task::spawn_blocking(move || {
         let held = after.revisions.trim();
@@ -107,9 +109,9 @@ async fn reconcile(
         ])
         .await?;
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "fetched");
-    let head =
+    let head: CommitId =
         if shared.mirror.has_commit(&pr.head_sha) {
-            pr.head_sha.clone()
+            pr.head_sha.as_str().into()
         } else {
             // GitHub updates refs/pull/N/head a moment after the API; plan what git has and
             // let the next event or poll catch up.
@@ -123,7 +125,7 @@ async fn reconcile(
                 git = fetched,
                 "head not fetched yet; planning the fetched one"
             );
-            fetched
+            fetched.into()
         };
     let tip = shared.branch_tip()?;
     let merge_base = shared.mirror.merge_base(&tip, &head)?;
@@ -227,7 +229,7 @@ async fn reconcile(
 
     // Previews follow the head (level-triggered: nothing happens when they are current).
     if previews_wanted {
-        shared.deploys.request_preview(number);
+        shared.deploys.lane().push(Job::Preview(number));
     }
 
     // Tell the other pull requests sharing instances when what this one changes moved.
@@ -239,7 +241,7 @@ async fn reconcile(
     if before != after {
         let touched: Vec<String> = before.union(&after).cloned().collect();
         for other in shared.store.overlaps(number, &touched)?.keys() {
-            shared.queue.push(*other);
+            shared.plans.push(Job::Plan(*other));
         }
     }
     Ok(if computed.plan_state == StatusState::Success {

@@ -9,12 +9,13 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::config::{Config, GitHubConfig, Job};
+use super::config::{Config, GitHubConfig, Job as Scheduled};
 use super::context::Shared;
 use super::deploys::Deploys;
 use super::error::DaemonError;
 use super::events::Event;
 use super::health::Health;
+use super::job::Job;
 use super::metrics::Metrics;
 use super::queue::Queue;
 use super::revisions::RevisionCache;
@@ -50,7 +51,6 @@ pub(super) async fn run(
         store.clone(),
         config.state_dir.clone(),
         mirror.clone(),
-        control.shutdown.clone(),
     )?);
     let (events_tx, mut events_rx) = mpsc::unbounded_channel();
     let (listener, local_addr) = server::bind(config.listen).await?;
@@ -62,7 +62,7 @@ pub(super) async fn run(
         mirror,
         store,
         deploys,
-        queue: Queue::default(),
+        plans: Queue::new(true),
         metrics,
         events: events_tx,
         health: Arc::new(Health::new("fetching the repository")),
@@ -103,17 +103,17 @@ pub(super) async fn run(
 
     for _ in 0..shared.config().workers {
         let shared = shared.clone();
-        tracker.spawn(async move { jobs::work(shared.clone(), &shared.queue).await });
+        tracker.spawn(async move { jobs::work(shared.clone(), &shared.plans).await });
     }
     tracker.spawn(poller(shared.clone(), stop.clone()));
     tracker.spawn(scheduler(shared.clone(), stop.clone()));
     let lane = shared.clone();
-    tracker.spawn(async move { jobs::work(lane.clone(), lane.deploys.as_ref()).await });
+    tracker.spawn(async move { jobs::work(lane.clone(), lane.deploys.lane()).await });
     tracker.spawn(preview_sweeper(shared.clone(), stop.clone()));
     // Catch up on whatever happened while we were not running.
     shared.send(Event::Sync { force: false });
     shared.send(Event::Deploy(Trigger::Start));
-    shared.deploys.request_sweep();
+    shared.deploys.lane().push(Job::Sweep);
 
     loop {
         tokio::select! {
@@ -124,7 +124,7 @@ pub(super) async fn run(
                 tracker.spawn(async move { dispatch(&shared, event).await });
             }
         }
-        shared.metrics.queue_depth.set(shared.queue.depth() as i64);
+        shared.metrics.queue_depth.set(shared.plans.depth() as i64);
     }
     finish(shared, tracker, server).await
 }
@@ -136,13 +136,14 @@ async fn finish(
 ) -> Result<(), DaemonError> {
     systemd::stopping();
     shared.health.set_draining();
-    shared.queue.close();
+    shared.plans.close();
+    shared.deploys.lane().close();
     tracker.close();
     let timeout = shared.config().shutdown_timeout;
-    tracing::info!(running = shared.queue.running(), ?timeout, "draining");
+    tracing::info!(running = shared.plans.running(), ?timeout, "draining");
     if tokio::time::timeout(timeout, tracker.wait()).await.is_err() {
         tracing::warn!("in-flight work did not finish within the shutdown timeout; cancelling it");
-        shared.queue.cancel_running();
+        shared.plans.cancel_running();
         let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
     }
     // A client holding a connection open must not hold up the exit.
@@ -190,11 +191,11 @@ fn reload(shared: &Arc<Shared>, reloader: &Reloader) {
 
 async fn dispatch(shared: &Arc<Shared>, event: Event) {
     match event {
-        Event::Pull(n) => shared.queue.push(n),
+        Event::Pull(n) => shared.plans.push(Job::Plan(n)),
         Event::PullClosed(n) => {
-            shared.queue.remove(&n);
+            shared.plans.remove(&Job::Plan(n).key());
             // Its previews go (the reconcile sees it closed).
-            shared.deploys.request_preview(n);
+            shared.deploys.lane().push(Job::Preview(n));
             // Pull requests that named this one must stop naming it.
             let closed = || -> Result<Vec<u64>, StateError> {
                 let changed = shared.store.changes(n)?;
@@ -202,7 +203,9 @@ async fn dispatch(shared: &Arc<Shared>, event: Event) {
                 Ok(shared.store.overlaps(n, &changed)?.into_keys().collect())
             };
             match closed() {
-                Ok(others) => others.into_iter().for_each(|o| shared.queue.push(o)),
+                Ok(others) => others
+                    .into_iter()
+                    .for_each(|o| shared.plans.push(Job::Plan(o))),
                 Err(e) => {
                     tracing::error!(pr = n, error = %chain(&e), "recording a closed pull request")
                 }
@@ -216,8 +219,8 @@ async fn dispatch(shared: &Arc<Shared>, event: Event) {
             sync(shared, false).await;
         }
         Event::Sync { force } => sync(shared, force).await,
-        Event::Deploy(trigger) => shared.deploys.request(trigger),
-        Event::Drift => shared.deploys.request_drift(),
+        Event::Deploy(trigger) => shared.deploys.lane().push(Job::Deploy(trigger)),
+        Event::Drift => shared.deploys.lane().push(Job::Drift),
         Event::PreviewAsked { pr, by } => {
             if let Err(e) = previews::asked(shared, pr, &by).await {
                 tracing::error!(pr, error = %chain(&e), "handling a preview request");
@@ -246,7 +249,7 @@ async fn sync(shared: &Arc<Shared>, force: bool) {
         moved
     };
     if moved {
-        shared.deploys.request(Trigger::Push);
+        shared.deploys.lane().push(Job::Deploy(Trigger::Push));
     }
     let open = match gh.open_pulls(&branch).await {
         Ok(open) => open,
@@ -267,7 +270,7 @@ async fn sync(shared: &Arc<Shared>, force: bool) {
             _ => false,
         };
         if force || moved || !current {
-            shared.queue.push(pr.number);
+            shared.plans.push(Job::Plan(pr.number));
         }
     }
 }
@@ -281,7 +284,7 @@ async fn preview_sweeper(shared: Arc<Shared>, stop: CancellationToken) {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = shared.reloaded.notified() => continue,
-            _ = tokio::time::sleep(every) => shared.deploys.request_sweep(),
+            _ = tokio::time::sleep(every) => shared.deploys.lane().push(Job::Sweep),
         }
     }
 }
@@ -350,9 +353,9 @@ async fn scheduler(shared: Arc<Shared>, stop: CancellationToken) {
         if let Some((name, job)) = schedule {
             tracing::info!(schedule = name, ?job, "schedule fired");
             match job {
-                Job::Replan => shared.send(Event::Sync { force: true }),
-                Job::Reconcile => shared.send(Event::Deploy(Trigger::Schedule)),
-                Job::Drift => shared.send(Event::Drift),
+                Scheduled::Replan => shared.send(Event::Sync { force: true }),
+                Scheduled::Reconcile => shared.send(Event::Deploy(Trigger::Schedule)),
+                Scheduled::Drift => shared.send(Event::Drift),
             }
         }
     }

@@ -87,7 +87,7 @@ async fn metrics_text(State(ops): State<Operations>) -> impl IntoResponse {
 pub(super) fn github(shared: Arc<Shared>) -> Router {
     let scrape = shared.clone();
     let ops = operations(shared.health.clone(), shared.metrics.clone(), move || {
-        scrape.metrics.queue_depth.set(scrape.queue.depth() as i64);
+        scrape.metrics.queue_depth.set(scrape.plans.depth() as i64);
     });
     Router::new()
         .route("/webhook", post(webhook))

@@ -51,10 +51,6 @@ fn check_workdir(state_dir: &Path, instance: &str) -> PathBuf {
     state_dir.join("work").join(format!("check-{instance}"))
 }
 
-fn now() -> i64 {
-    chrono::Utc::now().timestamp()
-}
-
 impl Checker {
     /// Checks every deployed instance (or those of `only`; naming one that is not
     /// deployed is an error) and records each outcome; in instance order. The caller
@@ -101,7 +97,7 @@ impl Checker {
                 &record.digest,
                 outcome.status,
                 &outcome.summary,
-                now(),
+                crate::state::now(),
             )? {
                 out.push(InstanceCheck {
                     log: check_log(&self.state_dir, record.instance.as_str()),

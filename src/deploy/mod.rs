@@ -22,6 +22,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::core::commit::CommitId;
 use crate::core::drift::Heal;
 use crate::core::model::InstanceId;
 use crate::core::run::{Scope, Trigger};
@@ -67,7 +68,7 @@ pub enum DeployError {
         source: std::io::Error,
     },
     #[error("revision {commit} has validation errors; nothing is deployed")]
-    Invalid { commit: String },
+    Invalid { commit: CommitId },
     #[error("{0} is not deployed (`capstan state list` shows what is)")]
     NotDeployed(String),
     #[error("a drift check's task failed: {0}")]
@@ -78,7 +79,7 @@ pub enum DeployError {
 /// commit read and checked once): what a destroy or a drift check runs.
 pub(crate) struct LastDeployed<'a> {
     revisions: &'a dyn crate::source::Revisions,
-    read: std::collections::HashMap<String, AtCommit>,
+    read: std::collections::HashMap<CommitId, AtCommit>,
 }
 
 /// A commit read and checked, or why it could not be.
@@ -130,7 +131,7 @@ impl<'a> LastDeployed<'a> {
 
 /// The revision to deploy, already read and checked by the caller.
 pub struct Target {
-    pub commit: String,
+    pub commit: CommitId,
     pub tree: Arc<SourceTree>,
     pub checked: Arc<Checked>,
     /// Why this run happens, kept with the run.

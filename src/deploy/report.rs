@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use crate::core::commit::short;
 use crate::core::model::InstanceId;
 use crate::core::render::comment::{Comment, MAX_COMMENT, cell, table};
 use crate::core::run::{self, RunStatus, StepResult, StepStatus, Verb};
@@ -159,10 +160,6 @@ pub fn text(report: &Report) -> String {
         out.push('\n');
     }
     out
-}
-
-fn short(sha: &str) -> &str {
-    sha.get(..10).unwrap_or(sha)
 }
 
 /// The comment on the merged pull request: the summary, a table of outcomes, and the

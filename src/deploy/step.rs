@@ -15,6 +15,7 @@ use super::maybe_pause;
 use super::provision::{self, Timeouts};
 use super::report::Outcome;
 use crate::core::Checked;
+use crate::core::commit::CommitId;
 use crate::core::deployed::{self, Deployed, Inputs, Status};
 use crate::core::model::{Bundle, InstanceId};
 use crate::core::run::{StepResult, Verb};
@@ -34,7 +35,7 @@ pub(super) struct Work {
     /// The revision whose types validate the artifacts (deploys only).
     pub checked: Option<Arc<Checked>>,
     pub inputs: Inputs,
-    pub commit: String,
+    pub commit: CommitId,
     pub attributes: BTreeMap<String, String>,
     pub sensitive: Vec<FieldPath>,
     /// The artifacts recorded before, for scrubbing the log.

@@ -15,11 +15,13 @@ use std::collections::BTreeMap;
 use rusqlite::{OptionalExtension, Row, params};
 
 use super::rows::{inputs_from_text, inputs_to_text, to_text};
-use super::{StateError, Store, now};
+use super::{StateError, Store};
+use crate::core::commit::CommitId;
 use crate::core::deployed::{Deployed, Inputs, Status};
 use crate::core::drift::{DriftCheck, DriftStatus};
 use crate::core::model::InstanceId;
 use crate::core::run::{RunStatus, StepResult, StepStatus, Trigger, Verb};
+use crate::core::time::Timestamp;
 
 /// What a step is about to do, and what its instance's row needs if it is new.
 pub struct NewStep<'a> {
@@ -39,12 +41,13 @@ pub struct NewStep<'a> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunRecord {
     pub id: i64,
+    /// The commit deployed; for a teardown, what was torn down (`preview ecomm/pr-7`).
     pub commit: String,
     pub trigger: Trigger,
     pub status: RunStatus,
     pub summary: String,
-    pub started_at: i64,
-    pub finished_at: Option<i64>,
+    pub started_at: Timestamp,
+    pub finished_at: Option<Timestamp>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,8 +59,8 @@ pub struct StepRecord {
     pub status: StepStatus,
     pub message: String,
     pub log_path: Option<String>,
-    pub started_at: i64,
-    pub finished_at: Option<i64>,
+    pub started_at: Timestamp,
+    pub finished_at: Option<Timestamp>,
 }
 
 /// What [`Store::recover`] found interrupted.
@@ -78,14 +81,14 @@ struct RawInstance {
     inputs: String,
     digest: String,
     artifacts: String,
-    commit: String,
+    commit: CommitId,
     attributes: String,
     sensitive: String,
-    updated_at: i64,
+    updated_at: Timestamp,
     drift_status: Option<String>,
-    drift_since: Option<i64>,
+    drift_since: Option<Timestamp>,
     drift_summary: Option<String>,
-    drift_checked_at: Option<i64>,
+    drift_checked_at: Option<Timestamp>,
 }
 
 const INSTANCE_COLUMNS: &str = "id, project, environment, package, status, inputs, digest, artifacts, commit_sha, attributes, sensitive, updated_at, drift_status, drift_since, drift_summary, drift_checked_at";
@@ -215,7 +218,7 @@ impl Store {
         self.with(|c| {
             c.execute(
                 "INSERT INTO runs (commit_sha, trigger, status, started_at) VALUES (?1, ?2, ?3, ?4)",
-                params![commit, trigger.name(), RunStatus::Running.name(), now()],
+                params![commit, trigger.name(), RunStatus::Running.name(), super::now()],
             )?;
             Ok(c.last_insert_rowid())
         })
@@ -225,7 +228,7 @@ impl Store {
         self.with(|c| {
             c.execute(
                 "UPDATE runs SET status = ?2, summary = ?3, finished_at = ?4 WHERE id = ?1",
-                params![run, status.name(), summary, now()],
+                params![run, status.name(), summary, super::now()],
             )
             .map(drop)
         })
@@ -237,7 +240,7 @@ impl Store {
     pub fn begin_step(&self, step: &NewStep<'_>) -> Result<i64, StateError> {
         self.with(|c| {
             let tx = c.transaction()?;
-            let t = now();
+            let t = super::now();
             tx.execute(
                 "INSERT INTO steps (run_id, instance, action, status, log_path, started_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![step.run, step.instance.as_str(), step.action.name(), StepStatus::Running.name(), step.log_path, t],
@@ -274,7 +277,7 @@ impl Store {
     pub fn finish_deploy(&self, step: i64, record: &Deployed) -> Result<(), StateError> {
         self.with(|c| {
             let tx = c.transaction()?;
-            let t = now();
+            let t = super::now();
             tx.execute(
                 "UPDATE steps SET status = 'succeeded', finished_at = ?2 WHERE id = ?1",
                 params![step, t],
@@ -314,11 +317,11 @@ impl Store {
         digest: &str,
         status: DriftStatus,
         summary: &str,
-        at: i64,
+        at: Timestamp,
     ) -> Result<Option<DriftCheck>, StateError> {
         self.with(|c| {
             let tx = c.transaction()?;
-            let before: Option<(Option<String>, Option<i64>)> = tx
+            let before: Option<(Option<String>, Option<Timestamp>)> = tx
                 .query_row(
                     "SELECT drift_status, drift_since FROM instances WHERE id = ?1 AND digest = ?2 AND status = 'deployed'",
                     params![instance, digest],
@@ -381,7 +384,7 @@ impl Store {
             let tx = c.transaction()?;
             tx.execute(
                 "UPDATE steps SET status = 'succeeded', finished_at = ?2 WHERE id = ?1",
-                params![step, now()],
+                params![step, super::now()],
             )?;
             tx.execute(
                 "DELETE FROM instances WHERE id = ?1",
@@ -407,7 +410,7 @@ impl Store {
             let Some(commit) = commit else {
                 return Ok(None);
             };
-            let t = now();
+            let t = super::now();
             tx.execute(
                 "INSERT INTO runs (commit_sha, trigger, status, summary, started_at, finished_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
                 params![
@@ -432,7 +435,7 @@ impl Store {
     pub fn fail_step(&self, step: i64, message: &str) -> Result<(), StateError> {
         self.with(|c| {
             let tx = c.transaction()?;
-            let t = now();
+            let t = super::now();
             tx.execute(
                 "UPDATE steps SET status = 'failed', message = ?2, finished_at = ?3 WHERE id = ?1",
                 params![step, message, t],
@@ -456,7 +459,7 @@ impl Store {
         result: &StepResult,
     ) -> Result<(), StateError> {
         self.with(|c| {
-            let t = now();
+            let t = super::now();
             c.execute(
                 "INSERT INTO steps (run_id, instance, action, status, message, started_at, finished_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
                 params![run, instance.as_str(), action.name(), result.status().name(), result.detail(), t],
@@ -470,7 +473,7 @@ impl Store {
     pub fn recover(&self) -> Result<Recovered, StateError> {
         self.with(|c| {
             let tx = c.transaction()?;
-            let t = now();
+            let t = super::now();
             let mut instances = Vec::new();
             {
                 let mut q = tx.prepare(
@@ -547,7 +550,7 @@ impl Store {
     /// Our comment about the deploy of `sha` on pull request `pr`.
     pub fn deploy_comment(
         &self,
-        sha: &str,
+        sha: &CommitId,
         pr: u64,
     ) -> Result<Option<super::CommentRecord>, StateError> {
         self.with(|c| {
@@ -568,7 +571,7 @@ impl Store {
     /// Records our deploy comment (`None`: it is gone).
     pub fn set_deploy_comment(
         &self,
-        sha: &str,
+        sha: &CommitId,
         pr: u64,
         record: Option<&super::CommentRecord>,
     ) -> Result<(), StateError> {

@@ -13,6 +13,7 @@ mod deploys;
 mod previews;
 mod pulls;
 mod rows;
+mod sql;
 
 pub use deploys::{NewStep, Recovered, RunRecord, StepRecord};
 pub use previews::{PreviewRecord, PreviewStatus};
@@ -20,9 +21,10 @@ pub use pulls::Note;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::Connection;
+
+use crate::core::time::Timestamp;
 
 /// Each entry moves the schema one version up; never edit one that has shipped.
 const MIGRATIONS: &[&str] = &[
@@ -205,11 +207,12 @@ pub fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
         .open(path)
 }
 
-pub(crate) fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+/// Now, by the system clock (the epoch on a clock set before it), to the second.
+pub fn now() -> Timestamp {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    Timestamp::from_secs(secs)
 }
 
 impl Store {
@@ -289,10 +292,20 @@ mod tests {
                 )
                 .unwrap();
             store
-                .record_plan(7, "head", "base", &["si-staging-vpc".into()])
+                .record_plan(
+                    7,
+                    &"head".into(),
+                    &"base".into(),
+                    &["si-staging-vpc".into()],
+                )
                 .unwrap();
             store
-                .record_plan(8, "h8", "b8", &["si-staging-vpc".into(), "x".into()])
+                .record_plan(
+                    8,
+                    &"h8".into(),
+                    &"b8".into(),
+                    &["si-staging-vpc".into(), "x".into()],
+                )
                 .unwrap();
         }
         let store = Store::open(&path).unwrap();

@@ -10,8 +10,10 @@ use std::time::Duration;
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{StateError, Store, now};
+use super::{StateError, Store};
+use crate::core::commit::CommitId;
 use crate::core::run::Scope;
+use crate::core::time::Timestamp;
 
 /// Where a preview stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,20 +58,19 @@ pub struct PreviewRecord {
     /// The pull request it previews; `None` for `capstan preview up`.
     pub pr: Option<u64>,
     /// The commit it was last brought up (or asked to come up) at.
-    pub head: String,
+    pub head: CommitId,
     pub status: PreviewStatus,
-    /// Unix seconds.
-    pub created_at: i64,
-    /// Unix seconds of the last push (or `preview up`); the TTL counts from here.
-    pub pushed_at: i64,
+    pub created_at: Timestamp,
+    /// The last push (or `preview up`); the TTL counts from here.
+    pub pushed_at: Timestamp,
     pub ttl: Duration,
 }
 
 impl PreviewRecord {
-    /// Unix seconds when it is destroyed if not pushed to again.
-    pub fn expires_at(&self) -> i64 {
+    /// When it is destroyed if not pushed to again.
+    pub fn expires_at(&self) -> Timestamp {
         self.pushed_at
-            .saturating_add(i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX))
+            .plus(i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX))
     }
 
     /// The run scope of its instances.
@@ -195,7 +196,7 @@ impl Store {
             c.execute(
                 "INSERT INTO preview_approvals (pr, approved_by, approved_at) VALUES (?1, ?2, ?3)
                  ON CONFLICT(pr) DO NOTHING",
-                params![pr as i64, by, now()],
+                params![pr as i64, by, super::now()],
             )
             .map(drop)
         })
@@ -207,6 +208,7 @@ mod tests {
     use super::*;
 
     fn record(name: &str, pr: Option<u64>, created_at: i64) -> PreviewRecord {
+        let created_at = Timestamp::from_secs(created_at);
         PreviewRecord {
             project: "ecomm".into(),
             name: name.into(),
@@ -236,7 +238,7 @@ mod tests {
             "oldest first"
         );
         assert_eq!(store.preview("ecomm", "pr2").unwrap(), Some(waiting));
-        assert_eq!(all[0].expires_at(), 10 + 3600);
+        assert_eq!(all[0].expires_at(), Timestamp::from_secs(10 + 3600));
         assert_eq!(
             store.branch_scope().unwrap(),
             Scope::Branch {

@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use crate::core::render::comment::Comment;
 use rusqlite::{OptionalExtension, params};
 
-use super::{CommentRecord, StateError, Store, now};
+use super::{CommentRecord, StateError, Store};
+use crate::core::commit::CommitId;
 
 /// What a pull request's comment says about its previews beside the previews themselves;
 /// stored as `<kind>:<text>`.
@@ -136,7 +137,11 @@ impl Store {
     }
 
     /// The status last posted for `context` on commit `sha`: (state, description).
-    pub fn status(&self, sha: &str, context: &str) -> Result<Option<(String, String)>, StateError> {
+    pub fn status(
+        &self,
+        sha: &CommitId,
+        context: &str,
+    ) -> Result<Option<(String, String)>, StateError> {
         self.with(|c| {
             c.query_row(
                 "SELECT state, description FROM commit_statuses WHERE sha = ?1 AND context = ?2",
@@ -149,7 +154,7 @@ impl Store {
 
     pub fn set_status(
         &self,
-        sha: &str,
+        sha: &CommitId,
         context: &str,
         state: &str,
         description: &str,
@@ -158,7 +163,7 @@ impl Store {
             c.execute(
                 "INSERT INTO commit_statuses (sha, context, state, description, posted_at) VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT(sha, context) DO UPDATE SET state = ?3, description = ?4, posted_at = ?5",
-                params![sha, context, state, description, now()],
+                params![sha, context, state, description, super::now()],
             )
             .map(drop)
         })
@@ -168,8 +173,8 @@ impl Store {
     pub fn record_plan(
         &self,
         pr: u64,
-        head_sha: &str,
-        base_sha: &str,
+        head_sha: &CommitId,
+        base_sha: &CommitId,
         instances: &[String],
     ) -> Result<(), StateError> {
         self.with(|c| {
@@ -177,7 +182,7 @@ impl Store {
             tx.execute(
                 "INSERT INTO pull_requests (number, open, head_sha, base_sha, planned_at) VALUES (?1, 1, ?2, ?3, ?4)
                  ON CONFLICT(number) DO UPDATE SET open = 1, head_sha = ?2, base_sha = ?3, planned_at = ?4",
-                params![pr as i64, head_sha, base_sha, now()],
+                params![pr as i64, head_sha, base_sha, super::now()],
             )?;
             tx.execute(
                 "DELETE FROM pull_request_changes WHERE number = ?1",
@@ -196,7 +201,7 @@ impl Store {
     }
 
     /// The (head, base) commits `pr` was last planned at.
-    pub fn planned(&self, pr: u64) -> Result<Option<(String, String)>, StateError> {
+    pub fn planned(&self, pr: u64) -> Result<Option<(CommitId, CommitId)>, StateError> {
         self.with(|c| {
             c.query_row(
                 "SELECT head_sha, base_sha FROM pull_requests WHERE number = ?1 AND head_sha IS NOT NULL AND open = 1",

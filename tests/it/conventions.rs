@@ -276,10 +276,11 @@ const DAEMON_LAYERS: &[(&str, &[&str])] = &[
     ("metrics", &[]),
     ("retry", &[]),
     ("queue", &["retry"]),
+    ("job", &["queue"]),
     ("revisions", &[]),
     ("systemd", &[]),
     ("webhook", &[]),
-    ("deploys", &["config", "error", "retry"]),
+    ("deploys", &["config", "error", "job", "queue"]),
     (
         "context",
         &[
@@ -288,6 +289,7 @@ const DAEMON_LAYERS: &[(&str, &[&str])] = &[
             "error",
             "events",
             "health",
+            "job",
             "metrics",
             "queue",
             "revisions",
@@ -295,7 +297,7 @@ const DAEMON_LAYERS: &[(&str, &[&str])] = &[
     ),
     ("publish", &["context", "error"]),
     ("comment", &["context", "error", "publish"]),
-    ("drift", &["context", "error", "publish"]),
+    ("drift", &["context", "error", "job", "publish"]),
     (
         "branch",
         &["context", "deploys", "error", "metrics", "publish"],
@@ -303,7 +305,7 @@ const DAEMON_LAYERS: &[(&str, &[&str])] = &[
     (
         "previews",
         &[
-            "comment", "context", "deploys", "error", "metrics", "publish",
+            "comment", "context", "deploys", "error", "job", "metrics", "publish",
         ],
     ),
     (
@@ -312,6 +314,7 @@ const DAEMON_LAYERS: &[(&str, &[&str])] = &[
             "comment",
             "context",
             "error",
+            "job",
             "metrics",
             "previews",
             "publish",
@@ -325,20 +328,18 @@ const DAEMON_LAYERS: &[(&str, &[&str])] = &[
     (
         "local",
         &[
-            "config", "deploys", "error", "health", "metrics", "server", "systemd",
+            "config", "deploys", "error", "health", "job", "metrics", "server", "systemd",
         ],
     ),
     (
         "jobs",
         &[
-            "branch", "context", "deploys", "drift", "error", "metrics", "previews", "pulls",
-            "queue",
+            "branch", "context", "drift", "error", "job", "metrics", "previews", "pulls", "queue",
         ],
     ),
     (
         "remote",
         &[
-            "jobs",
             "branch",
             "config",
             "context",
@@ -347,6 +348,8 @@ const DAEMON_LAYERS: &[(&str, &[&str])] = &[
             "error",
             "events",
             "health",
+            "job",
+            "jobs",
             "metrics",
             "previews",
             "pulls",

@@ -12,6 +12,7 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use super::Diff;
+use crate::core::commit::short;
 use crate::core::deployed::Inputs;
 use crate::core::diag::{Code, Diagnostic, Loc};
 use crate::core::model::Repository;
@@ -271,10 +272,6 @@ fn params(
             sensitive,
         });
     }
-}
-
-fn short(sha: &str) -> &str {
-    sha.get(..10).unwrap_or(sha)
 }
 
 fn via_text(via: &Via) -> String {

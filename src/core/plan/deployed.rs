@@ -15,9 +15,7 @@ use crate::core::run::Scope;
 
 /// Why a drifted instance is redeployed.
 fn drift_reason(d: &DriftCheck) -> String {
-    let since = chrono::DateTime::from_timestamp(d.since, 0)
-        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
-        .unwrap_or_default();
+    let since = d.since.to_minute();
     if d.summary.is_empty() {
         format!("it drifted since {since}")
     } else {
@@ -92,7 +90,7 @@ pub fn against_deployed(
                 format!(
                     "its last deploy is {} (at {})",
                     record.status.name(),
-                    record.commit.get(..10).unwrap_or(&record.commit)
+                    crate::core::commit::short(&record.commit)
                 ),
             );
         } else if compared.diffs.is_empty() {

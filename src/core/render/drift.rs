@@ -1,6 +1,7 @@
 //! The drift issue's body (docs/drift.md): what drifted, since when, what changed and
 //! whether capstan heals it; or, when all is back in sync, the text it is closed with.
 
+use crate::core::time::Timestamp;
 use std::collections::BTreeMap;
 
 use super::comment::{Comment, MAX_COMMENT, cell, table};
@@ -14,24 +15,17 @@ pub const TITLE: &str = "capstan: drift detected";
 /// The hidden first line that finds the drift issue again.
 pub const MARKER: &str = "<!-- capstan:drift -->";
 
-/// `2026-12-05 12:30 UTC`.
-pub fn time(secs: i64) -> String {
-    chrono::DateTime::from_timestamp(secs, 0)
-        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
-        .unwrap_or_default()
-}
-
 /// The issue's body: the `drifted` instances (how each is healed, under `heal`), or the
 /// closing text when there are none; `checked_at` is the latest check.
 pub fn issue(
     drifted: &BTreeMap<&InstanceId, &Deployed>,
     heal: &Heal,
-    checked_at: Option<i64>,
+    checked_at: Option<Timestamp>,
 ) -> String {
     if drifted.is_empty() {
         return format!(
             "{MARKER}\n**No drift: every checked instance matches what capstan last deployed.**\n\nLast checked {}. capstan reopens this issue when drift returns.\n",
-            checked_at.map(time).unwrap_or_default()
+            checked_at.map(Timestamp::to_minute).unwrap_or_default()
         );
     }
     body(drifted, heal, checked_at)
@@ -41,7 +35,7 @@ pub fn issue(
 fn body(
     drifted: &BTreeMap<&InstanceId, &Deployed>,
     heal: &Heal,
-    checked_at: Option<i64>,
+    checked_at: Option<Timestamp>,
 ) -> String {
     let rows: Vec<String> = drifted
         .values()
@@ -57,7 +51,7 @@ fn body(
                 d.instance,
                 d.project,
                 d.environment,
-                time(c.since),
+                c.since.to_minute(),
                 cell(&c.summary)
             ))
         })
@@ -70,7 +64,7 @@ fn body(
     );
     let foot = format!(
         "\nLast checked {}. capstan edits this issue as drift changes and closes it when every instance is back in sync.\n",
-        checked_at.map(time).unwrap_or_default()
+        checked_at.map(Timestamp::to_minute).unwrap_or_default()
     );
     let budget = MAX_COMMENT - head.len() - foot.len() - 400;
     let table = table(
@@ -92,7 +86,7 @@ mod tests {
 
     #[test]
     fn without_drift_the_issue_says_so_and_when_it_was_checked() {
-        let text = issue(&BTreeMap::new(), &Heal::None, Some(0));
+        let text = issue(&BTreeMap::new(), &Heal::None, Some(Timestamp::from_secs(0)));
         assert!(text.starts_with(MARKER));
         assert!(text.contains("**No drift: every checked instance matches"));
         assert!(text.contains("Last checked 1970-01-01 00:00 UTC."));
