@@ -7,19 +7,19 @@
 //! its rows into these values by hand, so renaming a field here changes neither what is
 //! stored nor any digest.
 
-use crate::core::commit::CommitId;
-use crate::core::time::Timestamp;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::commit::CommitId;
 use super::drift::{DriftCheck, DriftStatus};
 use super::model::{InstanceId, Repository};
 use super::resolve::{Instance, Origin};
 use super::schema::{self, SchemaProblem};
 use super::sensitive::{self, FieldPath};
+use super::time::Timestamp;
 
 /// Everything a deploy of an instance depends on, concretely: connection data is the
 /// producing instance's recorded artifact, not a reference to it. Two equal `Inputs`

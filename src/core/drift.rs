@@ -3,10 +3,10 @@
 //! drifted instances a deploy heals. Checks themselves run outside the core
 //! (`deploy::drift`); their outcomes are recorded with the instance (`Deployed::drift`).
 
-use crate::core::time::Timestamp;
 use std::collections::BTreeMap;
 
 use super::model::Audience;
+use super::time::Timestamp;
 
 /// What the last check of an instance found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -25,6 +25,7 @@ mod job;
 mod jobs;
 mod local;
 pub mod metrics;
+mod preview_section;
 mod previews;
 mod publish;
 mod pulls;

@@ -10,13 +10,9 @@
 //! comment, replaced in place ([`section`], [`refresh`]), and in the status
 //! `capstan/preview`.
 
-use crate::core::commit::CommitId;
-use crate::core::time::Timestamp;
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::sync::Arc;
-
-use serde_json::Value;
 
 use super::comment::{self, Creates};
 use super::context::Shared;
@@ -24,14 +20,16 @@ use super::deploys::log_progress;
 use super::error::DaemonError;
 use super::job::Job;
 use super::metrics::PreviewOutcome;
+use super::preview_section::{self, Row, Shown};
 use super::publish::{self};
+use crate::core::commit::CommitId;
 use crate::core::deployed::{Deployed, Status};
 use crate::core::drift::Heal;
 use crate::core::model::{EnvId, Preview, ProjectId};
-use crate::core::render::comment::cell;
 use crate::core::run::Trigger;
 use crate::core::source::SourceTree;
-use crate::core::{self, plan, preview, sensitive};
+use crate::core::time::Timestamp;
+use crate::core::{self, plan, preview};
 use crate::deploy::{Report, Target};
 use crate::error::chain;
 use crate::github::{Client, PullRequest, StatusState};
@@ -41,10 +39,6 @@ use crate::state::{Note, PreviewRecord, PreviewStatus, StateError, Store};
 
 /// The commit status of previews.
 pub const PREVIEW_CONTEXT: &str = "capstan/preview";
-
-/// Where the preview section of a pull request's comment starts and ends.
-const START: &str = "<!-- capstan:preview -->";
-const END: &str = "<!-- /capstan:preview -->";
 
 /// The previews of pull request `pr`, oldest first.
 fn of_pull(store: &Store, pr: u64) -> Result<Vec<PreviewRecord>, StateError> {
@@ -620,7 +614,7 @@ async fn status(shared: &Arc<Shared>, gh: &Client, pr: &PullRequest) -> Result<(
             Some(Note::Awaiting(t)) => (StatusState::Pending, t),
         }
     } else {
-        verdict(store, &records)?
+        preview_section::verdict(&gather(store, pr.number)?)
     };
     publish::status(
         gh,
@@ -633,179 +627,40 @@ async fn status(shared: &Arc<Shared>, gh: &Client, pr: &PullRequest) -> Result<(
     .await
 }
 
-fn verdict(store: &Store, records: &[PreviewRecord]) -> Result<(StatusState, String), StateError> {
-    let names = |want: PreviewStatus| -> Vec<String> {
-        records
-            .iter()
-            .filter(|r| r.status == want)
-            .map(|r| format!("{}-{}", r.project, r.name))
-            .collect()
-    };
-    let mut failed = Vec::new();
-    for r in records.iter().filter(|r| r.status == PreviewStatus::Live) {
-        for d in instances(store, r)? {
-            if d.status != Status::Deployed {
-                failed.push(d.instance.to_string());
-            }
-        }
-    }
-    let mut waiting = Vec::new();
-    for r in records
-        .iter()
-        .filter(|r| r.status == PreviewStatus::Waiting)
-    {
-        waiting.push(format!(
-            "{}-{} (slots held by {})",
-            r.project,
-            r.name,
-            held_by(store, r)?.join(", ")
-        ));
-    }
-    Ok(if !failed.is_empty() {
-        (
-            StatusState::Failure,
-            format!("preview instances not deployed: {}", failed.join(", ")),
-        )
-    } else if !waiting.is_empty() {
-        (
-            StatusState::Pending,
-            format!("waiting for a preview slot: {}", waiting.join("; ")),
-        )
-    } else if !names(PreviewStatus::Closing).is_empty() {
-        (
-            StatusState::Pending,
-            format!("destroying: {}", names(PreviewStatus::Closing).join(", ")),
-        )
-    } else if !names(PreviewStatus::Live).is_empty() {
-        (
-            StatusState::Success,
-            format!("preview up: {}", names(PreviewStatus::Live).join(", ")),
-        )
-    } else {
-        (
-            StatusState::Success,
-            format!(
-                "preview expired: {}; push to bring it back",
-                names(PreviewStatus::Expired).join(", ")
-            ),
-        )
-    })
-}
-
 /// The preview section of pull request `pr`'s comment, from what is recorded; empty when
 /// there is nothing to say.
 pub(super) fn section(store: &Store, pr: u64) -> Result<String, StateError> {
-    let records = of_pull(store, pr)?;
     let note = store.preview_note(pr)?;
-    if records.is_empty() && note.is_none() {
-        return Ok(String::new());
-    }
-    let mut out = format!("{START}\n**Previews**\n\n");
-    for r in &records {
-        let env = format!("{}-{}", r.project, r.name);
-        match r.status {
+    Ok(preview_section::section(&gather(store, pr)?, note.as_ref()))
+}
+
+/// What the section and the status show of pull request `pr`'s previews, read from the
+/// state: each preview with its instances (live ones) or the slots' holders (waiting ones).
+fn gather(store: &Store, pr: u64) -> Result<Vec<Shown>, StateError> {
+    let mut shown = Vec::new();
+    for record in of_pull(store, pr)? {
+        let mut rows = Vec::new();
+        let mut held = Vec::new();
+        match record.status {
             PreviewStatus::Live => {
-                let _ = writeln!(
-                    out,
-                    "- **`{env}`** is up at `{}`; it expires {} unless pushed to again.",
-                    r.head.short(),
-                    r.expires_at().to_minute()
-                );
-                let rows = instances(store, r)?;
-                if rows.is_empty() {
-                    out.push_str("  Nothing is deployed yet.\n");
-                } else {
-                    out.push_str("\n  | instance | outcome | artifacts |\n  |---|---|---|\n");
-                    for d in rows {
-                        let _ = writeln!(
-                            out,
-                            "  | `{}` | {} | {} |",
-                            d.instance,
-                            outcome(store, &d)?,
-                            cell(&artifact_fields(&d))
-                        );
-                    }
+                for deployed in instances(store, &record)? {
+                    let why = match deployed.status {
+                        Status::Failed | Status::DestroyFailed | Status::Interrupted => store
+                            .steps_of(deployed.instance.as_str(), 1)?
+                            .first()
+                            .map(|s| s.message.clone())
+                            .unwrap_or_default(),
+                        _ => String::new(),
+                    };
+                    rows.push(Row { deployed, why });
                 }
             }
-            PreviewStatus::Waiting => {
-                let held = held_by(store, r)?;
-                let _ = writeln!(
-                    out,
-                    "- **`{env}`** is waiting for a slot: project `{}` has {} live previews ({}), as many as its `max` allows.",
-                    r.project,
-                    held.len(),
-                    held.join(", ")
-                );
-            }
-            PreviewStatus::Closing => {
-                let _ = writeln!(out, "- **`{env}`** is being destroyed.");
-            }
-            PreviewStatus::Expired => {
-                let _ = writeln!(
-                    out,
-                    "- **`{env}`** was destroyed at {} after {} without a push; push again to bring it back.",
-                    r.expires_at().to_minute(),
-                    core::duration::format(r.ttl)
-                );
-            }
+            PreviewStatus::Waiting => held = held_by(store, &record)?,
+            PreviewStatus::Closing | PreviewStatus::Expired => {}
         }
+        shown.push(Shown { record, rows, held });
     }
-    if let Some(note) = note {
-        let _ = writeln!(out, "\n{}", note.text());
-    }
-    out.push_str(END);
-    out.push('\n');
-    Ok(out)
-}
-
-/// An instance's outcome in the comment: its recorded status, with why for a failure.
-fn outcome(store: &Store, d: &Deployed) -> Result<String, StateError> {
-    Ok(match d.status {
-        Status::Deployed => "✅ deployed".to_string(),
-        Status::Failed | Status::DestroyFailed | Status::Interrupted => {
-            let why = store
-                .steps_of(d.instance.as_str(), 1)?
-                .first()
-                .map(|s| s.message.clone())
-                .unwrap_or_default();
-            format!("❌ {}: {}", d.status.name(), cell(&why))
-        }
-        other => format!("⏳ {}", other.name()),
-    })
-}
-
-/// An instance's artifact fields that are not sensitive, as `field.key: value`.
-fn artifact_fields(d: &Deployed) -> String {
-    let mut artifacts = serde_json::to_value(&d.artifacts).unwrap_or_default();
-    sensitive::redact("artifacts", &mut artifacts, &d.sensitive);
-    let mut leaves = Vec::new();
-    flatten(&mut Vec::new(), &artifacts, &mut leaves);
-    let shown: Vec<String> = leaves
-        .into_iter()
-        .filter(|(_, v)| v.as_str() != Some(sensitive::HIDDEN))
-        .take(8)
-        .map(|(path, v)| {
-            let v = match v {
-                Value::String(s) => s,
-                other => other.to_string(),
-            };
-            format!("`{path}`: {}", crate::github::truncate(&v, 80))
-        })
-        .collect();
-    shown.join("; ")
-}
-
-fn flatten(path: &mut Vec<String>, v: &Value, out: &mut Vec<(String, Value)>) {
-    match v {
-        Value::Object(map) => {
-            for (k, child) in map {
-                path.push(k.clone());
-                flatten(path, child, out);
-                path.pop();
-            }
-        }
-        leaf => out.push((path.join("."), leaf.clone())),
-    }
+    Ok(shown)
 }
 
 /// Shows the recorded previews in the pull request's comment, once it has one.

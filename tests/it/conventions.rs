@@ -277,6 +277,7 @@ const DAEMON_LAYERS: &[(&str, &[&str])] = &[
     ("retry", &[]),
     ("queue", &["retry"]),
     ("job", &["queue"]),
+    ("preview_section", &[]),
     ("revisions", &[]),
     ("systemd", &[]),
     ("webhook", &[]),
@@ -305,7 +306,14 @@ const DAEMON_LAYERS: &[(&str, &[&str])] = &[
     (
         "previews",
         &[
-            "comment", "context", "deploys", "error", "job", "metrics", "publish",
+            "comment",
+            "context",
+            "deploys",
+            "error",
+            "job",
+            "metrics",
+            "preview_section",
+            "publish",
         ],
     ),
     (

@@ -1,13 +1,13 @@
 //! The drift issue's body (docs/drift.md): what drifted, since when, what changed and
 //! whether capstan heals it; or, when all is back in sync, the text it is closed with.
 
-use crate::core::time::Timestamp;
 use std::collections::BTreeMap;
 
 use super::comment::{Comment, MAX_COMMENT, cell, table};
 use crate::core::deployed::Deployed;
 use crate::core::drift::Heal;
 use crate::core::model::InstanceId;
+use crate::core::time::Timestamp;
 
 /// The drift issue's title.
 pub const TITLE: &str = "capstan: drift detected";
