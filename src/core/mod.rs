@@ -20,6 +20,7 @@ pub mod plan;
 pub mod preview;
 pub mod render;
 pub mod resolve;
+pub mod resources;
 pub mod run;
 pub mod schema;
 pub mod sensitive;

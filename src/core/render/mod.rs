@@ -6,6 +6,7 @@ pub mod drift;
 pub mod graph;
 pub mod markdown;
 pub mod plan;
+pub mod resources;
 
 /// `1 instance`, `2 instances`: a count with its noun, in the number it needs.
 pub fn plural(n: usize, word: &str) -> String {
