@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod commit;
+pub mod deep;
 pub mod deployed;
 pub mod diag;
 pub mod drift;

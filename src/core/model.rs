@@ -236,6 +236,9 @@ pub struct Step {
     pub destroy: Option<String>,
     /// exec only: a command that tells whether the deployed resource drifted.
     pub check: Option<String>,
+    /// exec only: a command that prints the resource changes a deploy or destroy would
+    /// make (`core::resources`), for provisioner plans on pull requests.
+    pub plan: Option<String>,
     /// Massdriver's `skip_on_delete`: a destroy leaves this step's resources alone (a
     /// KMS key kept so backups stay readable).
     pub skip_on_destroy: bool,

@@ -286,6 +286,7 @@ fn default_steps(
         deploy: None,
         destroy: None,
         check: None,
+        plan: None,
         skip_on_destroy: false,
     }]
 }
@@ -390,6 +391,7 @@ fn step(
     let deploy = string(node.get("deploy"));
     let destroy = string(node.get("destroy"));
     let check = string(node.get("check"));
+    let plan = string(node.get("plan"));
     if provisioner == Provisioner::Exec && deploy.is_none() {
         diags.at(
             Code::BundleInvalid,
@@ -399,7 +401,7 @@ fn step(
         );
     }
     if provisioner != Provisioner::Exec {
-        for key in ["deploy", "destroy", "check"] {
+        for key in ["deploy", "destroy", "check", "plan"] {
             if let Some(e) = node.entry(key) {
                 diags.at(
                     Code::BundleInvalid,
@@ -407,6 +409,8 @@ fn step(
                     e.key_pos,
                     if key == "check" {
                         format!("`check` is for exec steps; {text} steps are checked for drift with `plan -detailed-exitcode`")
+                    } else if key == "plan" {
+                        format!("`plan` is for exec steps; {text} steps are planned with `plan` and `show -json`")
                     } else {
                         format!("`{key}` is for exec steps; {text} steps run init/apply/destroy")
                     },
@@ -428,6 +432,7 @@ fn step(
         deploy,
         destroy,
         check,
+        plan,
         skip_on_destroy: node
             .get("skip_on_delete")
             .and_then(Node::as_bool)

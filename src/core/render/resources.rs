@@ -5,7 +5,10 @@
 
 use std::fmt::Write as _;
 
+use crate::core::deep::Outcome;
+use crate::core::model::InstanceId;
 use crate::core::resources::{Action, Counts, ResourceChange, ResourcePlan};
+use crate::core::run::Verb;
 
 /// `Resources: 3 to add, 1 to change, 0 to destroy, 1 to replace`, with moves, imports
 /// and forgets added when there are any.
@@ -29,14 +32,22 @@ pub fn counts(c: &Counts) -> String {
 /// One instance's resource changes, collapsed under a line that names the dangerous
 /// ones; open when there are any.
 pub fn instance(instance: &str, plan: &ResourcePlan) -> String {
+    details(instance, plan, &[])
+}
+
+fn details(instance: &str, plan: &ResourcePlan, notes: &[String]) -> String {
     let c = plan.counts();
     let danger = c.replace + c.destroy;
     let mut out = format!(
-        "<details{}><summary><code>{}</code>: {}{}</summary>\n\n",
+        "<details{}><summary><code>{}</code>: {}{}{}</summary>\n\n",
         if danger > 0 { " open" } else { "" },
         html(instance),
         counts(&c).trim_start_matches("Resources: "),
-        if danger > 0 { " ⚠" } else { "" }
+        if danger > 0 { " ⚠" } else { "" },
+        notes
+            .iter()
+            .map(|n| format!("; {}", html(n)))
+            .collect::<String>()
     );
     if plan.is_empty() {
         out.push_str("No resource changes.\n");
@@ -46,6 +57,183 @@ pub fn instance(instance: &str, plan: &ResourcePlan) -> String {
     }
     out.push_str("\n</details>\n");
     out
+}
+
+/// One instance's provisioner plan as the comment keeps it: rendered once when it
+/// finishes, stored with the pull request, composed into the comment by [`section`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Piece {
+    pub instance: String,
+    /// `planned`, `not_plannable`, `not_run` or `failed` ([`Outcome::label`]).
+    pub outcome: String,
+    /// add, change, destroy, replace, move, import, forget.
+    pub counts: [usize; 7],
+    /// One line per replacement or destroy, naming the instance: kept when lists are cut.
+    pub dangerous: Vec<String>,
+    /// The collapsible list, or the line saying why there is none.
+    pub body: String,
+}
+
+impl Piece {
+    pub fn counts(&self) -> Counts {
+        let [add, change, destroy, replace, moved, import, forget] = self.counts;
+        Counts {
+            add,
+            change,
+            destroy,
+            replace,
+            moved,
+            import,
+            forget,
+        }
+    }
+
+    pub fn failed(&self) -> bool {
+        self.outcome == "failed"
+    }
+}
+
+/// The piece of `instance`'s provisioner plan; `verb` is `destroy` for `plan -destroy`,
+/// `pending` the producers whose deploy changes its inputs.
+pub fn piece(instance: &str, verb: Verb, pending: &[InstanceId], outcome: &Outcome) -> Piece {
+    let mut notes = Vec::new();
+    if verb == Verb::Destroy {
+        notes.push("planned as a destroy".to_string());
+    }
+    if !pending.is_empty() {
+        let names: Vec<&str> = pending.iter().map(InstanceId::as_str).collect();
+        notes.push(format!("inputs change after {} deploys", names.join(", ")));
+    }
+    let notes_text: String = notes.iter().map(|n| format!(" ({})", html(n))).collect();
+    let name = code(instance);
+    let (counts, dangerous, body) = match outcome {
+        Outcome::Planned {
+            resources,
+            unplanned,
+        } => {
+            let c = resources.counts();
+            let dangerous = resources
+                .changes
+                .iter()
+                .filter(|ch| ch.action.is_dangerous())
+                .map(|ch| format!("- {name}: {}", short_line(ch)))
+                .collect();
+            notes.extend(unplanned.iter().map(|u| format!("{u}: not plannable")));
+            (
+                [
+                    c.add, c.change, c.destroy, c.replace, c.moved, c.import, c.forget,
+                ],
+                dangerous,
+                details(instance, resources, &notes),
+            )
+        }
+        Outcome::NotPlannable { why } => (
+            [0; 7],
+            Vec::new(),
+            format!("- {name}: not plannable: {}{notes_text}\n", html(why)),
+        ),
+        Outcome::NotRun { why } => (
+            [0; 7],
+            Vec::new(),
+            format!("- {name}: **not planned**: {}{notes_text}\n", html(why)),
+        ),
+        Outcome::Failed { error, lines } => {
+            let mut body = format!(
+                "- {name}: ❌ **the provisioner plan failed**: {}{notes_text}\n",
+                html(&one_line(error))
+            );
+            if !lines.is_empty() {
+                body.push_str("\n  ```text\n");
+                for l in lines {
+                    let _ = writeln!(body, "  {}", one_line(l).replace("```", "'''"));
+                }
+                body.push_str("  ```\n");
+            }
+            ([0; 7], Vec::new(), body)
+        }
+    };
+    Piece {
+        instance: instance.to_string(),
+        outcome: outcome.label().to_string(),
+        counts,
+        dangerous,
+        body,
+    }
+}
+
+/// The comment's resources section within `budget` bytes: the `Resources:` line (with how
+/// many instances are still being planned), then every instance's list while they fit
+/// (failures first, then those with replacements and destroys). When the lists do not all
+/// fit, every replacement and destroy is listed on its own line first, and a note says how
+/// many lists were left out.
+pub fn section(pieces: &[Piece], planning: usize, budget: usize) -> String {
+    if pieces.is_empty() && planning == 0 {
+        return String::new();
+    }
+    let mut total = Counts::default();
+    for p in pieces {
+        total += p.counts();
+    }
+    let mut out = format!("**{}**", counts(&total));
+    if planning > 0 {
+        let _ = write!(
+            out,
+            " (still planning {})",
+            crate::core::render::plural(planning, "instance")
+        );
+    }
+    out.push_str("\n\n");
+    let mut order: Vec<&Piece> = pieces.iter().collect();
+    order.sort_by_key(|p| (!p.failed(), p.dangerous.is_empty(), p.instance.as_str()));
+    let whole: usize = order.iter().map(|p| p.body.len()).sum();
+    if out.len() + whole <= budget {
+        for p in order {
+            out.push_str(&p.body);
+        }
+        return out;
+    }
+    // Room for the last note.
+    const NOTE: usize = 300;
+    let dangerous: Vec<&String> = order.iter().flat_map(|p| &p.dangerous).collect();
+    if !dangerous.is_empty() {
+        out.push_str("⚠ **Replacements and destroys**\n\n");
+        for line in &dangerous {
+            if out.len() + line.len() + 2 * NOTE > budget {
+                out.push_str("- … more than fit here: `capstan plan --deep` lists them all\n");
+                break;
+            }
+            out.push_str(line);
+            out.push('\n');
+        }
+        out.push('\n');
+    }
+    let mut left = 0;
+    for p in &order {
+        if left == 0 && out.len() + p.body.len() + NOTE <= budget {
+            out.push_str(&p.body);
+        } else {
+            left += 1;
+        }
+    }
+    if left > 0 {
+        let _ = writeln!(
+            out,
+            "\n> The resource lists of {left} of {} instances were cut to fit the comment; the replacements and destroys are listed above. `capstan plan --deep` shows every list.",
+            order.len()
+        );
+    }
+    out
+}
+
+/// At most 200 characters, on one line.
+fn one_line(s: &str) -> String {
+    let flat = s.replace(['\n', '\r'], " ");
+    if flat.chars().count() <= 200 {
+        flat
+    } else {
+        let cut: String = flat.chars().take(199).collect();
+        format!("{cut}…")
+    }
 }
 
 /// `⚠ `aws_db_instance.main` **replace** (destroy, then create), forced by `engine``.
@@ -84,6 +272,17 @@ fn line(c: &ResourceChange) -> String {
     text
 }
 
+/// The line of a replacement or destroy in the list that survives cuts: the action and
+/// what forces it, without the changed paths.
+fn short_line(c: &ResourceChange) -> String {
+    let mut text = format!("⚠ {} **{}**", code(&c.address), c.action.name());
+    if !c.forces.is_empty() {
+        let forces: Vec<String> = c.forces.iter().map(|p| code(p)).collect();
+        let _ = write!(text, ", forced by {}", forces.join(", "));
+    }
+    text
+}
+
 /// A code span that no backtick in the text can end early.
 fn code(s: &str) -> String {
     format!("`{}`", s.replace('`', "'"))
@@ -98,6 +297,7 @@ fn html(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::render::comment::MAX_COMMENT;
     use crate::core::resources::parse;
 
     const SHOW: &str =
@@ -134,5 +334,104 @@ mod tests {
         );
         assert!(text.contains("No resource changes."));
         assert_eq!(code("x`y"), "`x'y`");
+    }
+
+    fn change(address: String, action: Action) -> ResourceChange {
+        ResourceChange {
+            address,
+            previous_address: None,
+            action,
+            create_first: false,
+            reason: None,
+            changed: vec!["tags.Name".into(), "size".into()],
+            more_changed: 0,
+            forces: if action == Action::Replace {
+                vec!["engine".into()]
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    #[test]
+    fn three_hundred_instances_of_fifty_resources_keep_the_summary_and_every_replacement() {
+        let pieces: Vec<Piece> = (0..300)
+            .map(|i| {
+                let mut changes: Vec<ResourceChange> = (0..49)
+                    .map(|r| change(format!("aws_instance.worker_{r}"), Action::Update))
+                    .collect();
+                changes.insert(0, change("aws_db_instance.main".into(), Action::Replace));
+                let outcome = Outcome::Planned {
+                    resources: ResourcePlan { changes },
+                    unplanned: Vec::new(),
+                };
+                piece(
+                    &format!("team{i:03}-production-db"),
+                    Verb::Deploy,
+                    &[],
+                    &outcome,
+                )
+            })
+            .collect();
+        let budget = MAX_COMMENT / 2;
+        let text = section(&pieces, 0, budget);
+        assert!(text.len() <= budget, "{} bytes", text.len());
+        assert!(
+            text.starts_with(
+                "**Resources: 0 to add, 14700 to change, 0 to destroy, 300 to replace**"
+            )
+        );
+        for i in 0..300 {
+            assert!(
+                text.contains(&format!(
+                    "- `team{i:03}-production-db`: ⚠ `aws_db_instance.main` **replace**"
+                )),
+                "replacement {i} is missing"
+            );
+        }
+        assert!(
+            text.contains("were cut to fit the comment"),
+            "{}",
+            &text[text.len() - 400..]
+        );
+    }
+
+    #[test]
+    fn failures_come_first_with_their_last_lines_and_waiting_inputs_are_named() {
+        let failed = piece(
+            "ecomm-staging-db",
+            Verb::Deploy,
+            &[InstanceId("si-staging-vpc".into())],
+            &Outcome::Failed {
+                error: "`terraform plan` exited with status 1".into(),
+                lines: vec!["Error: Invalid reference".into(), "```".into()],
+            },
+        );
+        let fine = piece(
+            "ecomm-staging-app",
+            Verb::Destroy,
+            &[],
+            &Outcome::Planned {
+                resources: ResourcePlan::default(),
+                unplanned: vec!["step 2 (exec)".into()],
+            },
+        );
+        let text = section(&[fine, failed], 1, 10_000);
+        assert!(
+            text.starts_with("**Resources: 0 to add, 0 to change, 0 to destroy, 0 to replace** (still planning 1 instance)\n\n- `ecomm-staging-db`: ❌ **the provisioner plan failed**"),
+            "{text}"
+        );
+        assert!(
+            text.contains("(inputs change after si-staging-vpc deploys)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  Error: Invalid reference\n  '''\n  ```\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("; planned as a destroy; step 2 (exec): not plannable</summary>"),
+            "{text}"
+        );
     }
 }
