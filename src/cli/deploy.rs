@@ -277,14 +277,21 @@ fn confirm(question: &str) -> anyhow::Result<bool> {
     Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }
 
+/// How `plan --state` shows its plan.
+pub struct PlanHow {
+    pub format: PlanFormat,
+    pub detailed_exitcode: bool,
+    /// Provisioner plans too (`--deep`).
+    pub deep: bool,
+}
+
 /// `plan --state DB` (or `--empty-state`, with `db` `None`): a revision (or the working
-/// tree) against what is deployed.
+/// tree) against what is deployed; with `--deep`, each changed instance's provisioner plan.
 pub fn plan(
     repo: &Path,
     rev: Option<&str>,
     db: Option<&Path>,
-    format: PlanFormat,
-    detailed_exitcode: bool,
+    how: PlanHow,
 ) -> anyhow::Result<i32> {
     // A named database that is not there is a typo or the wrong folder, not "nothing is
     // deployed": planning against nothing is asked for by name.
@@ -296,12 +303,13 @@ pub fn plan(
         Some(db) => Some(Store::open(db)?),
         None => None,
     };
-    let new = crate::core::check(&crate::source::read(repo, rev)?);
+    let tree = crate::source::read(repo, rev)?;
+    let new = crate::core::check(&tree);
     if new.has_errors() {
-        out(&super::diagnostics(&new, format))?;
+        out(&super::diagnostics(&new, how.format))?;
         return Ok(1);
     }
-    let (state, scope) = match store {
+    let (state, scope) = match &store {
         Some(store) => (store.deployed()?, store.branch_scope()?),
         None => (
             BTreeMap::new(),
@@ -311,8 +319,85 @@ pub fn plan(
         ),
     };
     let plan = plan::against_deployed(&state, &new, &scope, &Heal::All);
-    out(&super::render_plan(&plan, &new, format))?;
-    Ok(super::plan_exit(&plan, detailed_exitcode))
+    let exit = super::plan_exit(&plan, how.detailed_exitcode);
+    if !how.deep {
+        out(&super::render_plan(&plan, &new, how.format))?;
+        return Ok(exit);
+    }
+    let commit = match rev {
+        Some(rev) => crate::source::resolve_commit(repo, rev)?,
+        None => "working tree".to_string(),
+    };
+    // Without a database, nothing is deployed: no Terraform state either.
+    let scratch;
+    let state_dir = match db {
+        // Steps run in their own folder: the state folder they are told of is absolute.
+        Some(db) => std::path::absolute(state_dir(db))?,
+        None => {
+            scratch = tempfile::tempdir()?;
+            scratch.path().to_path_buf()
+        }
+    };
+    let finished = deep(repo, &state_dir, &new, tree, &commit, &plan, &state)?;
+    let failed = finished
+        .iter()
+        .filter(|f| matches!(f.outcome, crate::core::deep::Outcome::Failed { .. }))
+        .count();
+    out(&match how.format {
+        PlanFormat::Text => format!(
+            "{}\n{}",
+            super::render_plan(&plan, &new, how.format),
+            render::resources::text(&finished)
+        ),
+        PlanFormat::Markdown => {
+            let pieces: Vec<_> = finished.iter().map(render::resources::piece).collect();
+            format!(
+                "{}\n{}",
+                super::render_plan(&plan, &new, how.format),
+                render::resources::section(&pieces, 0, usize::MAX)
+            )
+        }
+        PlanFormat::Json => {
+            let mut doc: Value = serde_json::from_str(&render::plan::json(&plan))?;
+            doc["resources"] = render::resources::json(&finished);
+            format!("{}\n", serde_json::to_string_pretty(&doc)?)
+        }
+    })?;
+    Ok(if failed > 0 { 1 } else { exit })
+}
+
+/// Every provisioner plan `plan` calls for, two at a time, with this shell's environment
+/// (a person's own credentials), in the plan's order.
+fn deep(
+    repo: &Path,
+    state_dir: &Path,
+    new: &crate::core::Checked,
+    tree: SourceTree,
+    commit: &str,
+    plan: &plan::Plan,
+    state: &BTreeMap<InstanceId, Deployed>,
+) -> anyhow::Result<Vec<crate::core::deep::Finished>> {
+    use crate::deploy::deep::{self, Planner};
+    let requests = crate::core::deep::requests(plan, new, new, state);
+    let order: Vec<InstanceId> = requests.iter().map(|r| r.instance.clone()).collect();
+    let revisions = Checkout {
+        path: repo.to_path_buf(),
+    };
+    let (work, mut finished) =
+        deep::work(requests, new, &Arc::new(tree), commit, state, &revisions);
+    let planner = Arc::new(Planner {
+        state_dir: state_dir.to_path_buf(),
+        timeouts: crate::deploy::Timeouts {
+            step: std::time::Duration::from_secs(10 * 60),
+            ..Default::default()
+        },
+        env: std::env::vars().collect(),
+        label: "cli".into(),
+    });
+    let cancel = tokio_util::sync::CancellationToken::new();
+    block_on(planner.run_all(work, 2, &cancel, |f, _| finished.push(f)))?;
+    finished.sort_by_key(|f| order.iter().position(|i| *i == f.instance));
+    Ok(finished)
 }
 
 /// A record as shown: sensitive values replaced by `(sensitive)`.

@@ -70,6 +70,12 @@ enum Command {
         /// Exit 0 with no changes, 1 on errors, 2 with changes; usage and I/O failures give 3.
         #[arg(long)]
         detailed_exitcode: bool,
+        /// Also run each changed instance's provisioner in plan mode (OpenTofu/Terraform
+        /// `plan`, an exec step's `plan:`) against the deployed state, and show what each
+        /// would do to its resources; nothing is applied. Plans against --state (by
+        /// default .capstan/state.db in --repo), with this shell's environment.
+        #[arg(long, conflicts_with = "base")]
+        deep: bool,
     },
     /// Deploy a revision: plan it against the deployed state, then run what changed,
     /// wave by wave, and record the result.
@@ -474,12 +480,23 @@ fn execute(command: Command) -> anyhow::Result<i32> {
             worktree,
             format,
             detailed_exitcode,
+            deep,
         } => {
             // The working tree unless a commit is named (`--worktree` says the same).
             let head_rev = head.as_deref().filter(|_| !worktree);
-            if state.is_some() || empty_state {
-                let against = state.as_deref().filter(|_| !empty_state);
-                return deploy::plan(&repo, head_rev, against, format, detailed_exitcode);
+            if state.is_some() || empty_state || deep {
+                let db = StateArgs {
+                    repo: repo.clone(),
+                    state,
+                }
+                .db();
+                let against = (!empty_state).then_some(db.as_path());
+                let how = deploy::PlanHow {
+                    format,
+                    detailed_exitcode,
+                    deep,
+                };
+                return deploy::plan(&repo, head_rev, against, how);
             }
             let old = crate::source::read_base(&repo, &base).map_err(|e| {
                 revision_error(

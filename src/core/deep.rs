@@ -131,6 +131,15 @@ pub fn requests(
     out
 }
 
+/// One instance's provisioner plan, made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finished {
+    pub instance: InstanceId,
+    pub verb: Verb,
+    pub pending: Vec<InstanceId>,
+    pub outcome: Outcome,
+}
+
 /// What one instance's provisioner plan found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {

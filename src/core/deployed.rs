@@ -207,6 +207,12 @@ pub fn secrets(
     out
 }
 
+/// The secrets of a record about to be replaced (its inputs and artifacts): a provisioner
+/// may print the old values beside the new ones.
+pub fn previous_secrets(record: Option<&Deployed>) -> Vec<String> {
+    record.map_or_else(Vec::new, |d| secrets(&d.inputs, &d.artifacts, &d.sensitive))
+}
+
 /// The concrete inputs of `inst` given what is deployed now.
 pub fn desired_inputs(inst: &Instance, deployed: &BTreeMap<InstanceId, Deployed>) -> Inputs {
     let connections = inst

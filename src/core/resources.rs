@@ -125,6 +125,23 @@ impl ResourcePlan {
     pub fn is_empty(&self) -> bool {
         self.changes.is_empty()
     }
+
+    /// Another step's changes added, the order kept: dangerous first.
+    pub fn merge(&mut self, other: ResourcePlan) {
+        self.changes.extend(other.changes);
+        sort(&mut self.changes);
+    }
+}
+
+/// Dangerous first, then by action, then by address: a stable order for comments.
+fn sort(changes: &mut [ResourceChange]) {
+    changes.sort_by(|a, b| {
+        (!a.action.is_dangerous(), a.action, &a.address).cmp(&(
+            !b.action.is_dangerous(),
+            b.action,
+            &b.address,
+        ))
+    });
 }
 
 /// Why a provisioner plan's JSON could not be read.
@@ -173,7 +190,10 @@ struct RawInner {
 /// `plan:` output (`format_version` optional).
 pub fn parse(json: &[u8], version_required: bool) -> Result<ResourcePlan, ResourcePlanError> {
     let doc: Document =
-        serde_json::from_slice(json).map_err(|e| ResourcePlanError::Shape(e.to_string()))?;
+        // serde's message may quote a value, and plans hold secrets: the place only.
+        serde_json::from_slice(json).map_err(|e| {
+            ResourcePlanError::Shape(format!("line {} column {}", e.line(), e.column()))
+        })?;
     match doc.format_version.as_deref() {
         Some(v) if v.split('.').next() != Some("1") => {
             return Err(ResourcePlanError::Version(v.to_string()));
@@ -190,14 +210,7 @@ pub fn parse(json: &[u8], version_required: bool) -> Result<ResourcePlan, Resour
             changes.push(change);
         }
     }
-    // Dangerous first, then by action, then by address: a stable order for comments.
-    changes.sort_by(|a, b| {
-        (!a.action.is_dangerous(), a.action, &a.address).cmp(&(
-            !b.action.is_dangerous(),
-            b.action,
-            &b.address,
-        ))
-    });
+    sort(&mut changes);
     Ok(ResourcePlan { changes })
 }
 

@@ -113,11 +113,7 @@ impl Deployer {
                         commit: target.commit.clone(),
                         attributes,
                         sensitive: bundle.sensitive.clone(),
-                        previous: run
-                            .state
-                            .get(id)
-                            .map(|d| d.artifacts.clone())
-                            .unwrap_or_default(),
+                        previous: deployed::previous_secrets(run.state.get(id)),
                     }),
                 }
             }
@@ -212,7 +208,7 @@ impl Deployer {
                 commit: record.commit.clone(),
                 attributes: record.attributes.clone(),
                 sensitive: record.sensitive.clone(),
-                previous: record.artifacts.clone(),
+                previous: deployed::previous_secrets(Some(&record)),
             };
             self.run_all(run, vec![work]).await?;
         }

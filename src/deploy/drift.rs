@@ -147,6 +147,8 @@ async fn check_one(
         timeouts,
         secrets: deployed::secrets(&record.inputs, &record.artifacts, &record.sensitive),
         sensitive: &record.sensitive,
+        only_env: None,
+        cancel: None,
     };
     let result = check_steps(&job).await;
     provision::finish(&job, None);

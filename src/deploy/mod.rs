@@ -11,6 +11,7 @@
 //! moment and [`Store::recover`] plus the next deploy bring the state back to the desired
 //! one. One deploy at a time per state directory is enforced with a file lock (`lock.rs`).
 
+pub mod deep;
 mod deployer;
 pub mod drift;
 mod lock;

@@ -9,8 +9,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde_json::Value;
-
 use super::maybe_pause;
 use super::provision::{self, Timeouts};
 use super::report::Outcome;
@@ -38,8 +36,9 @@ pub(super) struct Work {
     pub commit: CommitId,
     pub attributes: BTreeMap<String, String>,
     pub sensitive: Vec<FieldPath>,
-    /// The artifacts recorded before, for scrubbing the log.
-    pub previous: BTreeMap<String, Value>,
+    /// The secrets of the record before (its inputs and artifacts): the provisioner may
+    /// print the old values as it replaces them.
+    pub previous: Vec<String>,
 }
 
 /// Where and how steps of a run are carried out.
@@ -99,8 +98,13 @@ impl Step {
             state_dir: &self.state_dir,
             log: &log,
             timeouts: self.timeouts,
-            secrets: deployed::secrets(&w.inputs, &w.previous, &w.sensitive),
+            secrets: deployed::secrets(&w.inputs, &BTreeMap::new(), &w.sensitive)
+                .into_iter()
+                .chain(w.previous.iter().cloned())
+                .collect(),
             sensitive: &w.sensitive,
+            only_env: None,
+            cancel: None,
         };
         let result = provision::run(&job).await;
         maybe_pause("step-finished", &w.instance).await;

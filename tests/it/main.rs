@@ -15,6 +15,7 @@ mod merge_keys;
 mod operator;
 mod plan;
 mod preview;
+mod provisioner_plans;
 mod schemas;
 mod serve;
 mod support;

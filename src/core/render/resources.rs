@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use crate::core::deep::Outcome;
+use crate::core::deep::{Finished, Outcome};
 use crate::core::model::InstanceId;
 use crate::core::resources::{Action, Counts, ResourceChange, ResourcePlan};
 use crate::core::run::Verb;
@@ -53,7 +53,7 @@ fn details(instance: &str, plan: &ResourcePlan, notes: &[String]) -> String {
         out.push_str("No resource changes.\n");
     }
     for change in &plan.changes {
-        let _ = writeln!(out, "- {}", line(change));
+        let _ = writeln!(out, "- {}", line(change, Style::Markdown, false));
     }
     out.push_str("\n</details>\n");
     out
@@ -93,17 +93,10 @@ impl Piece {
     }
 }
 
-/// The piece of `instance`'s provisioner plan; `verb` is `destroy` for `plan -destroy`,
-/// `pending` the producers whose deploy changes its inputs.
-pub fn piece(instance: &str, verb: Verb, pending: &[InstanceId], outcome: &Outcome) -> Piece {
-    let mut notes = Vec::new();
-    if verb == Verb::Destroy {
-        notes.push("planned as a destroy".to_string());
-    }
-    if !pending.is_empty() {
-        let names: Vec<&str> = pending.iter().map(InstanceId::as_str).collect();
-        notes.push(format!("inputs change after {} deploys", names.join(", ")));
-    }
+/// The piece of one instance's provisioner plan.
+pub fn piece(f: &Finished) -> Piece {
+    let (instance, outcome) = (f.instance.as_str(), &f.outcome);
+    let notes = notes(f);
     let notes_text: String = notes.iter().map(|n| format!(" ({})", html(n))).collect();
     let name = code(instance);
     let (counts, dangerous, body) = match outcome {
@@ -116,8 +109,9 @@ pub fn piece(instance: &str, verb: Verb, pending: &[InstanceId], outcome: &Outco
                 .changes
                 .iter()
                 .filter(|ch| ch.action.is_dangerous())
-                .map(|ch| format!("- {name}: {}", short_line(ch)))
+                .map(|ch| format!("- {name}: {}", line(ch, Style::Markdown, true)))
                 .collect();
+            let mut notes = notes.clone();
             notes.extend(unplanned.iter().map(|u| format!("{u}: not plannable")));
             (
                 [
@@ -159,6 +153,19 @@ pub fn piece(instance: &str, verb: Verb, pending: &[InstanceId], outcome: &Outco
         dangerous,
         body,
     }
+}
+
+/// What a reader must know besides the resources: a destroy, inputs that change later.
+fn notes(f: &Finished) -> Vec<String> {
+    let mut notes = Vec::new();
+    if f.verb == Verb::Destroy {
+        notes.push("planned as a destroy".to_string());
+    }
+    if !f.pending.is_empty() {
+        let names: Vec<&str> = f.pending.iter().map(InstanceId::as_str).collect();
+        notes.push(format!("inputs change after {} deploys", names.join(", ")));
+    }
+    notes
 }
 
 /// The comment's resources section within `budget` bytes: the `Resources:` line (with how
@@ -236,8 +243,32 @@ fn one_line(s: &str) -> String {
     }
 }
 
-/// `⚠ `aws_db_instance.main` **replace** (destroy, then create), forced by `engine``.
-fn line(c: &ResourceChange) -> String {
+/// How a line marks code and actions: markdown, or plain text for a terminal.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Style {
+    Markdown,
+    Text,
+}
+
+impl Style {
+    fn code(self, s: &str) -> String {
+        match self {
+            Style::Markdown => code(s),
+            Style::Text => s.to_string(),
+        }
+    }
+
+    fn strong(self, s: &str) -> String {
+        match self {
+            Style::Markdown => format!("**{s}**"),
+            Style::Text => s.to_string(),
+        }
+    }
+}
+
+/// `⚠ `aws_db_instance.main` **replace** (destroy, then create), forced by `engine``;
+/// `short` leaves out the changed paths.
+fn line(c: &ResourceChange, style: Style, short: bool) -> String {
     let mark = match c.action {
         Action::Replace | Action::Delete => "⚠",
         Action::Create => "+",
@@ -247,8 +278,12 @@ fn line(c: &ResourceChange) -> String {
         Action::Forget => "−",
         Action::Read | Action::NoOp => "·",
     };
-    let mut text = format!("{mark} {} **{}**", code(&c.address), c.action.name());
-    if c.action == Action::Replace {
+    let mut text = format!(
+        "{mark} {} {}",
+        style.code(&c.address),
+        style.strong(c.action.name())
+    );
+    if c.action == Action::Replace && !short {
         text.push_str(if c.create_first {
             " (create, then destroy)"
         } else {
@@ -256,14 +291,14 @@ fn line(c: &ResourceChange) -> String {
         });
     }
     if let Some(from) = &c.previous_address {
-        let _ = write!(text, " from {}", code(from));
+        let _ = write!(text, " from {}", style.code(from));
     }
     if !c.forces.is_empty() {
-        let forces: Vec<String> = c.forces.iter().map(|p| code(p)).collect();
+        let forces: Vec<String> = c.forces.iter().map(|p| style.code(p)).collect();
         let _ = write!(text, ", forced by {}", forces.join(", "));
     }
-    if !c.changed.is_empty() {
-        let changed: Vec<String> = c.changed.iter().map(|p| code(p)).collect();
+    if !c.changed.is_empty() && !short {
+        let changed: Vec<String> = c.changed.iter().map(|p| style.code(p)).collect();
         let _ = write!(text, "; changes {}", changed.join(", "));
         if c.more_changed > 0 {
             let _ = write!(text, " and {} more", c.more_changed);
@@ -272,15 +307,103 @@ fn line(c: &ResourceChange) -> String {
     text
 }
 
-/// The line of a replacement or destroy in the list that survives cuts: the action and
-/// what forces it, without the changed paths.
-fn short_line(c: &ResourceChange) -> String {
-    let mut text = format!("⚠ {} **{}**", code(&c.address), c.action.name());
-    if !c.forces.is_empty() {
-        let forces: Vec<String> = c.forces.iter().map(|p| code(p)).collect();
-        let _ = write!(text, ", forced by {}", forces.join(", "));
+/// `capstan plan --deep` in a terminal: the `Resources:` line, then each instance with
+/// its changes, one per line, dangerous first.
+pub fn text(finished: &[Finished]) -> String {
+    let mut total = Counts::default();
+    for f in finished {
+        if let Some(r) = f.outcome.resources() {
+            total += r.counts();
+        }
     }
-    text
+    let mut out = format!("{}\n", counts(&total));
+    for f in finished {
+        let notes: String = notes(f).iter().map(|n| format!(" ({n})")).collect();
+        let _ = write!(out, "\n{}", f.instance);
+        match &f.outcome {
+            Outcome::Planned {
+                resources,
+                unplanned,
+            } => {
+                let _ = writeln!(
+                    out,
+                    ": {}{notes}",
+                    counts(&resources.counts()).trim_start_matches("Resources: ")
+                );
+                for change in &resources.changes {
+                    let _ = writeln!(out, "  {}", line(change, Style::Text, false));
+                }
+                for u in unplanned {
+                    let _ = writeln!(out, "  not plannable: {u}");
+                }
+            }
+            Outcome::NotPlannable { why } => {
+                let _ = writeln!(out, ": not plannable: {why}{notes}");
+            }
+            Outcome::NotRun { why } => {
+                let _ = writeln!(out, ": not planned: {why}{notes}");
+            }
+            Outcome::Failed { error, lines } => {
+                let _ = writeln!(
+                    out,
+                    ": the provisioner plan failed: {}{notes}",
+                    one_line(error)
+                );
+                for l in lines {
+                    let _ = writeln!(out, "  | {}", one_line(l));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `capstan plan --deep --format json`'s `resources`: per instance its outcome and
+/// changes (addresses, actions and paths; never values).
+pub fn json(finished: &[Finished]) -> serde_json::Value {
+    finished
+        .iter()
+        .map(|f| {
+            let mut entry = serde_json::json!({
+                "instance": f.instance.as_str(),
+                "action": f.verb.name(),
+                "outcome": f.outcome.label(),
+                "inputs_change_after": f.pending.iter().map(InstanceId::as_str).collect::<Vec<_>>(),
+            });
+            match &f.outcome {
+                Outcome::Planned {
+                    resources,
+                    unplanned,
+                } => {
+                    entry["changes"] = resources
+                        .changes
+                        .iter()
+                        .map(|c| {
+                            serde_json::json!({
+                                "address": c.address,
+                                "previous_address": c.previous_address,
+                                "action": c.action.name(),
+                                "create_before_destroy": c.create_first,
+                                "reason": c.reason,
+                                "changed_paths": c.changed,
+                                "more_changed_paths": c.more_changed,
+                                "replace_paths": c.forces,
+                            })
+                        })
+                        .collect();
+                    entry["not_plannable"] = serde_json::json!(unplanned);
+                }
+                Outcome::NotPlannable { why } | Outcome::NotRun { why } => {
+                    entry["why"] = serde_json::json!(why);
+                }
+                Outcome::Failed { error, lines } => {
+                    entry["error"] = serde_json::json!(error);
+                    entry["last_lines"] = serde_json::json!(lines);
+                }
+            }
+            entry
+        })
+        .collect()
 }
 
 /// A code span that no backtick in the text can end early.
@@ -365,12 +488,12 @@ mod tests {
                     resources: ResourcePlan { changes },
                     unplanned: Vec::new(),
                 };
-                piece(
-                    &format!("team{i:03}-production-db"),
-                    Verb::Deploy,
-                    &[],
-                    &outcome,
-                )
+                piece(&Finished {
+                    instance: InstanceId(format!("team{i:03}-production-db").into()),
+                    verb: Verb::Deploy,
+                    pending: Vec::new(),
+                    outcome,
+                })
             })
             .collect();
         let budget = MAX_COMMENT / 2;
@@ -398,24 +521,24 @@ mod tests {
 
     #[test]
     fn failures_come_first_with_their_last_lines_and_waiting_inputs_are_named() {
-        let failed = piece(
-            "ecomm-staging-db",
-            Verb::Deploy,
-            &[InstanceId("si-staging-vpc".into())],
-            &Outcome::Failed {
+        let failed = piece(&Finished {
+            instance: InstanceId("ecomm-staging-db".into()),
+            verb: Verb::Deploy,
+            pending: vec![InstanceId("si-staging-vpc".into())],
+            outcome: Outcome::Failed {
                 error: "`terraform plan` exited with status 1".into(),
                 lines: vec!["Error: Invalid reference".into(), "```".into()],
             },
-        );
-        let fine = piece(
-            "ecomm-staging-app",
-            Verb::Destroy,
-            &[],
-            &Outcome::Planned {
+        });
+        let fine = piece(&Finished {
+            instance: InstanceId("ecomm-staging-app".into()),
+            verb: Verb::Destroy,
+            pending: Vec::new(),
+            outcome: Outcome::Planned {
                 resources: ResourcePlan::default(),
                 unplanned: vec!["step 2 (exec)".into()],
             },
-        );
+        });
         let text = section(&[fine, failed], 1, 10_000);
         assert!(
             text.starts_with("**Resources: 0 to add, 0 to change, 0 to destroy, 0 to replace** (still planning 1 instance)\n\n- `ecomm-staging-db`: ❌ **the provisioner plan failed**"),

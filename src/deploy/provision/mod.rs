@@ -35,7 +35,7 @@ pub use log::{Redactor, scrub_log};
 pub(super) use process::{command, failure, spawn_and_wait};
 pub use terraform::Program;
 use terraform::terraform;
-pub(super) use terraform::{lock_timeout, tf_init};
+pub(super) use terraform::{lock_timeout, tf_init, tf_state_file};
 pub use workdir::{Leftover, clear_leftover, leftovers};
 pub(super) use workdir::{Prepared, check_log, prepare, step_env};
 use workdir::{remove_workdir, written_artifacts};
@@ -69,6 +69,11 @@ pub enum StepError {
     Exit { command: String, code: i32 },
     #[error("`{command}` was killed by a signal")]
     Killed { command: String },
+    /// The message never quotes the output: it may hold a secret.
+    #[error("{what} did not print a plan capstan reads: {why}")]
+    Plan { what: String, why: String },
+    #[error("`{command}` was stopped: a newer head superseded it")]
+    Cancelled { command: String },
     #[error("`{command}` timed out after {after}")]
     Timeout { command: String, after: String },
     #[error(
@@ -143,6 +148,12 @@ pub struct Job<'a> {
     pub secrets: Vec<String>,
     /// Where secrets are in the instance's artifacts, to scrub the log of new ones.
     pub sensitive: &'a [FieldPath],
+    /// `None`: commands get capstan's own environment (a deploy's cloud credentials).
+    /// `Some`: they get only these variables, `PATH` and capstan's `CAPSTAN_*` (a
+    /// provisioner plan's read-only credentials).
+    pub only_env: Option<&'a [(String, String)]>,
+    /// Stops the commands (their whole process group) when cancelled.
+    pub cancel: Option<&'a tokio_util::sync::CancellationToken>,
 }
 
 /// Runs the job; on success (deploy) returns the artifacts the steps wrote, unvalidated.
@@ -231,6 +242,9 @@ async fn run_in_workdir(job: &Job<'_>) -> Result<BTreeMap<String, Value>, StepEr
 /// Where and how a step's commands run.
 pub(super) struct Env {
     vars: Vec<(String, String)>,
+    /// Whether the commands start from an empty environment (plus `vars`).
+    clear: bool,
+    cancel: Option<tokio_util::sync::CancellationToken>,
     cwd: PathBuf,
     timeout: Duration,
     instance: String,

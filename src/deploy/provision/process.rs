@@ -47,6 +47,9 @@ pub(in crate::deploy) async fn spawn_and_wait(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+    if env.clear {
+        cmd.env_clear();
+    }
     for (k, v) in &env.vars {
         cmd.env(k, v);
     }
@@ -64,33 +67,39 @@ pub(in crate::deploy) async fn spawn_and_wait(
         .take()
         .map(|s| tokio::spawn(pump(s, log.clone())));
     let stdout = child.stdout.take();
-    let captured = if capture {
-        let mut buf = Vec::new();
-        if let Some(mut s) = stdout {
-            let reader = async {
+    // Captured stdout is read beside the wait, so a cancel or timeout is seen while the
+    // command still prints.
+    let captured = stdout.map(|mut s| {
+        if capture {
+            tokio::spawn(async move {
                 use tokio::io::AsyncReadExt;
-                s.read_to_end(&mut buf).await
-            };
-            tokio::time::timeout(env.timeout, reader)
-                .await
-                .ok()
-                .transpose()
-                .map_err(|source| StepError::Wait {
-                    command: shown.clone(),
-                    source,
-                })?;
+                let mut buf = Vec::new();
+                s.read_to_end(&mut buf).await.map(|_| buf)
+            })
+        } else {
+            let log = log.clone();
+            tokio::spawn(async move {
+                pump(s, log).await;
+                Ok(Vec::new())
+            })
         }
-        buf
-    } else {
-        stdout.map(|s| tokio::spawn(pump(s, log.clone())));
-        Vec::new()
+    });
+    let cancelled = async {
+        match &env.cancel {
+            Some(token) => token.cancelled().await,
+            None => std::future::pending().await,
+        }
     };
-    let status = match tokio::time::timeout(env.timeout, child.wait()).await {
-        Ok(status) => status.map_err(|source| StepError::Wait {
+    let waited = tokio::select! {
+        waited = tokio::time::timeout(env.timeout, child.wait()) => waited.ok(),
+        () = cancelled => None,
+    };
+    let status = match waited {
+        Some(status) => status.map_err(|source| StepError::Wait {
             command: shown.clone(),
             source,
         })?,
-        Err(_) => {
+        None => {
             if let Some(pid) = pid {
                 // SAFETY: killpg only sends a signal; the group is the child's own.
                 unsafe {
@@ -98,9 +107,13 @@ pub(in crate::deploy) async fn spawn_and_wait(
                 }
             }
             let _ = child.wait().await;
-            let e = StepError::Timeout {
-                command: shown,
-                after: crate::core::duration::format(env.timeout),
+            let e = if env.cancel.as_ref().is_some_and(|t| t.is_cancelled()) {
+                StepError::Cancelled { command: shown }
+            } else {
+                StepError::Timeout {
+                    command: shown,
+                    after: crate::core::duration::format(env.timeout),
+                }
             };
             log.line(&e.to_string());
             return Err(e);
@@ -111,9 +124,19 @@ pub(in crate::deploy) async fn spawn_and_wait(
         // must not hold up the deploy.
         let _ = tokio::time::timeout(Duration::from_secs(5), stderr).await;
     }
+    let stdout = match captured {
+        Some(reader) => match tokio::time::timeout(Duration::from_secs(5), reader).await {
+            Ok(Ok(read)) => read.map_err(|source| StepError::Wait {
+                command: shown.clone(),
+                source,
+            })?,
+            _ => Vec::new(),
+        },
+        None => Vec::new(),
+    };
     Ok(Ended {
         status,
-        stdout: captured,
+        stdout,
         shown,
     })
 }

@@ -90,11 +90,7 @@ pub(super) fn tf_inputs(job: &Job<'_>, index: usize, env: &Env) -> Result<(), St
         pretty(&job.inputs.connection_data()),
     )?;
     if !declares_backend(&env.cwd) {
-        let state = job
-            .state_dir
-            .join("tfstate")
-            .join(job.instance)
-            .join(format!("step-{}.tfstate", index + 1));
+        let state = tf_state_file(job.state_dir, job.instance, index);
         if let Some(parent) = state.parent() {
             private_dir(parent).map_err(|source| StepError::Prepare {
                 path: parent.to_path_buf(),
@@ -110,6 +106,18 @@ pub(super) fn tf_inputs(job: &Job<'_>, index: usize, env: &Env) -> Result<(), St
         )?;
     }
     Ok(())
+}
+
+/// The local state of step `index` of `instance` when its module declares no backend.
+pub(in crate::deploy) fn tf_state_file(
+    state_dir: &Path,
+    instance: &str,
+    index: usize,
+) -> std::path::PathBuf {
+    state_dir
+        .join("tfstate")
+        .join(instance)
+        .join(format!("step-{}.tfstate", index + 1))
 }
 
 /// What every OpenTofu or Terraform command of a step needs first: the version checked,

@@ -176,7 +176,23 @@ pub(in crate::deploy) fn step_env(
     std::fs::create_dir_all(&cwd).map_err(prepare)?;
     let artifacts_file = job.workdir.join(format!("artifacts-{}.json", index + 1));
     write_inputs(job, &cwd, &prepared.app).map_err(prepare)?;
-    let mut vars: Vec<(String, String)> = prepared.app.envs.clone();
+    let mut vars: Vec<(String, String)> = match job.only_env {
+        None => Vec::new(),
+        Some(only) => {
+            // PATH finds the provisioner; HOME keeps CLI caches inside the work folder.
+            let path =
+                std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
+            let mut base = vec![
+                ("PATH".to_string(), path),
+                ("HOME".to_string(), job.workdir.display().to_string()),
+                ("TF_IN_AUTOMATION".to_string(), "1".to_string()),
+                ("CHECKPOINT_DISABLE".to_string(), "1".to_string()),
+            ];
+            base.extend(only.iter().cloned());
+            base
+        }
+    };
+    vars.extend(prepared.app.envs.iter().cloned());
     vars.extend(
         [
             ("CAPSTAN_ACTION", action.to_string()),
@@ -189,6 +205,8 @@ pub(in crate::deploy) fn step_env(
     );
     Ok(Env {
         vars,
+        clear: job.only_env.is_some(),
+        cancel: job.cancel.cloned(),
         cwd,
         timeout: job.timeouts.step,
         instance: job.instance.to_string(),
