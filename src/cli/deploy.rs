@@ -395,7 +395,13 @@ fn deep(
         label: "cli".into(),
     });
     let cancel = tokio_util::sync::CancellationToken::new();
-    block_on(planner.run_all(work, 2, &cancel, |f, _| finished.push(f)))?;
+    let limit = Arc::new(tokio::sync::Semaphore::new(2));
+    block_on(async {
+        let mut running = planner.start(work, &limit, &cancel);
+        while let Some((f, _)) = running.next().await {
+            finished.push(f);
+        }
+    })?;
     finished.sort_by_key(|f| order.iter().position(|i| *i == f.instance));
     Ok(finished)
 }

@@ -240,6 +240,25 @@ fn describe(cfg: &Config) -> String {
             "off".to_string()
         }
     ));
+    let pp = &cfg.provisioner_plans;
+    s.push_str(&format!(
+        "  provisioner plans: {}\n",
+        if pp.enabled {
+            let names: Vec<&str> = pp.env.iter().map(|(n, _)| n.as_str()).collect();
+            format!(
+                "on, {} at once, each at most {}, environment: {}",
+                pp.parallel,
+                duration::format(pp.timeout),
+                if names.is_empty() {
+                    "PATH only (the daemon's own environment is never passed)".to_string()
+                } else {
+                    format!("{} and PATH (values not shown)", names.join(", "))
+                }
+            )
+        } else {
+            "off".to_string()
+        }
+    ));
     for sch in &cfg.schedules {
         s.push_str(&format!(
             "  schedule:    {} `{}` -> {}\n",

@@ -1,9 +1,10 @@
 //! A pull request's one comment, composed. Its sections' inputs are stored: the plan
-//! section as the pull-request worker last computed it (`Store::plan_section`), the
-//! previews as the state records them. Whoever changes an input shows the comment again
-//! through [`show`]: the sections are composed in a fixed order (the plan's summary and
-//! table, the previews, the plan's diagnostics and details) and rendered once, to GitHub's limit, by the one
-//! publisher. Nothing is spliced into a posted body, and no lock is held across writers:
+//! section as the pull-request worker last computed it (`Store::plan_section`), each
+//! instance's provisioner plan as it finished (`Store::resources`), the previews as the
+//! state records them. Whoever changes an input shows the comment again through [`show`]:
+//! the sections are composed in a fixed order (the plan's summary and table, the
+//! resources, the previews, the plan's diagnostics and details), each within its budget,
+//! and rendered once, to GitHub's limit, by the one publisher. Nothing is spliced into a posted body, and no lock is held across writers:
 //! a writer that finds the inputs changed while it published shows them again.
 
 use std::sync::Arc;
@@ -18,6 +19,10 @@ use crate::state::{StateError, Store};
 /// The most the previews section may take, so a plan's details still show beside it.
 pub(super) const PREVIEWS_BUDGET: usize = MAX_COMMENT / 4;
 
+/// The most the resources section may take; it keeps its summary and every replacement
+/// and destroy within it (`render::resources::section`).
+pub(super) const RESOURCES_BUDGET: usize = MAX_COMMENT * 3 / 8;
+
 /// How the previews section of pull request `pr` is rendered from the state.
 pub(super) type PreviewsSection = fn(&Store, u64) -> Result<String, StateError>;
 
@@ -29,11 +34,16 @@ pub(super) enum Creates {
     OnlyEdits,
 }
 
-/// The comment of `plan` with the `previews` section after its summary: the previews cut
-/// at a line to [`PREVIEWS_BUDGET`] (saying so), then the plan's diagnostics and details
-/// as `Comment::render` fits them.
-pub(super) fn compose(plan: &Comment, previews: &str) -> Comment {
+/// The comment of `plan` with the `resources` and `previews` sections after its summary:
+/// the resources as they fit [`RESOURCES_BUDGET`] (rendered so), the previews cut at a
+/// line to [`PREVIEWS_BUDGET`] (saying so), then the plan's diagnostics and details as
+/// `Comment::render` fits them.
+pub(super) fn compose(plan: &Comment, resources: &str, previews: &str) -> Comment {
     let mut head = plan.head.clone();
+    if !resources.is_empty() {
+        head.push('\n');
+        head.push_str(resources);
+    }
     if !previews.is_empty() {
         head.push('\n');
         head.push_str(&cut(previews, PREVIEWS_BUDGET));
@@ -42,6 +52,26 @@ pub(super) fn compose(plan: &Comment, previews: &str) -> Comment {
         head,
         ..plan.clone()
     }
+}
+
+/// What a comment is made of, as the state has it now.
+#[derive(PartialEq)]
+struct Inputs {
+    plan: Comment,
+    resources: String,
+    previews: String,
+}
+
+fn inputs(store: &Store, pr: u64, previews: PreviewsSection) -> Result<Option<Inputs>, StateError> {
+    let Some(plan) = store.plan_section(pr)? else {
+        return Ok(None);
+    };
+    let (pieces, planning) = store.resources(pr)?;
+    Ok(Some(Inputs {
+        plan,
+        resources: crate::core::render::resources::section(&pieces, planning, RESOURCES_BUDGET),
+        previews: previews(store, pr)?,
+    }))
 }
 
 /// `text` up to `budget` bytes, cut after a whole line with a note when it is longer.
@@ -75,13 +105,12 @@ pub(super) async fn show(
     // Each pass shows the inputs as they are; another writer changing them meanwhile is
     // seen on the next. Three passes settle any realistic interleaving.
     for _ in 0..3 {
-        let Some(plan) = store.plan_section(pr)? else {
+        let Some(now) = inputs(store, pr, previews)? else {
             return Ok(());
         };
-        let section = previews(store, pr)?;
-        let body = compose(&plan, &section).render(MAX_COMMENT);
+        let body = compose(&now.plan, &now.resources, &now.previews).render(MAX_COMMENT);
         publish::body(gh, shared, Slot::Plan(pr), body).await?;
-        if store.plan_section(pr)?.as_ref() == Some(&plan) && previews(store, pr)? == section {
+        if inputs(store, pr, previews)?.as_ref() == Some(&now) {
             return Ok(());
         }
     }
@@ -130,7 +159,7 @@ mod tests {
                 }))
                 .collect();
         assert!(previews.len() > MAX_COMMENT);
-        let body = compose(&largest_plan(), &previews).render(MAX_COMMENT);
+        let body = compose(&largest_plan(), "", &previews).render(MAX_COMMENT);
         assert!(
             body.chars().count() <= MAX_COMMENT,
             "{} characters",
@@ -154,6 +183,6 @@ mod tests {
     #[test]
     fn composing_is_the_plan_alone_without_previews() {
         let plan = largest_plan();
-        assert_eq!(compose(&plan, ""), plan);
+        assert_eq!(compose(&plan, "", ""), plan);
     }
 }

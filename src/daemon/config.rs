@@ -153,6 +153,17 @@ pub struct PreviewConfig {
     pub sweep_interval: Duration,
 }
 
+/// Provisioner plans on pull requests.
+#[derive(Clone, Debug)]
+pub struct ProvisionerPlansConfig {
+    pub enabled: bool,
+    pub parallel: usize,
+    pub timeout: Duration,
+    /// The whole environment of a provisioner plan (besides `PATH` and `CAPSTAN_*`); values
+    /// read from files are secrets, so all are kept as such.
+    pub env: Vec<(String, Secret)>,
+}
+
 /// Merge-to-deploy settings.
 #[derive(Clone, Debug)]
 pub struct DeployConfig {
@@ -175,6 +186,7 @@ pub struct Config {
     pub schedules: Vec<Schedule>,
     pub deploy: DeployConfig,
     pub previews: PreviewConfig,
+    pub provisioner_plans: ProvisionerPlansConfig,
     pub shutdown_timeout: Duration,
     pub log_format: LogFormat,
     pub log_level: String,
@@ -197,6 +209,8 @@ struct FileConfig {
     deploy: FileDeploy,
     #[serde(default)]
     previews: FilePreviews,
+    #[serde(default)]
+    provisioner_plans: FileProvisionerPlans,
     shutdown_timeout: Option<String>,
     #[serde(default)]
     log: FileLog,
@@ -257,6 +271,22 @@ struct FileDeploy {
 struct FilePreviews {
     enabled: Option<bool>,
     sweep_interval: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct FileProvisionerPlans {
+    enabled: Option<bool>,
+    parallel: Option<usize>,
+    timeout: Option<String>,
+    #[serde(default)]
+    env: std::collections::BTreeMap<String, FileEnvValue>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum FileEnvValue {
+    Text(String),
+    File { file: String },
 }
 
 #[derive(Deserialize, Default)]
@@ -521,6 +551,7 @@ fn build(
             Duration::from_secs(60),
         ),
     };
+    let provisioner_plans = provisioner_plans(file.provisioner_plans, env, base_dir, &mut problems);
     let shutdown_timeout = problems.duration(
         "shutdown_timeout",
         file.shutdown_timeout.as_deref(),
@@ -540,10 +571,42 @@ fn build(
         schedules,
         deploy,
         previews,
+        provisioner_plans,
         shutdown_timeout,
         log_format: o.log_format.or(file.log.format).unwrap_or(LogFormat::Text),
         log_level: file.log.level.unwrap_or_else(|| "info".into()),
     })
+}
+
+fn provisioner_plans(
+    file: FileProvisionerPlans,
+    env: &Environment,
+    base_dir: &Path,
+    problems: &mut Problems,
+) -> ProvisionerPlansConfig {
+    let mut vars = Vec::new();
+    for (name, value) in file.env {
+        let value = match value {
+            FileEnvValue::Text(text) => Some(Secret::new(text)),
+            FileEnvValue::File { file } => problems.take(
+                Credential::new(&file, env, base_dir)
+                    .read(&format!("provisioner_plans.env.{name}")),
+            ),
+        };
+        if let Some(value) = value {
+            vars.push((name, value));
+        }
+    }
+    ProvisionerPlansConfig {
+        enabled: file.enabled.unwrap_or(true),
+        parallel: file.parallel.unwrap_or(2),
+        timeout: problems.duration(
+            "provisioner_plans.timeout",
+            file.timeout.as_deref(),
+            Duration::from_secs(10 * 60),
+        ),
+        env: vars,
+    }
 }
 
 /// Whether GitHub was asked for (even if its settings had problems).

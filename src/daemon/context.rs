@@ -10,6 +10,7 @@ use super::config::{Config, Source};
 use super::deploys::Deploys;
 use super::error::DaemonError;
 use super::events::Event;
+use super::handoff::Handoff;
 use super::health::Health;
 use super::job::Job;
 use super::metrics::Metrics;
@@ -37,6 +38,14 @@ pub(super) struct Shared {
     pub reloaded: tokio::sync::Notify,
     /// Checked revisions for the next plans (`plan_cache_mib`, read at start).
     pub revisions: RevisionCache,
+    /// The pull requests' provisioner plans (`resource_plans.rs`), superseding like plans.
+    pub resources: Queue<Job>,
+    /// Provisioner plans running at once, over all pull requests (`provisioner_plans.parallel`,
+    /// read at start).
+    pub plan_slots: Arc<tokio::sync::Semaphore>,
+    /// Provisioner plans handed from the plan job to the `resources` lane, and those kept
+    /// for reuse.
+    pub handoff: Handoff,
 }
 
 impl Shared {

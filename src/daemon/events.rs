@@ -21,6 +21,12 @@ pub enum Event {
     Deploy(Trigger),
     /// The `drift` schedule: check every deployed instance.
     Drift,
+    /// `capstan plan --deep` commented on a pull request: the bundles its head changes are
+    /// planned too, if `by` may push.
+    DeepAsked {
+        pr: u64,
+        by: String,
+    },
     /// `capstan preview` commented on a pull request: previews run if `by` may push.
     PreviewAsked {
         pr: u64,

@@ -10,6 +10,8 @@ use crate::core::run::Trigger;
 pub(super) enum Job {
     /// Plan pull request N's head and post its comment and statuses.
     Plan(u64),
+    /// Run pull request N's provisioner plans that its plan job decided on.
+    Resources(u64),
     /// Deploy the branch.
     Deploy(Trigger),
     /// Check everything deployed for drift.
@@ -24,6 +26,7 @@ impl Job {
     pub fn kind(&self) -> &'static str {
         match self {
             Job::Plan(_) => "plan",
+            Job::Resources(_) => "resources",
             Job::Deploy(_) => "deploy",
             Job::Drift => "drift",
             Job::Preview(_) => "preview",
@@ -34,7 +37,7 @@ impl Job {
     /// What makes two jobs the same work (a pull request's number, or the kind alone).
     pub fn key(&self) -> String {
         match self {
-            Job::Plan(n) | Job::Preview(n) => format!("{}/{n}", self.kind()),
+            Job::Plan(n) | Job::Resources(n) | Job::Preview(n) => format!("{}/{n}", self.kind()),
             _ => self.kind().to_string(),
         }
     }
@@ -42,6 +45,7 @@ impl Job {
     pub fn span(&self) -> tracing::Span {
         match self {
             Job::Plan(n) => tracing::info_span!("plan", pr = n),
+            Job::Resources(n) => tracing::info_span!("resources", pr = n),
             Job::Deploy(why) => tracing::info_span!("deploy", trigger = why.name()),
             Job::Drift => tracing::info_span!("drift"),
             Job::Preview(n) => tracing::info_span!("preview", pr = n),
@@ -60,7 +64,7 @@ impl Keyed for Job {
     /// The deploy lane's order: the branch, then drift checks, previews, and sweeps.
     fn rank(&self) -> u8 {
         match self {
-            Job::Plan(_) | Job::Deploy(_) => 0,
+            Job::Plan(_) | Job::Resources(_) | Job::Deploy(_) => 0,
             Job::Drift => 1,
             Job::Preview(_) => 2,
             Job::Sweep => 3,

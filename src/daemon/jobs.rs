@@ -18,7 +18,7 @@ use super::error::DaemonError;
 use super::job::Job;
 use super::metrics::{DeployResult, PreviewOutcome};
 use super::queue::Queue;
-use super::{branch, drift, previews, pulls};
+use super::{branch, drift, previews, pulls, resource_plans};
 use crate::error::chain;
 
 /// How a job ended, for its lane.
@@ -76,7 +76,7 @@ pub(super) async fn work<L: Lane>(shared: Arc<Shared>, lane: &L) {
             match job {
                 Job::Deploy(_) => shared.metrics.deploy(DeployResult::Error),
                 Job::Preview(_) | Job::Sweep => shared.metrics.preview_run(PreviewOutcome::Error),
-                Job::Plan(_) | Job::Drift => {}
+                Job::Plan(_) | Job::Resources(_) | Job::Drift => {}
             }
             tracing::error!(job = %job.key(), error = %chain(e), "failed");
         }
@@ -94,6 +94,7 @@ async fn run(
     let config = shared.config();
     match job {
         Job::Plan(n) => pulls::plan(shared, *n, cancel).await,
+        Job::Resources(n) => resource_plans::run(shared, *n, cancel).await,
         Job::Deploy(why) => {
             if !config.deploy.enabled {
                 return Ok(());

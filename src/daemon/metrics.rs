@@ -116,6 +116,7 @@ pub struct Metrics {
     /// Estimated bytes of checked revisions the plan cache holds.
     pub plan_cache_bytes: Gauge,
     plan_cache: Family<Labels, Counter>,
+    provisioner_plans: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -134,6 +135,7 @@ impl Default for Metrics {
         let running = Gauge::default();
         let plan_cache_bytes = Gauge::default();
         let plan_cache = Family::<Labels, Counter>::default();
+        let provisioner_plans = Family::<Labels, Counter>::default();
         registry.register(
             "plans",
             "Pull-request plans by outcome (planned, failed, superseded, error)",
@@ -191,7 +193,13 @@ impl Default for Metrics {
             "Projects per plan, by what was done with them (kept, resolved, loaded)",
             plan_cache.clone(),
         );
+        registry.register(
+            "provisioner_plans",
+            "Provisioner plans of pull requests' instances by result (planned, reused, not_plannable, not_run, failed, cancelled)",
+            provisioner_plans.clone(),
+        );
         Metrics {
+            provisioner_plans,
             registry,
             plans,
             plan_seconds,
@@ -223,6 +231,14 @@ impl Metrics {
                 .get_or_create(&vec![("projects", what.to_string())])
                 .inc_by(n as u64);
         }
+    }
+
+    /// One instance's provisioner plan: `result` is an outcome's label, `reused` or
+    /// `cancelled`.
+    pub fn provisioner_plan(&self, result: &'static str) {
+        self.provisioner_plans
+            .get_or_create(&vec![("result", result.to_string())])
+            .inc();
     }
 
     pub fn plan(&self, outcome: PlanOutcome, seconds: f64) {

@@ -19,7 +19,7 @@ use super::job::Job;
 use super::metrics::Metrics;
 use super::queue::Queue;
 use super::revisions::RevisionCache;
-use super::{Control, Reloader, jobs, previews, server, systemd};
+use super::{Control, Reloader, jobs, previews, resource_plans, server, systemd};
 use crate::core::run::Trigger;
 use crate::error::chain;
 use crate::github::Client;
@@ -55,6 +55,9 @@ pub(super) async fn run(
     let (events_tx, mut events_rx) = mpsc::unbounded_channel();
     let (listener, local_addr) = server::bind(config.listen).await?;
     let revisions = RevisionCache::new(config.plan_cache_bytes);
+    let config_parallel = config.provisioner_plans.parallel;
+    // Work folders of provisioner plans a killed daemon left hold the inputs' secrets.
+    crate::deploy::deep::clear_stale(&config.state_dir);
     let shared = Arc::new(Shared {
         revisions,
         config: RwLock::new(Arc::new(config)),
@@ -68,6 +71,9 @@ pub(super) async fn run(
         health: Arc::new(Health::new("fetching the repository")),
         branch_tip: Mutex::new(None),
         reloaded: tokio::sync::Notify::new(),
+        resources: Queue::new(true),
+        plan_slots: Arc::new(tokio::sync::Semaphore::new(config_parallel.max(1))),
+        handoff: Default::default(),
     });
     tracing::info!(addr = %local_addr, "listening");
     let tracker = TaskTracker::new();
@@ -105,6 +111,11 @@ pub(super) async fn run(
         let shared = shared.clone();
         tracker.spawn(async move { jobs::work(shared.clone(), &shared.plans).await });
     }
+    // Provisioner plans have their own lane: instance plans and deploys never wait for them.
+    for _ in 0..shared.plan_slots.available_permits() {
+        let shared = shared.clone();
+        tracker.spawn(async move { jobs::work(shared.clone(), &shared.resources).await });
+    }
     tracker.spawn(poller(shared.clone(), stop.clone()));
     tracker.spawn(scheduler(shared.clone(), stop.clone()));
     let lane = shared.clone();
@@ -137,6 +148,7 @@ async fn finish(
     systemd::stopping();
     shared.health.set_draining();
     shared.plans.close();
+    shared.resources.close();
     shared.deploys.lane().close();
     tracker.close();
     let timeout = shared.config().shutdown_timeout;
@@ -144,6 +156,7 @@ async fn finish(
     if tokio::time::timeout(timeout, tracker.wait()).await.is_err() {
         tracing::warn!("in-flight work did not finish within the shutdown timeout; cancelling it");
         shared.plans.cancel_running();
+        shared.resources.cancel_running();
         let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
     }
     // A client holding a connection open must not hold up the exit.
@@ -194,6 +207,10 @@ async fn dispatch(shared: &Arc<Shared>, event: Event) {
         Event::Pull(n) => shared.plans.push(Job::Plan(n)),
         Event::PullClosed(n) => {
             shared.plans.remove(&Job::Plan(n).key());
+            // Its provisioner plans stop: the running job is cancelled, the next finds
+            // nothing handed over.
+            shared.handoff.take(n);
+            shared.resources.push(Job::Resources(n));
             // Its previews go (the reconcile sees it closed).
             shared.deploys.lane().push(Job::Preview(n));
             // Pull requests that named this one must stop naming it.
@@ -224,6 +241,11 @@ async fn dispatch(shared: &Arc<Shared>, event: Event) {
         Event::PreviewAsked { pr, by } => {
             if let Err(e) = previews::asked(shared, pr, &by).await {
                 tracing::error!(pr, error = %chain(&e), "handling a preview request");
+            }
+        }
+        Event::DeepAsked { pr, by } => {
+            if let Err(e) = resource_plans::asked(shared, pr, &by).await {
+                tracing::error!(pr, error = %chain(&e), "handling capstan plan --deep");
             }
         }
     }

@@ -91,6 +91,14 @@ pub fn parse(
             let first = body.lines().next().map(str::trim);
             match (action == "created" && on_pull, first) {
                 (true, Some("capstan plan")) => Ok(Ok(Event::Pull(number))),
+                (true, Some("capstan plan --deep")) => {
+                    let by = str_at("/comment/user/login")
+                        .ok_or("an issue_comment event without comment.user.login")?;
+                    Ok(Ok(Event::DeepAsked {
+                        pr: number,
+                        by: by.to_string(),
+                    }))
+                }
                 (true, Some("capstan preview")) => {
                     let by = str_at("/comment/user/login")
                         .ok_or("an issue_comment event without comment.user.login")?;

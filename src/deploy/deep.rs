@@ -379,16 +379,15 @@ pub fn work(
 }
 
 impl Planner {
-    /// Runs `work`, `parallel` at a time, handing each result to `done` as it finishes
-    /// (with the key it was made under); all of it stops when `cancel` is.
-    pub async fn run_all(
+    /// Starts `work`, at most as many at once as `limit` allows (shared by all callers);
+    /// results come from [`Running::next`] as they finish. Cancelling `cancel` stops the
+    /// commands; dropping the `Running` stops the tasks.
+    pub fn start(
         self: &Arc<Self>,
         work: Vec<Work>,
-        parallel: usize,
+        limit: &Arc<Semaphore>,
         cancel: &CancellationToken,
-        mut done: impl FnMut(Finished, String),
-    ) {
-        let limit = Arc::new(Semaphore::new(parallel.max(1)));
+    ) -> Running {
         let mut tasks = JoinSet::new();
         for w in work {
             let (planner, limit, cancel) = (self.clone(), limit.clone(), cancel.clone());
@@ -426,11 +425,24 @@ impl Planner {
                 )
             });
         }
-        while let Some(joined) = tasks.join_next().await {
+        Running { tasks }
+    }
+}
+
+/// Provisioner plans under way.
+pub struct Running {
+    tasks: JoinSet<(Finished, String)>,
+}
+
+impl Running {
+    /// The next plan to finish, with the key it was made under; `None` when all have.
+    pub async fn next(&mut self) -> Option<(Finished, String)> {
+        while let Some(joined) = self.tasks.join_next().await {
             match joined {
-                Ok((finished, key)) => done(finished, key),
+                Ok(done) => return Some(done),
                 Err(e) => tracing::warn!(error = %e, "a provisioner plan's task ended badly"),
             }
         }
+        None
     }
 }

@@ -185,6 +185,17 @@ impl StatusState {
             StatusState::Error => "error",
         }
     }
+
+    pub fn parse(text: &str) -> Option<StatusState> {
+        [
+            StatusState::Pending,
+            StatusState::Success,
+            StatusState::Failure,
+            StatusState::Error,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
 }
 
 /// Whether a request may be sent again after an answer that leaves it unknown whether it

@@ -12,6 +12,7 @@
 mod deploys;
 mod previews;
 mod pulls;
+mod resources;
 mod rows;
 mod sql;
 
@@ -132,6 +133,23 @@ const MIGRATIONS: &[&str] = &[
     // 5: the pull request's comment composed from its sections: the plan section as the
     // worker computed it (JSON), instead of the rendered body the previews were spliced into.
     "ALTER TABLE pull_requests ADD COLUMN plan_section TEXT;",
+    // 6: provisioner plans (docs/provisioner-plans.md): per pull request, each instance's
+    // resource piece for a head (NULL while it is planned), the instance plan's own status
+    // (combined with them into capstan/plan), and `capstan plan --deep` approvals, which
+    // hold for the head they were given on.
+    "CREATE TABLE pull_request_resources (
+         number INTEGER NOT NULL,
+         head_sha TEXT NOT NULL,
+         instance TEXT NOT NULL,
+         piece TEXT,
+         PRIMARY KEY (number, instance)
+     );
+     CREATE TABLE deep_approvals (
+         number INTEGER PRIMARY KEY,
+         head_sha TEXT NOT NULL,
+         approved_by TEXT NOT NULL
+     );
+     ALTER TABLE pull_requests ADD COLUMN plan_status TEXT;",
 ];
 
 #[derive(Debug, thiserror::Error)]

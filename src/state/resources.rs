@@ -1,0 +1,173 @@
+//! Provisioner plans of pull requests (docs/provisioner-plans.md): each instance's resource
+//! piece for the head it was planned at (none while it is planned), the instance plan's
+//! own `capstan/plan` status that the pieces are combined with, and `capstan plan --deep`
+//! approvals, each good for the head it was given on.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{StateError, Store};
+use crate::core::commit::CommitId;
+use crate::core::render::resources::Piece;
+
+impl Store {
+    /// Pull request `pr`'s provisioner plans are now those of `instances` at `head`: the
+    /// pieces given (reused or decided without running) and the rest being planned.
+    pub fn start_resources(
+        &self,
+        pr: u64,
+        head: &CommitId,
+        instances: &[(String, Option<Piece>)],
+    ) -> Result<(), StateError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "DELETE FROM pull_request_resources WHERE number = ?1",
+                params![pr as i64],
+            )?;
+            for (instance, piece) in instances {
+                tx.execute(
+                    "INSERT INTO pull_request_resources (number, head_sha, instance, piece)
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![pr as i64, head, instance, piece.as_ref().map(store)],
+                )?;
+            }
+            tx.commit()
+        })
+    }
+
+    /// Records one instance's piece, if `head` is still the head its plans are for;
+    /// whether it was.
+    pub fn finish_resource(
+        &self,
+        pr: u64,
+        head: &CommitId,
+        piece: &Piece,
+    ) -> Result<bool, StateError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE pull_request_resources SET piece = ?4
+                 WHERE number = ?1 AND head_sha = ?2 AND instance = ?3",
+                params![pr as i64, head, piece.instance, store(piece)],
+            )
+            .map(|n| n > 0)
+        })
+    }
+
+    /// Pull request `pr`'s pieces and how many instances are still being planned.
+    pub fn resources(&self, pr: u64) -> Result<(Vec<Piece>, usize), StateError> {
+        let rows: Vec<Option<String>> = self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT piece FROM pull_request_resources WHERE number = ?1 ORDER BY instance",
+            )?;
+            stmt.query_map(params![pr as i64], |r| r.get(0))?.collect()
+        })?;
+        let planning = rows.iter().filter(|r| r.is_none()).count();
+        let pieces = rows
+            .iter()
+            .flatten()
+            .filter_map(|t| serde_json::from_str(t).ok())
+            .collect();
+        Ok((pieces, planning))
+    }
+
+    /// The instance plan's own status of pull request `pr` (state name, description).
+    pub fn plan_status(&self, pr: u64) -> Result<Option<(String, String)>, StateError> {
+        let text: Option<String> = self.with(|c| {
+            c.query_row(
+                "SELECT plan_status FROM pull_requests WHERE number = ?1",
+                params![pr as i64],
+                |r| r.get(0),
+            )
+            .optional()
+            .map(Option::flatten)
+        })?;
+        Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+    }
+
+    pub fn set_plan_status(
+        &self,
+        pr: u64,
+        state: &str,
+        description: &str,
+    ) -> Result<(), StateError> {
+        let text = serde_json::to_string(&(state, description)).expect("strings serialise");
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO pull_requests (number, plan_status) VALUES (?1, ?2)
+                 ON CONFLICT(number) DO UPDATE SET plan_status = ?2",
+                params![pr as i64, text],
+            )
+            .map(drop)
+        })
+    }
+
+    /// Who allowed provisioner plans of changed bundles for pull request `pr` at `head`
+    /// with a `capstan plan --deep` comment.
+    pub fn deep_approval(&self, pr: u64, head: &CommitId) -> Result<Option<String>, StateError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT approved_by FROM deep_approvals WHERE number = ?1 AND head_sha = ?2",
+                params![pr as i64, head],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+    }
+
+    pub fn approve_deep(&self, pr: u64, head: &CommitId, by: &str) -> Result<(), StateError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO deep_approvals (number, head_sha, approved_by) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(number) DO UPDATE SET head_sha = ?2, approved_by = ?3",
+                params![pr as i64, head, by],
+            )
+            .map(drop)
+        })
+    }
+}
+
+fn store(piece: &Piece) -> String {
+    serde_json::to_string(piece).expect("plain data serialises")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn piece(instance: &str) -> Piece {
+        Piece {
+            instance: instance.into(),
+            outcome: "planned".into(),
+            ..Piece::default()
+        }
+    }
+
+    #[test]
+    fn pieces_of_an_older_head_are_not_recorded_and_approvals_hold_for_their_head() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state.db")).unwrap();
+        let (old, new): (CommitId, CommitId) = ("aaa".into(), "bbb".into());
+        store
+            .start_resources(
+                7,
+                &old,
+                &[("a".into(), None), ("b".into(), Some(piece("b")))],
+            )
+            .unwrap();
+        assert_eq!(store.resources(7).unwrap(), (vec![piece("b")], 1));
+        store
+            .start_resources(7, &new, &[("a".into(), None)])
+            .unwrap();
+        assert!(!store.finish_resource(7, &old, &piece("a")).unwrap());
+        assert_eq!(store.resources(7).unwrap(), (vec![], 1));
+        assert!(store.finish_resource(7, &new, &piece("a")).unwrap());
+        assert_eq!(store.resources(7).unwrap(), (vec![piece("a")], 0));
+
+        store.approve_deep(7, &old, "alice").unwrap();
+        assert_eq!(
+            store.deep_approval(7, &old).unwrap().as_deref(),
+            Some("alice")
+        );
+        assert_eq!(store.deep_approval(7, &new).unwrap(), None);
+    }
+}
