@@ -29,6 +29,7 @@ use crate::core::plan::Plan;
 use crate::core::render::resources::{self, Piece};
 use crate::deploy::deep::Planner;
 use crate::github::{Client, PullRequest, StatusState};
+use crate::state::ResourceRow;
 
 pub const PLAN_CONTEXT: &str = "capstan/plan";
 
@@ -105,35 +106,46 @@ pub(super) async fn prepare(
     );
     done.extend(failed);
     let planner = planner(shared, number);
-    let mut rows: Vec<(String, Option<Piece>)> = Vec::new();
+    // What this pull request showed before (kept across restarts), then what any pull
+    // request planned (kept in memory).
+    let stored = shared.store.reusable(number)?;
+    let mut rows: Vec<ResourceRow> = Vec::new();
     let mut to_run = Vec::new();
     for w in work {
         let key = w
             .request
             .key(&planner.deployed_key(&w.request, &w.bundle, w.record.as_ref()));
-        match shared.handoff.reused(&key) {
-            Some(outcome) => {
-                shared.metrics.provisioner_plan("reused");
-                let r = w.request;
-                rows.push((
-                    r.instance.to_string(),
-                    Some(resources::piece(&Finished {
-                        instance: r.instance,
-                        verb: r.verb,
-                        pending: r.pending,
-                        outcome,
-                    })),
-                ));
-            }
-            None => {
-                rows.push((w.request.instance.to_string(), None));
-                to_run.push(w);
-            }
+        let row_key = format!("{key}|{}", names(&w.request.pending));
+        let instance = w.request.instance.to_string();
+        let piece = stored.get(&row_key).cloned().or_else(|| {
+            shared.handoff.reused(&key).map(|outcome| {
+                let r = &w.request;
+                resources::piece(&Finished {
+                    instance: r.instance.clone(),
+                    verb: r.verb,
+                    pending: r.pending.clone(),
+                    outcome,
+                })
+            })
+        });
+        if piece.is_some() {
+            shared.metrics.provisioner_plan("reused");
+        } else {
+            to_run.push(w);
         }
+        rows.push(ResourceRow {
+            instance,
+            key: row_key,
+            piece,
+        });
     }
     for f in &done {
         shared.metrics.provisioner_plan(f.outcome.label());
-        rows.push((f.instance.to_string(), Some(resources::piece(f))));
+        rows.push(ResourceRow {
+            instance: f.instance.to_string(),
+            key: String::new(),
+            piece: Some(resources::piece(f)),
+        });
     }
     shared.store.start_resources(number, head, &rows)?;
     tracing::info!(
@@ -154,6 +166,11 @@ pub(super) async fn prepare(
         shared.resources.push(Job::Resources(number));
     }
     Ok(())
+}
+
+/// `a,b`: producers as a key's part.
+fn names(ids: &[crate::core::model::InstanceId]) -> String {
+    ids.iter().map(|i| i.as_str()).collect::<Vec<_>>().join(",")
 }
 
 fn forget(shared: &Shared, pr: u64) {

@@ -13,6 +13,7 @@ mod deploys;
 mod previews;
 mod pulls;
 mod resources;
+pub use resources::Row as ResourceRow;
 mod rows;
 mod sql;
 
@@ -134,13 +135,15 @@ const MIGRATIONS: &[&str] = &[
     // worker computed it (JSON), instead of the rendered body the previews were spliced into.
     "ALTER TABLE pull_requests ADD COLUMN plan_section TEXT;",
     // 6: provisioner plans (docs/provisioner-plans.md): per pull request, each instance's
-    // resource piece for a head (NULL while it is planned), the instance plan's own status
+    // resource piece for a head (NULL while it is planned) and the key it may be reused
+    // under, the instance plan's own status
     // (combined with them into capstan/plan), and `capstan plan --deep` approvals, which
     // hold for the head they were given on.
     "CREATE TABLE pull_request_resources (
          number INTEGER NOT NULL,
          head_sha TEXT NOT NULL,
          instance TEXT NOT NULL,
+         reuse_key TEXT NOT NULL,
          piece TEXT,
          PRIMARY KEY (number, instance)
      );

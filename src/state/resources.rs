@@ -3,20 +3,34 @@
 //! own `capstan/plan` status that the pieces are combined with, and `capstan plan --deep`
 //! approvals, each good for the head it was given on.
 
+use std::collections::HashMap;
+
 use rusqlite::{OptionalExtension, params};
 
 use super::{StateError, Store};
 use crate::core::commit::CommitId;
 use crate::core::render::resources::Piece;
 
+/// One instance's provisioner plan of a pull request, as recorded.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Row {
+    pub instance: String,
+    /// What the plan may be reused under (`core::deep::Request::key`, and what the piece
+    /// shows besides).
+    pub key: String,
+    /// `None` while it is planned.
+    pub piece: Option<Piece>,
+}
+
 impl Store {
-    /// Pull request `pr`'s provisioner plans are now those of `instances` at `head`: the
-    /// pieces given (reused or decided without running) and the rest being planned.
+    /// Pull request `pr`'s provisioner plans are now those of `rows` at `head`: each
+    /// instance with the key its plan may be reused under, and its piece where it has one
+    /// (reused, or decided without running); the rest are being planned.
     pub fn start_resources(
         &self,
         pr: u64,
         head: &CommitId,
-        instances: &[(String, Option<Piece>)],
+        rows: &[Row],
     ) -> Result<(), StateError> {
         self.with(|c| {
             let tx = c.transaction()?;
@@ -24,11 +38,17 @@ impl Store {
                 "DELETE FROM pull_request_resources WHERE number = ?1",
                 params![pr as i64],
             )?;
-            for (instance, piece) in instances {
+            for row in rows {
                 tx.execute(
-                    "INSERT INTO pull_request_resources (number, head_sha, instance, piece)
-                     VALUES (?1, ?2, ?3, ?4)",
-                    params![pr as i64, head, instance, piece.as_ref().map(store)],
+                    "INSERT INTO pull_request_resources (number, head_sha, instance, reuse_key, piece)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        pr as i64,
+                        head,
+                        row.instance,
+                        row.key,
+                        row.piece.as_ref().map(store)
+                    ],
                 )?;
             }
             tx.commit()
@@ -51,6 +71,22 @@ impl Store {
             )
             .map(|n| n > 0)
         })
+    }
+
+    /// Pull request `pr`'s finished pieces by the key they were made under.
+    pub fn reusable(&self, pr: u64) -> Result<HashMap<String, Piece>, StateError> {
+        let rows: Vec<(String, String)> = self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT reuse_key, piece FROM pull_request_resources
+                 WHERE number = ?1 AND piece IS NOT NULL",
+            )?;
+            stmt.query_map(params![pr as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect()
+        })?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(k, t)| Some((k, serde_json::from_str(&t).ok()?)))
+            .collect())
     }
 
     /// Pull request `pr`'s pieces and how many instances are still being planned.
