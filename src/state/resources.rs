@@ -183,17 +183,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("state.db")).unwrap();
         let (old, new): (CommitId, CommitId) = ("aaa".into(), "bbb".into());
+        let row = |i: &str, piece: Option<Piece>| Row {
+            instance: i.into(),
+            key: format!("k-{i}"),
+            piece,
+        };
         store
-            .start_resources(
-                7,
-                &old,
-                &[("a".into(), None), ("b".into(), Some(piece("b")))],
-            )
+            .start_resources(7, &old, &[row("a", None), row("b", Some(piece("b")))])
             .unwrap();
         assert_eq!(store.resources(7).unwrap(), (vec![piece("b")], 1));
-        store
-            .start_resources(7, &new, &[("a".into(), None)])
-            .unwrap();
+        assert_eq!(
+            store.reusable(7).unwrap(),
+            HashMap::from([("k-b".to_string(), piece("b"))])
+        );
+        store.start_resources(7, &new, &[row("a", None)]).unwrap();
         assert!(!store.finish_resource(7, &old, &piece("a")).unwrap());
         assert_eq!(store.resources(7).unwrap(), (vec![], 1));
         assert!(store.finish_resource(7, &new, &piece("a")).unwrap());
