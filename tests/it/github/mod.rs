@@ -7,6 +7,7 @@ mod fake;
 mod harness;
 mod openapi;
 mod previews;
+mod resource_plans;
 mod webhooks;
 
 use std::process::{Command, Stdio};
