@@ -104,6 +104,59 @@ impl std::ops::AddAssign for Counts {
     }
 }
 
+/// What OpenTofu and Terraform count when they are done: `Apply complete! Resources: 1
+/// added, 2 changed, 0 destroyed.` A replacement is one added and one destroyed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    pub added: usize,
+    pub changed: usize,
+    pub destroyed: usize,
+}
+
+impl std::ops::Add for Applied {
+    type Output = Applied;
+
+    fn add(self, o: Applied) -> Applied {
+        Applied {
+            added: self.added + o.added,
+            changed: self.changed + o.changed,
+            destroyed: self.destroyed + o.destroyed,
+        }
+    }
+}
+
+impl Applied {
+    /// Reads Terraform's and OpenTofu's last line of an apply or destroy.
+    pub fn read(line: &str) -> Option<Applied> {
+        let rest = line
+            .strip_prefix("Apply complete! Resources: ")
+            .or_else(|| line.strip_prefix("Destroy complete! Resources: "))?;
+        let mut out = Applied::default();
+        for part in rest.trim_end_matches('.').split(", ") {
+            let (n, what) = part.split_once(' ')?;
+            let n: usize = n.parse().ok()?;
+            match what {
+                "added" | "imported" => out.added += n,
+                "changed" => out.changed += n,
+                "destroyed" => out.destroyed += n,
+                _ => {}
+            }
+        }
+        Some(out)
+    }
+}
+
+impl Counts {
+    /// As OpenTofu and Terraform count an apply.
+    pub fn applied(&self) -> Applied {
+        Applied {
+            added: self.add + self.replace,
+            changed: self.change,
+            destroyed: self.destroy + self.replace,
+        }
+    }
+}
+
 impl ResourcePlan {
     pub fn counts(&self) -> Counts {
         let mut c = Counts::default();
@@ -408,6 +461,35 @@ mod tests {
             parse(b"not json", false),
             Err(ResourcePlanError::Shape(_))
         ));
+    }
+
+    #[test]
+    fn terraforms_last_words_are_counted_as_a_plan_would_be() {
+        assert_eq!(
+            Applied::read("Apply complete! Resources: 1 added, 2 changed, 1 destroyed."),
+            Some(Applied {
+                added: 1,
+                changed: 2,
+                destroyed: 1
+            })
+        );
+        assert_eq!(
+            Applied::read("Destroy complete! Resources: 3 destroyed."),
+            Some(Applied {
+                destroyed: 3,
+                ..Applied::default()
+            })
+        );
+        assert_eq!(Applied::read("Plan: 1 to add"), None);
+        let plan = parse(SHOW.as_bytes(), true).unwrap();
+        assert_eq!(
+            plan.counts().applied(),
+            Applied {
+                added: 2,
+                changed: 1,
+                destroyed: 2
+            }
+        );
     }
 
     #[test]

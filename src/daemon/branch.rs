@@ -94,9 +94,19 @@ pub(super) async fn deploy(shared: &Arc<Shared>, why: Trigger) -> Result<(), Dae
         ),
     };
     status(state, text).await?;
-    let body = crate::deploy::markdown(&report);
     for pr in gh.pulls_of_commit(&tip).await? {
         if pr.merge_commit.as_deref() == Some(tip.as_str()) || tip == pr.head_sha {
+            // What the pull request's provisioner plans showed, as an apply counts.
+            let planned = shared
+                .store
+                .resources(pr.number)?
+                .0
+                .iter()
+                .filter(|p| p.outcome == "planned")
+                .map(|p| (p.instance.clone(), p.counts().applied()))
+                .collect();
+            let differences = crate::deploy::differences(&report, &planned);
+            let body = crate::deploy::markdown(&report, &differences);
             publish::comment(
                 &gh,
                 shared,

@@ -33,7 +33,7 @@ use crate::state::{Recovered, StateError, Store};
 pub use deployer::Deployer;
 pub use lock::{DeployLock, Holder};
 pub use provision::Timeouts;
-pub use report::{Outcome, Report, line, markdown, marker, text};
+pub use report::{Outcome, Report, differences, line, markdown, marker, text};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {

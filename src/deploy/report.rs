@@ -13,6 +13,7 @@ use serde_json::Value;
 use crate::core::commit::short;
 use crate::core::model::InstanceId;
 use crate::core::render::comment::{Comment, MAX_COMMENT, cell, table};
+use crate::core::resources::Applied;
 use crate::core::run::{self, RunStatus, StepResult, StepStatus, Verb};
 
 /// What happened to one instance in a run.
@@ -25,6 +26,9 @@ pub struct Outcome {
     pub seconds: f64,
     /// After a successful deploy: its artifacts with sensitive fields shown as `(sensitive)`.
     pub artifacts: BTreeMap<String, Value>,
+    /// How many resources it added, changed and destroyed; `None` when a step could not
+    /// say.
+    pub resources: Option<Applied>,
 }
 
 impl Outcome {
@@ -37,6 +41,7 @@ impl Outcome {
             log: None,
             seconds: 0.0,
             artifacts: BTreeMap::new(),
+            resources: None,
         }
     }
 }
@@ -162,9 +167,40 @@ pub fn text(report: &Report) -> String {
     out
 }
 
-/// The comment on the merged pull request: the summary, a table of outcomes, and the
-/// artifacts of what deployed (one collapsible section per instance).
-pub fn markdown(report: &Report) -> Comment {
+/// Where the deploy changed other resources than the merged pull request's provisioner
+/// plans showed (`planned`, by instance, counted as an apply counts): one line each. The
+/// cloud drifted, or another merge came in between; instances either side could not
+/// count are not compared.
+pub fn differences(report: &Report, planned: &BTreeMap<String, Applied>) -> Vec<String> {
+    let said = |a: &Applied| {
+        format!(
+            "{} added, {} changed, {} destroyed",
+            a.added, a.changed, a.destroyed
+        )
+    };
+    report
+        .outcomes
+        .iter()
+        .filter(|o| o.result == StepResult::Succeeded)
+        .filter_map(|o| {
+            let did = o.resources.as_ref()?;
+            let plan = planned.get(o.instance.as_str())?;
+            (did != plan).then(|| {
+                format!(
+                    "`{}`: the deploy {}, where the pull request's provisioner plan showed {}",
+                    o.instance,
+                    said(did),
+                    said(plan)
+                )
+            })
+        })
+        .collect()
+}
+
+/// The comment on the merged pull request: the summary, where the resources changed
+/// differ from what the pull request's provisioner plans showed (`differences`), a table
+/// of outcomes, and the artifacts of what deployed (one collapsible section per instance).
+pub fn markdown(report: &Report, differences: &[String]) -> Comment {
     let icon = match report.status() {
         RunStatus::Succeeded => "✅",
         RunStatus::Waiting => "⏸️",
@@ -182,6 +218,17 @@ pub fn markdown(report: &Report) -> Comment {
             head,
             "\nWaiting for a deploy window: the rest deploys from {at}."
         );
+    }
+    if !differences.is_empty() {
+        head.push_str(
+            "\n⚠ **Not what the pull request's provisioner plans showed** (the cloud drifted, or another merge came in between):\n\n",
+        );
+        for line in differences.iter().take(50) {
+            let _ = writeln!(head, "- {line}");
+        }
+        if differences.len() > 50 {
+            let _ = writeln!(head, "- … and {} more", differences.len() - 50);
+        }
     }
     if report.outcomes.is_empty() {
         head.push_str("\nNothing to do: every instance is as this commit wants it.\n");
@@ -242,6 +289,47 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn a_deploy_that_changed_other_resources_than_planned_says_so() {
+        let mut report = Report::new(3, "abc");
+        let applied = |added, changed, destroyed| Applied {
+            added,
+            changed,
+            destroyed,
+        };
+        for (name, did) in [
+            ("db", Some(applied(1, 0, 1))),
+            ("app", Some(applied(0, 1, 0))),
+            ("cache", None),
+        ] {
+            report.outcomes.push(Outcome {
+                resources: did,
+                ..Outcome::not_run(
+                    &InstanceId(name.into()),
+                    Verb::Deploy,
+                    StepResult::Succeeded,
+                )
+            });
+        }
+        let planned = BTreeMap::from([
+            ("db".to_string(), applied(0, 1, 0)),
+            ("app".to_string(), applied(0, 1, 0)),
+            ("cache".to_string(), applied(5, 0, 0)),
+        ]);
+        let lines = differences(&report, &planned);
+        assert_eq!(
+            lines,
+            [
+                "`db`: the deploy 1 added, 0 changed, 1 destroyed, where the pull request's provisioner plan showed 0 added, 1 changed, 0 destroyed"
+            ]
+        );
+        let body = markdown(&report, &lines).render(MAX_COMMENT);
+        assert!(
+            body.contains("⚠ **Not what the pull request's provisioner plans showed**"),
+            "{body}"
+        );
+    }
+
+    #[test]
     fn a_huge_deploy_comment_fits_and_never_cuts_inside_a_section() {
         let mut report = Report::new(7, "0123456789abcdef");
         for i in 0..3_000 {
@@ -255,9 +343,10 @@ mod tests {
                     "service".to_string(),
                     json!({"url": format!("https://p{i}.example.com"), "padding": "x".repeat(40)}),
                 )]),
+                resources: None,
             });
         }
-        let body = markdown(&report).render(MAX_COMMENT);
+        let body = markdown(&report, &[]).render(MAX_COMMENT);
         assert!(body.len() <= MAX_COMMENT, "{}", body.len());
         assert!(body.starts_with(&marker("0123456789abcdef")));
         assert!(body.contains("**3000 deployed, 0 destroyed; 0 unchanged**"));

@@ -108,7 +108,8 @@ impl Step {
         };
         let result = provision::run(&job).await;
         maybe_pause("step-finished", &w.instance).await;
-        let artifacts = match (result, &w.checked) {
+        let resources = result.as_ref().ok().and_then(|r| r.resources);
+        let artifacts = match (result.map(|r| r.artifacts), &w.checked) {
             (Err(e), _) => Err(crate::error::chain(&e)),
             (Ok(a), Some(checked)) => {
                 deployed::check_artifacts(&checked.repository, w.bundle.name.as_str(), &a)
@@ -125,6 +126,7 @@ impl Step {
             log: Some(log.clone()),
             seconds: 0.0,
             artifacts: BTreeMap::new(),
+            resources,
         };
         match artifacts {
             Err(message) => {

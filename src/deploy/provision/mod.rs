@@ -25,6 +25,7 @@ use serde_json::Value;
 
 use crate::core::deployed::Inputs;
 use crate::core::model::{Bundle, Provisioner, Step};
+use crate::core::resources::Applied;
 use crate::core::run::Verb;
 use crate::core::sensitive::{self, FieldPath};
 use crate::core::source::SourceTree;
@@ -162,10 +163,27 @@ pub struct Job<'a> {
 /// known before, and those in the artifacts it wrote, even if it failed afterwards) before
 /// the working directory, the last place those artifacts are, is removed. A kill between
 /// the two leaves the directory for recovery to finish the job ([`clear_leftover`]).
-pub async fn run(job: &Job<'_>) -> Result<BTreeMap<String, Value>, StepError> {
+pub async fn run(job: &Job<'_>) -> Result<Ran, StepError> {
     let result = run_in_workdir(job).await;
-    finish(job, result.as_ref().ok());
+    finish(job, result.as_ref().ok().map(|r| &r.artifacts));
     result
+}
+
+/// What a job's steps did.
+#[derive(Debug, Default)]
+pub struct Ran {
+    /// The artifacts the steps wrote, unvalidated.
+    pub artifacts: BTreeMap<String, Value>,
+    /// How many resources the steps added, changed and destroyed, as OpenTofu and
+    /// Terraform said when done, or an exec step's `plan:` said just before; `None` when
+    /// a step could not say.
+    pub resources: Option<Applied>,
+}
+
+/// What one step did.
+pub(super) struct StepRan {
+    pub artifacts: BTreeMap<String, Value>,
+    pub resources: Option<Applied>,
 }
 
 /// After a job, however it ended: the log scrubbed of every secret known, those in the
@@ -184,7 +202,7 @@ pub(super) fn finish(job: &Job<'_>, outputs: Option<&BTreeMap<String, Value>>) {
     remove_workdir(&job.workdir);
 }
 
-async fn run_in_workdir(job: &Job<'_>) -> Result<BTreeMap<String, Value>, StepError> {
+async fn run_in_workdir(job: &Job<'_>) -> Result<Ran, StepError> {
     let prepared = prepare(job)?;
     let log = &prepared.log;
     let steps: Vec<(usize, &Step)> = match job.verb {
@@ -205,6 +223,7 @@ async fn run_in_workdir(job: &Job<'_>) -> Result<BTreeMap<String, Value>, StepEr
         }
     }
     let mut artifacts = BTreeMap::new();
+    let mut resources = Some(Applied::default());
     for (i, step) in steps {
         let header = format!(
             "## {} step {} ({}, {})",
@@ -233,10 +252,17 @@ async fn run_in_workdir(job: &Job<'_>) -> Result<BTreeMap<String, Value>, StepEr
                 });
             }
         };
-        artifacts.extend(written);
+        artifacts.extend(written.artifacts);
+        resources = match (resources, written.resources) {
+            (Some(all), Some(these)) => Some(all + these),
+            _ => None,
+        };
     }
     log.line(&format!("## {} finished", job.verb.name()));
-    Ok(artifacts)
+    Ok(Ran {
+        artifacts,
+        resources,
+    })
 }
 
 /// Where and how a step's commands run.

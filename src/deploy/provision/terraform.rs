@@ -9,7 +9,8 @@ use serde_json::Value;
 use super::log::Log;
 use super::process::command;
 use super::workdir::{parse_artifacts, pretty};
-use super::{Env, Job, StepError};
+use super::{Env, Job, StepError, StepRan};
+use crate::core::resources::Applied;
 use crate::core::run::Verb;
 use crate::state::private_dir;
 
@@ -46,7 +47,7 @@ pub(super) async fn terraform(
     index: usize,
     env: &Env,
     log: &Log,
-) -> Result<BTreeMap<String, Value>, StepError> {
+) -> Result<StepRan, StepError> {
     tf_init(program, version, job, index, env, log).await?;
     let lock_timeout = lock_timeout(job);
     let verb = match job.verb {
@@ -60,17 +61,30 @@ pub(super) async fn terraform(
         "-no-color",
         &lock_timeout,
     ];
+    log.take_recent();
     command(log, env, program.binary(), &args, false).await?;
+    // What it changed, as its last words say (`Apply complete! Resources: 1 added, …`).
+    let resources = log
+        .take_recent()
+        .iter()
+        .rev()
+        .find_map(|l| Applied::read(l));
     if job.verb == Verb::Destroy {
-        return Ok(BTreeMap::new());
+        return Ok(StepRan {
+            artifacts: BTreeMap::new(),
+            resources,
+        });
     }
     let out = command(log, env, program.binary(), &["output", "-json"], true).await?;
     let outputs = parse_artifacts(&out, &format!("`{program} output -json`"))?;
-    Ok(outputs
-        .into_iter()
-        .filter(|(name, _)| job.bundle.artifacts.contains_key(name))
-        .map(|(name, o)| (name, o.get("value").cloned().unwrap_or(Value::Null)))
-        .collect())
+    Ok(StepRan {
+        artifacts: outputs
+            .into_iter()
+            .filter(|(name, _)| job.bundle.artifacts.contains_key(name))
+            .map(|(name, o)| (name, o.get("value").cloned().unwrap_or(Value::Null)))
+            .collect(),
+        resources,
+    })
 }
 
 /// The inputs of an OpenTofu or Terraform step as `_params.auto.tfvars.json` and

@@ -176,6 +176,7 @@ fn resources_are_added_as_they_finish_reused_while_unchanged_and_a_newer_head_ca
     let instance_plan = pushed.elapsed();
     daemon.wait_for("the resources of head 2", || {
         plan_status(&fake, &head2).is_some_and(|s| s.0 == "success")
+            && !comment(&fake, 21).contains("still planning")
     });
     let resources = pushed.elapsed();
     eprintln!(
@@ -230,6 +231,7 @@ fn resources_are_added_as_they_finish_reused_while_unchanged_and_a_newer_head_ca
     deliver(&daemon, "synchronize", 21, |_| {});
     daemon.wait_for("head 3 planned", || {
         plan_status(&fake, &head3).is_some_and(|s| s.0 == "success")
+            && comment(&fake, 21).contains("2048")
     });
     assert_eq!(
         metric(&daemon, "planned"),
@@ -306,6 +308,85 @@ fn a_forks_changed_bundle_never_runs_and_the_comment_says_why() {
     );
     assert!(!marker.exists(), "the fork's code ran");
     assert_eq!(metric(&daemon, "not_run"), 2, "{}", daemon.logs());
+    daemon.stop();
+    fake.assert_no_violations();
+}
+
+#[test]
+fn a_merge_says_when_its_deploy_changed_other_resources_than_the_plan_showed() {
+    let remote = Remote::new();
+    let fake = FakeGitHub::start(OWNER, REPO, super::TOKEN);
+    let daemon = Daemon::start(&write_config(&remote, &fake, &Options::default()));
+    branch_deployed(&daemon, &remote);
+    let deployed = |sha: &str| {
+        fake.latest_statuses(sha)
+            .get("capstan/deploy")
+            .is_some_and(|s| s.0 == "success")
+    };
+    daemon.wait_for("the start-up deploy", || deployed(&remote.head()));
+
+    // The pull request's plan: the cluster is updated in place.
+    let head = remote.push_pull(41, engine("16"));
+    fake.open_pull(41, &head, "master", OWNER);
+    deliver(&daemon, "opened", 41, |_| {});
+    daemon.wait_for("the provisioner plan", || {
+        plan_status(&fake, &head).is_some_and(|s| s.0 == "success")
+            && comment(&fake, 41)
+                .contains("**Resources: 0 to add, 1 to change, 0 to destroy, 0 to replace**")
+    });
+
+    // Meanwhile the simulated database disappears: the deploy creates it again.
+    let cloud = remote.path("state").join("cloud");
+    for entry in std::fs::read_dir(&cloud).unwrap().flatten() {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with("ecomm-staging-db.")
+        {
+            std::fs::remove_file(entry.path()).unwrap();
+        }
+    }
+    let work = remote.work();
+    crate::support::git(
+        &work,
+        &[
+            "merge",
+            "-q",
+            "--no-ff",
+            "change-41",
+            "-m",
+            "Merge pull request #41",
+        ],
+    );
+    crate::support::git(&work, &["push", "-q", "origin", "master"]);
+    let merge = remote.head();
+    fake.merge_pull(41, &merge);
+    let mut push = example("push", None);
+    push["ref"] = "refs/heads/master".into();
+    push["after"] = merge.clone().into();
+    assert_eq!(
+        daemon.deliver("push", &serde_json::to_vec(&push).unwrap(), Some(SECRET)),
+        202
+    );
+    daemon.wait_for("the comment on the merged pull request", || {
+        fake.comments(41).iter().any(|c| {
+            c.body
+                .starts_with(&format!("<!-- capstan:deploy {merge} -->"))
+        })
+    });
+    let body = fake
+        .comments(41)
+        .into_iter()
+        .find(|c| {
+            c.body
+                .starts_with(&format!("<!-- capstan:deploy {merge} -->"))
+        })
+        .unwrap()
+        .body;
+    assert!(
+        body.contains("- `ecomm-staging-db`: the deploy 2 added, 0 changed, 0 destroyed, where the pull request's provisioner plan showed 0 added, 1 changed, 0 destroyed"),
+        "{body}"
+    );
     daemon.stop();
     fake.assert_no_violations();
 }
