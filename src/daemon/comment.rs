@@ -13,15 +13,17 @@ use super::context::Shared;
 use super::error::DaemonError;
 use super::publish::{self, Slot};
 use crate::core::render::comment::{Comment, MAX_COMMENT};
+use crate::core::render::resources::{Piece, section};
 use crate::github::Client;
 use crate::state::{StateError, Store};
 
 /// The most the previews section may take, so a plan's details still show beside it.
 pub(super) const PREVIEWS_BUDGET: usize = MAX_COMMENT / 4;
 
-/// The most the resources section may take; it keeps its summary and every replacement
-/// and destroy within it (`render::resources::section`).
-pub(super) const RESOURCES_BUDGET: usize = MAX_COMMENT * 3 / 8;
+/// The most the resources section may take: half the comment; less when the plan's
+/// summary and the previews leave less. Within it the section keeps its summary line and
+/// every replacement and destroy before any instance's list (`render::resources::section`).
+pub(super) const RESOURCES_BUDGET: usize = MAX_COMMENT / 2;
 
 /// How the previews section of pull request `pr` is rendered from the state.
 pub(super) type PreviewsSection = fn(&Store, u64) -> Result<String, StateError>;
@@ -34,20 +36,29 @@ pub(super) enum Creates {
     OnlyEdits,
 }
 
-/// The comment of `plan` with the `resources` and `previews` sections after its summary:
-/// the resources as they fit [`RESOURCES_BUDGET`] (rendered so), the previews cut at a
-/// line to [`PREVIEWS_BUDGET`] (saying so), then the plan's diagnostics and details as
-/// `Comment::render` fits them.
-pub(super) fn compose(plan: &Comment, resources: &str, previews: &str) -> Comment {
+/// Room kept for the note `Comment::render` adds when it cuts.
+const NOTE: usize = 300;
+
+/// The comment of `plan` with the resources section (rendered from `resources`' pieces
+/// and how many instances are still planned) and the `previews` section after its
+/// summary: the previews cut at a line to [`PREVIEWS_BUDGET`] (saying so), the resources
+/// within what is left, up to [`RESOURCES_BUDGET`], then the plan's diagnostics and
+/// details as `Comment::render` fits them.
+pub(super) fn compose(plan: &Comment, resources: (&[Piece], usize), previews: &str) -> Comment {
+    let previews = if previews.is_empty() {
+        String::new()
+    } else {
+        format!("\n{}", cut(previews, PREVIEWS_BUDGET))
+    };
+    let left = MAX_COMMENT.saturating_sub(NOTE + plan.head.len() + previews.len() + 1);
+    let (pieces, planning) = resources;
+    let resources = section(pieces, planning, left.min(RESOURCES_BUDGET));
     let mut head = plan.head.clone();
     if !resources.is_empty() {
         head.push('\n');
-        head.push_str(resources);
+        head.push_str(&resources);
     }
-    if !previews.is_empty() {
-        head.push('\n');
-        head.push_str(&cut(previews, PREVIEWS_BUDGET));
-    }
+    head.push_str(&previews);
     Comment {
         head,
         ..plan.clone()
@@ -58,7 +69,7 @@ pub(super) fn compose(plan: &Comment, resources: &str, previews: &str) -> Commen
 #[derive(PartialEq)]
 struct Inputs {
     plan: Comment,
-    resources: String,
+    resources: (Vec<Piece>, usize),
     previews: String,
 }
 
@@ -66,10 +77,9 @@ fn inputs(store: &Store, pr: u64, previews: PreviewsSection) -> Result<Option<In
     let Some(plan) = store.plan_section(pr)? else {
         return Ok(None);
     };
-    let (pieces, planning) = store.resources(pr)?;
     Ok(Some(Inputs {
         plan,
-        resources: crate::core::render::resources::section(&pieces, planning, RESOURCES_BUDGET),
+        resources: store.resources(pr)?,
         previews: previews(store, pr)?,
     }))
 }
@@ -108,7 +118,8 @@ pub(super) async fn show(
         let Some(now) = inputs(store, pr, previews)? else {
             return Ok(());
         };
-        let body = compose(&now.plan, &now.resources, &now.previews).render(MAX_COMMENT);
+        let resources = (now.resources.0.as_slice(), now.resources.1);
+        let body = compose(&now.plan, resources, &now.previews).render(MAX_COMMENT);
         publish::body(gh, shared, Slot::Plan(pr), body).await?;
         if inputs(store, pr, previews)?.as_ref() == Some(&now) {
             return Ok(());
@@ -159,7 +170,7 @@ mod tests {
                 }))
                 .collect();
         assert!(previews.len() > MAX_COMMENT);
-        let body = compose(&largest_plan(), "", &previews).render(MAX_COMMENT);
+        let body = compose(&largest_plan(), (&[], 0), &previews).render(MAX_COMMENT);
         assert!(
             body.chars().count() <= MAX_COMMENT,
             "{} characters",
@@ -183,6 +194,73 @@ mod tests {
     #[test]
     fn composing_is_the_plan_alone_without_previews() {
         let plan = largest_plan();
-        assert_eq!(compose(&plan, "", ""), plan);
+        assert_eq!(compose(&plan, (&[], 0), ""), plan);
+    }
+
+    #[test]
+    fn three_hundred_instances_of_fifty_resources_keep_every_replacement_beside_the_previews() {
+        use crate::core::deep::{Finished, Outcome};
+        use crate::core::model::InstanceId;
+        use crate::core::render::resources::piece;
+        use crate::core::resources::{Action, ResourceChange, ResourcePlan};
+        use crate::core::run::Verb;
+        let change = |address: String, action| ResourceChange {
+            address,
+            previous_address: None,
+            action,
+            create_first: false,
+            reason: None,
+            changed: vec!["tags.Name".into(), "size".into()],
+            more_changed: 0,
+            forces: vec!["engine".into()],
+        };
+        let pieces: Vec<_> = (0..300)
+            .map(|i| {
+                let mut changes: Vec<ResourceChange> = (0..49)
+                    .map(|r| change(format!("aws_instance.worker_{r}"), Action::Update))
+                    .collect();
+                changes.insert(0, change("aws_db_instance.main".into(), Action::Replace));
+                piece(&Finished {
+                    instance: InstanceId(format!("team{i:03}-production-db").into()),
+                    verb: Verb::Deploy,
+                    pending: Vec::new(),
+                    outcome: Outcome::Planned {
+                        resources: ResourcePlan { changes },
+                        unplanned: Vec::new(),
+                    },
+                })
+            })
+            .collect();
+        let previews: String = (0..5_000)
+            .map(|i| format!("  | `web-pr{i}-app` | ✅ deployed | |\n"))
+            .collect();
+        // The plan of 300 instances in 100 environments: its summary and table.
+        let mut plan = largest_plan();
+        plan.head = format!("{MARKER}\n**Plan: 0 to create, 300 to update, 0 to destroy**\n\n");
+        for e in 0..100 {
+            plan.head
+                .push_str(&format!("| `team{e:03}-production` | 0 | 3 | 0 | 0 |\n"));
+        }
+        let body = compose(&plan, (&pieces, 0), &previews).render(MAX_COMMENT);
+        assert!(
+            body.chars().count() <= MAX_COMMENT,
+            "{}",
+            body.chars().count()
+        );
+        assert!(body.starts_with(&format!("{MARKER}\n**Plan: 0 to create, 300 to update")));
+        assert!(
+            body.contains("**Resources: 0 to add, 14700 to change, 0 to destroy, 300 to replace**")
+        );
+        for i in 0..300 {
+            assert!(
+                body.contains(&format!(
+                    "- `team{i:03}-production-db`: ⚠ `aws_db_instance.main` **replace**"
+                )),
+                "replacement {i}"
+            );
+        }
+        assert!(body.contains("**Previews**") || body.contains("web-pr0-app"));
+        assert!(body.contains("were cut to fit the comment"));
+        assert!(body.contains("Cut to fit GitHub's 65536 characters"));
     }
 }

@@ -33,6 +33,8 @@ fn check_config_accepts_the_shipped_example_and_never_prints_secrets() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("github-token"), "ghp_secret_value_123\n").unwrap();
     std::fs::write(tmp.path().join("webhook-secret"), "hook_secret_value_456").unwrap();
+    std::fs::write(tmp.path().join("plan-aws-key-id"), "AKIA_plan_key_id").unwrap();
+    std::fs::write(tmp.path().join("plan-aws-secret"), "plan_secret_value_789").unwrap();
     let (code, stdout, stderr) = output(
         capstan(tmp.path())
             .args(["serve", "--check-config", "--config"])
@@ -50,8 +52,22 @@ fn check_config_accepts_the_shipped_example_and_never_prints_secrets() {
         stdout.contains("schedule:    nightly-replan `0 3 * * *`"),
         "{stdout}"
     );
-    for secret in ["ghp_secret_value_123", "hook_secret_value_456"] {
-        assert!(!stdout.contains(secret) && !stderr.contains(secret));
+    // Provisioner plans' environment: names only.
+    assert!(
+        stdout.contains("provisioner plans: on, 2 at once, each at most 10m, environment: AWS_ACCESS_KEY_ID, AWS_REGION, AWS_SECRET_ACCESS_KEY and PATH (values not shown)"),
+        "{stdout}"
+    );
+    for secret in [
+        "ghp_secret_value_123",
+        "hook_secret_value_456",
+        "plan_secret_value_789",
+        "AKIA_plan_key_id",
+        "eu-west-1",
+    ] {
+        assert!(
+            !stdout.contains(secret) && !stderr.contains(secret),
+            "{secret}"
+        );
     }
     // Flags and CAPSTAN_* variables win over the file.
     let (code, stdout, _) = output(
@@ -467,8 +483,14 @@ fn check_config_lists_every_problem_with_every_place_looked() {
 #[test]
 fn check_config_prints_every_effective_setting() {
     let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(tmp.path().join("github-token"), "t\n").unwrap();
-    std::fs::write(tmp.path().join("webhook-secret"), "s").unwrap();
+    for file in [
+        "github-token",
+        "webhook-secret",
+        "plan-aws-key-id",
+        "plan-aws-secret",
+    ] {
+        std::fs::write(tmp.path().join(file), "t\n").unwrap();
+    }
     let (code, stdout, stderr) = output(
         capstan(tmp.path())
             .args(["serve", "--check-config", "--config"])

@@ -248,7 +248,7 @@ fn resources_are_added_as_they_finish_reused_while_unchanged_and_a_newer_head_ca
 }
 
 #[test]
-fn a_forks_changed_bundle_never_runs_and_the_comment_says_why() {
+fn a_forks_changed_bundle_never_runs_and_an_outsiders_waits_for_capstan_plan_deep() {
     let remote = Remote::new();
     let fake = FakeGitHub::start(OWNER, REPO, super::TOKEN);
     let daemon = Daemon::start(&write_config(&remote, &fake, &Options::default()));
@@ -308,6 +308,31 @@ fn a_forks_changed_bundle_never_runs_and_the_comment_says_why() {
     );
     assert!(!marker.exists(), "the fork's code ran");
     assert_eq!(metric(&daemon, "not_run"), 2, "{}", daemon.logs());
+
+    // From this repository, by someone who cannot push: the changed bundle waits until
+    // someone who can asks, and then runs for that head.
+    fake.permission("outsider", "read");
+    let head = remote.push_pull(32, |dir| {
+        engine("15")(dir);
+        replace_in(dir, PLAN, "set -eu\n", "set -eu\n# reviewed\n");
+    });
+    fake.open_pull(32, &head, "master", "outsider");
+    deliver(&daemon, "opened", 32, |_| {});
+    daemon.wait_for("the outsider's pull request planned", || {
+        comment(&fake, 32).contains("@outsider cannot push here; someone who can may comment `capstan plan --deep` to plan this head")
+    });
+    asked["issue"]["number"] = json!(32);
+    assert_eq!(
+        daemon.deliver(
+            "issue_comment",
+            &serde_json::to_vec(&asked).unwrap(),
+            Some(SECRET)
+        ),
+        202
+    );
+    daemon.wait_for("the deep plan", || {
+        comment(&fake, 32).contains("⚠ `aws_rds_cluster.main` **replace**")
+    });
     daemon.stop();
     fake.assert_no_violations();
 }
