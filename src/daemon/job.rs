@@ -80,6 +80,7 @@ mod tests {
     fn a_job_is_keyed_by_its_pull_request_or_its_kind() {
         assert_eq!(Job::Plan(7).key(), "plan/7");
         assert_eq!(Job::Preview(7).key(), "preview/7");
+        assert_eq!(Job::Resources(7).key(), "resources/7");
         assert_eq!(Job::Deploy(Trigger::Push).key(), "deploy");
         assert_eq!(
             Job::Deploy(Trigger::Schedule).key(),

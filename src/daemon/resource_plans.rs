@@ -236,6 +236,9 @@ pub(super) async fn run(
     let gh = shared.github();
     let planner = Arc::new(planner(shared, pr));
     let mut running = planner.start(pending.work, &shared.plan_slots, cancel);
+    // A GitHub failure while showing one result must not stop the others: each is recorded,
+    // and the next show carries every recorded one.
+    let mut failed = None;
     while let Some((finished, key)) = running.next().await {
         if cancel.is_cancelled() {
             shared.metrics.provisioner_plan("cancelled");
@@ -249,11 +252,17 @@ pub(super) async fn run(
             .store
             .finish_resource(pr, &pending.head, &resources::piece(&finished))?
         {
-            comment::show(shared, &gh, pr, previews::section, Creates::OnlyEdits).await?;
-            status(shared, &gh, pr, &pending.head).await?;
+            let shown = async {
+                comment::show(shared, &gh, pr, previews::section, Creates::OnlyEdits).await?;
+                status(shared, &gh, pr, &pending.head).await
+            };
+            if let Err(e) = shown.await {
+                tracing::warn!(pr, error = %crate::error::chain(&e), "showing a provisioner plan; the next one shows it");
+                failed = Some(e);
+            }
         }
     }
-    Ok(())
+    failed.map_or(Ok(()), Err)
 }
 
 /// Posts `capstan/plan` on `head`: the instance plan's own verdict, combined with the

@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde_json::Value;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
@@ -322,36 +321,21 @@ async fn tf_check(
     })
 }
 
-/// `terraform_data.greeting: update, aws_s3_bucket.logs: replace` from a saved plan's
-/// `show -json`: resource addresses and actions, never values.
+/// `aws_s3_bucket.logs: replace, terraform_data.greeting: update` from a saved plan's
+/// `show -json` (read by `core::resources`): resource addresses and actions, never values,
+/// dangerous ones first.
 fn changed_resources(json: &[u8]) -> String {
-    let Ok(plan) = serde_json::from_slice::<Value>(json) else {
+    let Ok(plan) = crate::core::resources::parse(json, false) else {
         return "the plan has changes (its JSON did not parse)".into();
     };
-    let changes: Vec<String> = plan["resource_changes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|c| {
-            let address = c["address"].as_str()?;
-            let actions: Vec<&str> = c["change"]["actions"]
-                .as_array()?
-                .iter()
-                .filter_map(Value::as_str)
-                .collect();
-            let action = match actions.as_slice() {
-                ["no-op"] | ["read"] => return None,
-                ["delete", "create"] | ["create", "delete"] => "replace".to_string(),
-                other => other.join("+"),
-            };
-            Some(format!("{address}: {action}"))
-        })
-        .collect();
-    if changes.is_empty() {
-        "the plan changes outputs only".into()
-    } else {
-        changes.join(", ")
+    if plan.is_empty() {
+        return "the plan changes outputs only".into();
     }
+    plan.changes
+        .iter()
+        .map(|c| format!("{}: {}", c.address, c.action.name()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
@@ -371,7 +355,7 @@ mod tests {
         let summary = changed_resources(&serde_json::to_vec(&json).unwrap());
         assert_eq!(
             summary,
-            "terraform_data.greeting: update, aws_s3_bucket.logs: replace"
+            "aws_s3_bucket.logs: replace, terraform_data.greeting: update"
         );
         assert!(!summary.contains("s3cr3t"));
         assert_eq!(changed_resources(b"{}"), "the plan changes outputs only");
