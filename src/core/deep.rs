@@ -178,30 +178,11 @@ impl Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::source::{Content, SourceFile, SourceTree};
+    use crate::core::source::SourceTree;
 
     fn example() -> SourceTree {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("example-repo");
         crate::source::read_dir(&root).expect("the example reads")
-    }
-
-    fn edited(tree: &SourceTree, path: &str, from: &str, to: &str) -> SourceTree {
-        let files = tree
-            .files()
-            .iter()
-            .map(|f| match (&f.content, f.path == path) {
-                (Content::Bytes(b), true) => {
-                    let text = String::from_utf8_lossy(b);
-                    assert!(text.contains(from), "{path} has no {from:?}");
-                    SourceFile {
-                        content: Content::Bytes(text.replacen(from, to, 1).into_bytes().into()),
-                        ..f.clone()
-                    }
-                }
-                _ => f.clone(),
-            })
-            .collect();
-        SourceTree::new(files)
     }
 
     /// Everything the base has, deployed, with made-up artifacts.
@@ -247,8 +228,7 @@ mod tests {
         let state = deployed_everything(&base);
         // The shared cluster changes: its consumers in other projects are not in the plan
         // (their params did not change), but the cluster's own plan runs.
-        let head = crate::core::check(&edited(
-            &tree,
+        let head = crate::core::check(&tree.edited(
             "projects/si/project.yaml",
             "high_availability: true",
             "high_availability: false",
@@ -278,8 +258,7 @@ mod tests {
     fn a_new_producer_and_its_consumer_marked_and_a_changed_bundle_is_not_merged_code() {
         let tree = example();
         let base = crate::core::check(&tree);
-        let head_tree = edited(
-            &tree,
+        let head_tree = tree.edited(
             "bundles/aws-aurora-postgresql/src/deploy.sh",
             "\n",
             "\n# changed\n",

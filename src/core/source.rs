@@ -90,6 +90,30 @@ impl SourceTree {
 }
 
 #[cfg(test)]
+impl SourceTree {
+    /// For tests: the tree with the first `from` in file `path` replaced by `to` (which must
+    /// be there).
+    pub fn edited(&self, path: &str, from: &str, to: &str) -> SourceTree {
+        let files = self
+            .files()
+            .iter()
+            .map(|f| match (&f.content, f.path == path) {
+                (Content::Bytes(b), true) => {
+                    let text = String::from_utf8_lossy(b);
+                    assert!(text.contains(from), "{path} has no {from:?}");
+                    SourceFile {
+                        content: Content::Bytes(text.replacen(from, to, 1).into_bytes().into()),
+                        ..f.clone()
+                    }
+                }
+                _ => f.clone(),
+            })
+            .collect();
+        SourceTree::new(files)
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -199,38 +199,7 @@ mod tests {
 
     #[test]
     fn three_hundred_instances_of_fifty_resources_keep_every_replacement_beside_the_previews() {
-        use crate::core::deep::{Finished, Outcome};
-        use crate::core::model::InstanceId;
-        use crate::core::render::resources::piece;
-        use crate::core::resources::{Action, ResourceChange, ResourcePlan};
-        use crate::core::run::Verb;
-        let change = |address: String, action| ResourceChange {
-            address,
-            previous_address: None,
-            action,
-            create_first: false,
-            reason: None,
-            changed: vec!["tags.Name".into(), "size".into()],
-            more_changed: 0,
-            forces: vec!["engine".into()],
-        };
-        let pieces: Vec<_> = (0..300)
-            .map(|i| {
-                let mut changes: Vec<ResourceChange> = (0..49)
-                    .map(|r| change(format!("aws_instance.worker_{r}"), Action::Update))
-                    .collect();
-                changes.insert(0, change("aws_db_instance.main".into(), Action::Replace));
-                piece(&Finished {
-                    instance: InstanceId(format!("team{i:03}-production-db").into()),
-                    verb: Verb::Deploy,
-                    pending: Vec::new(),
-                    outcome: Outcome::Planned {
-                        resources: ResourcePlan { changes },
-                        unplanned: Vec::new(),
-                    },
-                })
-            })
-            .collect();
+        let pieces = crate::core::render::resources::three_hundred_instances_of_fifty_resources();
         let previews: String = (0..5_000)
             .map(|i| format!("  | `web-pr{i}-app` | ✅ deployed | |\n"))
             .collect();

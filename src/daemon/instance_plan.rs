@@ -127,31 +127,11 @@ pub(super) fn changed_instances(plan: &Plan) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::core::ownership;
-    use crate::core::source::{Content, SourceFile, SourceTree};
+    use crate::core::source::SourceTree;
 
     fn example() -> SourceTree {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("example-repo");
         crate::source::read_dir(&root).expect("the example reads")
-    }
-
-    fn edited(tree: &SourceTree, path: &str, from: &str, to: &str) -> SourceTree {
-        let files = tree
-            .files()
-            .iter()
-            .map(|f| match (&f.content, f.path == path) {
-                (Content::Bytes(b), true) => SourceFile {
-                    content: Content::Bytes(
-                        String::from_utf8_lossy(b)
-                            .replacen(from, to, 1)
-                            .into_bytes()
-                            .into(),
-                    ),
-                    ..f.clone()
-                },
-                _ => f.clone(),
-            })
-            .collect();
-        SourceTree::new(files)
     }
 
     fn pr(author: &str) -> PullRequest {
@@ -172,8 +152,7 @@ mod tests {
     #[test]
     fn a_change_is_planned_and_waits_for_its_owners_approval() {
         let base = core::check(&example());
-        let head = core::check(&edited(
-            &example(),
+        let head = core::check(&example().edited(
             "projects/si/project.yaml",
             "high_availability: true",
             "high_availability: false",
@@ -225,8 +204,7 @@ mod tests {
     #[test]
     fn a_head_that_does_not_validate_fails_with_its_error_count() {
         let base = core::check(&example());
-        let head = core::check(&edited(
-            &example(),
+        let head = core::check(&example().edited(
             "projects/ecomm/project.yaml",
             "bundle: aws-eks-cluster",
             "bundle: aws-eks",

@@ -417,6 +417,43 @@ fn html(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
+/// For tests: 300 instances' pieces, each with 50 resource changes of which one is a
+/// replacement (`aws_db_instance.main` of `team<NNN>-production-db`).
+#[cfg(test)]
+pub fn three_hundred_instances_of_fifty_resources() -> Vec<Piece> {
+    let change = |address: String, action| ResourceChange {
+        address,
+        previous_address: None,
+        action,
+        create_first: false,
+        reason: None,
+        changed: vec!["tags.Name".into(), "size".into()],
+        more_changed: 0,
+        forces: if action == Action::Replace {
+            vec!["engine".into()]
+        } else {
+            Vec::new()
+        },
+    };
+    (0..300)
+        .map(|i| {
+            let mut changes: Vec<ResourceChange> = (0..49)
+                .map(|r| change(format!("aws_instance.worker_{r}"), Action::Update))
+                .collect();
+            changes.insert(0, change("aws_db_instance.main".into(), Action::Replace));
+            piece(&Finished {
+                instance: InstanceId(format!("team{i:03}-production-db").into()),
+                verb: Verb::Deploy,
+                pending: Vec::new(),
+                outcome: Outcome::Planned {
+                    resources: ResourcePlan { changes },
+                    unplanned: Vec::new(),
+                },
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -459,43 +496,9 @@ mod tests {
         assert_eq!(code("x`y"), "`x'y`");
     }
 
-    fn change(address: String, action: Action) -> ResourceChange {
-        ResourceChange {
-            address,
-            previous_address: None,
-            action,
-            create_first: false,
-            reason: None,
-            changed: vec!["tags.Name".into(), "size".into()],
-            more_changed: 0,
-            forces: if action == Action::Replace {
-                vec!["engine".into()]
-            } else {
-                Vec::new()
-            },
-        }
-    }
-
     #[test]
     fn three_hundred_instances_of_fifty_resources_keep_the_summary_and_every_replacement() {
-        let pieces: Vec<Piece> = (0..300)
-            .map(|i| {
-                let mut changes: Vec<ResourceChange> = (0..49)
-                    .map(|r| change(format!("aws_instance.worker_{r}"), Action::Update))
-                    .collect();
-                changes.insert(0, change("aws_db_instance.main".into(), Action::Replace));
-                let outcome = Outcome::Planned {
-                    resources: ResourcePlan { changes },
-                    unplanned: Vec::new(),
-                };
-                piece(&Finished {
-                    instance: InstanceId(format!("team{i:03}-production-db").into()),
-                    verb: Verb::Deploy,
-                    pending: Vec::new(),
-                    outcome,
-                })
-            })
-            .collect();
+        let pieces = three_hundred_instances_of_fifty_resources();
         let budget = MAX_COMMENT / 2;
         let text = section(&pieces, 0, budget);
         assert!(text.len() <= budget, "{} bytes", text.len());

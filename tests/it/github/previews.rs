@@ -41,7 +41,7 @@ fn branch_deployed(daemon: &Daemon, remote: &Remote) {
 }
 
 /// A change to ecomm's app: it triggers ecomm's preview.
-fn app_memory(to: &'static str) -> impl FnOnce(&Path) {
+pub(super) fn app_memory(to: &'static str) -> impl FnOnce(&Path) {
     move |dir| {
         let file = dir.join("projects/ecomm/project.yaml");
         let text = std::fs::read_to_string(&file).unwrap();
@@ -60,7 +60,7 @@ fn app_memory(to: &'static str) -> impl FnOnce(&Path) {
 
 /// A real `pull_request` payload for `number`, edited by `edit`, checked against GitHub's
 /// schema of the `pull-request-<action>` delivery, and signed.
-fn deliver(daemon: &Daemon, action: &str, number: u64, edit: impl FnOnce(&mut Value)) {
+pub(super) fn deliver(daemon: &Daemon, action: &str, number: u64, edit: impl FnOnce(&mut Value)) {
     let mut v = example("pull_request", Some(action));
     v["number"] = number.into();
     v["pull_request"]["number"] = number.into();

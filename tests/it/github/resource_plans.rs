@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::openapi::spec;
-use super::webhooks::{example, modernize, plan_command};
+use super::previews::{app_memory, deliver};
+use super::webhooks::{example, plan_command};
 use super::{Daemon, OWNER, Options, REPO, Remote, SECRET, replace_in, write_config};
 use crate::github::fake::FakeGitHub;
 use capstan::state::Store;
@@ -87,40 +87,6 @@ fn engine(to: &'static str) -> impl FnOnce(&Path) {
             .unwrap();
         std::fs::write(&file, text.replacen(&from, &to_line, 1)).unwrap();
     }
-}
-
-fn app_memory(to: &'static str) -> impl FnOnce(&Path) {
-    move |dir| {
-        let file = dir.join("projects/ecomm/project.yaml");
-        let text = std::fs::read_to_string(&file).unwrap();
-        let from = text
-            .lines()
-            .find(|l| l.trim_start().starts_with("memory:"))
-            .expect("the app's memory")
-            .to_string();
-        std::fs::write(
-            &file,
-            text.replacen(&from, &format!("      memory: {to}"), 1),
-        )
-        .unwrap();
-    }
-}
-
-/// A real `pull_request` payload for `number`, edited, checked against GitHub's schema, and
-/// delivered signed.
-fn deliver(daemon: &Daemon, action: &str, number: u64, edit: impl FnOnce(&mut Value)) {
-    let mut v = example("pull_request", Some(action));
-    v["number"] = number.into();
-    v["pull_request"]["number"] = number.into();
-    modernize(&mut v);
-    edit(&mut v);
-    let problems = spec().check_webhook(&format!("pull-request-{action}"), &v);
-    assert!(
-        problems.is_empty(),
-        "not a payload GitHub sends: {problems:?}"
-    );
-    let body = serde_json::to_vec(&v).unwrap();
-    assert_eq!(daemon.deliver("pull_request", &body, Some(SECRET)), 202);
 }
 
 fn plan_status(fake: &FakeGitHub, sha: &str) -> Option<(String, String)> {
