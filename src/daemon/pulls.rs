@@ -17,12 +17,13 @@ use super::context::Shared;
 use super::error::DaemonError;
 use super::job::Job;
 use super::metrics::PlanOutcome;
-use super::revisions::{self, Side};
+use super::revisions::{self, CachedRevision, Side};
 use super::{instance_plan, owners, previews, resource_plans};
 use crate::core;
 use crate::core::commit::CommitId;
 use crate::core::ownership;
 use crate::github::StatusState;
+use crate::source::SourceError;
 use crate::source::mirror::pull_ref;
 
 /// Plans pull request `number` (the plan job): the comment and statuses
@@ -85,63 +86,15 @@ async fn reconcile(
         return Ok(PlanOutcome::OtherBase);
     }
     let started = Instant::now();
-    shared
-        .fetch(vec![
-            (format!("refs/pull/{number}/head"), pull_ref(number)),
-            shared.branch_refs(),
-        ])
-        .await?;
-    tracing::debug!(ms = started.elapsed().as_millis() as u64, "fetched");
-    let head: CommitId =
-        if shared.mirror.has_commit(&pr.head_sha) {
-            pr.head_sha.as_str().into()
-        } else {
-            // GitHub updates refs/pull/N/head a moment after the API; plan what git has and
-            // let the next event or poll catch up.
-            let fetched = shared.mirror.resolve(&pull_ref(number))?.ok_or_else(|| {
-                DaemonError::NotFetched {
-                    reference: format!("refs/pull/{number}/head"),
-                }
-            })?;
-            tracing::warn!(
-                api = pr.head_sha,
-                git = fetched,
-                "head not fetched yet; planning the fetched one"
-            );
-            fetched.into()
-        };
-    let tip = shared.branch_tip()?;
-    let merge_base = shared.mirror.merge_base(&tip, &head)?;
-    if cancel.is_cancelled() {
+    let Some(Facts {
+        head,
+        tip,
+        base,
+        head_revision,
+        changed_files,
+    }) = observe(shared, number, &pr.head_sha, started, cancel).await?
+    else {
         return Ok(PlanOutcome::Superseded);
-    }
-
-    // The merge base is usually checked already (every pull request on the branch shares
-    // it); the head is read and checked next to it.
-    let (base, head_revision, changed_files) = {
-        let shared = shared.clone();
-        let (merge_base, head) = (merge_base.clone(), head.clone());
-        tokio::task::spawn_blocking(move || -> Result<_, DaemonError> {
-            let cache = &shared.revisions;
-            let (base, reuse) = cache.check(&shared.mirror, &merge_base, Side::Base, None)?;
-            let head_revision = cache
-                .check(&shared.mirror, &head, Side::Head, Some(&base))
-                .map(|(head, head_reuse)| {
-                    for r in [reuse, head_reuse].iter().flatten() {
-                        shared.metrics.plan_cache(r);
-                    }
-                    tracing::debug!(
-                        ms = started.elapsed().as_millis() as u64,
-                        base = ?reuse,
-                        head = ?head_reuse,
-                        "checked (None: kept whole)"
-                    );
-                    head
-                });
-            let files = shared.mirror.changed_files(&merge_base, &head)?;
-            Ok((base, head_revision, files))
-        })
-        .await??
     };
     let checked_base = &base.revision.checked;
     let checked_head = head_revision.as_ref().map(|h| &h.revision.checked);
@@ -226,4 +179,90 @@ async fn reconcile(
     } else {
         PlanOutcome::Failed
     })
+}
+
+/// What a plan of a pull request is decided from: its head as fetched, the branch's tip,
+/// the merge base and the head checked (through the plan cache), and the files changed.
+struct Facts {
+    head: CommitId,
+    tip: CommitId,
+    base: CachedRevision,
+    head_revision: Result<CachedRevision, SourceError>,
+    changed_files: Vec<String>,
+}
+
+/// Fetches pull request `number`'s head (GitHub says `api_head`) and the branch, and
+/// checks the merge base and the head; `None` when a newer head superseded the job.
+async fn observe(
+    shared: &Arc<Shared>,
+    number: u64,
+    api_head: &str,
+    started: Instant,
+    cancel: &CancellationToken,
+) -> Result<Option<Facts>, DaemonError> {
+    shared
+        .fetch(vec![
+            (format!("refs/pull/{number}/head"), pull_ref(number)),
+            shared.branch_refs(),
+        ])
+        .await?;
+    tracing::debug!(ms = started.elapsed().as_millis() as u64, "fetched");
+    let head: CommitId =
+        if shared.mirror.has_commit(api_head) {
+            api_head.into()
+        } else {
+            // GitHub updates refs/pull/N/head a moment after the API; plan what git has and
+            // let the next event or poll catch up.
+            let fetched = shared.mirror.resolve(&pull_ref(number))?.ok_or_else(|| {
+                DaemonError::NotFetched {
+                    reference: format!("refs/pull/{number}/head"),
+                }
+            })?;
+            tracing::warn!(
+                api = api_head,
+                git = fetched,
+                "head not fetched yet; planning the fetched one"
+            );
+            fetched.into()
+        };
+    let tip = shared.branch_tip()?;
+    let merge_base = shared.mirror.merge_base(&tip, &head)?;
+    if cancel.is_cancelled() {
+        return Ok(None);
+    }
+
+    // The merge base is usually checked already (every pull request on the branch shares
+    // it); the head is read and checked next to it.
+    let (base, head_revision, changed_files) = {
+        let shared = shared.clone();
+        let (merge_base, head) = (merge_base.clone(), head.clone());
+        tokio::task::spawn_blocking(move || -> Result<_, DaemonError> {
+            let cache = &shared.revisions;
+            let (base, reuse) = cache.check(&shared.mirror, &merge_base, Side::Base, None)?;
+            let head_revision = cache
+                .check(&shared.mirror, &head, Side::Head, Some(&base))
+                .map(|(head, head_reuse)| {
+                    for r in [reuse, head_reuse].iter().flatten() {
+                        shared.metrics.plan_cache(r);
+                    }
+                    tracing::debug!(
+                        ms = started.elapsed().as_millis() as u64,
+                        base = ?reuse,
+                        head = ?head_reuse,
+                        "checked (None: kept whole)"
+                    );
+                    head
+                });
+            let files = shared.mirror.changed_files(&merge_base, &head)?;
+            Ok((base, head_revision, files))
+        })
+        .await??
+    };
+    Ok(Some(Facts {
+        head,
+        tip,
+        base,
+        head_revision,
+        changed_files,
+    }))
 }
