@@ -359,6 +359,19 @@ Every artifact field its bundle requires must be mapped to a reference or an imp
     cluster:
       remote: {}                         # error: bundle aws-eks-cluster requires artifact cluster
 ";
+    PolicyInvalid => "policy.invalid", Error, "a policy in policies/ is not valid Rego",
+"Policies are Rego (Open Policy Agent's language, v1 syntax: `deny contains msg if { ... }`),
+evaluated by an embedded interpreter. A file that does not parse is reported where the
+parser stopped; until it parses, every plan's policy check fails rather than allowing
+anything.
+
+    package capstan
+    deny contains msg if {
+      some change in input.plan.changes
+      change.action == \"destroy\"     # fine
+      msg := sprintf(\"%s is destroyed\", [change.instance]
+    }                                  # error: expecting `)` while parsing call expr
+";
 }
 
 impl fmt::Display for Code {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::diag::Loc;
 use super::sensitive::FieldPath;
-use super::yaml::Node;
+use super::yaml::{Node, Pos};
 
 macro_rules! id {
     ($($(#[$doc:meta])* $name:ident;)*) => {$(
@@ -89,6 +89,45 @@ pub struct Repository {
     pub artifact_types: BTreeMap<TypeName, ArtifactType>,
     pub bundles: BTreeMap<BundleName, Bundle>,
     pub projects: BTreeMap<ProjectId, Arc<Project>>,
+    /// `policies/*.rego`, sorted by path, those that parse (docs/policies.md).
+    pub policies: Vec<PolicyFile>,
+}
+
+/// One Rego file of `policies/`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyFile {
+    pub path: Arc<str>,
+    pub text: Arc<str>,
+    /// `*_test.rego`: run by `capstan policy test`, never when judging a plan.
+    pub test: bool,
+    /// Where each decision rule (`deny`, `warn`, `require_approval` of package `capstan`)
+    /// is defined: its kind and the position of its head.
+    pub decisions: Vec<(DecisionKind, Pos)>,
+}
+
+/// What a policy decides.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DecisionKind {
+    Deny,
+    Warn,
+    RequireApproval,
+}
+
+impl DecisionKind {
+    pub const ALL: [DecisionKind; 3] = [
+        DecisionKind::Deny,
+        DecisionKind::Warn,
+        DecisionKind::RequireApproval,
+    ];
+
+    /// The rule's name in Rego.
+    pub fn rule(self) -> &'static str {
+        match self {
+            DecisionKind::Deny => "deny",
+            DecisionKind::Warn => "warn",
+            DecisionKind::RequireApproval => "require_approval",
+        }
+    }
 }
 
 /// `capstan.yaml`.

@@ -13,6 +13,7 @@ use regex::Regex;
 
 mod bundles;
 mod newer;
+mod policies;
 mod projects;
 mod settings;
 mod types;
@@ -51,6 +52,8 @@ enum Place<'a> {
     BundleFile(&'a str),
     Project(&'a str),
     Environment(&'a str, &'a str),
+    /// A Rego policy (or its tests, `*_test.rego`) in `policies/`.
+    Policy,
     Ignored,
     Unexpected {
         hint: &'static str,
@@ -58,7 +61,7 @@ enum Place<'a> {
     },
 }
 
-const ROOT_HINT: &str = "the repository root holds capstan.yaml, artifact-types/, bundles/ and projects/ (plus Markdown and hidden files)";
+const ROOT_HINT: &str = "the repository root holds capstan.yaml, artifact-types/, bundles/, policies/ and projects/ (plus Markdown and hidden files)";
 const PROJECT_HINT: &str = "a project folder holds project.yaml and environments/<env>.yaml";
 
 fn classify(path: &str) -> Place<'_> {
@@ -104,6 +107,11 @@ fn classify(path: &str) -> Place<'_> {
         },
         ["bundles", _] => Place::Unexpected {
             hint: "bundles/ holds one folder per bundle",
+            report_once_for: None,
+        },
+        ["policies", file] if file.ends_with(".rego") => Place::Policy,
+        ["policies", ..] => Place::Unexpected {
+            hint: "policies/ holds Rego files: <name>.rego, and their tests as <name>_test.rego",
             report_once_for: None,
         },
         ["projects", project, "project.yaml"] => Place::Project(project),
@@ -328,6 +336,11 @@ pub fn load_shared(files: &[&SourceFile], diags: &mut Diagnostics) -> Repository
                 bundle_files.entry(bundle).or_default().push(file);
             }
             Place::BundleFile(bundle) => bundle_files.entry(bundle).or_default().push(file),
+            Place::Policy => {
+                if let Some(text) = text(file, &path, diags) {
+                    repo.policies.push(policies::policy(&path, text, diags));
+                }
+            }
             Place::Project(_) | Place::Environment(..) => {
                 unreachable!("{} is in a project folder", file.path)
             }
