@@ -6,6 +6,7 @@ pub mod daemon;
 pub mod deploy;
 pub mod error;
 pub mod github;
+pub mod policy;
 pub mod secret;
 pub mod source;
 pub mod state;

@@ -109,13 +109,19 @@ pub fn below<'a>(top: &'a str, paths: &'a [FieldPath]) -> impl Iterator<Item = &
 
 /// Replaces every value at a sensitive path below `top` in `value` with [`HIDDEN`].
 pub fn redact(top: &str, value: &mut Value, paths: &[FieldPath]) {
+    replace(top, value, paths, |_| Value::String(HIDDEN.into()));
+}
+
+/// Replaces every value at a sensitive path below `top` in `value` with what `with` makes
+/// of it (`redact`: `(sensitive)`; policies' input: a digest, so a change still shows).
+pub fn replace(top: &str, value: &mut Value, paths: &[FieldPath], with: impl Fn(&Value) -> Value) {
     for path in below(top, paths) {
         let pointer: String = path
             .iter()
             .map(|k| format!("/{}", k.replace('~', "~0").replace('/', "~1")))
             .collect();
         if let Some(node) = value.pointer_mut(&pointer) {
-            *node = Value::String(HIDDEN.into());
+            *node = with(node);
         }
     }
 }

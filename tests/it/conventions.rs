@@ -239,17 +239,18 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("state", &["core"]),
     ("source", &["core", "secret"]),
     ("synth", &["core"]),
-    ("deploy", &["core", "source", "state", "error"]),
+    ("policy", &["core"]),
+    ("deploy", &["core", "source", "state", "error", "policy"]),
     (
         "daemon",
         &[
-            "core", "source", "state", "deploy", "github", "secret", "error",
+            "core", "source", "state", "deploy", "github", "secret", "error", "policy",
         ],
     ),
     (
         "cli",
         &[
-            "core", "source", "state", "deploy", "daemon", "github", "secret", "error",
+            "core", "source", "state", "deploy", "daemon", "github", "secret", "error", "policy",
         ],
     ),
 ];

@@ -14,6 +14,7 @@ use regex::Regex;
 mod bundles;
 mod newer;
 mod policies;
+pub use policies::{policy, policy_error, test_rules};
 mod projects;
 mod settings;
 mod types;

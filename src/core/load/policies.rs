@@ -25,13 +25,7 @@ pub fn policy(path: &Arc<str>, text: &str, diags: &mut Diagnostics) -> PolicyFil
         test,
         decisions: Vec::new(),
     };
-    // Rego v1, as the evaluating engine reads it (`deny contains msg if { … }`).
-    let parsed = Source::from_contents(path.to_string(), text.to_string()).and_then(|source| {
-        let mut parser = Parser::new(&source)?;
-        parser.enable_rego_v1()?;
-        parser.parse()
-    });
-    match parsed {
+    match parse(path, text) {
         Ok(module) => {
             let package = module.package.refr.span().text().to_string();
             if package == PACKAGE {
@@ -43,15 +37,54 @@ pub fn policy(path: &Arc<str>, text: &str, diags: &mut Diagnostics) -> PolicyFil
             }
         }
         Err(e) => {
-            let (pos, message) = located(&e.to_string());
+            let (pos, message) = located(&e);
             diags.at(Code::PolicyInvalid, path, pos, message);
         }
     }
     out
 }
 
-/// The kind and head position of a decision rule.
-fn decision(rule: &Rule) -> Option<(DecisionKind, Pos)> {
+/// Every `test_*` rule of `file` (any package): (package, rule name, head position), in
+/// file order, for `capstan policy test`.
+pub fn test_rules(file: &PolicyFile) -> Vec<(String, String, Pos)> {
+    let Ok(module) = parse(&file.path, &file.text) else {
+        return Vec::new();
+    };
+    let package = module.package.refr.span().text().to_string();
+    let mut out: Vec<(String, String, Pos)> = Vec::new();
+    for rule in &module.policy {
+        if let Some((name, pos)) = head(rule)
+            && name.starts_with("test_")
+            && !out.iter().any(|(_, n, _)| *n == name)
+        {
+            out.push((package.clone(), name, pos));
+        }
+    }
+    out
+}
+
+/// The message of a regorus error, without the source excerpt it comes with.
+pub fn policy_error(error: &str) -> String {
+    let (pos, message) = located(error);
+    if pos == Pos::START {
+        message
+    } else {
+        format!("{message} (line {}, column {})", pos.line, pos.col)
+    }
+}
+
+/// The module, or regorus's error text.
+fn parse(path: &str, text: &str) -> Result<regorus::unstable::Module, String> {
+    // Rego v1, as the evaluating engine reads it (`deny contains msg if { … }`).
+    let source =
+        Source::from_contents(path.to_string(), text.to_string()).map_err(|e| e.to_string())?;
+    let mut parser = Parser::new(&source).map_err(|e| e.to_string())?;
+    parser.enable_rego_v1().map_err(|e| e.to_string())?;
+    parser.parse().map_err(|e| e.to_string())
+}
+
+/// A rule's name and the position of its head.
+fn head(rule: &Rule) -> Option<(String, Pos)> {
     let Rule::Spec { head, .. } = rule else {
         return None;
     };
@@ -63,16 +96,20 @@ fn decision(rule: &Rule) -> Option<(DecisionKind, Pos)> {
     let Expr::Var { span: name, .. } = refr.as_ref() else {
         return None;
     };
-    let kind = DecisionKind::ALL
-        .into_iter()
-        .find(|k| k.rule() == name.text())?;
     Some((
-        kind,
+        name.text().to_string(),
         Pos {
             line: span.line,
             col: span.col,
         },
     ))
+}
+
+/// The kind and head position of a decision rule.
+fn decision(rule: &Rule) -> Option<(DecisionKind, Pos)> {
+    let (name, pos) = head(rule)?;
+    let kind = DecisionKind::ALL.into_iter().find(|k| k.rule() == name)?;
+    Some((kind, pos))
 }
 
 /// The position and message of a regorus error (`\n--> file:3:5\n … \nerror: message`);
