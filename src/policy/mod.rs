@@ -186,8 +186,8 @@ impl Policies {
                 let at = Loc::new(&file.path, pos);
                 let outcome = match engine.eval_rule(format!("data.{package}.{name}")) {
                     Ok(v) if v == regorus::Value::from(true) => Ok(()),
-                    Ok(v) if v == regorus::Value::Undefined => Err("undefined".to_string()),
-                    Ok(v) => Err(format!("{}", v.to_json_str().unwrap_or_default())),
+                    Ok(regorus::Value::Undefined) => Err("undefined".to_string()),
+                    Ok(v) => Err(v.to_json_str().unwrap_or_default()),
                     Err(e) => Err(crate::core::load::policy_error(&e.to_string())),
                 };
                 out.push(TestResult {
