@@ -4,6 +4,7 @@
 
 mod deploy;
 mod drift;
+mod policy;
 mod preview;
 mod serve;
 
@@ -115,6 +116,12 @@ enum Command {
         #[command(subcommand)]
         command: StateCommand,
     },
+    /// Policies in policies/*.rego: `policy test` runs their tests, `policy eval` judges a
+    /// saved plan.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
     /// The instance graph with cross-project edges labelled by how they are made.
     Graph {
         #[arg(long, default_value = ".")]
@@ -206,6 +213,33 @@ impl DeployArgs {
     fn settings(self) -> deploy::Settings {
         self.run.settings(self.yes)
     }
+}
+
+#[derive(Subcommand, Debug)]
+enum PolicyCommand {
+    /// Run every `test_*` rule of policies/*_test.rego: a line each, exit 1 if one fails.
+    Test {
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        /// The policies of this revision; without it, the working tree's.
+        #[arg(long)]
+        rev: Option<String>,
+    },
+    /// Judge a plan saved with `capstan plan --format json` (with `--deep`, its resources
+    /// too) by the policies: every deny, warning and approval required, with its rule;
+    /// exit 1 on a deny or an error.
+    Eval {
+        /// The plan's JSON.
+        #[arg(long)]
+        plan: PathBuf,
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        /// The policies and model of this revision; without it, the working tree's.
+        #[arg(long)]
+        rev: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -532,6 +566,15 @@ fn execute(command: Command) -> anyhow::Result<i32> {
             detailed_exitcode,
             run,
         } => drift::run(&instances, format, detailed_exitcode, &run.settings(true)),
+        Command::Policy { command } => match command {
+            PolicyCommand::Test { repo, rev } => policy::test(&repo, rev.as_deref()),
+            PolicyCommand::Eval {
+                plan,
+                repo,
+                rev,
+                format,
+            } => policy::eval(&plan, &repo, rev.as_deref(), format),
+        },
         Command::Preview { command } => match command {
             PreviewCommand::Up {
                 name,

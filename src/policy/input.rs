@@ -33,24 +33,29 @@ pub struct Approval {
     pub teams: Vec<String>,
 }
 
-/// The input document of `plan` of `checked` at `now` (RFC 3339), with the provisioner
-/// plans' `resources` (as `capstan plan --deep --format json` gives them, or `[]`) and a
-/// pull request's facts.
+/// The plan as `capstan plan --format json` prints it, for [`document`].
+pub fn plan_json(plan: &Plan) -> Value {
+    serde_json::from_str(&crate::core::render::plan::json(plan)).unwrap_or(Value::Null)
+}
+
+/// The input document of a plan (`plan`: its JSON, from [`plan_json`] or a file `capstan
+/// plan --format json` wrote) of `checked` at `now` (RFC 3339), with the provisioner plans'
+/// `resources` (as `capstan plan --deep --format json` gives them, or `[]`) and a pull
+/// request's facts.
 pub fn document(
-    plan: &Plan,
+    plan: Value,
     checked: &Checked,
     resources: Value,
     pull: Option<&PullFacts>,
     now: &str,
 ) -> Value {
-    let plan_json: Value =
-        serde_json::from_str(&crate::core::render::plan::json(plan)).unwrap_or(Value::Null);
+    let repository = repository(&plan, checked);
     json!({
         "version": VERSION,
         "now": now,
-        "plan": plan_json,
+        "plan": plan,
         "resources": resources,
-        "repository": repository(plan, checked),
+        "repository": repository,
         "pull_request": pull.map(|p| json!({
             "number": p.number,
             "author": p.author,
@@ -63,7 +68,7 @@ pub fn document(
 
 /// Projects, environments, packages and bundles, and the instances the plan changes
 /// (with their params, sensitive ones digested, and where they are configured).
-fn repository(plan: &Plan, checked: &Checked) -> Value {
+fn repository(plan: &Value, checked: &Checked) -> Value {
     let repo = &checked.repository;
     let projects: Map<String, Value> = repo
         .projects
@@ -94,11 +99,17 @@ fn repository(plan: &Plan, checked: &Checked) -> Value {
             )
         })
         .collect();
-    let instances: Map<String, Value> = plan
-        .changes
-        .iter()
-        .filter_map(|c| {
-            let inst = checked.resolved.instances.get(&c.instance)?;
+    let changed = plan["changes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["instance"].as_str());
+    let instances: Map<String, Value> = changed
+        .filter_map(|id| {
+            let inst = checked
+                .resolved
+                .instances
+                .get(&crate::core::model::InstanceId(id.into()))?;
             let mut params = Value::clone(&inst.params);
             if let Some(bundle) = repo.bundles.get(inst.bundle.as_str()) {
                 sensitive::replace("params", &mut params, &bundle.sensitive, digest);
@@ -110,7 +121,7 @@ fn repository(plan: &Plan, checked: &Checked) -> Value {
                 .map(|e| json!(e.attributes))
                 .unwrap_or(json!({}));
             Some((
-                c.instance.to_string(),
+                id.to_string(),
                 json!({
                     "project": inst.project.as_str(),
                     "environment": inst.environment.as_str(),

@@ -22,7 +22,7 @@ use serde_json::Value;
 
 use crate::core::diag::Loc;
 use crate::core::model::{DecisionKind, PolicyFile};
-pub use input::{Approval, PullFacts, document};
+pub use input::{Approval, PullFacts, VERSION, document, plan_json};
 
 /// How much one evaluation may take.
 #[derive(Clone, Copy, Debug)]
@@ -199,6 +199,71 @@ impl Policies {
         }
         Ok(out)
     }
+}
+
+/// Where the instance a decision names is configured, from the input document's
+/// `repository.instances` (`projects/ecomm/project.yaml:9`).
+pub fn written_at(input: &Value, instance: &str) -> Option<String> {
+    let inst = &input["repository"]["instances"][instance];
+    Some(format!("{}:{}", inst["file"].as_str()?, inst["line"].as_u64()?))
+}
+
+/// `Policies: 1 denied, 2 warnings, 1 approval required` and one line per decision, denies
+/// first, each with its rule and, where it names an instance, where that is configured.
+pub fn text(decisions: &[Decision], input: &Value) -> String {
+    let count = |k| decisions.iter().filter(|d| d.kind == k).count();
+    let mut out = format!(
+        "Policies: {} denied, {} warned, {} approval required\n",
+        count(DecisionKind::Deny),
+        count(DecisionKind::Warn),
+        count(DecisionKind::RequireApproval)
+    );
+    for d in decisions {
+        let (mark, what) = match d.kind {
+            DecisionKind::Deny => ("✗", "deny".to_string()),
+            DecisionKind::Warn => ("!", "warn".to_string()),
+            DecisionKind::RequireApproval => (
+                "⏳",
+                format!("needs {}", d.team.as_deref().unwrap_or("?")),
+            ),
+        };
+        let about = d
+            .instance
+            .as_deref()
+            .map(|i| match written_at(input, i) {
+                Some(at) => format!("{i} ({at}): "),
+                None => format!("{i}: "),
+            })
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "  {mark} {what}: {about}{} [{}]\n",
+            d.msg, d.rule
+        ));
+    }
+    out
+}
+
+/// The decisions as JSON: `{"deny": [...], "warn": [...], "require_approval": [...]}`,
+/// each `{msg, instance, team, rule: {file, line, column}, written_at}`.
+pub fn json(decisions: &[Decision], input: &Value) -> Value {
+    let mut out = serde_json::Map::new();
+    for kind in DecisionKind::ALL {
+        let items: Vec<Value> = decisions
+            .iter()
+            .filter(|d| d.kind == kind)
+            .map(|d| {
+                serde_json::json!({
+                    "msg": d.msg,
+                    "instance": d.instance,
+                    "team": d.team,
+                    "rule": {"file": d.rule.file.as_ref(), "line": d.rule.pos.line, "column": d.rule.pos.col},
+                    "written_at": d.instance.as_deref().and_then(|i| written_at(input, i)),
+                })
+            })
+            .collect();
+        out.insert(kind.rule().to_string(), Value::Array(items));
+    }
+    Value::Object(out)
 }
 
 /// One `test_*` rule's result.
