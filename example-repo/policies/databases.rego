@@ -27,6 +27,19 @@ deny contains {
 	resource.action == "replace"
 }
 
+# A database's engine never goes back a major version: its data files would not open.
+deny contains {
+	"msg": sprintf("%s would go from engine %s back to %s; restore a dump into a new database instead", [change.instance, diff.old, diff.new]),
+	"instance": change.instance,
+} if {
+	some change in input.plan.changes
+	database(change.instance)
+	some diff in change.diffs
+	diff.kind == "param"
+	diff.path == ["engine_version"]
+	to_number(diff.new) < to_number(diff.old)
+}
+
 # Previews stay at the smallest size.
 deny contains {
 	"msg": sprintf("%s is a preview database of class %s; previews use db.t4g.micro", [id, class]),

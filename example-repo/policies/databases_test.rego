@@ -50,3 +50,20 @@ test_destroying_production_warns if {
 		"repository": {"instances": {"si-produs-vpc": {"bundle": "aws-vpc", "environment_attributes": {"tier": "production"}}}},
 	}
 }
+
+test_an_engine_downgrade_is_denied if {
+	some d in capstan.deny with input as {
+		"plan": {"changes": [{"instance": "ecomm-staging-db", "action": "update", "diffs": [{"kind": "param", "path": ["engine_version"], "old": "16", "new": "15"}]}]},
+		"resources": [],
+		"repository": {"instances": {"ecomm-staging-db": db}},
+	}
+	startswith(d.msg, "ecomm-staging-db would go from engine 16 back to 15")
+}
+
+test_an_engine_upgrade_is_allowed if {
+	count(capstan.deny) == 0 with input as {
+		"plan": {"changes": [{"instance": "ecomm-staging-db", "action": "update", "diffs": [{"kind": "param", "path": ["engine_version"], "old": "15", "new": "16"}]}]},
+		"resources": [],
+		"repository": {"instances": {"ecomm-staging-db": db}},
+	}
+}

@@ -175,10 +175,6 @@ pub fn apply(rev: &str, instances: &[String], settings: &Settings) -> anyhow::Re
     if plan.is_empty() {
         return Ok(0);
     }
-    if !settings.confirmed("Deploy this plan?")? {
-        eprintln!("capstan: nothing deployed");
-        return Ok(1);
-    }
     let target = Target {
         commit: commit.into(),
         tree: Arc::new(tree),
@@ -188,6 +184,22 @@ pub fn apply(rev: &str, instances: &[String], settings: &Settings) -> anyhow::Re
         heal: Heal::All,
         only,
     };
+    // The policies judge before anyone is asked (and again as the deploy starts).
+    match crate::deploy::gate::judge(&target, &deployed) {
+        Ok(decisions) => {
+            for d in decisions {
+                eprintln!("capstan: policy {}: {} [{}]", d.kind.rule(), d.msg, d.rule);
+            }
+        }
+        Err(e) => {
+            eprintln!("capstan: {e}");
+            return Ok(1);
+        }
+    }
+    if !settings.confirmed("Deploy this plan?")? {
+        eprintln!("capstan: nothing deployed");
+        return Ok(1);
+    }
     let report = block_on(settings.deployer(store, dir).deploy(&target))??;
     out(&format!("{}\n", report.summary()))?;
     Ok(i32::from(report.status() != RunStatus::Succeeded))

@@ -10,6 +10,7 @@ use super::error::DaemonError;
 use super::metrics::DeployResult;
 use super::publish::{self, Slot};
 use crate::core::run::{RunStatus, Trigger};
+use crate::deploy::DeployError;
 use crate::github::StatusState;
 
 /// The GitHub side of a deploy pass: fetch the branch, deploy its commit, and report with
@@ -61,10 +62,28 @@ pub(super) async fn deploy(shared: &Arc<Shared>, why: Trigger) -> Result<(), Dae
         format!("deploying: {}", crate::core::render::plan::summary(&plan)),
     )
     .await?;
-    let report = shared
+    let report = match shared
         .deploys
         .deploy(&target, &config.deploy, log_progress())
-        .await?;
+        .await
+    {
+        Ok(report) => report,
+        // The policies stopped it before any step: said on the commit, as a failure.
+        Err(DaemonError::Deploy(
+            e @ (DeployError::Denied { .. } | DeployError::Undecided { .. }),
+        )) => {
+            shared.metrics.deploy(DeployResult::Denied);
+            tracing::warn!(commit = %tip, error = %e, "the policies stopped the deploy");
+            let why = match &e {
+                DeployError::Denied { .. } => {
+                    "denied by the policies (capstan/policy); nothing was deployed"
+                }
+                _ => "the policies could not decide; nothing was deployed",
+            };
+            return status(StatusState::Failure, why.into()).await;
+        }
+        Err(e) => return Err(e),
+    };
     shared.metrics.deploy(report.status());
     tracing::info!(
         commit = %tip,

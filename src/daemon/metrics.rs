@@ -35,6 +35,7 @@ labels! {
         Waiting => "waiting",
         Nothing => "nothing",
         Invalid => "invalid",
+        Denied => "denied",
         Error => "error",
     }
 }
@@ -158,7 +159,7 @@ impl Default for Metrics {
         );
         registry.register(
             "deploys",
-            "Deploy runs by result (succeeded, failed, waiting, nothing, invalid, error)",
+            "Deploy runs by result (succeeded, failed, waiting, nothing, invalid, denied, error)",
             deploys.clone(),
         );
         registry.register(

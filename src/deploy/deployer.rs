@@ -51,11 +51,16 @@ impl Deployer {
                 commit: target.commit.clone(),
             });
         }
+        let state = self.store.deployed()?;
+        // The policies judge first: a deny starts no run and no step.
+        for warning in super::gate::judge(target, &state)? {
+            tracing::info!(rule = %warning.rule, instance = ?warning.instance, "policy: {}", warning.msg);
+        }
         let id = self.store.begin_run(&target.commit, target.trigger)?;
         let mut run = Run {
             report: Report::new(id, &target.commit),
             held: HashMap::new(),
-            state: self.store.deployed()?,
+            state,
         };
         let moment = Moment {
             windows: &target.checked.repository.config.deploy_windows,

@@ -14,6 +14,7 @@
 pub mod deep;
 mod deployer;
 pub mod drift;
+pub mod gate;
 mod lock;
 pub mod provision;
 mod report;
@@ -68,6 +69,14 @@ pub enum DeployError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("the policies of {commit} deny this deploy; nothing ran\n{decisions}")]
+    Denied {
+        commit: CommitId,
+        /// The decisions as `policy::text` shows them.
+        decisions: String,
+    },
+    #[error("the policies of {commit} could not decide, so nothing ran: {error}")]
+    Undecided { commit: CommitId, error: String },
     #[error("revision {commit} has validation errors; nothing is deployed")]
     Invalid { commit: CommitId },
     #[error("{0} is not deployed (`capstan state list` shows what is)")]

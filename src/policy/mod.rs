@@ -205,7 +205,11 @@ impl Policies {
 /// `repository.instances` (`projects/ecomm/project.yaml:9`).
 pub fn written_at(input: &Value, instance: &str) -> Option<String> {
     let inst = &input["repository"]["instances"][instance];
-    Some(format!("{}:{}", inst["file"].as_str()?, inst["line"].as_u64()?))
+    Some(format!(
+        "{}:{}",
+        inst["file"].as_str()?,
+        inst["line"].as_u64()?
+    ))
 }
 
 /// `Policies: 1 denied, 2 warnings, 1 approval required` and one line per decision, denies
@@ -222,10 +226,9 @@ pub fn text(decisions: &[Decision], input: &Value) -> String {
         let (mark, what) = match d.kind {
             DecisionKind::Deny => ("✗", "deny".to_string()),
             DecisionKind::Warn => ("!", "warn".to_string()),
-            DecisionKind::RequireApproval => (
-                "⏳",
-                format!("needs {}", d.team.as_deref().unwrap_or("?")),
-            ),
+            DecisionKind::RequireApproval => {
+                ("⏳", format!("needs {}", d.team.as_deref().unwrap_or("?")))
+            }
         };
         let about = d
             .instance
@@ -235,10 +238,7 @@ pub fn text(decisions: &[Decision], input: &Value) -> String {
                 None => format!("{i}: "),
             })
             .unwrap_or_default();
-        out.push_str(&format!(
-            "  {mark} {what}: {about}{} [{}]\n",
-            d.msg, d.rule
-        ));
+        out.push_str(&format!("  {mark} {what}: {about}{} [{}]\n", d.msg, d.rule));
     }
     out
 }

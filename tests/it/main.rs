@@ -14,6 +14,7 @@ mod massdriver_newer;
 mod merge_keys;
 mod operator;
 mod plan;
+mod policies;
 mod preview;
 mod provisioner_plans;
 mod schemas;
