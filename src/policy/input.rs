@@ -152,3 +152,34 @@ fn digest(value: &Value) -> Value {
         hex::encode(Sha256::digest(text.as_bytes()))
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sensitive_param_enters_only_as_its_digest() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("example-repo");
+        let tree = crate::source::read_dir(&root).unwrap().edited(
+            "bundles/aws-aurora-postgresql/bundle.yaml",
+            "instance_class: {type: string, default: db.t4g.medium}",
+            "instance_class: {type: string, default: db.t4g.medium, sensitive: true}",
+        );
+        let checked = crate::core::check(&tree);
+        assert!(!checked.has_errors());
+        let plan = crate::core::plan::against_deployed(
+            &Default::default(),
+            &checked,
+            &crate::core::run::Scope::Branch {
+                previews: Default::default(),
+            },
+            &crate::core::drift::Heal::All,
+        );
+        let input = document(plan_json(&plan), &checked, json!([]), None, "now");
+        let class =
+            &input["repository"]["instances"]["ecomm-staging-db"]["params"]["instance_class"];
+        let expected = digest(&json!("db.t4g.small"));
+        assert_eq!(class, &expected);
+        assert!(!input.to_string().contains("db.t4g.small"));
+    }
+}

@@ -117,3 +117,54 @@ fn a_denied_deploy_never_starts_and_a_saved_plan_is_judged_rule_by_rule() {
         "no run was recorded"
     );
 }
+
+/// The input document's shape as docs/policies.md shows it: the same keys at the top, in
+/// `plan` and in `repository`, and the documented version.
+#[test]
+fn the_input_document_is_what_the_docs_say() {
+    let docs = std::fs::read_to_string(crate::support::root().join("docs/policies.md")).unwrap();
+    let section = docs
+        .split("## The input document")
+        .nth(1)
+        .expect("the section");
+    let block = section
+        .split("```json\n")
+        .nth(1)
+        .and_then(|b| b.split("\n```").next())
+        .expect("the JSON skeleton");
+    let documented: serde_json::Value = serde_json::from_str(block).expect("valid JSON");
+
+    let tree = capstan::source::read_dir(&example_repo()).unwrap();
+    let checked = capstan::core::check(&tree);
+    let empty = Default::default();
+    let plan = capstan::core::plan::against_deployed(
+        &empty,
+        &checked,
+        &capstan::core::run::Scope::Branch {
+            previews: Default::default(),
+        },
+        &capstan::core::drift::Heal::All,
+    );
+    let input = capstan::policy::document(
+        capstan::policy::plan_json(&plan),
+        &checked,
+        serde_json::json!([]),
+        None,
+        "2026-12-05T22:00:00Z",
+    );
+    let keys = |v: &serde_json::Value| -> Vec<String> {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    assert_eq!(keys(&input), keys(&documented));
+    assert_eq!(keys(&input["plan"]), keys(&documented["plan"]));
+    assert_eq!(keys(&input["repository"]), keys(&documented["repository"]));
+    assert_eq!(input["version"], documented["version"]);
+    assert_eq!(input["version"], capstan::policy::VERSION);
+    // Every changed instance is described, a sensitive param only by its digest.
+    let db = &input["repository"]["instances"]["ecomm-staging-db"];
+    assert_eq!(db["environment_attributes"]["tier"], "staging");
+    assert_eq!(db["file"], "projects/ecomm/environments/staging.yaml");
+    assert_eq!(db["params"]["engine_version"], "16");
+}
