@@ -68,6 +68,12 @@ pub fn eval(plan: &Path, repo: &Path, rev: Option<&str>, format: Format) -> anyh
             e.column()
         )
     })?;
+    if plan_json.get("changes").is_none() || plan_json.get("summary").is_none() {
+        anyhow::bail!(
+            "{} is not a plan: it has no `summary` and `changes` (did `capstan plan` print diagnostics instead?)",
+            plan.display()
+        );
+    }
     let checked = match checked(repo, rev)? {
         Ok(c) => c,
         Err(diagnostics) => {
