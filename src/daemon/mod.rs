@@ -28,6 +28,7 @@ mod jobs;
 mod local;
 pub mod metrics;
 mod owners;
+mod policies;
 mod preview_section;
 mod previews;
 mod publish;

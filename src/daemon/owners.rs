@@ -10,23 +10,20 @@ use super::error::DaemonError;
 use super::publish;
 use crate::core::commit::CommitId;
 use crate::core::ownership::{self, Owner, OwnerSet, Verdict};
-use crate::github::{Client, PullRequest, StatusState};
+use crate::github::{Client, PullRequest, Review, StatusState};
 
 pub const OWNERSHIP_CONTEXT: &str = "capstan/ownership";
 
-/// The verdict of each owner set `sets` of pull request `pr`: its reviews and the
-/// memberships of its author and approvers, asked of GitHub.
+/// The verdict of each owner set `sets` of pull request `pr`, given its `reviews`: the
+/// memberships of its author and approvers are asked of GitHub.
 pub(super) async fn judge(
     gh: &Client,
     pr: &PullRequest,
     sets: Vec<OwnerSet>,
+    reviews: &[Review],
 ) -> Result<Vec<Verdict>, DaemonError> {
-    let reviews: Vec<(String, String)> = gh
-        .reviews(pr.number)
-        .await?
-        .into_iter()
-        .map(|r| (r.user, r.state))
-        .collect();
+    let reviews: Vec<(String, String)> =
+        reviews.iter().cloned().map(|r| (r.user, r.state)).collect();
     let approvers = ownership::approvers(&reviews);
     let mut membership: BTreeMap<(String, String, String), bool> = BTreeMap::new();
     let candidates: Vec<&String> = std::iter::once(&pr.author)

@@ -18,7 +18,7 @@ use super::error::DaemonError;
 use super::job::Job;
 use super::metrics::PlanOutcome;
 use super::revisions::{self, CachedRevision, Side};
-use super::{instance_plan, owners, previews, resource_plans};
+use super::{instance_plan, owners, policies, previews, resource_plans};
 use crate::core;
 use crate::core::commit::CommitId;
 use crate::core::ownership;
@@ -114,7 +114,8 @@ async fn reconcile(
         .as_ref()
         .map(instance_plan::changed_instances)
         .unwrap_or_default();
-    let verdicts = owners::judge(&gh, &pr, sets).await?;
+    let reviews = gh.reviews(number).await?;
+    let verdicts = owners::judge(&gh, &pr, sets, &reviews).await?;
     let overlaps = if changed.is_empty() {
         Vec::new()
     } else {
@@ -124,7 +125,7 @@ async fn reconcile(
             .into_iter()
             .collect()
     };
-    let computed = instance_plan::decide(
+    let mut computed = instance_plan::decide(
         &pr,
         &head,
         &config.repository.root,
@@ -137,12 +138,6 @@ async fn reconcile(
     if cancel.is_cancelled() {
         return Ok(PlanOutcome::Superseded);
     }
-    shared.store.set_plan_section(number, &computed.body)?;
-    shared.store.set_plan_status(
-        number,
-        computed.plan_state.as_str(),
-        &computed.plan_description,
-    )?;
     resource_plans::prepare(
         shared,
         &gh,
@@ -153,11 +148,51 @@ async fn reconcile(
         head_revision.as_ref().ok(),
     )
     .await?;
+    // The deploy branch's policies judge the plan, with the provisioner plans recorded for
+    // this head so far.
+    let judged = match (plan.as_ref(), checked_head) {
+        (Some(plan), Ok(checked)) => {
+            let branch = branch_checked(shared, &tip).await?;
+            let resources = shared.store.resources(number)?.0;
+            let resources = serde_json::Value::Array(
+                resources
+                    .into_iter()
+                    .map(|p| p.json)
+                    .filter(|j| !j.is_null())
+                    .collect(),
+            );
+            policies::judge(
+                &gh,
+                &pr,
+                &head,
+                (&tip, &branch.revision.checked),
+                checked,
+                plan,
+                &changed_files,
+                &reviews,
+                resources,
+            )
+            .await?
+        }
+        _ => None,
+    };
+    if let Some(judged) = &judged {
+        computed.body.head.push_str(&policies::section(judged));
+    }
+    shared.store.set_plan_section(number, &computed.body)?;
+    shared.store.set_plan_status(
+        number,
+        computed.plan_state.as_str(),
+        &computed.plan_description,
+    )?;
 
     // One comment composed from every section, then the statuses.
     comment::show(shared, &gh, number, previews::section, Creates::Yes).await?;
     resource_plans::status(shared, &gh, number, &head).await?;
     owners::publish(&gh, shared, &head, &verdicts).await?;
+    if let Some(judged) = &judged {
+        policies::publish(&gh, shared, &head, judged).await?;
+    }
 
     // Previews follow the head (level-triggered: nothing happens when they are current).
     if previews_wanted {
@@ -265,4 +300,20 @@ async fn observe(
         head_revision,
         changed_files,
     }))
+}
+
+/// The deploy branch's tip, checked through the plan cache (every pull request shares it):
+/// whose policies judge pull requests.
+async fn branch_checked(
+    shared: &Arc<Shared>,
+    tip: &CommitId,
+) -> Result<CachedRevision, DaemonError> {
+    let (shared, tip) = (shared.clone(), tip.clone());
+    let (checked, _) = tokio::task::spawn_blocking(move || {
+        shared
+            .revisions
+            .check(&shared.mirror, &tip, Side::Base, None)
+    })
+    .await??;
+    Ok(checked)
 }

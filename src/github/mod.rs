@@ -166,6 +166,8 @@ pub struct Review {
     pub user: String,
     /// `APPROVED`, `CHANGES_REQUESTED`, `COMMENTED`, `DISMISSED`, `PENDING`.
     pub state: String,
+    /// The head commit the review was given on.
+    pub commit: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -277,6 +279,7 @@ struct WireIssue {
 struct WireReview {
     user: Option<WireUser>,
     state: String,
+    commit_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -749,6 +752,7 @@ impl Client {
                 Some(Review {
                     user: r.user?.login,
                     state: r.state,
+                    commit: r.commit_id,
                 })
             })
             .collect())

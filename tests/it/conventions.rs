@@ -302,6 +302,7 @@ const DAEMON_LAYERS: &[(&str, &[&str])] = &[
     ("publish", &["context", "error"]),
     ("instance_plan", &[]),
     ("owners", &["context", "error", "publish"]),
+    ("policies", &["context", "error", "publish"]),
     ("comment", &["context", "error", "publish"]),
     ("drift", &["context", "error", "job", "publish"]),
     (
@@ -344,6 +345,7 @@ const DAEMON_LAYERS: &[(&str, &[&str])] = &[
             "job",
             "metrics",
             "owners",
+            "policies",
             "previews",
             "resource_plans",
             "revisions",

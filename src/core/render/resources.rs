@@ -72,6 +72,9 @@ pub struct Piece {
     pub dangerous: Vec<String>,
     /// The collapsible list, or the line saying why there is none.
     pub body: String,
+    /// The entry of `capstan plan --deep --format json`'s `resources` (policies read it).
+    #[serde(default)]
+    pub json: serde_json::Value,
 }
 
 impl Piece {
@@ -152,6 +155,7 @@ pub fn piece(f: &Finished) -> Piece {
         counts,
         dangerous,
         body,
+        json: json(std::slice::from_ref(f))[0].take(),
     }
 }
 

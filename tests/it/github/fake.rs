@@ -82,7 +82,8 @@ struct Inner {
     comments: Vec<Comment>,
     issues: Vec<Issue>,
     statuses: Vec<Status>,
-    reviews: BTreeMap<u64, Vec<(String, String)>>,
+    /// (user, state, the head it was given on).
+    reviews: BTreeMap<u64, Vec<(String, String, String)>>,
     teams: BTreeSet<(String, String, String)>,
     /// Repository permission by login; the owner is `admin`, anyone else `read` unless set.
     permissions: BTreeMap<String, String>,
@@ -230,12 +231,19 @@ impl FakeGitHub {
         pull.merge_commit = Some(sha.into());
     }
 
+    /// A review of pull request `number`'s current head.
     pub fn review(&self, number: u64, user: &str, state: &str) {
-        self.lock()
+        let mut inner = self.lock();
+        let head = inner
+            .pulls
+            .get(&number)
+            .map(|p| p.head.clone())
+            .unwrap_or_default();
+        inner
             .reviews
             .entry(number)
             .or_default()
-            .push((user.into(), state.into()));
+            .push((user.into(), state.into(), head));
     }
 
     pub fn team_member(&self, org: &str, team: &str, user: &str) {
@@ -632,11 +640,12 @@ impl Inner {
                             .into_iter()
                             .flatten()
                             .enumerate()
-                            .map(|(i, (login, state))| {
+                            .map(|(i, (login, state, head))| {
                                 let mut v = example.clone();
                                 v["id"] = json!(80 + i);
                                 v["user"] = user(login);
                                 v["state"] = json!(state);
+                                v["commit_id"] = json!(head);
                                 v
                             })
                             .collect();

@@ -266,10 +266,13 @@ impl Daemon {
     }
 
     /// Waits until `sha` carries both of capstan's plan statuses.
+    /// Waits for `capstan/plan` (settled: not pending while provisioner plans run) and
+    /// `capstan/ownership` on `sha`.
     pub fn wait_for_statuses(&self, fake: &FakeGitHub, sha: &str) {
         self.wait_for(&format!("the statuses on {sha}"), || {
             let s = fake.latest_statuses(sha);
-            s.contains_key("capstan/plan") && s.contains_key("capstan/ownership")
+            s.get("capstan/plan").is_some_and(|p| p.0 != "pending")
+                && s.contains_key("capstan/ownership")
         });
     }
 

@@ -6,6 +6,7 @@ mod drift;
 mod fake;
 mod harness;
 mod openapi;
+mod policies;
 mod previews;
 mod resource_plans;
 mod webhooks;

@@ -1,0 +1,262 @@
+//! The policy concern of a pull request (docs/policies.md): the deploy branch's policies,
+//! never the pull request's own, judge its plan; `require_approval` waits for an approving
+//! review of the head by a member of the team; the comment's **Policies** section and the
+//! status `capstan/policy` say the outcome. A policy that cannot decide fails the status.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::context::Shared;
+use super::error::DaemonError;
+use super::publish;
+use crate::core::Checked;
+use crate::core::commit::CommitId;
+use crate::core::model::DecisionKind;
+use crate::core::ownership::{self, Owner};
+use crate::core::plan::Plan;
+use crate::core::render::comment::cell;
+use crate::github::{Client, PullRequest, Review, StatusState};
+use crate::policy::{self, Approval, Budget, Decision, Policies, PullFacts};
+
+pub const POLICY_CONTEXT: &str = "capstan/policy";
+
+/// What the policies said about a pull request's head.
+pub(super) struct Judged {
+    /// The branch commit whose policies judged.
+    pub policies_of: CommitId,
+    pub outcome: Result<Vec<Decision>, String>,
+    /// For each `require_approval` decision (by index in the decisions), who approved it.
+    pub approved_by: BTreeMap<usize, String>,
+    /// The input document, for where instances are written.
+    pub input: Value,
+}
+
+/// Judges `plan` (of `head`, checked as `checked_head`) by the policies of `branch` (the
+/// deploy branch's tip, checked); `None` when the branch has no policies.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn judge(
+    gh: &Client,
+    pr: &PullRequest,
+    head: &CommitId,
+    branch: (&CommitId, &Checked),
+    checked_head: &Checked,
+    plan: &Plan,
+    changed_files: &[String],
+    reviews: &[Review],
+    resources: Value,
+) -> Result<Option<Judged>, DaemonError> {
+    let (tip, base) = branch;
+    if base.repository.policies.iter().all(|p| p.test) {
+        return Ok(None);
+    }
+    // Approvals count for the head they were given on.
+    let on_head: Vec<(String, String)> = reviews
+        .iter()
+        .filter(|r| r.commit.as_deref() == Some(head.as_str()))
+        .map(|r| (r.user.clone(), r.state.clone()))
+        .collect();
+    let approvers = ownership::approvers(&on_head);
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let facts = |approvals: Vec<Approval>| PullFacts {
+        number: pr.number,
+        author: pr.author.clone(),
+        labels: pr.labels.clone(),
+        changed_files: changed_files.to_vec(),
+        approvals,
+    };
+    let policies = match Policies::new(&base.repository.policies, false) {
+        Ok(p) => p,
+        Err(e) => {
+            return Ok(Some(Judged {
+                policies_of: tip.clone(),
+                outcome: Err(e.to_string()),
+                approved_by: BTreeMap::new(),
+                input: Value::Null,
+            }));
+        }
+    };
+    let evaluate = |approvals| {
+        let input = policy::document(
+            policy::plan_json(plan),
+            checked_head,
+            resources.clone(),
+            Some(&facts(approvals)),
+            &now,
+        );
+        let outcome = policies
+            .evaluate(&input, Budget::default())
+            .map_err(|e| e.to_string());
+        (input, outcome)
+    };
+    let plain: Vec<Approval> = approvers
+        .iter()
+        .map(|u| Approval {
+            user: u.clone(),
+            teams: Vec::new(),
+        })
+        .collect();
+    let (mut input, mut outcome) = evaluate(plain.clone());
+    // The teams approvals are asked about: each member is asked once per team.
+    let teams: Vec<String> = match &outcome {
+        Ok(decisions) => {
+            let mut t: Vec<String> = decisions.iter().filter_map(|d| d.team.clone()).collect();
+            t.sort();
+            t.dedup();
+            t
+        }
+        Err(_) => Vec::new(),
+    };
+    let mut members: BTreeMap<(String, String), bool> = BTreeMap::new();
+    for team in &teams {
+        if let Owner::Team { org, team: name } = ownership::parse_owner(team) {
+            for user in &approvers {
+                let member = gh.team_member(org, name, user).await?;
+                members.insert((team.clone(), user.to_lowercase()), member);
+            }
+        }
+    }
+    let approvals: Vec<Approval> = approvers
+        .iter()
+        .map(|u| Approval {
+            user: u.clone(),
+            teams: teams
+                .iter()
+                .filter(|t| members.get(&((*t).clone(), u.to_lowercase())) == Some(&true))
+                .cloned()
+                .collect(),
+        })
+        .collect();
+    if approvals.iter().any(|a| !a.teams.is_empty()) {
+        (input, outcome) = evaluate(approvals.clone());
+    }
+    let approved_by = match &outcome {
+        Ok(decisions) => decisions
+            .iter()
+            .enumerate()
+            .filter_map(|(i, d)| {
+                let team = d.team.as_ref()?;
+                let by = approvals.iter().find(|a| a.teams.contains(team))?;
+                Some((i, by.user.clone()))
+            })
+            .collect(),
+        Err(_) => BTreeMap::new(),
+    };
+    Ok(Some(Judged {
+        policies_of: tip.clone(),
+        outcome,
+        approved_by,
+        input,
+    }))
+}
+
+/// `capstan/policy`: failure on a deny or when the policies cannot decide, pending while
+/// an approval is missing, success otherwise.
+pub(super) fn status(judged: &Judged) -> (StatusState, String) {
+    let decisions = match &judged.outcome {
+        Err(_) => {
+            return (
+                StatusState::Failure,
+                "the policies could not decide; nothing is allowed (see the comment)".into(),
+            );
+        }
+        Ok(d) => d,
+    };
+    if let Some(deny) = decisions.iter().find(|d| d.kind == DecisionKind::Deny) {
+        return (StatusState::Failure, format!("denied: {}", deny.msg));
+    }
+    let waiting: Vec<&str> = decisions
+        .iter()
+        .enumerate()
+        .filter(|(i, d)| {
+            d.kind == DecisionKind::RequireApproval && !judged.approved_by.contains_key(i)
+        })
+        .filter_map(|(_, d)| d.team.as_deref())
+        .collect();
+    if !waiting.is_empty() {
+        let mut teams = waiting;
+        teams.dedup();
+        return (
+            StatusState::Pending,
+            format!("needs approval from {}", teams.join(", ")),
+        );
+    }
+    let warnings = decisions
+        .iter()
+        .filter(|d| d.kind == DecisionKind::Warn)
+        .count();
+    (
+        StatusState::Success,
+        if warnings == 0 {
+            "allowed".into()
+        } else {
+            format!(
+                "allowed, with {}",
+                crate::core::render::plural(warnings, "warning")
+            )
+        },
+    )
+}
+
+/// The comment's **Policies** section.
+pub(super) fn section(judged: &Judged) -> String {
+    let mut out = format!(
+        "\n**Policies** (of the deploy branch at `{}`)",
+        judged.policies_of.short()
+    );
+    let decisions = match &judged.outcome {
+        Err(e) => {
+            out.push_str(&format!(
+                "\n\n- ❌ **The policies could not decide**, so nothing is allowed: {}\n",
+                cell(e)
+            ));
+            return out;
+        }
+        Ok(d) => d,
+    };
+    if decisions.is_empty() {
+        out.push_str(": nothing to say.\n");
+        return out;
+    }
+    out.push_str("\n\n");
+    for (i, d) in decisions.iter().enumerate() {
+        let mark = match (d.kind, judged.approved_by.get(&i)) {
+            (DecisionKind::Deny, _) => "❌ **deny**".to_string(),
+            (DecisionKind::Warn, _) => "⚠️ **warn**".to_string(),
+            (DecisionKind::RequireApproval, Some(by)) => format!(
+                "✅ **approved** for {} by @{by}",
+                d.team.as_deref().unwrap_or("?")
+            ),
+            (DecisionKind::RequireApproval, None) => format!(
+                "⏳ **needs an approving review of this head** from {}",
+                d.team.as_deref().unwrap_or("?")
+            ),
+        };
+        let about = d
+            .instance
+            .as_deref()
+            .map(|i| match policy::written_at(&judged.input, i) {
+                Some(at) => format!(" `{i}` (`{at}`)"),
+                None => format!(" `{i}`"),
+            })
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "- {mark}{about}: {} (rule `{}`)\n",
+            cell(&d.msg),
+            d.rule
+        ));
+    }
+    out
+}
+
+/// Posts `capstan/policy` on `head`.
+pub(super) async fn publish(
+    gh: &Client,
+    shared: &Arc<Shared>,
+    head: &CommitId,
+    judged: &Judged,
+) -> Result<(), DaemonError> {
+    let (state, description) = status(judged);
+    publish::status(gh, shared, head, POLICY_CONTEXT, state, &description).await
+}

@@ -1,0 +1,120 @@
+//! Policies on pull requests end to end: the built `capstan serve` on the example (whose
+//! policies/databases.rego denies an engine downgrade and asks @acme/dba to approve
+//! database changes), the fake GitHub and real webhook payloads. A pull request is judged by
+//! the deploy branch's policies, never its own; an approval counts for the head it was
+//! given on.
+
+use super::previews::deliver;
+use super::{Daemon, OWNER, Options, REPO, Remote, SECRET, payload, replace_in, write_config};
+use crate::github::fake::FakeGitHub;
+
+fn policy_status(fake: &FakeGitHub, sha: &str) -> Option<(String, String)> {
+    fake.latest_statuses(sha).get("capstan/policy").cloned()
+}
+
+fn comment(fake: &FakeGitHub, pr: u64) -> String {
+    fake.capstan_comments(pr)
+        .first()
+        .map(|c| c.body.clone())
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_branchs_policies_judge_and_approvals_count_for_their_head() {
+    let remote = Remote::new();
+    let fake = FakeGitHub::start(OWNER, REPO, super::TOKEN);
+    let daemon = Daemon::start(&write_config(&remote, &fake, &Options::default()));
+
+    // An engine downgrade that also deletes the rule denying it: still denied.
+    let head = remote.push_pull(51, |dir| {
+        replace_in(
+            dir,
+            "projects/ecomm/project.yaml",
+            "engine_version: \"16\"",
+            "engine_version: \"15\"",
+        );
+        std::fs::remove_file(dir.join("policies/databases.rego")).unwrap();
+        std::fs::remove_file(dir.join("policies/databases_test.rego")).unwrap();
+    });
+    fake.open_pull(51, &head, "master", OWNER);
+    deliver(&daemon, "opened", 51, |_| {});
+    daemon.wait_for("capstan/policy on the downgrade", || {
+        policy_status(&fake, &head).is_some()
+    });
+    let (state, description) = policy_status(&fake, &head).unwrap();
+    assert_eq!(state, "failure");
+    assert!(
+        description.starts_with("denied: ecomm-staging-db would go from engine 16 back to 15"),
+        "{description}"
+    );
+    let body = comment(&fake, 51);
+    assert!(
+        body.contains("**Policies** (of the deploy branch at `"),
+        "{body}"
+    );
+    assert!(
+        body.contains("- ❌ **deny** `ecomm-staging-db` (`projects/ecomm/environments/staging.yaml:10`): ecomm-staging-db would go from engine 16 back to 15; restore a dump into a new database instead (rule `policies/databases.rego:31:1`)"),
+        "{body}"
+    );
+
+    // A change in place waits for the data team, approved on its head.
+    let head = remote.push_pull(52, |dir| {
+        replace_in(
+            dir,
+            "projects/ecomm/project.yaml",
+            "engine_version: \"16\"",
+            "engine_version: \"16\", backup_retention_days: 14",
+        );
+    });
+    fake.open_pull(52, &head, "master", OWNER);
+    deliver(&daemon, "opened", 52, |_| {});
+    daemon.wait_for("capstan/policy pending", || {
+        policy_status(&fake, &head).is_some_and(|s| s.0 == "pending")
+    });
+    assert_eq!(
+        policy_status(&fake, &head).unwrap().1,
+        "needs approval from @acme/dba"
+    );
+    assert!(
+        comment(&fake, 52).contains(
+            "- ⏳ **needs an approving review of this head** from @acme/dba `ecomm-staging-db`"
+        ),
+        "{}",
+        comment(&fake, 52)
+    );
+    fake.team_member("acme", "dba", "hubot");
+    fake.review(52, "hubot", "APPROVED");
+    assert_eq!(
+        daemon.deliver(
+            "pull_request_review",
+            &payload("pull_request_review", Some("submitted"), 52),
+            Some(SECRET)
+        ),
+        202
+    );
+    daemon.wait_for("capstan/policy approved", || {
+        policy_status(&fake, &head).is_some_and(|s| s.0 == "success")
+    });
+    assert!(
+        comment(&fake, 52).contains("- ✅ **approved** for @acme/dba by @hubot `ecomm-staging-db`"),
+        "{}",
+        comment(&fake, 52)
+    );
+
+    // A push after the approval asks again.
+    let head2 = remote.push_pull(52, |dir| {
+        replace_in(
+            dir,
+            "projects/ecomm/project.yaml",
+            "backup_retention_days: 14",
+            "backup_retention_days: 21",
+        );
+    });
+    fake.set_head(52, &head2);
+    deliver(&daemon, "synchronize", 52, |_| {});
+    daemon.wait_for("capstan/policy pending again", || {
+        policy_status(&fake, &head2).is_some_and(|s| s.0 == "pending")
+    });
+    daemon.stop();
+    fake.assert_no_violations();
+}
