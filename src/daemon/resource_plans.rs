@@ -64,6 +64,11 @@ pub(super) async fn prepare(
     head_revision: Option<&CachedRevision>,
 ) -> Result<(), DaemonError> {
     let number = pr.number;
+    // A head already on the branch (merged, and GitHub not yet saying so) keeps what its
+    // provisioner plans showed: the deploy report compares with it.
+    if base.commit == head.as_str() {
+        return Ok(());
+    }
     let (Some(plan), Some(head_revision), true) = (
         plan,
         head_revision,
@@ -109,6 +114,14 @@ pub(super) async fn prepare(
     // What this pull request showed before (kept across restarts), then what any pull
     // request planned (kept in memory).
     let stored = shared.store.reusable(number)?;
+    // A head planned again (a review, the plan after its provisioner plans) counts nothing
+    // twice.
+    let again = shared.store.resources_head(number)?.as_ref() == Some(head);
+    let count = |label| {
+        if !again {
+            shared.metrics.provisioner_plan(label);
+        }
+    };
     let mut rows: Vec<ResourceRow> = Vec::new();
     let mut to_run = Vec::new();
     for w in work {
@@ -129,7 +142,7 @@ pub(super) async fn prepare(
             })
         });
         if piece.is_some() {
-            shared.metrics.provisioner_plan("reused");
+            count("reused");
         } else {
             to_run.push(w);
         }
@@ -140,7 +153,7 @@ pub(super) async fn prepare(
         });
     }
     for f in &done {
-        shared.metrics.provisioner_plan(f.outcome.label());
+        count(f.outcome.label());
         rows.push(ResourceRow {
             instance: f.instance.to_string(),
             key: String::new(),
@@ -239,11 +252,13 @@ pub(super) async fn run(
     // A GitHub failure while showing one result must not stop the others: each is recorded,
     // and the next show carries every recorded one.
     let mut failed = None;
+    let mut ran = false;
     while let Some((finished, key)) = running.next().await {
         if cancel.is_cancelled() {
             shared.metrics.provisioner_plan("cancelled");
             continue;
         }
+        ran = true;
         shared.metrics.provisioner_plan(finished.outcome.label());
         if !matches!(finished.outcome, Outcome::Failed { .. }) {
             shared.handoff.keep(key, finished.outcome.clone());
@@ -261,6 +276,11 @@ pub(super) async fn run(
                 failed = Some(e);
             }
         }
+    }
+    // The policies judge again with every resource known (the plan job finds them all
+    // recorded, and runs nothing more).
+    if ran && !cancel.is_cancelled() {
+        shared.plans.push(Job::Plan(pr));
     }
     failed.map_or(Ok(()), Err)
 }

@@ -73,6 +73,18 @@ impl Store {
         })
     }
 
+    /// The head pull request `pr`'s provisioner plans are recorded for.
+    pub fn resources_head(&self, pr: u64) -> Result<Option<CommitId>, StateError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT head_sha FROM pull_request_resources WHERE number = ?1 LIMIT 1",
+                params![pr as i64],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+    }
+
     /// Pull request `pr`'s finished pieces by the key they were made under.
     pub fn reusable(&self, pr: u64) -> Result<HashMap<String, Piece>, StateError> {
         let rows: Vec<(String, String)> = self.with(|c| {

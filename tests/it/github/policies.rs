@@ -57,6 +57,11 @@ fn the_branchs_policies_judge_and_approvals_count_for_their_head() {
         "{body}"
     );
 
+    // Once its provisioner plan is in, the policies judge again with it: a replacement.
+    daemon.wait_for("the policies on the provisioner plan", || {
+        comment(&fake, 51).contains("would replace aws_rds_cluster.main, losing its data; change it in place or migrate (rule `policies/databases.rego:19:1`)")
+    });
+
     // A change in place waits for the data team, approved on its head.
     let head = remote.push_pull(52, |dir| {
         replace_in(

@@ -116,14 +116,11 @@ fn resources_are_added_as_they_finish_reused_while_unchanged_and_a_newer_head_ca
     });
     fake.open_pull(21, &head1, "master", OWNER);
     deliver(&daemon, "opened", 21, |_| {});
-    daemon.wait_for("the instance plan of head 1", || {
+    // capstan/plan waits for the provisioner plans.
+    daemon.wait_for("the instance plan of head 1, pending", || {
         comment(&fake, 21).contains("still planning 1 instance")
+            && plan_status(&fake, &head1).is_some_and(|s| s.0 == "pending")
     });
-    assert_eq!(
-        plan_status(&fake, &head1).map(|s| s.0).as_deref(),
-        Some("pending"),
-        "capstan/plan waits for the provisioner plans"
-    );
     assert!(
         comment(&fake, 21).contains("`ecomm-staging-app`: not plannable"),
         "{}",
@@ -273,7 +270,8 @@ fn a_forks_changed_bundle_never_runs_and_an_outsiders_waits_for_capstan_plan_dee
         "what was not planned is said, not failed"
     );
     assert!(!marker.exists(), "the fork's code ran");
-    assert_eq!(metric(&daemon, "not_run"), 2, "{}", daemon.logs());
+    // Counted once for the head, however often it is planned again.
+    assert_eq!(metric(&daemon, "not_run"), 1, "{}", daemon.logs());
 
     // From this repository, by someone who cannot push: the changed bundle waits until
     // someone who can asks, and then runs for that head.
