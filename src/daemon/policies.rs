@@ -11,6 +11,7 @@ use serde_json::Value;
 use super::context::Shared;
 use super::error::DaemonError;
 use super::publish;
+use super::revisions::Side;
 use crate::core::Checked;
 use crate::core::commit::CommitId;
 use crate::core::model::DecisionKind;
@@ -259,4 +260,104 @@ pub(super) async fn publish(
 ) -> Result<(), DaemonError> {
     let (state, description) = status(judged);
     publish::status(gh, shared, head, POLICY_CONTEXT, state, &description).await
+}
+
+/// For a pull request that changes `policies/`: the other open pull requests its policies
+/// (`changed`, its head) would deny where the deploy branch's (`current`) do not, each
+/// with the new denials (or why its policies could not decide).
+pub(super) async fn newly_denied(
+    shared: &Arc<Shared>,
+    this: u64,
+    current: &Checked,
+    changed: &Checked,
+) -> Result<Vec<(u64, Vec<String>)>, DaemonError> {
+    let (old, new) = (
+        Policies::new(&current.repository.policies, false),
+        Policies::new(&changed.repository.policies, false),
+    );
+    let tip = shared.branch_tip()?;
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut out = Vec::new();
+    for other in shared
+        .store
+        .open_pulls()?
+        .into_keys()
+        .filter(|n| *n != this)
+    {
+        let Some((head, _)) = shared.store.planned(other)? else {
+            continue;
+        };
+        let (base, checked) = {
+            let (shared, tip, head) = (shared.clone(), tip.clone(), head.clone());
+            tokio::task::spawn_blocking(move || -> Result<_, DaemonError> {
+                let merge_base = shared.mirror.merge_base(&tip, &head)?;
+                let cache = &shared.revisions;
+                let (base, _) = cache.check(&shared.mirror, &merge_base, Side::Base, None)?;
+                let (checked, _) = cache.check(&shared.mirror, &head, Side::Head, Some(&base))?;
+                Ok((base, checked))
+            })
+            .await??
+        };
+        let (base, checked) = (&base.revision.checked, &checked.revision.checked);
+        if checked.has_errors() {
+            continue;
+        }
+        let plan = crate::core::plan::plan(base, checked);
+        let resources = Value::Array(
+            shared
+                .store
+                .resources(other)?
+                .0
+                .into_iter()
+                .map(|p| p.json)
+                .filter(|j| !j.is_null())
+                .collect(),
+        );
+        let input = policy::document(policy::plan_json(&plan), checked, resources, None, &now);
+        let denials =
+            |policies: &Result<Policies, policy::PolicyError>| -> Result<Vec<String>, String> {
+                let decisions = policies
+                    .as_ref()
+                    .map_err(|e| e.to_string())?
+                    .evaluate(&input, Budget::default())
+                    .map_err(|e| e.to_string())?;
+                Ok(decisions
+                    .into_iter()
+                    .filter(|d| d.kind == DecisionKind::Deny)
+                    .map(|d| format!("{} (rule `{}`)", d.msg, d.rule))
+                    .collect())
+            };
+        let before = denials(&old).unwrap_or_default();
+        let lines = match denials(&new) {
+            Ok(after) => after
+                .into_iter()
+                .filter(|d| {
+                    !before
+                        .iter()
+                        .any(|b| b.split(" (rule ").next() == d.split(" (rule ").next())
+                })
+                .collect(),
+            Err(e) => vec![format!("the changed policies could not decide: {e}")],
+        };
+        if !lines.is_empty() {
+            out.push((other, lines));
+        }
+    }
+    Ok(out)
+}
+
+/// The comment's section for a pull request that changes policies.
+pub(super) fn newly_denied_section(found: &[(u64, Vec<String>)]) -> String {
+    if found.is_empty() {
+        return "\n**Policies changed here** deny nothing new in the other open pull requests.\n"
+            .into();
+    }
+    let mut out =
+        "\n**Policies changed here** would newly deny these open pull requests:\n\n".to_string();
+    for (pr, lines) in found {
+        for line in lines {
+            out.push_str(&format!("- #{pr}: {}\n", cell(line)));
+        }
+    }
+    out
 }

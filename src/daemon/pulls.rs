@@ -179,6 +179,18 @@ async fn reconcile(
     if let Some(judged) = &judged {
         computed.body.head.push_str(&policies::section(judged));
     }
+    // A pull request that changes the policies says whom they would newly deny.
+    if let (Some(_), Ok(checked)) = (plan.as_ref(), checked_head)
+        && changed_files.iter().any(|f| f.starts_with("policies/"))
+    {
+        let branch = branch_checked(shared, &tip).await?;
+        let found =
+            policies::newly_denied(shared, number, &branch.revision.checked, checked).await?;
+        computed
+            .body
+            .head
+            .push_str(&policies::newly_denied_section(&found));
+    }
     shared.store.set_plan_section(number, &computed.body)?;
     shared.store.set_plan_status(
         number,

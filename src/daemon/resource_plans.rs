@@ -258,7 +258,8 @@ pub(super) async fn run(
             shared.metrics.provisioner_plan("cancelled");
             continue;
         }
-        ran = true;
+        // What policies read changed only where resources were planned.
+        ran |= matches!(finished.outcome, Outcome::Planned { .. });
         shared.metrics.provisioner_plan(finished.outcome.label());
         if !matches!(finished.outcome, Outcome::Failed { .. }) {
             shared.handoff.keep(key, finished.outcome.clone());

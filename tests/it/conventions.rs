@@ -302,7 +302,7 @@ const DAEMON_LAYERS: &[(&str, &[&str])] = &[
     ("publish", &["context", "error"]),
     ("instance_plan", &[]),
     ("owners", &["context", "error", "publish"]),
-    ("policies", &["context", "error", "publish"]),
+    ("policies", &["context", "error", "publish", "revisions"]),
     ("comment", &["context", "error", "publish"]),
     ("drift", &["context", "error", "job", "publish"]),
     (

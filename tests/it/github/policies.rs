@@ -123,3 +123,46 @@ fn the_branchs_policies_judge_and_approvals_count_for_their_head() {
     daemon.stop();
     fake.assert_no_violations();
 }
+
+#[test]
+fn a_pull_request_changing_policies_names_the_open_ones_they_would_newly_deny() {
+    let remote = Remote::new();
+    let fake = FakeGitHub::start(OWNER, REPO, super::TOKEN);
+    let daemon = Daemon::start(&write_config(&remote, &fake, &Options::default()));
+
+    let resize = remote.push_pull(62, |dir| {
+        replace_in(
+            dir,
+            "projects/ecomm/project.yaml",
+            "memory: 1024",
+            "memory: 2048",
+        );
+    });
+    fake.open_pull(62, &resize, "master", OWNER);
+    deliver(&daemon, "opened", 62, |_| {});
+    daemon.wait_for_statuses(&fake, &resize);
+
+    let rule = remote.push_pull(61, |dir| {
+        std::fs::write(
+            dir.join("policies/memory.rego"),
+            "package capstan\n\ndeny contains sprintf(\"%s changes memory\", [c.instance]) if {\n\tsome c in input.plan.changes\n\tsome d in c.diffs\n\td.path == [\"memory\"]\n}\n",
+        )
+        .unwrap();
+        crate::support::git(dir, &["add", "-A"]);
+    });
+    fake.open_pull(61, &rule, "master", OWNER);
+    deliver(&daemon, "opened", 61, |_| {});
+    daemon.wait_for_statuses(&fake, &rule);
+    let body = comment(&fake, 61);
+    assert!(
+        body.contains("**Policies changed here** would newly deny these open pull requests:\n\n- #62: ecomm-staging-app changes memory (rule `policies/memory.rego:3:1`)"),
+        "{body}"
+    );
+    // The pull request it would deny is judged by the branch's policies: not denied yet.
+    assert_ne!(
+        policy_status(&fake, &resize).map(|s| s.0).as_deref(),
+        Some("failure")
+    );
+    daemon.stop();
+    fake.assert_no_violations();
+}
