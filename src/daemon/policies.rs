@@ -361,3 +361,67 @@ pub(super) fn newly_denied_section(found: &[(u64, Vec<String>)]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::diag::Loc;
+    use crate::core::yaml::Pos;
+
+    fn decision(kind: DecisionKind, msg: &str, team: Option<&str>) -> Decision {
+        Decision {
+            kind,
+            msg: msg.into(),
+            instance: Some("ecomm-staging-db".into()),
+            team: team.map(Into::into),
+            rule: Loc::new(&"policies/p.rego".into(), Pos { line: 3, col: 1 }),
+        }
+    }
+
+    fn judged(outcome: Result<Vec<Decision>, String>, approved: &[(usize, &str)]) -> Judged {
+        Judged {
+            policies_of: "0123456789abcdef".into(),
+            outcome,
+            approved_by: approved.iter().map(|(i, u)| (*i, u.to_string())).collect(),
+            input: serde_json::json!({"repository": {"instances": {"ecomm-staging-db": {"file": "projects/ecomm/project.yaml", "line": 9}}}}),
+        }
+    }
+
+    #[test]
+    fn the_status_fails_on_a_deny_or_an_error_and_waits_for_approvals() {
+        let deny = decision(DecisionKind::Deny, "no", None);
+        let warn = decision(DecisionKind::Warn, "careful", None);
+        let ask = decision(DecisionKind::RequireApproval, "dba", Some("@acme/dba"));
+        assert_eq!(
+            status(&judged(Err("over budget".into()), &[])),
+            (
+                StatusState::Failure,
+                "the policies could not decide; nothing is allowed (see the comment)".into()
+            )
+        );
+        assert_eq!(
+            status(&judged(Ok(vec![deny, ask.clone()]), &[])),
+            (StatusState::Failure, "denied: no".into())
+        );
+        assert_eq!(
+            status(&judged(Ok(vec![warn.clone(), ask.clone()]), &[])),
+            (StatusState::Pending, "needs approval from @acme/dba".into())
+        );
+        let approved = judged(Ok(vec![warn, ask]), &[(1, "hubot")]);
+        assert_eq!(
+            status(&approved),
+            (StatusState::Success, "allowed, with 1 warning".into())
+        );
+        let section = section(&approved);
+        assert!(section.contains("- ⚠️ **warn** `ecomm-staging-db` (`projects/ecomm/project.yaml:9`): careful (rule `policies/p.rego:3:1`)"), "{section}");
+        assert!(
+            section.contains("- ✅ **approved** for @acme/dba by @hubot `ecomm-staging-db`"),
+            "{section}"
+        );
+        let failed = super::section(&judged(Err("a | b".into()), &[]));
+        assert!(
+            failed.contains("**The policies could not decide**, so nothing is allowed: a \\| b"),
+            "{failed}"
+        );
+    }
+}
