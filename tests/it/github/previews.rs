@@ -75,6 +75,19 @@ pub(super) fn deliver(daemon: &Daemon, action: &str, number: u64, edit: impl FnO
     assert_eq!(daemon.deliver("pull_request", &body, Some(SECRET)), 202);
 }
 
+/// A pull request payload edited to come from `fork` (owned by octocat), as GitHub sends
+/// one from a fork.
+pub(super) fn from_fork(v: &mut Value, fork: &str, number: u64) {
+    let mut repo = v["repository"].clone();
+    repo["full_name"] = json!(fork);
+    repo["name"] = json!(fork.rsplit('/').next().unwrap_or(fork));
+    repo["fork"] = json!(true);
+    repo["owner"]["login"] = json!("octocat");
+    v["pull_request"]["head"]["repo"] = repo;
+    v["pull_request"]["head"]["label"] = json!(format!("octocat:change-{number}"));
+    v["pull_request"]["head"]["user"]["login"] = json!("octocat");
+}
+
 fn preview_status(fake: &FakeGitHub, sha: &str) -> Option<(String, String)> {
     fake.latest_statuses(sha).get("capstan/preview").cloned()
 }
@@ -345,16 +358,7 @@ fn forks_never_run_and_outsiders_wait_for_someone_who_can_push() {
     let head = remote.push_pull(11, app_memory("1536"));
     fake.open_pull(11, &head, "master", "octocat");
     fake.fork_pull(11, fork);
-    deliver(&daemon, "opened", 11, |v| {
-        let mut repo = v["repository"].clone();
-        repo["full_name"] = json!(fork);
-        repo["name"] = json!("Hello-World");
-        repo["fork"] = json!(true);
-        repo["owner"]["login"] = json!("octocat");
-        v["pull_request"]["head"]["repo"] = repo;
-        v["pull_request"]["head"]["label"] = json!("octocat:change-11");
-        v["pull_request"]["head"]["user"]["login"] = json!("octocat");
-    });
+    deliver(&daemon, "opened", 11, |v| from_fork(v, fork, 11));
     let refused = wait_preview(&daemon, &fake, &head, "success");
     assert!(
         refused.starts_with("No preview: the head branch is in another repository"),

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::previews::{app_memory, deliver};
+use super::previews::{app_memory, deliver, from_fork};
 use super::webhooks::{example, plan_command};
 use super::{Daemon, OWNER, Options, REPO, Remote, SECRET, replace_in, write_config};
 use crate::github::fake::FakeGitHub;
@@ -234,16 +234,7 @@ fn a_forks_changed_bundle_never_runs_and_an_outsiders_waits_for_capstan_plan_dee
     let fork = "octocat/Hello-World";
     fake.open_pull(31, &head, "master", "octocat");
     fake.fork_pull(31, fork);
-    deliver(&daemon, "opened", 31, |v| {
-        let mut repo = v["repository"].clone();
-        repo["full_name"] = json!(fork);
-        repo["name"] = json!("Hello-World");
-        repo["fork"] = json!(true);
-        repo["owner"]["login"] = json!("octocat");
-        v["pull_request"]["head"]["repo"] = repo;
-        v["pull_request"]["head"]["label"] = json!("octocat:change-31");
-        v["pull_request"]["head"]["user"]["login"] = json!("octocat");
-    });
+    deliver(&daemon, "opened", 31, |v| from_fork(v, fork, 31));
     daemon.wait_for("the fork planned", || plan_status(&fake, &head).is_some());
     // Someone who can push asks for a deep plan: a fork's code still never runs.
     let mut asked: Value = serde_json::from_slice(&plan_command(31)).unwrap();
