@@ -201,15 +201,25 @@ impl Policies {
     }
 }
 
-/// Where the instance a decision names is configured, from the input document's
-/// `repository.instances` (`projects/ecomm/project.yaml:9`).
+/// Where what a decision says of an instance is written: the file and line of its first
+/// changed param's new value (`projects/ecomm/project.yaml:9`), else where the instance is
+/// configured, from the input document.
 pub fn written_at(input: &Value, instance: &str) -> Option<String> {
-    let inst = &input["repository"]["instances"][instance];
-    Some(format!(
-        "{}:{}",
-        inst["file"].as_str()?,
-        inst["line"].as_u64()?
-    ))
+    let changed = input["plan"]["changes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["instance"] == instance)
+        .flat_map(|c| c["diffs"].as_array().into_iter().flatten())
+        .find_map(|d| Some(format!("{}:{}", d["file"].as_str()?, d["line"].as_u64()?)));
+    changed.or_else(|| {
+        let inst = &input["repository"]["instances"][instance];
+        Some(format!(
+            "{}:{}",
+            inst["file"].as_str()?,
+            inst["line"].as_u64()?
+        ))
+    })
 }
 
 /// `Policies: 1 denied, 2 warnings, 1 approval required` and one line per decision, denies

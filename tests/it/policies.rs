@@ -65,9 +65,9 @@ fn a_denied_deploy_never_starts_and_a_saved_plan_is_judged_rule_by_rule() {
     assert_eq!(out.status.code(), Some(1), "{shown}");
     for expected in [
         "Policies: 3 denied, 0 warned, 1 approval required",
-        "  ✗ deny: ecomm-staging-db (projects/ecomm/environments/staging.yaml:10): ecomm-staging-db would go from engine 16 back to 15; restore a dump into a new database instead [policies/databases.rego:31:1]",
-        "  ✗ deny: ecomm-staging-db (projects/ecomm/environments/staging.yaml:10): ecomm-staging-db would replace aws_rds_cluster.main, losing its data; change it in place or migrate [policies/databases.rego:19:1]",
-        "  ⏳ needs @acme/dba: ecomm-staging-db (projects/ecomm/environments/staging.yaml:10): ecomm-staging-db is a database; the data team reviews its changes [policies/databases.rego:6:1]",
+        "  ✗ deny: ecomm-staging-db (projects/ecomm/project.yaml:9): ecomm-staging-db would go from engine 16 back to 15; restore a dump into a new database instead [policies/databases.rego:31:1]",
+        "  ✗ deny: ecomm-staging-db (projects/ecomm/project.yaml:9): ecomm-staging-db would replace aws_rds_cluster.main, losing its data; change it in place or migrate [policies/databases.rego:19:1]",
+        "  ⏳ needs @acme/dba: ecomm-staging-db (projects/ecomm/project.yaml:9): ecomm-staging-db is a database; the data team reviews its changes [policies/databases.rego:6:1]",
     ] {
         assert!(shown.contains(expected), "{expected:?} is not in:\n{shown}");
     }

@@ -254,7 +254,7 @@ fn params(
             };
             errors.push(Diagnostic::new(
                 Code::ParamsImmutable,
-                at.unwrap_or_else(|| inst.at.clone()),
+                at.clone().unwrap_or_else(|| inst.at.clone()),
                 format!(
                     "{}: params.{} is immutable ($md.immutable in {}): it was {} when deployed and cannot become {}; to change it, remove the package, deploy, and add it back",
                     inst.id,
@@ -270,6 +270,7 @@ fn params(
             old: if sensitive { None } else { before },
             new: if sensitive { None } else { after },
             sensitive,
+            at,
         });
     }
 }

@@ -96,6 +96,8 @@ pub enum Diff {
         old: Option<Value>,
         new: Option<Value>,
         sensitive: bool,
+        /// Where the new value is written (`None`: the bundle's defaults).
+        at: Option<super::diag::Loc>,
     },
     BundleVersion {
         old: String,

@@ -184,17 +184,33 @@ pub fn text(plan: &Plan, color: bool) -> String {
     out
 }
 
+/// `file` and `line` of where a param's new value is written, when it is in a file.
+fn written(v: &mut Value, at: Option<&crate::core::diag::Loc>) {
+    if let Some(at) = at {
+        v["file"] = json!(at.file.as_ref());
+        v["line"] = json!(at.pos.line);
+    }
+}
+
 fn diff_json(d: &Diff) -> Value {
     match d {
         Diff::Param {
             path,
             sensitive: true,
+            at,
             ..
         } => {
-            json!({"kind": "param", "path": path, "old": SENSITIVE, "new": SENSITIVE, "sensitive": true})
+            let mut v = json!({"kind": "param", "path": path, "old": SENSITIVE, "new": SENSITIVE, "sensitive": true});
+            written(&mut v, at.as_ref());
+            v
         }
-        Diff::Param { path, old, new, .. } => {
-            json!({"kind": "param", "path": path, "old": old, "new": new, "sensitive": false})
+        Diff::Param {
+            path, old, new, at, ..
+        } => {
+            let mut v =
+                json!({"kind": "param", "path": path, "old": old, "new": new, "sensitive": false});
+            written(&mut v, at.as_ref());
+            v
         }
         Diff::BundleVersion { old, new } => {
             json!({"kind": "bundle_version", "old": old, "new": new})

@@ -53,7 +53,7 @@ fn the_branchs_policies_judge_and_approvals_count_for_their_head() {
         "{body}"
     );
     assert!(
-        body.contains("- ❌ **deny** `ecomm-staging-db` (`projects/ecomm/environments/staging.yaml:10`): ecomm-staging-db would go from engine 16 back to 15; restore a dump into a new database instead (rule `policies/databases.rego:31:1`)"),
+        body.contains("- ❌ **deny** `ecomm-staging-db` (`projects/ecomm/project.yaml:9`): ecomm-staging-db would go from engine 16 back to 15; restore a dump into a new database instead (rule `policies/databases.rego:31:1`)"),
         "{body}"
     );
 
