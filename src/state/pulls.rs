@@ -50,6 +50,25 @@ impl Note {
     }
 }
 
+/// The texts a pull request's row keeps, one column each (a closed set: column names
+/// never come from outside).
+#[derive(Clone, Copy)]
+pub(super) enum Column {
+    PlanSection,
+    PlanStatus,
+    PreviewNote,
+}
+
+impl Column {
+    fn name(self) -> &'static str {
+        match self {
+            Column::PlanSection => "plan_section",
+            Column::PlanStatus => "plan_status",
+            Column::PreviewNote => "preview_note",
+        }
+    }
+}
+
 impl Store {
     pub fn comment(&self, pr: u64) -> Result<Option<CommentRecord>, StateError> {
         self.with(|c| {
@@ -85,51 +104,61 @@ impl Store {
     /// The plan section of pull request `pr`'s comment, as its worker last computed it;
     /// `None` before the first plan (or when what is stored is from another version).
     pub fn plan_section(&self, pr: u64) -> Result<Option<Comment>, StateError> {
-        let text: Option<String> = self.with(|c| {
-            c.query_row(
-                "SELECT plan_section FROM pull_requests WHERE number = ?1",
-                params![pr as i64],
-                |r| r.get(0),
-            )
-            .optional()
-            .map(Option::flatten)
-        })?;
+        let text = self.pull_column(pr, Column::PlanSection)?;
         Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
     }
 
     pub fn set_plan_section(&self, pr: u64, plan: &Comment) -> Result<(), StateError> {
         let text = serde_json::to_string(plan).expect("plain data serialises");
-        self.with(|c| {
-            c.execute(
-                "INSERT INTO pull_requests (number, plan_section) VALUES (?1, ?2)
-                 ON CONFLICT(number) DO UPDATE SET plan_section = ?2",
-                params![pr as i64, text],
-            )
-            .map(drop)
-        })
+        self.set_pull_column(pr, Column::PlanSection, Some(&text))
     }
 
     /// What the comment says about previews of `pr` beside the previews themselves (why
     /// none runs, or that they were destroyed).
     pub fn preview_note(&self, pr: u64) -> Result<Option<Note>, StateError> {
-        let text: Option<String> = self.with(|c| {
-            c.query_row(
-                "SELECT preview_note FROM pull_requests WHERE number = ?1",
-                params![pr as i64],
-                |r| r.get(0),
-            )
-            .optional()
-            .map(Option::flatten)
-        })?;
+        let text = self.pull_column(pr, Column::PreviewNote)?;
         Ok(text.as_deref().and_then(Note::load))
     }
 
     pub fn set_preview_note(&self, pr: u64, note: Option<&Note>) -> Result<(), StateError> {
         let text = note.map(Note::store);
+        self.set_pull_column(pr, Column::PreviewNote, text.as_deref())
+    }
+
+    /// One of a pull request's stored texts; `None` when it has none.
+    pub(super) fn pull_column(
+        &self,
+        pr: u64,
+        column: Column,
+    ) -> Result<Option<String>, StateError> {
+        self.with(|c| {
+            c.query_row(
+                &format!(
+                    "SELECT {} FROM pull_requests WHERE number = ?1",
+                    column.name()
+                ),
+                params![pr as i64],
+                |r| r.get(0),
+            )
+            .optional()
+            .map(Option::flatten)
+        })
+    }
+
+    /// Sets one of a pull request's stored texts (`None` clears it).
+    pub(super) fn set_pull_column(
+        &self,
+        pr: u64,
+        column: Column,
+        text: Option<&str>,
+    ) -> Result<(), StateError> {
+        let name = column.name();
         self.with(|c| {
             c.execute(
-                "INSERT INTO pull_requests (number, preview_note) VALUES (?1, ?2)
-                 ON CONFLICT(number) DO UPDATE SET preview_note = ?2",
+                &format!(
+                    "INSERT INTO pull_requests (number, {name}) VALUES (?1, ?2)
+                     ON CONFLICT(number) DO UPDATE SET {name} = ?2"
+                ),
                 params![pr as i64, text],
             )
             .map(drop)

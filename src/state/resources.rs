@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use rusqlite::{OptionalExtension, params};
 
+use super::pulls::Column;
 use super::{StateError, Store};
 use crate::core::commit::CommitId;
 use crate::core::render::resources::Piece;
@@ -120,15 +121,7 @@ impl Store {
 
     /// The instance plan's own status of pull request `pr` (state name, description).
     pub fn plan_status(&self, pr: u64) -> Result<Option<(String, String)>, StateError> {
-        let text: Option<String> = self.with(|c| {
-            c.query_row(
-                "SELECT plan_status FROM pull_requests WHERE number = ?1",
-                params![pr as i64],
-                |r| r.get(0),
-            )
-            .optional()
-            .map(Option::flatten)
-        })?;
+        let text = self.pull_column(pr, Column::PlanStatus)?;
         Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
     }
 
@@ -139,14 +132,7 @@ impl Store {
         description: &str,
     ) -> Result<(), StateError> {
         let text = serde_json::to_string(&(state, description)).expect("strings serialise");
-        self.with(|c| {
-            c.execute(
-                "INSERT INTO pull_requests (number, plan_status) VALUES (?1, ?2)
-                 ON CONFLICT(number) DO UPDATE SET plan_status = ?2",
-                params![pr as i64, text],
-            )
-            .map(drop)
-        })
+        self.set_pull_column(pr, Column::PlanStatus, Some(&text))
     }
 
     /// Who allowed provisioner plans of changed bundles for pull request `pr` at `head`
