@@ -148,9 +148,21 @@ impl RevisionCache {
     }
 }
 
-/// Hands the allocator's free memory back to the system. glibc keeps freed memory in its
-/// arenas, so without this an idle daemon holds the peak of its last plans.
+/// Hands the allocators' free memory back to the system, so an idle daemon does not hold
+/// the peak of its last plans: Rust's allocations are mimalloc's (regorus's, which counts
+/// them for the policies' memory budget), and the C libraries' (libgit2, SQLite) glibc's,
+/// which keeps freed memory in its arenas until trimmed.
 pub(super) fn release_free_memory() {
+    unsafe extern "C" {
+        /// mimalloc's: frees what this thread's heap holds unused, and with `force`
+        /// purges the free pages of every segment it can reach.
+        fn mi_collect(force: bool);
+    }
+    // SAFETY: mi_collect only releases memory mimalloc holds unused; it is safe to call
+    // from any thread at any time.
+    unsafe {
+        mi_collect(true);
+    }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns unused pages of the allocator's own heap.
     unsafe {

@@ -14,6 +14,7 @@
 //! [`PolicyError`], which callers treat as a failure.
 
 mod input;
+mod memory;
 
 use std::time::{Duration, Instant};
 
@@ -29,6 +30,8 @@ pub use input::{Approval, PullFacts, VERSION, document, plan_json};
 pub struct Budget {
     /// All rules together.
     pub time: Duration,
+    /// Bytes all rules together may allocate beyond what is in use when they start.
+    pub memory: u64,
     /// Decisions of all rules together; more is an error (a rule gone wild).
     pub decisions: usize,
 }
@@ -37,6 +40,7 @@ impl Default for Budget {
     fn default() -> Budget {
         Budget {
             time: Duration::from_secs(10),
+            memory: 2 << 30,
             decisions: 10_000,
         }
     }
@@ -68,6 +72,11 @@ pub enum PolicyError {
         "the policies took longer than their budget of {budget:?} (stopped at {rule}); a rule that loops or walks a huge input never counts as allowed"
     )]
     Time { rule: String, budget: Duration },
+    #[error(
+        "the policies needed more memory than their budget of {} MiB (stopped at {rule}); a rule that builds a huge value never counts as allowed",
+        budget >> 20
+    )]
+    Memory { rule: String, budget: u64 },
     #[error("the policies made more than {0} decisions; a rule that makes that many is a bug")]
     TooMany(usize),
 }
@@ -145,6 +154,7 @@ impl Policies {
         engine.set_input(regorus::Value::from(input.clone()));
         let started = Instant::now();
         let mut out = Vec::new();
+        let ceiling = memory::Ceiling::set(budget.memory);
         for (name, kind, rule) in &self.rules {
             let left = budget.time.saturating_sub(started.elapsed());
             engine.set_execution_timer_config(regorus::utils::limits::ExecutionTimerConfig {
@@ -153,7 +163,7 @@ impl Policies {
             });
             let value = engine
                 .eval_rule(format!("data.capstan.{name}"))
-                .map_err(|e| failed(&e, rule, budget.time))?;
+                .map_err(|e| failed(&e, rule, budget))?;
             let json: Value =
                 serde_json::from_str(&value.to_json_str().map_err(|e| PolicyError::Eval {
                     rule: rule.to_string(),
@@ -167,6 +177,7 @@ impl Policies {
                 }
             }
         }
+        drop(ceiling);
         out.sort();
         Ok(out)
     }
@@ -177,6 +188,7 @@ impl Policies {
         let policies = Policies::new(files, true)?;
         let mut engine = policies.engine()?;
         let mut out = Vec::new();
+        let _ceiling = memory::Ceiling::set(budget.memory);
         for file in files.iter().filter(|f| f.test) {
             for (package, name, pos) in crate::core::load::test_rules(file) {
                 engine.set_execution_timer_config(regorus::utils::limits::ExecutionTimerConfig {
@@ -292,13 +304,23 @@ fn located(file: &PolicyFile, message: &str) -> PolicyError {
     }
 }
 
-/// An evaluation error: the time budget, or the rule's own failure.
-fn failed(e: &anyhow::Error, rule: &Loc, budget: Duration) -> PolicyError {
-    if e.downcast_ref::<regorus::LimitError>().is_some() {
-        return PolicyError::Time {
-            rule: rule.to_string(),
-            budget,
-        };
+/// An evaluation error: over a budget, or the rule's own failure.
+fn failed(e: &anyhow::Error, rule: &Loc, budget: Budget) -> PolicyError {
+    let rule_at = rule.to_string();
+    match e.downcast_ref::<regorus::LimitError>() {
+        Some(regorus::LimitError::MemoryLimitExceeded { .. }) => {
+            return PolicyError::Memory {
+                rule: rule_at,
+                budget: budget.memory,
+            };
+        }
+        Some(regorus::LimitError::TimeLimitExceeded { .. }) => {
+            return PolicyError::Time {
+                rule: rule_at,
+                budget: budget.time,
+            };
+        }
+        _ => {}
     }
     PolicyError::Eval {
         rule: rule.to_string(),
@@ -403,6 +425,53 @@ deny contains "too many changes" if count(input.plan.changes) > 2
     }
 
     #[test]
+    fn a_rule_that_builds_a_huge_value_is_stopped_by_the_memory_budget() {
+        let text = "package capstan\n\ndeny contains \"x\" if {\n  words := [sprintf(\"word %d\", [i]) | some i in numbers.range(1, 2000000)]\n  count(words) > 0\n}\n";
+        let policies = Policies::new(&files(&[("policies/p.rego", text)]), false).unwrap();
+        let over = policies.evaluate(
+            &input(),
+            Budget {
+                time: Duration::from_secs(120),
+                memory: 16 << 20,
+                decisions: 100,
+            },
+        );
+        assert_eq!(
+            over,
+            Err(PolicyError::Memory {
+                rule: "policies/p.rego:3:1".into(),
+                budget: 16 << 20
+            })
+        );
+        assert!(
+            over.unwrap_err()
+                .to_string()
+                .contains("more memory than their budget of 16 MiB"),
+        );
+        // One builtin that builds a huge value at once is stopped too.
+        let at_once =
+            "package capstan\n\ndeny contains \"x\" if count(numbers.range(1, 100000000)) > 0\n";
+        let over = Policies::new(&files(&[("policies/p.rego", at_once)]), false)
+            .unwrap()
+            .evaluate(
+                &input(),
+                Budget {
+                    time: Duration::from_secs(120),
+                    memory: 256 << 20,
+                    decisions: 100,
+                },
+            );
+        assert!(matches!(over, Err(PolicyError::Memory { .. })), "{over:?}");
+        // The ceiling is lifted afterwards: the same policies evaluate on a small input.
+        let small = "package capstan\n\ndeny contains \"x\" if count([i | some i in numbers.range(1, 1000)]) > 0\n";
+        let fine = Policies::new(&files(&[("policies/p.rego", small)]), false)
+            .unwrap()
+            .evaluate(&input(), Budget::default())
+            .unwrap();
+        assert_eq!(fine.len(), 1);
+    }
+
+    #[test]
     fn a_failing_looping_or_misshapen_rule_is_an_error_never_allowed() {
         let run = |rule: &str| {
             let text = format!("package capstan\n\n{rule}\n");
@@ -413,6 +482,7 @@ deny contains "too many changes" if count(input.plan.changes) > 2
                     Budget {
                         time: Duration::from_millis(300),
                         decisions: 100,
+                        ..Budget::default()
                     },
                 )
         };
