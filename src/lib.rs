@@ -11,3 +11,4 @@ pub mod secret;
 pub mod source;
 pub mod state;
 pub mod synth;
+pub mod web;

@@ -14,7 +14,7 @@ use crate::core::drift::Heal;
 use crate::core::model::InstanceId;
 use crate::core::run::{RunStatus, Scope, Trigger};
 use crate::core::source::SourceTree;
-use crate::core::{plan, render, sensitive};
+use crate::core::{plan, render};
 use crate::deploy::{DeployLock, Deployer, Target};
 use crate::source::Checkout;
 use crate::state::Store;
@@ -418,43 +418,6 @@ fn deep(
     Ok(finished)
 }
 
-/// A record as shown: sensitive values replaced by `(sensitive)`.
-fn shown(d: &Deployed) -> Value {
-    let mut params = d.inputs.params.clone();
-    sensitive::redact("params", &mut params, &d.sensitive);
-    let mut connections: Value = d
-        .inputs
-        .connections
-        .iter()
-        .map(|(slot, i)| (slot.clone(), json!({"source": i.source, "data": i.data})))
-        .collect::<serde_json::Map<_, _>>()
-        .into();
-    sensitive::redact("connections", &mut connections, &d.sensitive);
-    let mut artifacts = serde_json::to_value(&d.artifacts).unwrap_or_default();
-    sensitive::redact("artifacts", &mut artifacts, &d.sensitive);
-    json!({
-        "instance": d.instance.as_str(),
-        "status": d.status.name(),
-        "project": d.project,
-        "environment": d.environment,
-        "package": d.package,
-        "bundle": d.inputs.bundle,
-        "version": d.inputs.version,
-        "commit": d.commit,
-        "updated_at": d.updated_at.to_string(),
-        "digest": d.digest,
-        "params": params,
-        "connections": connections,
-        "artifacts": artifacts,
-        "drift": d.drift.as_ref().map(|c| json!({
-            "status": c.status.name(),
-            "since": c.since.to_string(),
-            "summary": c.summary,
-            "checked_at": c.checked_at.to_string(),
-        })),
-    })
-}
-
 /// The last drift check, in a few words.
 fn drift_word(d: &Deployed) -> String {
     match &d.drift {
@@ -468,7 +431,7 @@ pub fn state_list(db: &Path, format: Format) -> anyhow::Result<i32> {
     let all = store.deployed()?;
     match format {
         Format::Json => {
-            let rows: Vec<Value> = all.values().map(shown).collect();
+            let rows: Vec<Value> = all.values().map(Deployed::shown).collect();
             out(&format!("{}\n", serde_json::to_string_pretty(&rows)?))?;
         }
         Format::Text => {
@@ -586,7 +549,7 @@ pub fn state_show(db: &Path, instance: &str, format: Format) -> anyhow::Result<i
         return Err(not_recorded(&store, db, instance)?);
     };
     let steps = store.steps_of(instance, 10)?;
-    let mut value = shown(&d);
+    let mut value = d.shown();
     value["steps"] = steps
         .iter()
         .map(|s| {

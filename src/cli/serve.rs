@@ -45,6 +45,10 @@ pub(super) struct ServeArgs {
     poll_interval: Option<String>,
     #[arg(long, env = "CAPSTAN_LOG_FORMAT", value_enum)]
     log_format: Option<LogFormat>,
+    /// Serve the web view on this address, e.g. 127.0.0.1:8081 (overrides ui.listen; with
+    /// no `ui:` in the configuration: loopback only, no sign-in).
+    #[arg(long, env = "CAPSTAN_UI")]
+    ui: Option<String>,
 }
 
 impl ServeArgs {
@@ -61,6 +65,7 @@ impl ServeArgs {
             webhook_secret_file: self.webhook_secret_file.clone(),
             poll_interval: self.poll_interval.clone(),
             log_format: self.log_format,
+            ui: self.ui.clone(),
         }
     }
 }

@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::commit::CommitId;
@@ -173,6 +173,45 @@ pub struct Deployed {
 }
 
 impl Deployed {
+    /// The record as `capstan state show` and the web view show it: sensitive params,
+    /// connection data and artifact fields replaced by `(sensitive)`.
+    pub fn shown(&self) -> Value {
+        let d = self;
+        let mut params = d.inputs.params.clone();
+        sensitive::redact("params", &mut params, &d.sensitive);
+        let mut connections: Value = d
+            .inputs
+            .connections
+            .iter()
+            .map(|(slot, i)| (slot.clone(), json!({"source": i.source, "data": i.data})))
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+        sensitive::redact("connections", &mut connections, &d.sensitive);
+        let mut artifacts = serde_json::to_value(&d.artifacts).unwrap_or_default();
+        sensitive::redact("artifacts", &mut artifacts, &d.sensitive);
+        json!({
+            "instance": d.instance.as_str(),
+            "status": d.status.name(),
+            "project": d.project,
+            "environment": d.environment,
+            "package": d.package,
+            "bundle": d.inputs.bundle,
+            "version": d.inputs.version,
+            "commit": d.commit,
+            "updated_at": d.updated_at.to_string(),
+            "digest": d.digest,
+            "params": params,
+            "connections": connections,
+            "artifacts": artifacts,
+            "drift": d.drift.as_ref().map(|c| json!({
+                "status": c.status.name(),
+                "since": c.since.to_string(),
+                "summary": c.summary,
+                "checked_at": c.checked_at.to_string(),
+            })),
+        })
+    }
+
     /// Whether `desired` would change nothing.
     pub fn is_current(&self, desired: &Inputs) -> bool {
         self.status == Status::Deployed && self.digest == desired.digest()

@@ -40,6 +40,8 @@ pub(super) struct Deploys {
     revisions: Arc<dyn Revisions>,
     /// The deploy lane: what changes what is deployed, one job at a time.
     lane: Queue<Job>,
+    /// The branch's model as last read, for the web view.
+    branch: tokio::sync::watch::Sender<Option<Arc<crate::web::Branch>>>,
     _lock: DeployLock,
 }
 
@@ -67,6 +69,7 @@ impl Deploys {
             state_dir,
             revisions,
             lane: Queue::new(false),
+            branch: tokio::sync::watch::Sender::new(None),
             _lock: lock,
         })
     }
@@ -79,6 +82,13 @@ impl Deploys {
     /// while a job runs folds into one more run of it afterwards.
     pub(super) fn lane(&self) -> &Queue<Job> {
         &self.lane
+    }
+
+    /// The branch's model each time a commit of it is read and validates.
+    pub(super) fn branch_model(
+        &self,
+    ) -> tokio::sync::watch::Receiver<Option<Arc<crate::web::Branch>>> {
+        self.branch.subscribe()
     }
 
     /// A checker of what this daemon deployed.
@@ -116,6 +126,11 @@ impl Deploys {
                 .extend(plan.errors.into_iter().map(|(_, d)| d));
             return Ok(Prepared::Invalid(checked));
         }
+        let checked = Arc::new(checked);
+        self.branch.send_replace(Some(Arc::new(crate::web::Branch {
+            commit: commit.clone(),
+            checked: checked.clone(),
+        })));
         if plan.is_empty() {
             return Ok(Prepared::Nothing(plan));
         }
@@ -123,7 +138,7 @@ impl Deploys {
             Target {
                 commit: commit.clone(),
                 tree: Arc::new(tree),
-                checked: Arc::new(checked),
+                checked,
                 trigger,
                 scope,
                 heal,

@@ -20,8 +20,8 @@ use super::error::DaemonError;
 use super::health::Health;
 use super::job::Job;
 use super::metrics::{DeployResult, Metrics};
-use super::server;
 use super::{Console, Control, systemd};
+use super::{server, ui};
 use crate::core::commit::CommitId;
 use crate::core::drift::Heal;
 use crate::core::plan;
@@ -110,10 +110,21 @@ pub(super) async fn run(
     ));
     let store = Arc::new(Store::open(&config.state_dir.join("state.db"))?);
     let deploys = Arc::new(Deploys::open(
-        store,
+        store.clone(),
         config.state_dir.clone(),
         Arc::new(Checkout { path: path.clone() }),
     )?);
+    let view = ui::start(
+        config.ui.as_ref(),
+        store,
+        deploys.branch_model(),
+        None,
+        stop.clone(),
+    )
+    .await?;
+    if let Some((addr, _)) = &view {
+        (control.console.print)(&format!("── the web view is on http://{addr}/\n"));
+    }
     let console = control.console.clone();
     let mut seen = Seen::default();
     let out = Outputs {
@@ -161,8 +172,11 @@ pub(super) async fn run(
     drop(watcher);
     // Both end with `stop`; waited for, so nothing outlives the daemon.
     let _ = watchdog.await;
-    // A client holding a connection open must not hold up the exit.
+    // A client holding a connection open (a followed log) must not hold up the exit.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), http).await;
+    if let Some((_, task)) = view {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
+    }
     Ok(())
 }
 

@@ -40,6 +40,7 @@ mod retry;
 mod revisions;
 mod server;
 mod systemd;
+mod ui;
 pub mod webhook;
 
 use std::sync::Arc;

@@ -19,7 +19,7 @@ use super::job::Job;
 use super::metrics::Metrics;
 use super::queue::Queue;
 use super::revisions::RevisionCache;
-use super::{Control, Reloader, jobs, previews, resource_plans, server, systemd};
+use super::{Control, Reloader, jobs, previews, resource_plans, server, systemd, ui};
 use crate::core::run::Trigger;
 use crate::error::chain;
 use crate::github::Client;
@@ -78,6 +78,23 @@ pub(super) async fn run(
     tracing::info!(addr = %local_addr, "listening");
     let tracker = TaskTracker::new();
     let stop = control.shutdown.clone();
+    let view = ui::start(
+        shared.config().ui.as_ref(),
+        shared.store.clone(),
+        shared.deploys.branch_model(),
+        Some(crate::web::github_web_url(
+            &github.api.api_url,
+            &format!("{}/{}", github.api.owner, github.api.name),
+        )),
+        stop.clone(),
+    )
+    .await?;
+    if let Some((addr, task)) = view {
+        (control.console.print)(&format!("── the web view is on http://{addr}/\n"));
+        tracker.spawn(async move {
+            let _ = task.await;
+        });
+    }
 
     let server = tokio::spawn(server::serve(
         listener,

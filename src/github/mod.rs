@@ -8,6 +8,8 @@
 //! own wire behaviour is exercised too. A leaf: it knows nothing of the daemon that uses it
 //! (its [`Settings`] are built by the daemon's configuration).
 
+pub mod oauth;
+
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

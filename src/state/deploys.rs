@@ -184,6 +184,20 @@ fn step_from_row(r: &Row<'_>) -> rusqlite::Result<StepRecord> {
     })
 }
 
+const RUN_COLUMNS: &str = "id, commit_sha, trigger, status, summary, started_at, finished_at";
+
+fn run_from_row(r: &Row<'_>) -> rusqlite::Result<RunRecord> {
+    Ok(RunRecord {
+        id: r.get(0)?,
+        commit: r.get(1)?,
+        trigger: named(r, 2, trigger, "run trigger")?,
+        status: named(r, 3, RunStatus::parse, "run status")?,
+        summary: r.get(4)?,
+        started_at: r.get(5)?,
+        finished_at: r.get(6)?,
+    })
+}
+
 const STEP_COLUMNS: &str =
     "id, run_id, instance, action, status, message, log_path, started_at, finished_at";
 
@@ -508,21 +522,48 @@ impl Store {
     /// The latest `limit` runs, newest first.
     pub fn runs(&self, limit: usize) -> Result<Vec<RunRecord>, StateError> {
         self.with(|c| {
-            let mut q = c.prepare(
-                "SELECT id, commit_sha, trigger, status, summary, started_at, finished_at FROM runs ORDER BY id DESC LIMIT ?1",
-            )?;
-            q.query_map(params![limit as i64], |r| {
-                Ok(RunRecord {
-                    id: r.get(0)?,
-                    commit: r.get(1)?,
-                    trigger: named(r, 2, trigger, "run trigger")?,
-                    status: named(r, 3, RunStatus::parse, "run status")?,
-                    summary: r.get(4)?,
-                    started_at: r.get(5)?,
-                    finished_at: r.get(6)?,
-                })
-            })?
-            .collect()
+            let mut q = c.prepare(&format!(
+                "SELECT {RUN_COLUMNS} FROM runs ORDER BY id DESC LIMIT ?1"
+            ))?;
+            q.query_map(params![limit as i64], run_from_row)?.collect()
+        })
+    }
+
+    /// One run.
+    pub fn run(&self, id: i64) -> Result<Option<RunRecord>, StateError> {
+        self.with(|c| {
+            c.query_row(
+                &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
+                params![id],
+                run_from_row,
+            )
+            .optional()
+        })
+    }
+
+    /// One step.
+    pub fn step(&self, id: i64) -> Result<Option<StepRecord>, StateError> {
+        self.with(|c| {
+            c.query_row(
+                &format!("SELECT {STEP_COLUMNS} FROM steps WHERE id = ?1"),
+                params![id],
+                step_from_row,
+            )
+            .optional()
+        })
+    }
+
+    /// A value that changes whenever what the fleet shows may have: a deploy, a destroy,
+    /// a step starting or ending, a drift check, a preview coming or going.
+    pub fn fingerprint(&self) -> Result<String, StateError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT (SELECT count(*) || ':' || coalesce(max(updated_at), 0) || ':' || coalesce(max(step_id), 0) || ':' || coalesce(max(drift_checked_at), 0) FROM instances)
+                     || '/' || (SELECT coalesce(max(id), 0) || ':' || count(finished_at) FROM steps)
+                     || '/' || (SELECT count(*) || ':' || coalesce(max(pushed_at), 0) FROM previews)",
+                [],
+                |r| r.get(0),
+            )
         })
     }
 

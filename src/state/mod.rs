@@ -19,7 +19,7 @@ mod sql;
 
 pub use deploys::{NewStep, Recovered, RunRecord, StepRecord};
 pub use previews::{PreviewRecord, PreviewStatus};
-pub use pulls::Note;
+pub use pulls::{Note, PullRecord};
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;

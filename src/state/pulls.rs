@@ -50,6 +50,21 @@ impl Note {
     }
 }
 
+/// A pull request as the daemon last saw it, for the web view.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PullRecord {
+    pub number: u64,
+    pub open: bool,
+    /// The head and merge base last planned.
+    pub head: Option<String>,
+    pub base: Option<String>,
+    pub planned_at: Option<crate::core::time::Timestamp>,
+    /// The commit statuses posted on the head: (context, state, description).
+    pub statuses: Vec<(String, String, String)>,
+    /// The instances its plan changes.
+    pub changes: Vec<String>,
+}
+
 /// The texts a pull request's row keeps, one column each (a closed set: column names
 /// never come from outside).
 #[derive(Clone, Copy)]
@@ -70,6 +85,41 @@ impl Column {
 }
 
 impl Store {
+    /// The latest `limit` pull requests, open first, newest first, with their head's
+    /// statuses and changes.
+    pub fn pulls(&self, limit: usize) -> Result<Vec<PullRecord>, StateError> {
+        let mut pulls: Vec<PullRecord> = self.with(|c| {
+            let mut q = c.prepare(
+                "SELECT number, open, head_sha, base_sha, planned_at FROM pull_requests ORDER BY open DESC, number DESC LIMIT ?1",
+            )?;
+            q.query_map(params![limit as i64], |r| {
+                Ok(PullRecord {
+                    number: r.get::<_, i64>(0)? as u64,
+                    open: r.get(1)?,
+                    head: r.get(2)?,
+                    base: r.get(3)?,
+                    planned_at: r.get(4)?,
+                    statuses: Vec::new(),
+                    changes: Vec::new(),
+                })
+            })?
+            .collect()
+        })?;
+        for pull in &mut pulls {
+            if let Some(head) = &pull.head {
+                pull.statuses = self.with(|c| {
+                    let mut q = c.prepare(
+                        "SELECT context, state, description FROM commit_statuses WHERE sha = ?1 ORDER BY context",
+                    )?;
+                    q.query_map(params![head], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                        .collect()
+                })?;
+            }
+            pull.changes = self.changes(pull.number)?;
+        }
+        Ok(pulls)
+    }
+
     pub fn comment(&self, pr: u64) -> Result<Option<CommentRecord>, StateError> {
         self.with(|c| {
             c.query_row(

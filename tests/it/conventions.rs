@@ -240,11 +240,12 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("source", &["core", "secret"]),
     ("synth", &["core"]),
     ("policy", &["core"]),
+    ("web", &["core", "state", "github", "secret", "error"]),
     ("deploy", &["core", "source", "state", "error", "policy"]),
     (
         "daemon",
         &[
-            "core", "source", "state", "deploy", "github", "secret", "error", "policy",
+            "core", "source", "state", "deploy", "github", "secret", "error", "policy", "web",
         ],
     ),
     (
@@ -355,10 +356,11 @@ const DAEMON_LAYERS: &[(&str, &[&str])] = &[
         "server",
         &["context", "error", "health", "metrics", "webhook"],
     ),
+    ("ui", &["config", "error", "server"]),
     (
         "local",
         &[
-            "config", "deploys", "error", "health", "job", "metrics", "server", "systemd",
+            "config", "deploys", "error", "health", "job", "metrics", "server", "systemd", "ui",
         ],
     ),
     (
@@ -397,6 +399,7 @@ const DAEMON_LAYERS: &[(&str, &[&str])] = &[
             "revisions",
             "server",
             "systemd",
+            "ui",
         ],
     ),
 ];

@@ -1,0 +1,183 @@
+//! Who may see the web view (docs/web.md#access): one pure decision per request, from the
+//! configured mode, the address the request came from, the proxy's user header and the
+//! signed-in session. The handlers only carry it out.
+
+use std::net::IpAddr;
+
+/// `ui.auth` of the daemon configuration.
+#[derive(Clone, Debug)]
+pub enum Auth {
+    /// Anyone who can reach the view, which must then be loopback only.
+    None,
+    /// A trusted proxy in front (oauth2-proxy or similar) says who the user is in `header`;
+    /// only requests from its addresses are taken.
+    Proxy { header: String, from: Vec<IpAddr> },
+    /// GitHub OAuth sign-in, for members of `orgs` or of `teams` (`@org/team`).
+    GitHub(GitHubAuth),
+}
+
+#[derive(Clone, Debug)]
+pub struct GitHubAuth {
+    pub client_id: String,
+    pub client_secret: crate::secret::Secret,
+    pub orgs: Vec<String>,
+    pub teams: Vec<String>,
+    /// Where GitHub's sign-in pages are (`https://github.com`).
+    pub web_url: String,
+    /// The REST API, to ask who signed in and their memberships.
+    pub api_url: String,
+    /// The view's own address as a browser reaches it, for GitHub's redirect back.
+    pub public_url: String,
+}
+
+/// What to do with a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Serve it; the user, where known, is shown in the page header.
+    Admit(Option<String>),
+    /// 403 with this reason (it names no secret, only what is missing).
+    Refuse(&'static str),
+    /// Send the browser to sign in first.
+    SignIn,
+}
+
+/// Decides a request from `peer` with the proxy header's value `forwarded_user` and the
+/// signed-in `session` user.
+pub fn decide(
+    auth: &Auth,
+    peer: IpAddr,
+    forwarded_user: Option<&str>,
+    session: Option<&str>,
+) -> Decision {
+    match auth {
+        Auth::None if is_loopback(peer) => Decision::Admit(None),
+        Auth::None => Decision::Refuse(
+            "this view admits only loopback requests (ui.auth: none); put it behind a proxy with ui.auth: proxy, or use ui.auth: github",
+        ),
+        Auth::Proxy { from, .. } if !from.iter().any(|a| same_address(*a, peer)) => {
+            Decision::Refuse("this view admits only requests through its configured proxy")
+        }
+        Auth::Proxy { .. } => match forwarded_user.map(str::trim).filter(|u| !u.is_empty()) {
+            Some(user) if valid_user(user) => Decision::Admit(Some(user.to_string())),
+            _ => Decision::Refuse("the proxy did not say who the user is"),
+        },
+        Auth::GitHub(_) => match session {
+            Some(user) => Decision::Admit(Some(user.to_string())),
+            None => Decision::SignIn,
+        },
+    }
+}
+
+/// Whether a GitHub user with these memberships may sign in: a member of one of the
+/// organisations, or of one of the teams (each `@org/team`).
+pub fn member(config: &GitHubAuth, orgs: &[String], teams: &[String]) -> bool {
+    let lower = |v: &[String]| v.iter().map(|s| s.to_lowercase()).collect::<Vec<_>>();
+    let (orgs, teams) = (lower(orgs), lower(teams));
+    config.orgs.iter().any(|o| orgs.contains(&o.to_lowercase()))
+        || config
+            .teams
+            .iter()
+            .any(|t| teams.contains(&t.to_lowercase()))
+}
+
+fn is_loopback(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    }
+}
+
+/// `::ffff:10.0.0.1` is `10.0.0.1`.
+fn same_address(a: IpAddr, b: IpAddr) -> bool {
+    let plain = |ip: IpAddr| match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    plain(a) == plain(b)
+}
+
+/// A user name as proxies send it: a login or an e-mail address, nothing that could
+/// break out of the page header.
+fn valid_user(user: &str) -> bool {
+    user.len() <= 200
+        && user
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '@' | '+'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn none_admits_loopback_only() {
+        assert_eq!(
+            decide(&Auth::None, ip("127.0.0.1"), None, None),
+            Decision::Admit(None)
+        );
+        assert_eq!(
+            decide(&Auth::None, ip("::1"), None, None),
+            Decision::Admit(None)
+        );
+        assert!(matches!(
+            decide(&Auth::None, ip("10.1.2.3"), Some("mallory"), None),
+            Decision::Refuse(_)
+        ));
+    }
+
+    #[test]
+    fn a_proxy_header_counts_only_from_the_proxy() {
+        let auth = Auth::Proxy {
+            header: "x-forwarded-user".into(),
+            from: vec![ip("10.0.0.5")],
+        };
+        assert_eq!(
+            decide(&auth, ip("::ffff:10.0.0.5"), Some("alice"), None),
+            Decision::Admit(Some("alice".into()))
+        );
+        assert!(matches!(
+            decide(&auth, ip("10.0.0.6"), Some("alice"), None),
+            Decision::Refuse(_)
+        ));
+        assert!(matches!(
+            decide(&auth, ip("127.0.0.1"), Some("alice"), None),
+            Decision::Refuse(_)
+        ));
+        assert!(matches!(
+            decide(&auth, ip("10.0.0.5"), None, None),
+            Decision::Refuse(_)
+        ));
+        assert!(matches!(
+            decide(&auth, ip("10.0.0.5"), Some("<script>"), None),
+            Decision::Refuse(_)
+        ));
+    }
+
+    #[test]
+    fn github_needs_a_session_and_a_membership() {
+        let config = GitHubAuth {
+            client_id: "id".into(),
+            client_secret: crate::secret::Secret::new("s"),
+            orgs: vec!["Acme".into()],
+            teams: vec!["@other/platform".into()],
+            web_url: String::new(),
+            api_url: String::new(),
+            public_url: String::new(),
+        };
+        let auth = Auth::GitHub(config.clone());
+        assert_eq!(decide(&auth, ip("10.0.0.1"), None, None), Decision::SignIn);
+        assert_eq!(
+            decide(&auth, ip("10.0.0.1"), None, Some("alice")),
+            Decision::Admit(Some("alice".into()))
+        );
+        assert!(member(&config, &["acme".into()], &[]));
+        assert!(member(&config, &[], &["@other/platform".into()]));
+        assert!(!member(&config, &["other".into()], &["@other/dba".into()]));
+    }
+}
