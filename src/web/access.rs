@@ -41,18 +41,29 @@ pub enum Decision {
     SignIn,
 }
 
-/// Decides a request from `peer` with the proxy header's value `forwarded_user` and the
-/// signed-in `session` user.
-pub fn decide(
-    auth: &Auth,
-    peer: IpAddr,
-    forwarded_user: Option<&str>,
-    session: Option<&str>,
-) -> Decision {
+/// What a request says about itself.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Request<'a> {
+    /// The proxy header's value (`ui.proxy.header`).
+    pub forwarded_user: Option<&'a str>,
+    /// It carries `Forwarded`, `X-Forwarded-For` or `X-Real-IP`: a proxy passed it on from
+    /// a client elsewhere, however near the proxy itself is.
+    pub proxied: bool,
+    /// The signed-in user of its session cookie.
+    pub session: Option<&'a str>,
+}
+
+/// Decides a request that came from `peer`.
+pub fn decide(auth: &Auth, peer: IpAddr, request: Request<'_>) -> Decision {
+    let Request {
+        forwarded_user,
+        proxied,
+        session,
+    } = request;
     match auth {
-        Auth::None if is_loopback(peer) => Decision::Admit(None),
+        Auth::None if is_loopback(peer) && !proxied => Decision::Admit(None),
         Auth::None => Decision::Refuse(
-            "this view admits only loopback requests (ui.auth: none); put it behind a proxy with ui.auth: proxy, or use ui.auth: github",
+            "this view admits only requests made on its own machine (ui.auth: none), not forwarded ones; behind a proxy use ui.auth: proxy, or use ui.auth: github",
         ),
         Auth::Proxy { from, .. } if !from.iter().any(|a| same_address(*a, peer)) => {
             Decision::Refuse("this view admits only requests through its configured proxy")
@@ -117,16 +128,27 @@ mod tests {
 
     #[test]
     fn none_admits_loopback_only() {
+        let plain = Request::default();
         assert_eq!(
-            decide(&Auth::None, ip("127.0.0.1"), None, None),
+            decide(&Auth::None, ip("127.0.0.1"), plain),
             Decision::Admit(None)
         );
-        assert_eq!(
-            decide(&Auth::None, ip("::1"), None, None),
-            Decision::Admit(None)
-        );
+        assert_eq!(decide(&Auth::None, ip("::1"), plain), Decision::Admit(None));
+        let mallory = Request {
+            forwarded_user: Some("mallory"),
+            ..plain
+        };
         assert!(matches!(
-            decide(&Auth::None, ip("10.1.2.3"), Some("mallory"), None),
+            decide(&Auth::None, ip("10.1.2.3"), mallory),
+            Decision::Refuse(_)
+        ));
+        // A proxy on the same machine passing on a request from elsewhere.
+        let forwarded = Request {
+            proxied: true,
+            ..plain
+        };
+        assert!(matches!(
+            decide(&Auth::None, ip("127.0.0.1"), forwarded),
             Decision::Refuse(_)
         ));
     }
@@ -137,26 +159,26 @@ mod tests {
             header: "x-forwarded-user".into(),
             from: vec![ip("10.0.0.5")],
         };
+        let user = |u| Request {
+            forwarded_user: u,
+            proxied: true,
+            session: None,
+        };
         assert_eq!(
-            decide(&auth, ip("::ffff:10.0.0.5"), Some("alice"), None),
+            decide(&auth, ip("::ffff:10.0.0.5"), user(Some("alice"))),
             Decision::Admit(Some("alice".into()))
         );
-        assert!(matches!(
-            decide(&auth, ip("10.0.0.6"), Some("alice"), None),
-            Decision::Refuse(_)
-        ));
-        assert!(matches!(
-            decide(&auth, ip("127.0.0.1"), Some("alice"), None),
-            Decision::Refuse(_)
-        ));
-        assert!(matches!(
-            decide(&auth, ip("10.0.0.5"), None, None),
-            Decision::Refuse(_)
-        ));
-        assert!(matches!(
-            decide(&auth, ip("10.0.0.5"), Some("<script>"), None),
-            Decision::Refuse(_)
-        ));
+        for (peer, u) in [
+            ("10.0.0.6", Some("alice")),
+            ("127.0.0.1", Some("alice")),
+            ("10.0.0.5", None),
+            ("10.0.0.5", Some("<script>")),
+        ] {
+            assert!(
+                matches!(decide(&auth, ip(peer), user(u)), Decision::Refuse(_)),
+                "{peer} {u:?}"
+            );
+        }
     }
 
     #[test]
@@ -171,9 +193,16 @@ mod tests {
             public_url: String::new(),
         };
         let auth = Auth::GitHub(config.clone());
-        assert_eq!(decide(&auth, ip("10.0.0.1"), None, None), Decision::SignIn);
         assert_eq!(
-            decide(&auth, ip("10.0.0.1"), None, Some("alice")),
+            decide(&auth, ip("10.0.0.1"), Request::default()),
+            Decision::SignIn
+        );
+        let signed_in = Request {
+            session: Some("alice"),
+            ..Request::default()
+        };
+        assert_eq!(
+            decide(&auth, ip("10.0.0.1"), signed_in),
             Decision::Admit(Some("alice".into()))
         );
         assert!(member(&config, &["acme".into()], &[]));

@@ -75,6 +75,7 @@ pub fn page_with(
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · capstan" }
                 link rel="stylesheet" href="/assets/app.css";
+                link rel="icon" href="/assets/icon.svg" type="image/svg+xml";
                 @for script in scripts {
                     script src=(script) defer {}
                 }

@@ -162,12 +162,15 @@ async fn admit(
         _ => None,
     };
     let session = view.sessions.user(request.headers());
-    match access::decide(
-        &view.auth,
-        peer.ip(),
-        forwarded.as_deref(),
-        session.as_deref(),
-    ) {
+    let proxied = ["forwarded", "x-forwarded-for", "x-real-ip"]
+        .iter()
+        .any(|h| request.headers().contains_key(*h));
+    let asked = access::Request {
+        forwarded_user: forwarded.as_deref(),
+        proxied,
+        session: session.as_deref(),
+    };
+    match access::decide(&view.auth, peer.ip(), asked) {
         access::Decision::Admit(user) => {
             request.extensions_mut().insert(Admitted(user));
             next.run(request).await

@@ -1,5 +1,6 @@
 //! The one integration-test binary (one link, one place to look).
 
+mod browser;
 mod cli;
 mod conventions;
 mod deploy;
@@ -21,3 +22,4 @@ mod schemas;
 mod serve;
 mod support;
 mod terraform;
+mod web;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::{commit_all, copy_dir, example_repo, git_init, root};
 
-fn capstan(dir: &Path) -> Command {
+pub(crate) fn capstan(dir: &Path) -> Command {
     let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("capstan"));
     cmd.current_dir(dir)
         .env_clear()
@@ -209,14 +209,14 @@ fn the_systemd_unit_verifies() {
 }
 
 /// `capstan serve` on a local checkout, its stdout collected.
-struct Watching {
+pub(crate) struct Watching {
     child: std::process::Child,
-    stdout: Arc<Mutex<String>>,
-    stderr: Arc<Mutex<String>>,
+    pub(crate) stdout: Arc<Mutex<String>>,
+    pub(crate) stderr: Arc<Mutex<String>>,
 }
 
 impl Watching {
-    fn start(cmd: &mut Command) -> Watching {
+    pub(crate) fn start(cmd: &mut Command) -> Watching {
         let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -243,7 +243,7 @@ impl Watching {
         }
     }
 
-    fn wait_for(&self, what: &str, needle: &str, after: usize) -> usize {
+    pub(crate) fn wait_for(&self, what: &str, needle: &str, after: usize) -> usize {
         let start = Instant::now();
         loop {
             let out = self.stdout.lock().unwrap().clone();
@@ -556,7 +556,7 @@ fn apply_beside_a_running_daemon_names_it_and_how_to_deploy_through_it() {
 }
 
 /// `GET path` on `addr`: the status code and the body.
-fn get(addr: &str, path: &str) -> (u16, String) {
+pub(crate) fn get(addr: &str, path: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr).expect("the daemon listens");
     write!(
@@ -729,7 +729,7 @@ fn the_daemon_deploys_nothing_while_a_commit_changes_an_immutable_param() {
 
 /// The example, without its deploy windows (so no test depends on the date), committed in
 /// `dir/infra`.
-fn example_checkout(dir: &Path) -> std::path::PathBuf {
+pub(crate) fn example_checkout(dir: &Path) -> std::path::PathBuf {
     let repo = dir.join("infra");
     git_init(&repo);
     copy_dir(&example_repo(), &repo);

@@ -20,8 +20,11 @@ pub(in crate::web) struct Cached {
     rows: Arc<Vec<Row>>,
 }
 
+/// The fleet at one branch commit.
+pub(in crate::web) type Fleet = (String, Arc<Vec<Row>>);
+
 /// The rows of the fleet now: the cached ones while neither the branch nor the state moved.
-pub(in crate::web) fn rows(view: &View) -> Result<Option<(String, Arc<Vec<Row>>)>, WebError> {
+pub(in crate::web) fn rows(view: &View) -> Result<Option<Fleet>, WebError> {
     let Some(branch) = view.branch() else {
         return Ok(None);
     };
