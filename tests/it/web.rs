@@ -15,7 +15,7 @@ pub(crate) struct Served {
     pub _tmp: tempfile::TempDir,
     pub repo: PathBuf,
     /// The daemon; stopped when dropped.
-    pub _daemon: Watching,
+    pub daemon: Watching,
     /// The view's `host:port`.
     pub addr: String,
 }
@@ -50,7 +50,7 @@ impl Served {
         Served {
             _tmp: tmp,
             repo,
-            _daemon: w,
+            daemon: w,
             addr,
         }
     }
@@ -63,9 +63,28 @@ impl Served {
 /// An HTTP/1.1 answer.
 pub(crate) struct Answer {
     pub status: u16,
-    /// Lower-cased header lines.
-    pub headers: String,
+    /// The status line and header lines, as sent.
+    pub head: String,
     pub body: String,
+}
+
+impl Answer {
+    /// The first header `name` (any case).
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|line| {
+            let (k, v) = line.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+
+    /// The value of cookie `name` this answer sets.
+    pub(crate) fn cookie(&self, name: &str) -> Option<String> {
+        self.head.lines().skip(1).find_map(|line| {
+            let (k, v) = line.split_once(':')?;
+            let (cookie, value) = v.trim().split(';').next()?.split_once('=')?;
+            (k.eq_ignore_ascii_case("set-cookie") && cookie == name).then(|| value.to_string())
+        })
+    }
 }
 
 /// `GET path` with extra `headers`, from `source` (an address of this machine) if given.
@@ -108,7 +127,7 @@ pub(crate) fn get(
         .unwrap_or_else(|| panic!("no status in {head:?}"));
     Answer {
         status,
-        headers: head.to_lowercase(),
+        head: head.to_string(),
         body: body.to_string(),
     }
 }
@@ -183,13 +202,10 @@ fn every_page_answers_with_a_strict_policy_and_never_a_secret() {
         }
         let a = get(&s.addr, &path, &[], None);
         assert_eq!(a.status, 200, "{path}: {}", a.body);
-        assert!(
-            a.headers.contains(&format!(
-                "content-security-policy: {}",
-                capstan::web::CSP.to_lowercase()
-            )),
-            "{path}: {}",
-            a.headers
+        assert_eq!(
+            a.header("content-security-policy"),
+            Some(capstan::web::CSP),
+            "{path}"
         );
         for tag in inline.find_iter(&a.body) {
             assert!(
@@ -223,7 +239,7 @@ fn every_page_answers_with_a_strict_policy_and_never_a_secret() {
         );
     }
     let events = get(&s.addr, "/steps/1/events?from=0", &[], None);
-    assert!(events.headers.contains("content-type: text/event-stream"));
+    assert_eq!(events.header("content-type"), Some("text/event-stream"));
     assert!(
         events.body.contains("event: append") && events.body.contains("event: end"),
         "{}",

@@ -95,6 +95,16 @@ struct Inner {
     canonical_host: Option<String>,
     /// Pull requests answered with another number (a misbehaving proxy or cache).
     renumbered: BTreeMap<u64, u64>,
+    /// OAuth sign-in (GitHub's web host, not its REST API): the app's client id and
+    /// secret, who signs in at the authorize page, the codes and user tokens handed out,
+    /// and organisation memberships by login.
+    oauth_app: Option<(String, String)>,
+    oauth_login: Option<String>,
+    oauth_codes: BTreeMap<String, String>,
+    user_tokens: BTreeMap<String, String>,
+    orgs: BTreeMap<String, Vec<String>>,
+    /// The user a user token belongs to, for the request being answered.
+    caller: Option<String>,
 }
 
 pub struct FakeGitHub {
@@ -135,6 +145,12 @@ impl FakeGitHub {
             violations: Vec::new(),
             canonical_host: None,
             renumbered: BTreeMap::new(),
+            oauth_app: None,
+            oauth_login: None,
+            oauth_codes: BTreeMap::new(),
+            user_tokens: BTreeMap::new(),
+            orgs: BTreeMap::new(),
+            caller: None,
         }));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
@@ -250,6 +266,24 @@ impl FakeGitHub {
         self.lock()
             .teams
             .insert((org.into(), team.into(), user.into()));
+    }
+
+    /// An OAuth app with this client id and secret, for sign-in.
+    pub fn oauth_app(&self, client_id: &str, secret: &str) {
+        self.lock().oauth_app = Some((client_id.into(), secret.into()));
+    }
+
+    /// Who signs in (and consents) at the authorize page from now on.
+    pub fn signs_in(&self, login: &str) {
+        self.lock().oauth_login = Some(login.into());
+    }
+
+    pub fn org_member(&self, org: &str, login: &str) {
+        self.lock()
+            .orgs
+            .entry(login.into())
+            .or_default()
+            .push(org.into());
     }
 
     /// A comment by someone else, e.g. to make capstan page through the list.
@@ -382,6 +416,63 @@ fn jwt_issuer(auth: &str) -> Option<u64> {
     claims["iss"]
         .as_u64()
         .or_else(|| claims["iss"].as_str()?.parse().ok())
+}
+
+impl Inner {
+    /// GitHub's OAuth web flow (docs.github.com, "Authorizing OAuth apps"): the authorize
+    /// page consents at once for whoever `signs_in` and sends the browser back with a code;
+    /// the token endpoint trades a code, once, for a user token. Not part of the REST
+    /// API's description, so not checked against it.
+    fn oauth(&mut self, method: &Method, path: &str, query: &[(String, String)], body: &[u8]) -> Response {
+        let param = |name: &str| {
+            query
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned())
+        };
+        let Some((client_id, secret)) = self.oauth_app.clone() else {
+            return (StatusCode::NOT_FOUND, "no OAuth app").into_response();
+        };
+        match (method.as_str(), path) {
+            ("GET", "/login/oauth/authorize") => {
+                let (Some(redirect), Some(state), Some(login)) =
+                    (param("redirect_uri"), param("state"), self.oauth_login.clone())
+                else {
+                    return (StatusCode::BAD_REQUEST, "redirect_uri and state are required").into_response();
+                };
+                if param("client_id").as_deref() != Some(client_id.as_str()) {
+                    return (StatusCode::NOT_FOUND, "no such application").into_response();
+                }
+                self.next_id += 1;
+                let code = format!("code{}", self.next_id);
+                self.oauth_codes.insert(code.clone(), login);
+                let to = format!("{redirect}?code={code}&state={state}");
+                (StatusCode::FOUND, [("location", to)]).into_response()
+            }
+            ("POST", "/login/oauth/access_token") => {
+                let asked: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+                let good = asked["client_id"] == json!(client_id) && asked["client_secret"] == json!(secret);
+                let login = asked["code"].as_str().and_then(|c| self.oauth_codes.remove(c));
+                let answer = match (good, login) {
+                    (true, Some(login)) => {
+                        self.next_id += 1;
+                        let token = format!("gho_user{}", self.next_id);
+                        self.user_tokens.insert(token.clone(), login);
+                        json!({"access_token": token, "token_type": "bearer", "scope": "read:org"})
+                    }
+                    (false, _) => json!({"error": "incorrect_client_credentials"}),
+                    (true, None) => json!({"error": "bad_verification_code"}),
+                };
+                (
+                    StatusCode::OK,
+                    [("content-type", "application/json; charset=utf-8")],
+                    answer.to_string(),
+                )
+                    .into_response()
+            }
+            _ => (StatusCode::NOT_FOUND, "Not Found").into_response(),
+        }
+    }
 }
 
 fn query_pairs(uri: &Uri) -> Vec<(String, String)> {
@@ -569,6 +660,50 @@ impl Inner {
                 .map(|(_, v)| v.as_str())
         };
         match (method.as_str(), segments) {
+            ("GET", ["user"]) => match self.caller.clone() {
+                Some(login) => {
+                    let mut v = spec()
+                        .example("private-user-response-with-public-and-private-profile-information");
+                    v["login"] = json!(login);
+                    (200, v, Vec::new())
+                }
+                None => not_found(),
+            },
+            ("GET", ["user", "orgs"]) => {
+                let login = self.caller.clone().unwrap_or_default();
+                let template = spec().example("organization-simple-items")[0].clone();
+                let orgs: Vec<Value> = self
+                    .orgs
+                    .get(&login)
+                    .into_iter()
+                    .flatten()
+                    .map(|org| {
+                        let mut v = template.clone();
+                        v["login"] = json!(org);
+                        v
+                    })
+                    .collect();
+                (200, Value::Array(orgs), Vec::new())
+            }
+            ("GET", ["user", "teams"]) => {
+                let login = self.caller.clone().unwrap_or_default();
+                let template = spec().example("team-full-items")[0].clone();
+                let teams: Vec<Value> = self
+                    .teams
+                    .iter()
+                    .filter(|(_, _, user)| *user == login)
+                    .map(|(org, team, _)| {
+                        let mut v = template.clone();
+                        v["slug"] = json!(team);
+                        v["organization"]["login"] = json!(org);
+                        // Required by the schema, missing from GitHub's own example.
+                        v["type"] = json!("organization");
+                        v["organization"]["archived_at"] = Value::Null;
+                        v
+                    })
+                    .collect();
+                (200, Value::Array(teams), Vec::new())
+            }
             ("POST", ["app", "installations", _, "access_tokens"]) => {
                 let mut v = spec().example("installation-token");
                 v["token"] = json!(self.token);
@@ -802,6 +937,9 @@ async fn handle(
         .unwrap_or("127.0.0.1")
         .to_string();
     let mut inner = inner.lock().unwrap();
+    if path.starts_with("/login/oauth/") {
+        return inner.oauth(&method, &path, &query, &body);
+    }
     let url = format!(
         "http://{}{path}",
         inner.canonical_host.clone().unwrap_or(host)
@@ -826,10 +964,15 @@ async fn handle(
     let minting = method == Method::POST
         && path.starts_with("/app/installations/")
         && path.ends_with("/access_tokens");
+    let given = auth
+        .strip_prefix("Bearer ")
+        .or_else(|| auth.strip_prefix("token "))
+        .unwrap_or("");
+    inner.caller = inner.user_tokens.get(given).cloned();
     let authorized = if minting {
         inner.app_id.is_some() && jwt_issuer(auth) == inner.app_id
     } else {
-        auth == format!("Bearer {}", inner.token) || auth == format!("token {}", inner.token)
+        given == inner.token || inner.caller.is_some()
     };
     let (status, value, extra) = if !authorized {
         inner

@@ -9,6 +9,7 @@ mod openapi;
 mod policies;
 mod previews;
 mod resource_plans;
+mod signin;
 mod webhooks;
 
 use std::process::{Command, Stdio};
