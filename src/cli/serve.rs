@@ -70,6 +70,27 @@ impl ServeArgs {
     }
 }
 
+/// `off`, or where the view listens and who it admits (never the OAuth secret).
+fn web_view(cfg: &Config) -> String {
+    use crate::web::Auth;
+    let Some(ui) = &cfg.ui else {
+        return "off".into();
+    };
+    let who = match &ui.auth {
+        Auth::None => "loopback requests only".to_string(),
+        Auth::Proxy { header, from } => format!(
+            "the {header} header from {}",
+            from.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")
+        ),
+        Auth::GitHub(g) => format!(
+            "GitHub sign-in (client {}) for {}",
+            g.client_id,
+            g.orgs.iter().chain(&g.teams).cloned().collect::<Vec<_>>().join(", ")
+        ),
+    };
+    format!("http://{} ({who})", ui.listen)
+}
+
 pub(super) fn serve(args: &ServeArgs) -> anyhow::Result<i32> {
     let overrides = args.overrides();
     let env = Environment::from_process();
@@ -176,6 +197,7 @@ fn describe(cfg: &Config) -> String {
             ""
         }
     ));
+    s.push_str(&format!("  web view:    {}\n", web_view(cfg)));
     match &cfg.github {
         Some(gh) => {
             s.push_str(&format!(

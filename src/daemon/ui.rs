@@ -29,6 +29,7 @@ pub(super) async fn start(
     };
     let (listener, addr) = server::bind(ui.listen).await?;
     let view = Arc::new(View::new(store, branch, github, ui.auth.clone()));
+    tokio::spawn(crate::web::keep_warm(view.clone(), stop.clone()));
     let app = crate::web::router(view).into_make_service_with_connect_info::<SocketAddr>();
     tracing::info!(%addr, auth = ?mode(ui), "web view listening");
     let task = tokio::spawn(async move {

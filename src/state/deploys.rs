@@ -63,6 +63,15 @@ pub struct StepRecord {
     pub finished_at: Option<Timestamp>,
 }
 
+/// What [`Store::deployed_since`] found.
+#[derive(Clone, Debug)]
+pub struct Changed {
+    pub seq: i64,
+    /// Instances recorded now.
+    pub count: usize,
+    pub rows: Vec<Deployed>,
+}
+
 /// What [`Store::recover`] found interrupted.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Recovered {
@@ -214,6 +223,34 @@ impl Store {
         raw.into_iter()
             .map(|r| r.parse().map(|d| (d.instance.clone(), d)))
             .collect()
+    }
+
+    /// The instances recorded or changed since `seq` (a value of a previous answer; -1 for
+    /// all), with the sequence now and how many instances there are now: a reader that
+    /// applies the changes to what it had and holds a different number missed a removal.
+    pub fn deployed_since(&self, seq: i64) -> Result<Changed, StateError> {
+        let (now, count, raw) = self.with(|c| {
+            let tx = c.transaction()?;
+            let now: i64 = tx.query_row("SELECT seq FROM instance_sequence", [], |r| r.get(0))?;
+            let count: i64 = tx.query_row("SELECT count(*) FROM instances", [], |r| r.get(0))?;
+            let raw = {
+                let mut q = tx.prepare(&format!(
+                    "SELECT {INSTANCE_COLUMNS} FROM instances WHERE changed > ?1"
+                ))?;
+                q.query_map(params![seq], RawInstance::from_row)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?
+            };
+            tx.commit()?;
+            Ok((now, count as usize, raw))
+        })?;
+        Ok(Changed {
+            seq: now,
+            count,
+            rows: raw
+                .into_iter()
+                .map(RawInstance::parse)
+                .collect::<Result<_, _>>()?,
+        })
     }
 
     pub fn instance(&self, id: &str) -> Result<Option<Deployed>, StateError> {
@@ -558,7 +595,7 @@ impl Store {
     pub fn fingerprint(&self) -> Result<String, StateError> {
         self.with(|c| {
             c.query_row(
-                "SELECT (SELECT count(*) || ':' || coalesce(max(updated_at), 0) || ':' || coalesce(max(step_id), 0) || ':' || coalesce(max(drift_checked_at), 0) FROM instances)
+                "SELECT (SELECT seq FROM instance_sequence)
                      || '/' || (SELECT coalesce(max(id), 0) || ':' || count(finished_at) FROM steps)
                      || '/' || (SELECT count(*) || ':' || coalesce(max(pushed_at), 0) FROM previews)",
                 [],
@@ -653,6 +690,53 @@ mod tests {
                 },
             )]),
         }
+    }
+
+    #[test]
+    fn every_write_of_an_instance_is_seen_by_a_reader_of_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state.db")).unwrap();
+        let attrs = BTreeMap::new();
+        let run = store.begin_run("c1", Trigger::Apply).unwrap();
+        let start = |id: &InstanceId, inputs: &Inputs| {
+            store
+                .begin_step(&NewStep {
+                    run,
+                    instance: id,
+                    project: "si",
+                    environment: "staging",
+                    package: "vpc",
+                    action: Verb::Deploy,
+                    inputs,
+                    commit: "c1",
+                    attributes: &attrs,
+                    sensitive: &[],
+                    log_path: None,
+                })
+                .unwrap()
+        };
+        let (a, b) = (InstanceId("a".into()), InstanceId("b".into()));
+        let first = inputs("10.0.0.0/16");
+        let step_a = start(&a, &first);
+        start(&b, &first);
+        let all = store.deployed_since(-1).unwrap();
+        assert_eq!((all.count, all.rows.len()), (2, 2));
+        let none = store.deployed_since(all.seq).unwrap();
+        assert_eq!((none.seq, none.rows.len()), (all.seq, 0));
+        // A deploy finishing, a drift check, a failure: each is one change, seen once.
+        let mut record = store.instance("a").unwrap().unwrap();
+        record.digest = first.digest();
+        store.finish_deploy(step_a, &record).unwrap();
+        let after = store.deployed_since(all.seq).unwrap();
+        let ids: Vec<&str> = after.rows.iter().map(|d| d.instance.as_str()).collect();
+        assert_eq!(ids, ["a"]);
+        assert_eq!(after.rows[0].status, Status::Deployed);
+        assert!(after.seq > all.seq);
+        // A removal moves the sequence and shows in the count.
+        store.forget(&b, "test").unwrap();
+        let gone = store.deployed_since(after.seq).unwrap();
+        assert!(gone.seq > after.seq && gone.rows.is_empty());
+        assert_eq!(gone.count, 1);
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub use resources::Row as ResourceRow;
 mod rows;
 mod sql;
 
-pub use deploys::{NewStep, Recovered, RunRecord, StepRecord};
+pub use deploys::{Changed, NewStep, Recovered, RunRecord, StepRecord};
 pub use previews::{PreviewRecord, PreviewStatus};
 pub use pulls::{Note, PullRecord};
 
@@ -153,6 +153,25 @@ const MIGRATIONS: &[&str] = &[
          approved_by TEXT NOT NULL
      );
      ALTER TABLE pull_requests ADD COLUMN plan_status TEXT;",
+    // Every write of an instance's row, whoever makes it, takes the next number of one
+    // sequence (a delete moves it too), so a reader can fetch what changed since it last
+    // looked (`Store::deployed_since`).
+    "ALTER TABLE instances ADD COLUMN changed INTEGER NOT NULL DEFAULT 0;
+     CREATE TABLE instance_sequence (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL);
+     INSERT INTO instance_sequence (id, seq) VALUES (1, 1);
+     UPDATE instances SET changed = 1;
+     CREATE INDEX instances_changed ON instances(changed);
+     CREATE TRIGGER instances_inserted AFTER INSERT ON instances BEGIN
+         UPDATE instance_sequence SET seq = seq + 1;
+         UPDATE instances SET changed = (SELECT seq FROM instance_sequence) WHERE id = NEW.id;
+     END;
+     CREATE TRIGGER instances_updated AFTER UPDATE ON instances WHEN NEW.changed = OLD.changed BEGIN
+         UPDATE instance_sequence SET seq = seq + 1;
+         UPDATE instances SET changed = (SELECT seq FROM instance_sequence) WHERE id = NEW.id;
+     END;
+     CREATE TRIGGER instances_deleted AFTER DELETE ON instances BEGIN
+         UPDATE instance_sequence SET seq = seq + 1;
+     END;",
 ];
 
 #[derive(Debug, thiserror::Error)]

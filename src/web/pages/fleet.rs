@@ -33,7 +33,7 @@ pub(in crate::web) fn rows(view: &View) -> Result<Option<Fleet>, WebError> {
     if let Some(c) = cache.as_ref().filter(|c| c.key == key) {
         return Ok(Some((key.0, c.rows.clone())));
     }
-    let deployed = view.store.deployed()?;
+    let deployed = view.deployed()?;
     let scope = view.store.branch_scope()?;
     let checked = &branch.checked;
     let heal = Heal::Environments(checked.repository.config.remediate.clone());

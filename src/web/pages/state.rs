@@ -54,7 +54,7 @@ pub(super) async fn drift(
 ) -> Result<Markup, WebError> {
     let ctx = context(&view, &admitted);
     blocking(&view, move |view| {
-        let deployed = view.store.deployed()?;
+        let deployed = view.deployed()?;
         let rank = |s: Option<DriftStatus>| match s {
             Some(DriftStatus::Drifted) => 0,
             Some(DriftStatus::CheckFailed) => 1,
