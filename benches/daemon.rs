@@ -37,23 +37,6 @@ use capstan::synth::{Shape, generate};
 use fake::FakeGitHub;
 use harness::{Daemon, OWNER, Options, REPO, Remote, SECRET, TOKEN, payload, write_config};
 
-fn shape() -> Shape {
-    let v: Vec<usize> = std::env::var("CAPSTAN_BENCH_SHAPE")
-        .unwrap_or_else(|_| "1000,4,10".into())
-        .split(',')
-        .map(|n| {
-            n.trim()
-                .parse()
-                .expect("CAPSTAN_BENCH_SHAPE is three numbers")
-        })
-        .collect();
-    Shape {
-        projects: v[0],
-        environments: v[1],
-        packages: v[2],
-    }
-}
-
 /// Replaces the example's projects with the generated ones.
 fn synthetic(shape: Shape) -> impl FnOnce(&Path) {
     move |work: &Path| {
@@ -120,7 +103,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
-    let shape = shape();
+    let shape = Shape::from_env();
     let (pushes, pulls) = if bench { (10, 50) } else { (1, 3) };
 
     let remote = Remote::new_with(synthetic(shape));

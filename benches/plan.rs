@@ -14,25 +14,8 @@ use capstan::core::{load, plan, render, resolve, yaml};
 use capstan::synth::{BENCH_CHANGE, Shape, write_git};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 
-fn shape() -> Shape {
-    let v: Vec<usize> = std::env::var("CAPSTAN_BENCH_SHAPE")
-        .unwrap_or_else(|_| "1000,4,10".into())
-        .split(',')
-        .map(|n| {
-            n.trim()
-                .parse()
-                .expect("CAPSTAN_BENCH_SHAPE is three numbers")
-        })
-        .collect();
-    Shape {
-        projects: v[0],
-        environments: v[1],
-        packages: v[2],
-    }
-}
-
 fn phases(c: &mut Criterion) {
-    let shape = shape();
+    let shape = Shape::from_env();
     let tmp = tempfile::tempdir().expect("tempdir");
     let base =
         capstan::source::read_dir(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("example-repo"))

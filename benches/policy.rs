@@ -11,19 +11,6 @@ use capstan::core::run::Scope;
 use capstan::policy::{Budget, Policies};
 use capstan::synth::{Change, Shape, generate};
 
-fn shape() -> Shape {
-    let v: Vec<usize> = std::env::var("CAPSTAN_BENCH_SHAPE")
-        .unwrap_or_else(|_| "1000,4,10".into())
-        .split(',')
-        .map(|n| n.trim().parse().expect("three numbers"))
-        .collect();
-    Shape {
-        projects: v[0],
-        environments: v[1],
-        packages: v[2],
-    }
-}
-
 fn ms(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1000.0
 }
@@ -70,7 +57,7 @@ fn measure(
 }
 
 fn main() {
-    let shape = shape();
+    let shape = Shape::from_env();
     let base =
         capstan::source::read_dir(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("example-repo"))
             .expect("example-repo");

@@ -4,7 +4,8 @@
 //! listener, and each page is fetched over HTTP as a browser would.
 //!
 //! `cargo bench --bench web`; `CAPSTAN_BENCH_SHAPE=projects,environments,packages` for
-//! another size (1000,4,10 = 40,000 instances by default).
+//! another size (1000,4,10 = 40,000 instances by default). Without `--bench` (as
+//! `cargo test --all-targets` runs it) each measure is taken once.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -20,19 +21,6 @@ use capstan::state::{NewStep, Store};
 use capstan::synth::{Shape, generate};
 use capstan::web::{Auth, Branch, View};
 
-fn shape() -> Shape {
-    let v: Vec<usize> = std::env::var("CAPSTAN_BENCH_SHAPE")
-        .unwrap_or_else(|_| "1000,4,10".into())
-        .split(',')
-        .map(|n| n.trim().parse().expect("three numbers"))
-        .collect();
-    Shape {
-        projects: v[0],
-        environments: v[1],
-        packages: v[2],
-    }
-}
-
 fn ms(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1000.0
 }
@@ -41,7 +29,11 @@ fn ms(t: Instant) -> f64 {
 fn fetch(addr: SocketAddr, path: &str) -> (f64, usize) {
     let t = Instant::now();
     let mut s = std::net::TcpStream::connect(addr).expect("the view listens");
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut out = Vec::new();
     s.read_to_end(&mut out).unwrap();
     let took = ms(t);
@@ -76,7 +68,13 @@ fn record_deploy(store: &Store, run: i64, record: &Deployed) {
 }
 
 fn main() {
-    let shape = shape();
+    let shape = Shape::from_env();
+    // Without `--bench` (as `cargo test --all-targets` runs it), each measure once.
+    let rounds = if std::env::args().any(|a| a == "--bench") {
+        5
+    } else {
+        1
+    };
     let base =
         capstan::source::read_dir(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("example-repo"))
             .expect("example-repo");
@@ -148,7 +146,9 @@ fn main() {
     let view_store = store.clone();
     let view = Arc::new(View::new(store, rx, None, Auth::None));
     let warm = view.clone();
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
     let addr = listener.local_addr().unwrap();
     let app = capstan::web::router(view).into_make_service_with_connect_info::<SocketAddr>();
     rt.spawn(async move { axum::serve(listener, app).await });
@@ -160,21 +160,24 @@ fn main() {
     );
     // One more deploy of one instance: the next page reads that row and plans again.
     let mut after = Vec::new();
-    for round in 0..5 {
+    for round in 0..rounds {
         let record = deployed.values().nth(round * 997).unwrap();
         record_deploy(&view_store, run, record);
         after.push(fetch(addr, "/").0);
     }
     println!(
-        "fleet, first request after a deploy of one instance, computed on request: median {:.0} ms (min {:.0}, max {:.0}, 5 deploys)",
+        "fleet, first request after a deploy of one instance, computed on request: median {:.0} ms (min {:.0}, max {:.0}, one per round)",
         median(after.clone()),
         after.iter().copied().fold(f64::MAX, f64::min),
         after.iter().copied().fold(0.0, f64::max)
     );
     // As the daemon runs it: kept warm in the background.
-    rt.spawn(capstan::web::keep_warm(warm, tokio_util::sync::CancellationToken::new()));
+    rt.spawn(capstan::web::keep_warm(
+        warm,
+        tokio_util::sync::CancellationToken::new(),
+    ));
     let mut kept = Vec::new();
-    for round in 0..5 {
+    for round in 0..rounds {
         let record = deployed.values().nth(round * 991 + 5).unwrap();
         record_deploy(&view_store, run, record);
         std::thread::sleep(std::time::Duration::from_millis(1500));
@@ -186,16 +189,32 @@ fn main() {
         kept.iter().copied().fold(f64::MAX, f64::min),
         kept.iter().copied().fold(0.0, f64::max)
     );
-    let project = checked.resolved.instances.values().nth(checked.resolved.instances.len() / 2).unwrap().project.to_string();
+    let project = checked
+        .resolved
+        .instances
+        .values()
+        .nth(checked.resolved.instances.len() / 2)
+        .unwrap()
+        .project
+        .to_string();
     for (what, path) in [
         ("fleet, page 1", "/".to_string()),
         ("fleet, page 200", "/?page=200".to_string()),
         ("fleet, one project", format!("/?project={project}")),
-        ("fleet, a status with no instance", "/?status=failed".to_string()),
-        ("an instance", format!("/instances/{}", checked.resolved.instances.keys().next().unwrap())),
+        (
+            "fleet, a status with no instance",
+            "/?status=failed".to_string(),
+        ),
+        (
+            "an instance",
+            format!(
+                "/instances/{}",
+                checked.resolved.instances.keys().next().unwrap()
+            ),
+        ),
         ("graph of a project", format!("/graph?project={project}")),
     ] {
-        let times: Vec<f64> = (0..10).map(|_| fetch(addr, &path).0).collect();
+        let times: Vec<f64> = (0..rounds * 2).map(|_| fetch(addr, &path).0).collect();
         let (_, size) = fetch(addr, &path);
         println!(
             "{what}: median {:.0} ms (min {:.0}, max {:.0}), {} KiB",

@@ -20,6 +20,26 @@ impl Shape {
     pub fn instances(&self) -> usize {
         self.projects * self.environments * self.packages
     }
+
+    /// The benchmarks' shape: `CAPSTAN_BENCH_SHAPE=PROJECTS,ENVIRONMENTS,PACKAGES`, else
+    /// 1000,4,10 (40,000 instances).
+    pub fn from_env() -> Shape {
+        let text = std::env::var("CAPSTAN_BENCH_SHAPE").unwrap_or_else(|_| "1000,4,10".into());
+        let v: Vec<usize> = text
+            .split(',')
+            .map(|n| {
+                n.trim()
+                    .parse()
+                    .expect("CAPSTAN_BENCH_SHAPE is three numbers")
+            })
+            .collect();
+        assert_eq!(v.len(), 3, "CAPSTAN_BENCH_SHAPE is three numbers");
+        Shape {
+            projects: v[0],
+            environments: v[1],
+            packages: v[2],
+        }
+    }
 }
 
 /// A change between two generated revisions.

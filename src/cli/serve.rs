@@ -80,12 +80,20 @@ fn web_view(cfg: &Config) -> String {
         Auth::None => "loopback requests only".to_string(),
         Auth::Proxy { header, from } => format!(
             "the {header} header from {}",
-            from.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")
+            from.iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         Auth::GitHub(g) => format!(
             "GitHub sign-in (client {}) for {}",
             g.client_id,
-            g.orgs.iter().chain(&g.teams).cloned().collect::<Vec<_>>().join(", ")
+            g.orgs
+                .iter()
+                .chain(&g.teams)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     };
     format!("http://{} ({who})", ui.listen)

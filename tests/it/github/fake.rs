@@ -423,22 +423,35 @@ impl Inner {
     /// page consents at once for whoever `signs_in` and sends the browser back with a code;
     /// the token endpoint trades a code, once, for a user token. Not part of the REST
     /// API's description, so not checked against it.
-    fn oauth(&mut self, method: &Method, path: &str, query: &[(String, String)], body: &[u8]) -> Response {
+    fn oauth(
+        &mut self,
+        method: &Method,
+        path: &str,
+        query: &[(String, String)],
+        body: &[u8],
+    ) -> Response {
         let param = |name: &str| {
-            query
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned())
+            query.iter().find(|(k, _)| k == name).map(|(_, v)| {
+                percent_encoding::percent_decode_str(v)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            })
         };
         let Some((client_id, secret)) = self.oauth_app.clone() else {
             return (StatusCode::NOT_FOUND, "no OAuth app").into_response();
         };
         match (method.as_str(), path) {
             ("GET", "/login/oauth/authorize") => {
-                let (Some(redirect), Some(state), Some(login)) =
-                    (param("redirect_uri"), param("state"), self.oauth_login.clone())
-                else {
-                    return (StatusCode::BAD_REQUEST, "redirect_uri and state are required").into_response();
+                let (Some(redirect), Some(state), Some(login)) = (
+                    param("redirect_uri"),
+                    param("state"),
+                    self.oauth_login.clone(),
+                ) else {
+                    return (
+                        StatusCode::BAD_REQUEST,
+                        "redirect_uri and state are required",
+                    )
+                        .into_response();
                 };
                 if param("client_id").as_deref() != Some(client_id.as_str()) {
                     return (StatusCode::NOT_FOUND, "no such application").into_response();
@@ -451,8 +464,11 @@ impl Inner {
             }
             ("POST", "/login/oauth/access_token") => {
                 let asked: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-                let good = asked["client_id"] == json!(client_id) && asked["client_secret"] == json!(secret);
-                let login = asked["code"].as_str().and_then(|c| self.oauth_codes.remove(c));
+                let good = asked["client_id"] == json!(client_id)
+                    && asked["client_secret"] == json!(secret);
+                let login = asked["code"]
+                    .as_str()
+                    .and_then(|c| self.oauth_codes.remove(c));
                 let answer = match (good, login) {
                     (true, Some(login)) => {
                         self.next_id += 1;
@@ -662,8 +678,9 @@ impl Inner {
         match (method.as_str(), segments) {
             ("GET", ["user"]) => match self.caller.clone() {
                 Some(login) => {
-                    let mut v = spec()
-                        .example("private-user-response-with-public-and-private-profile-information");
+                    let mut v = spec().example(
+                        "private-user-response-with-public-and-private-profile-information",
+                    );
                     v["login"] = json!(login);
                     (200, v, Vec::new())
                 }

@@ -20,7 +20,10 @@ fn sign_in(view: &str, fake: &FakeGitHub) -> crate::web::Answer {
     let fake_addr = fake.url.trim_start_matches("http://");
     let back = get(fake_addr, rest, &[], None);
     assert_eq!(back.status, 302, "{}", back.body);
-    let callback = back.header("location").expect("back to the view").to_string();
+    let callback = back
+        .header("location")
+        .expect("back to the view")
+        .to_string();
     let path = callback
         .strip_prefix(&format!("http://{view}"))
         .unwrap_or_else(|| panic!("{callback} is not the view's"))
@@ -70,12 +73,21 @@ fn a_member_signs_in_and_anyone_else_is_refused() {
     fake.signs_in("bob");
     let refused = sign_in(&s.addr, &fake);
     assert_eq!(refused.status, 403, "{}", refused.body);
-    assert!(refused.body.contains("bob is not a member"), "{}", refused.body);
+    assert!(
+        refused.body.contains("bob is not a member"),
+        "{}",
+        refused.body
+    );
     assert!(refused.cookie("capstan_session").is_none());
 
     // A session for someone else, signed by nobody; a callback not started here.
     let forged = session.replacen("alice", "bob", 1);
-    let forged = get(&s.addr, "/", &[("Cookie", &format!("capstan_session={forged}"))], None);
+    let forged = get(
+        &s.addr,
+        "/",
+        &[("Cookie", &format!("capstan_session={forged}"))],
+        None,
+    );
     assert_eq!(forged.status, 303);
     let stray = get(&s.addr, "/auth/callback?code=code1&state=abc", &[], None);
     assert_eq!(stray.status, 403);
