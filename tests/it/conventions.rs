@@ -252,6 +252,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "cli",
         &[
             "core", "source", "state", "deploy", "daemon", "github", "secret", "error", "policy",
+            "web",
         ],
     ),
 ];
