@@ -106,32 +106,50 @@ fn repository(plan: &Value, checked: &Checked) -> Value {
         .filter_map(|c| c["instance"].as_str());
     let instances: Map<String, Value> = changed
         .filter_map(|id| {
-            let inst = checked
+            let environment_attributes = |project: &str, environment: &str| {
+                repo.projects
+                    .get(project)
+                    .and_then(|p| p.environments.get(environment))
+                    .map(|e| json!(e.attributes))
+                    .unwrap_or(json!({}))
+            };
+            let Some(inst) = checked
                 .resolved
                 .instances
-                .get(&crate::core::model::InstanceId(id.into()))?;
+                .get(&crate::core::model::InstanceId(id.into()))
+            else {
+                // Destroyed: no longer declared. Project and environment ids have no `-`,
+                // so the id says which they were; the environment may still be declared.
+                let mut parts = id.splitn(3, '-');
+                let (project, environment, package) = (parts.next()?, parts.next()?, parts.next()?);
+                return Some((
+                    id.to_string(),
+                    json!({
+                        "project": project,
+                        "environment": environment,
+                        "environment_attributes": environment_attributes(project, environment),
+                        "package": package,
+                        "destroyed": true,
+                    }),
+                ));
+            };
             let mut params = Value::clone(&inst.params);
             if let Some(bundle) = repo.bundles.get(inst.bundle.as_str()) {
                 sensitive::replace("params", &mut params, &bundle.sensitive, digest);
             }
-            let attributes = repo
-                .projects
-                .get(inst.project.as_str())
-                .and_then(|p| p.environments.get(inst.environment.as_str()))
-                .map(|e| json!(e.attributes))
-                .unwrap_or(json!({}));
             Some((
                 id.to_string(),
                 json!({
                     "project": inst.project.as_str(),
                     "environment": inst.environment.as_str(),
-                    "environment_attributes": attributes,
+                    "environment_attributes": environment_attributes(inst.project.as_str(), inst.environment.as_str()),
                     "package": inst.package.as_str(),
                     "bundle": inst.bundle.as_str(),
                     "version": inst.bundle_version.as_ref(),
                     "params": params,
                     "file": inst.at.file.as_ref(),
                     "line": inst.at.pos.line,
+                    "destroyed": false,
                 }),
             ))
         })

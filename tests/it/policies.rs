@@ -118,6 +118,51 @@ fn a_denied_deploy_never_starts_and_a_saved_plan_is_judged_rule_by_rule() {
     );
 }
 
+#[test]
+fn a_destroy_in_production_is_warned_of_and_still_deploys() {
+    let w = World::example();
+    assert!(w.apply().status.success());
+    // The peering link is no longer declared; its environment still is.
+    w.edit(
+        "projects/peering/project.yaml",
+        "  link:\n    bundle: aws-vpc-peering\n    connections:\n      requester: us.network\n      accepter: eu.network\n",
+        "",
+    );
+    w.commit("no more peering");
+    let out = w
+        .command(&["plan", "--format", "json"])
+        .arg("--repo")
+        .arg(&w.repo)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let plan = w.scratch("plans").join("destroy.json");
+    std::fs::write(&plan, &out.stdout).unwrap();
+    let out = capstan(&w.repo)
+        .args(["policy", "eval", "--plan"])
+        .arg(&plan)
+        .output()
+        .unwrap();
+    let shown = text(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "a warning denies nothing: {shown}"
+    );
+    assert!(
+        shown.contains("  ! warn: peering-production-link: peering-production-link is destroyed in production [policies/databases.rego:56:1]"),
+        "{shown}"
+    );
+    let out = w.apply();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        w.store()
+            .instance("peering-production-link")
+            .unwrap()
+            .is_none()
+    );
+}
+
 /// The input document's shape as docs/policies.md shows it: the same keys at the top, in
 /// `plan` and in `repository`, and the documented version.
 #[test]
