@@ -14,7 +14,7 @@ use crate::core::diag::{Diagnostic, Diagnostics};
 use crate::core::load::parse_text;
 use crate::core::schema::FileKind;
 use crate::deploy::Timeouts;
-use crate::github::{self, Auth, Retry};
+use crate::github;
 use crate::secret::Secret;
 
 #[derive(Debug, thiserror::Error)]
@@ -203,6 +203,12 @@ pub struct Config {
     pub log_level: String,
 }
 
+mod github_settings;
+mod ui;
+
+use github_settings::FileGitHub;
+use ui::FileUi;
+
 // ---- wire types: the file as written -------------------------------------------------
 
 #[derive(Deserialize, Default)]
@@ -239,32 +245,6 @@ struct FileRepository {
 }
 
 #[derive(Deserialize)]
-struct FileGitHub {
-    api_url: Option<String>,
-    repository: String,
-    token_file: Option<String>,
-    app: Option<FileApp>,
-    webhook_secret_file: Option<String>,
-    poll_interval: Option<String>,
-    #[serde(default)]
-    retry: FileRetry,
-}
-
-#[derive(Deserialize)]
-struct FileApp {
-    id: u64,
-    installation_id: u64,
-    private_key_file: String,
-}
-
-#[derive(Deserialize, Default)]
-struct FileRetry {
-    attempts: Option<u32>,
-    backoff: Option<String>,
-    max_wait: Option<String>,
-}
-
-#[derive(Deserialize)]
 struct FileSchedule {
     name: Option<String>,
     cron: String,
@@ -292,34 +272,6 @@ struct FileProvisionerPlans {
     timeout: Option<String>,
     #[serde(default)]
     env: std::collections::BTreeMap<String, FileEnvValue>,
-}
-
-#[derive(Deserialize)]
-struct FileUi {
-    listen: Option<String>,
-    auth: Option<String>,
-    proxy: Option<FileUiProxy>,
-    github: Option<FileUiGitHub>,
-}
-
-#[derive(Deserialize)]
-struct FileUiProxy {
-    header: Option<String>,
-    #[serde(default)]
-    from: Vec<String>,
-}
-
-#[derive(Deserialize)]
-struct FileUiGitHub {
-    client_id: String,
-    client_secret_file: String,
-    public_url: String,
-    #[serde(default)]
-    orgs: Vec<String>,
-    #[serde(default)]
-    teams: Vec<String>,
-    web_url: Option<String>,
-    api_url: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -512,18 +464,10 @@ fn build(
         }))
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
     let github = match file.github {
-        Some(gh) => github(gh, o, env, base_dir, &mut problems),
+        Some(gh) => github_settings::github(gh, o, env, base_dir, &mut problems),
         None => match (&o.github_repository, &o.github_token_file) {
-            (Some(repo), Some(token)) => github(
-                FileGitHub {
-                    api_url: None,
-                    repository: repo.clone(),
-                    token_file: Some(token.display().to_string()),
-                    app: None,
-                    webhook_secret_file: None,
-                    poll_interval: None,
-                    retry: FileRetry::default(),
-                },
+            (Some(repo), Some(token)) => github_settings::github(
+                FileGitHub::from_flags(repo.clone(), token.display().to_string()),
                 o,
                 env,
                 &env.cwd,
@@ -545,7 +489,7 @@ fn build(
             ));
         }
     }
-    let wants_github = file_has_github(o, &github);
+    let wants_github = github_settings::file_has_github(o, &github);
     if wants_github && matches!(repository.source, Source::Local { .. }) {
         problems.0.push(
             "with github configured, repository.url is required: capstan mirrors the remote to fetch pull-request heads (refs/pull/N/head); a local path is for running without GitHub".into(),
@@ -592,7 +536,7 @@ fn build(
         ),
     };
     let provisioner_plans = provisioner_plans(file.provisioner_plans, env, base_dir, &mut problems);
-    let ui = ui(file.ui, o, github.as_ref(), env, base_dir, &mut problems);
+    let ui = ui::ui(file.ui, o, github.as_ref(), env, base_dir, &mut problems);
     let shutdown_timeout = problems.duration(
         "shutdown_timeout",
         file.shutdown_timeout.as_deref(),
@@ -649,201 +593,6 @@ fn provisioner_plans(
         ),
         env: vars,
     }
-}
-
-/// The web view's settings: from `ui:`, or `--ui ADDR` alone (loopback, `auth: none`).
-fn ui(
-    file: Option<FileUi>,
-    o: &Overrides,
-    github: Option<&GitHubConfig>,
-    env: &Environment,
-    base_dir: &Path,
-    problems: &mut Problems,
-) -> Option<UiConfig> {
-    use crate::web::{Auth, GitHubAuth};
-    let file = match (file, &o.ui) {
-        (None, None) => return None,
-        (Some(f), _) => f,
-        (None, Some(_)) => FileUi {
-            listen: None,
-            auth: None,
-            proxy: None,
-            github: None,
-        },
-    };
-    let text =
-        o.ui.clone()
-            .or(file.listen)
-            .unwrap_or_else(|| "127.0.0.1:8081".into());
-    let listen = problems
-        .take(text.parse::<SocketAddr>().map_err(|_| {
-            format!("ui.listen: `{text}` is not an address such as 127.0.0.1:8081")
-        }))?;
-    let auth = match file.auth.as_deref().unwrap_or("none") {
-        "none" if !listen.ip().is_loopback() => {
-            problems.0.push(format!(
-                "ui.listen: `{listen}` is not loopback; with ui.auth: none the view admits loopback requests only, so it must listen there (or set ui.auth: proxy or github)"
-            ));
-            return None;
-        }
-        "none" => Auth::None,
-        "proxy" => {
-            let proxy = file.proxy.unwrap_or(FileUiProxy {
-                header: None,
-                from: Vec::new(),
-            });
-            let from: Vec<std::net::IpAddr> = proxy
-                .from
-                .iter()
-                .filter_map(|a| {
-                    problems.take(
-                        a.parse()
-                            .map_err(|_| format!("ui.proxy.from: `{a}` is not an IP address")),
-                    )
-                })
-                .collect();
-            if from.is_empty() {
-                problems.0.push(
-                    "ui.proxy.from: ui.auth: proxy needs the proxy's addresses, so a header from anywhere else is not believed".into(),
-                );
-                return None;
-            }
-            Auth::Proxy {
-                header: proxy
-                    .header
-                    .unwrap_or_else(|| "X-Forwarded-User".into())
-                    .to_lowercase(),
-                from,
-            }
-        }
-        "github" => {
-            let Some(g) = file.github else {
-                problems
-                    .0
-                    .push("ui.github: ui.auth: github needs client_id, client_secret_file, public_url and orgs or teams".into());
-                return None;
-            };
-            if g.orgs.is_empty() && g.teams.is_empty() {
-                problems
-                    .0
-                    .push("ui.github: name the orgs or teams whose members may sign in".into());
-                return None;
-            }
-            let secret = problems.take(
-                Credential::new(&g.client_secret_file, env, base_dir)
-                    .read("GitHub OAuth client secret"),
-            )?;
-            let api_url = g
-                .api_url
-                .or_else(|| github.map(|gh| gh.api.api_url.clone()))
-                .unwrap_or_else(|| "https://api.github.com".into());
-            let web_url = g.web_url.unwrap_or_else(|| {
-                crate::web::github_web_url(&api_url, "")
-                    .trim_end_matches('/')
-                    .to_string()
-            });
-            Auth::GitHub(GitHubAuth {
-                client_id: g.client_id,
-                client_secret: secret,
-                orgs: g.orgs,
-                teams: g.teams,
-                web_url,
-                api_url: api_url.trim_end_matches('/').to_string(),
-                public_url: g.public_url.trim_end_matches('/').to_string(),
-            })
-        }
-        other => {
-            problems
-                .0
-                .push(format!("ui.auth: `{other}` is none of none, proxy, github"));
-            return None;
-        }
-    };
-    Some(UiConfig { listen, auth })
-}
-
-/// Whether GitHub was asked for (even if its settings had problems).
-fn file_has_github(o: &Overrides, github: &Option<GitHubConfig>) -> bool {
-    github.is_some() || o.github_repository.is_some() || o.github_token_file.is_some()
-}
-
-fn github(
-    gh: FileGitHub,
-    o: &Overrides,
-    env: &Environment,
-    base_dir: &Path,
-    problems: &mut Problems,
-) -> Option<GitHubConfig> {
-    let repository = o.github_repository.clone().unwrap_or(gh.repository);
-    let split = problems.take(
-        repository
-            .split_once('/')
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .ok_or_else(|| format!("github.repository: `{repository}` is not owner/name")),
-    );
-    let secret = |what, name: &str, problems: &mut Problems| {
-        problems.take(Credential::new(name, env, base_dir).read(what))
-    };
-    let auth = match (&o.github_token_file, gh.token_file, gh.app) {
-        (Some(path), _, _) => {
-            secret("GitHub token", &path.display().to_string(), problems).map(Auth::Token)
-        }
-        (None, Some(file), _) => secret("GitHub token", &file, problems).map(Auth::Token),
-        (None, None, Some(app)) => {
-            secret("GitHub App private key", &app.private_key_file, problems).map(|key| Auth::App {
-                id: app.id,
-                installation_id: app.installation_id,
-                private_key: key,
-            })
-        }
-        (None, None, None) => {
-            problems.0.push("github needs token_file or app".into());
-            None
-        }
-    };
-    let webhook_file = o
-        .webhook_secret_file
-        .as_ref()
-        .map(|p| p.display().to_string())
-        .or(gh.webhook_secret_file);
-    let webhook_secret = webhook_file.and_then(|f| secret("webhook secret", &f, problems));
-    let poll = o.poll_interval.clone().or(gh.poll_interval);
-    let poll = match poll {
-        Some(text) => problems.duration("github.poll_interval", Some(&text), Duration::ZERO),
-        None if webhook_secret.is_some() => Duration::ZERO,
-        None => Duration::from_secs(60),
-    };
-    let retry = Retry {
-        attempts: gh.retry.attempts.unwrap_or(5),
-        backoff: problems.duration(
-            "github.retry.backoff",
-            gh.retry.backoff.as_deref(),
-            Duration::from_secs(1),
-        ),
-        max_wait: problems.duration(
-            "github.retry.max_wait",
-            gh.retry.max_wait.as_deref(),
-            Duration::from_secs(15 * 60),
-        ),
-    };
-    let (owner, name) = split?;
-    Some(GitHubConfig {
-        api: github::Settings {
-            api_url: o
-                .github_api_url
-                .clone()
-                .or(gh.api_url)
-                .unwrap_or_else(|| "https://api.github.com".into())
-                .trim_end_matches('/')
-                .to_string(),
-            owner,
-            name,
-            auth: auth?,
-            retry,
-        },
-        webhook_secret,
-        poll_interval: (!poll.is_zero()).then_some(poll),
-    })
 }
 
 /// A secret named by file. A relative name is looked up in `$CREDENTIALS_DIRECTORY` when
