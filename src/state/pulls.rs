@@ -88,11 +88,30 @@ impl Store {
     /// The latest `limit` pull requests, open first, newest first, with their head's
     /// statuses and changes.
     pub fn pulls(&self, limit: usize) -> Result<Vec<PullRecord>, StateError> {
+        self.pull_records(
+            "ORDER BY open DESC, number DESC LIMIT ?1",
+            params![limit as i64],
+        )
+    }
+
+    /// One pull request as [`Store::pulls`] lists it.
+    pub fn pull(&self, number: u64) -> Result<Option<PullRecord>, StateError> {
+        Ok(self
+            .pull_records("WHERE number = ?1", params![number as i64])?
+            .pop())
+    }
+
+    /// The pull requests `clause` selects, with their head's statuses and changes.
+    fn pull_records(
+        &self,
+        clause: &str,
+        args: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<PullRecord>, StateError> {
         let mut pulls: Vec<PullRecord> = self.with(|c| {
-            let mut q = c.prepare(
-                "SELECT number, open, head_sha, base_sha, planned_at FROM pull_requests ORDER BY open DESC, number DESC LIMIT ?1",
-            )?;
-            q.query_map(params![limit as i64], |r| {
+            let mut q = c.prepare(&format!(
+                "SELECT number, open, head_sha, base_sha, planned_at FROM pull_requests {clause}"
+            ))?;
+            q.query_map(args, |r| {
                 Ok(PullRecord {
                     number: r.get::<_, i64>(0)? as u64,
                     open: r.get(1)?,
@@ -374,5 +393,51 @@ mod tests {
             assert_eq!(Note::load(&note.store()), Some(note));
         }
         assert!(Note::load("nonsense").is_none());
+    }
+
+    #[test]
+    fn a_pull_request_is_listed_with_its_heads_statuses_and_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state.db")).unwrap();
+        let (head, base) = (CommitId::new("h1"), CommitId::new("b1"));
+        store
+            .record_plan(7, &head, &base, &["ecomm-staging-db".into()])
+            .unwrap();
+        store
+            .record_plan(8, &CommitId::new("h2"), &base, &[])
+            .unwrap();
+        store
+            .set_status(&head, "capstan/policy", "pending", "needs approval")
+            .unwrap();
+        store
+            .set_status(&head, "capstan/plan", "success", "1 to update")
+            .unwrap();
+        store.close(8).unwrap();
+        let seven = store.pull(7).unwrap().unwrap();
+        assert_eq!(seven.head.as_deref(), Some("h1"));
+        assert_eq!(seven.changes, ["ecomm-staging-db"]);
+        assert_eq!(
+            seven.statuses,
+            [
+                (
+                    "capstan/plan".into(),
+                    "success".into(),
+                    "1 to update".into()
+                ),
+                (
+                    "capstan/policy".into(),
+                    "pending".into(),
+                    "needs approval".into()
+                ),
+            ]
+        );
+        assert!(store.pull(9).unwrap().is_none());
+        let listed: Vec<(u64, bool)> = store
+            .pulls(10)
+            .unwrap()
+            .iter()
+            .map(|p| (p.number, p.open))
+            .collect();
+        assert_eq!(listed, [(7, true), (8, false)], "open first");
     }
 }

@@ -56,14 +56,9 @@ pub(super) async fn pull(
 ) -> Result<Markup, WebError> {
     let ctx = context(&view, &admitted);
     blocking(&view, move |view| {
-        let pull = view
-            .store
-            .pulls(usize::MAX >> 1)?
-            .into_iter()
-            .find(|p| p.number == number)
-            .ok_or_else(|| {
-                WebError::NotFound(format!("capstan has not planned pull request #{number}."))
-            })?;
+        let pull = view.store.pull(number)?.ok_or_else(|| {
+            WebError::NotFound(format!("capstan has not planned pull request #{number}."))
+        })?;
         let previews: Vec<_> = view
             .store
             .previews()?

@@ -223,6 +223,18 @@ impl Daemon {
         self.logs.lock().unwrap().join("\n")
     }
 
+    /// Where the web view listens (with `ui:` in the configuration).
+    pub fn view_addr(&self) -> String {
+        self.logs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .find(|v| v["fields"]["message"] == "web view listening")
+            .and_then(|v| v["fields"]["addr"].as_str().map(str::to_string))
+            .expect("the web view is on (ui: in the configuration)")
+    }
+
     pub fn request(
         &self,
         method: &str,

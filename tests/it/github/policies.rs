@@ -23,7 +23,11 @@ fn comment(fake: &FakeGitHub, pr: u64) -> String {
 fn the_branchs_policies_judge_and_approvals_count_for_their_head() {
     let remote = Remote::new();
     let fake = FakeGitHub::start(OWNER, REPO, super::TOKEN);
-    let daemon = Daemon::start(&write_config(&remote, &fake, &Options::default()));
+    let options = Options {
+        extra: "ui: {listen: \"127.0.0.1:0\"}\n",
+        ..Options::default()
+    };
+    let daemon = Daemon::start(&write_config(&remote, &fake, &options));
 
     // An engine downgrade that also deletes the rule denying it: still denied.
     let head = remote.push_pull(51, |dir| {
@@ -56,6 +60,19 @@ fn the_branchs_policies_judge_and_approvals_count_for_their_head() {
         body.contains("- ❌ **deny** `ecomm-staging-db` (`projects/ecomm/project.yaml:9`): ecomm-staging-db would go from engine 16 back to 15; restore a dump into a new database instead (rule `policies/databases.rego:31:1`)"),
         "{body}"
     );
+
+    // The web view shows the same verdict on the pull request's page, linked to GitHub.
+    let page = crate::web::get(&daemon.view_addr(), "/pulls/51", &[], None);
+    assert_eq!(page.status, 200, "{}", page.body);
+    for expected in [
+        format!("href=\"{}/{OWNER}/{REPO}/pull/51\"", fake.url),
+        "<code>capstan/policy</code></td><td><span class=\"status status-failure\">failure</span>"
+            .to_string(),
+        "href=\"/instances/ecomm-staging-db\"".to_string(),
+        "href=\"/graph?pull=51\"".to_string(),
+    ] {
+        assert!(page.body.contains(&expected), "{expected} in {}", page.body);
+    }
 
     // Once its provisioner plan is in, the policies judge again with it: a replacement.
     daemon.wait_for("the policies on the provisioner plan", || {
