@@ -38,31 +38,6 @@ pub struct NewStep<'a> {
     pub log_path: Option<&'a str>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RunRecord {
-    pub id: i64,
-    /// The commit deployed; for a teardown, what was torn down (`preview ecomm/pr-7`).
-    pub commit: String,
-    pub trigger: Trigger,
-    pub status: RunStatus,
-    pub summary: String,
-    pub started_at: Timestamp,
-    pub finished_at: Option<Timestamp>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StepRecord {
-    pub id: i64,
-    pub run: i64,
-    pub instance: String,
-    pub action: Verb,
-    pub status: StepStatus,
-    pub message: String,
-    pub log_path: Option<String>,
-    pub started_at: Timestamp,
-    pub finished_at: Option<Timestamp>,
-}
-
 /// What [`Store::deployed_since`] found.
 #[derive(Clone, Debug)]
 pub struct Changed {
@@ -156,59 +131,6 @@ impl RawInstance {
         })
     }
 }
-
-/// A column holding an enum by its name; an unknown name is an error, never a default.
-fn named<T>(
-    r: &Row<'_>,
-    i: usize,
-    parse: fn(&str) -> Option<T>,
-    what: &str,
-) -> rusqlite::Result<T> {
-    let text: String = r.get(i)?;
-    parse(&text).ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(
-            i,
-            rusqlite::types::Type::Text,
-            format!("unknown {what} `{text}`").into(),
-        )
-    })
-}
-
-/// Triggers by name, and the one name an earlier capstan stored differently.
-fn trigger(text: &str) -> Option<Trigger> {
-    Trigger::parse(text).or((text == "deploy window opened").then_some(Trigger::WindowOpened))
-}
-
-fn step_from_row(r: &Row<'_>) -> rusqlite::Result<StepRecord> {
-    Ok(StepRecord {
-        id: r.get(0)?,
-        run: r.get(1)?,
-        instance: r.get(2)?,
-        action: named(r, 3, Verb::parse, "step action")?,
-        status: named(r, 4, StepStatus::parse, "step status")?,
-        message: r.get(5)?,
-        log_path: r.get(6)?,
-        started_at: r.get(7)?,
-        finished_at: r.get(8)?,
-    })
-}
-
-const RUN_COLUMNS: &str = "id, commit_sha, trigger, status, summary, started_at, finished_at";
-
-fn run_from_row(r: &Row<'_>) -> rusqlite::Result<RunRecord> {
-    Ok(RunRecord {
-        id: r.get(0)?,
-        commit: r.get(1)?,
-        trigger: named(r, 2, trigger, "run trigger")?,
-        status: named(r, 3, RunStatus::parse, "run status")?,
-        summary: r.get(4)?,
-        started_at: r.get(5)?,
-        finished_at: r.get(6)?,
-    })
-}
-
-const STEP_COLUMNS: &str =
-    "id, run_id, instance, action, status, message, log_path, started_at, finished_at";
 
 impl Store {
     /// Every instance recorded, by id.
@@ -556,40 +478,6 @@ impl Store {
         })
     }
 
-    /// The latest `limit` runs, newest first.
-    pub fn runs(&self, limit: usize) -> Result<Vec<RunRecord>, StateError> {
-        self.with(|c| {
-            let mut q = c.prepare(&format!(
-                "SELECT {RUN_COLUMNS} FROM runs ORDER BY id DESC LIMIT ?1"
-            ))?;
-            q.query_map(params![limit as i64], run_from_row)?.collect()
-        })
-    }
-
-    /// One run.
-    pub fn run(&self, id: i64) -> Result<Option<RunRecord>, StateError> {
-        self.with(|c| {
-            c.query_row(
-                &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
-                params![id],
-                run_from_row,
-            )
-            .optional()
-        })
-    }
-
-    /// One step.
-    pub fn step(&self, id: i64) -> Result<Option<StepRecord>, StateError> {
-        self.with(|c| {
-            c.query_row(
-                &format!("SELECT {STEP_COLUMNS} FROM steps WHERE id = ?1"),
-                params![id],
-                step_from_row,
-            )
-            .optional()
-        })
-    }
-
     /// A value that changes whenever what the fleet shows may have: a deploy, a destroy,
     /// a step starting or ending, a drift check, a preview coming or going.
     pub fn fingerprint(&self) -> Result<String, StateError> {
@@ -601,27 +489,6 @@ impl Store {
                 [],
                 |r| r.get(0),
             )
-        })
-    }
-
-    /// The latest `limit` steps of an instance, newest first.
-    pub fn steps_of(&self, instance: &str, limit: usize) -> Result<Vec<StepRecord>, StateError> {
-        self.with(|c| {
-            let mut q = c.prepare(&format!(
-                "SELECT {STEP_COLUMNS} FROM steps WHERE instance = ?1 ORDER BY id DESC LIMIT ?2"
-            ))?;
-            q.query_map(params![instance, limit as i64], step_from_row)?
-                .collect()
-        })
-    }
-
-    /// Every step of a run, in order.
-    pub fn steps_in(&self, run: i64) -> Result<Vec<StepRecord>, StateError> {
-        self.with(|c| {
-            let mut q = c.prepare(&format!(
-                "SELECT {STEP_COLUMNS} FROM steps WHERE run_id = ?1 ORDER BY id"
-            ))?;
-            q.query_map(params![run], step_from_row)?.collect()
         })
     }
 
@@ -692,38 +559,39 @@ mod tests {
         }
     }
 
+    /// Begins a deploy step of `id` (project si, environment staging) in `run`.
+    fn start(store: &Store, run: i64, id: &InstanceId, inputs: &Inputs) -> i64 {
+        store
+            .begin_step(&NewStep {
+                run,
+                instance: id,
+                project: "si",
+                environment: "staging",
+                package: "vpc",
+                action: Verb::Deploy,
+                inputs,
+                commit: "c1",
+                attributes: &BTreeMap::new(),
+                sensitive: &[],
+                log_path: None,
+            })
+            .unwrap()
+    }
+
     #[test]
     fn every_write_of_an_instance_is_seen_by_a_reader_of_changes() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("state.db")).unwrap();
-        let attrs = BTreeMap::new();
         let run = store.begin_run("c1", Trigger::Apply).unwrap();
-        let start = |id: &InstanceId, inputs: &Inputs| {
-            store
-                .begin_step(&NewStep {
-                    run,
-                    instance: id,
-                    project: "si",
-                    environment: "staging",
-                    package: "vpc",
-                    action: Verb::Deploy,
-                    inputs,
-                    commit: "c1",
-                    attributes: &attrs,
-                    sensitive: &[],
-                    log_path: None,
-                })
-                .unwrap()
-        };
         let (a, b) = (InstanceId("a".into()), InstanceId("b".into()));
         let first = inputs("10.0.0.0/16");
-        let step_a = start(&a, &first);
-        start(&b, &first);
+        let step_a = start(&store, run, &a, &first);
+        start(&store, run, &b, &first);
         let all = store.deployed_since(-1).unwrap();
         assert_eq!((all.count, all.rows.len()), (2, 2));
         let none = store.deployed_since(all.seq).unwrap();
         assert_eq!((none.seq, none.rows.len()), (all.seq, 0));
-        // A deploy finishing, a drift check, a failure: each is one change, seen once.
+        // A deploy finishing is one change, seen once.
         let mut record = store.instance("a").unwrap().unwrap();
         record.digest = first.digest();
         store.finish_deploy(step_a, &record).unwrap();
@@ -744,25 +612,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.db");
         let id = InstanceId("si-staging-vpc".into());
-        let attrs = BTreeMap::new();
-        let new_step = |run, inputs: &Inputs| {
-            Store::open(&path)
-                .unwrap()
-                .begin_step(&NewStep {
-                    run,
-                    instance: &id,
-                    project: "si",
-                    environment: "staging",
-                    package: "vpc",
-                    action: Verb::Deploy,
-                    inputs,
-                    commit: "c1",
-                    attributes: &attrs,
-                    sensitive: &[],
-                    log_path: None,
-                })
-                .unwrap()
-        };
+        let new_step = |run, inputs: &Inputs| start(&Store::open(&path).unwrap(), run, &id, inputs);
         let first = inputs("10.0.0.0/16");
         let run = Store::open(&path)
             .unwrap()

@@ -10,6 +10,7 @@
 //! hand to and from the core's values, and enums are stored by their names.
 
 mod deploys;
+mod history;
 mod previews;
 mod pulls;
 mod resources;
@@ -17,7 +18,8 @@ pub use resources::Row as ResourceRow;
 mod rows;
 mod sql;
 
-pub use deploys::{Changed, NewStep, Recovered, RunRecord, StepRecord};
+pub use deploys::{Changed, NewStep, Recovered};
+pub use history::{RunRecord, StepRecord};
 pub use previews::{PreviewRecord, PreviewStatus};
 pub use pulls::{Note, PullRecord};
 

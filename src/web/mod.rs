@@ -263,6 +263,17 @@ async fn headers(request: Request, next: Next) -> Response {
     response
 }
 
+/// A page of an admitted request: `build` runs on the blocking pool with the request's
+/// context (who is looking, where GitHub is).
+pub(crate) async fn render(
+    view: &Arc<View>,
+    admitted: &Admitted,
+    build: impl FnOnce(&View, &Context) -> Result<maud::Markup, WebError> + Send + 'static,
+) -> Result<maud::Markup, WebError> {
+    let ctx = context(view, admitted);
+    blocking(view, move |view| build(view, &ctx)).await
+}
+
 /// The page context of an admitted request.
 pub(crate) fn context(view: &View, admitted: &Admitted) -> Context {
     Context {

@@ -11,7 +11,7 @@ use maud::{Markup, html};
 use crate::core::drift::Heal;
 use crate::web::fleet::{self, Filter, Row, Status};
 use crate::web::layout::{self, Context};
-use crate::web::{Admitted, View, WebError, blocking, context};
+use crate::web::{Admitted, View, WebError, render};
 
 /// The fleet of one branch commit and one state of the database: rows are computed once
 /// per pair (a plan against 40,000 deployed instances takes a while), filtered per request.
@@ -57,17 +57,16 @@ pub(super) async fn page(
     Extension(admitted): Extension<Admitted>,
     Query(filter): Query<Filter>,
 ) -> Result<Markup, WebError> {
-    let ctx = context(&view, &admitted);
-    blocking(&view, move |view| {
+    render(&view, &admitted, move |view, ctx| {
         let Some((commit, rows)) = rows(view)? else {
             return Ok(layout::page(
-                &ctx,
+                ctx,
                 "Fleet",
                 "Fleet",
                 layout::empty("capstan has not read the deploy branch yet; this page fills in after its first pass."),
             ));
         };
-        Ok(layout::page(&ctx, "Fleet", "Fleet", body(&ctx, &commit, &rows, &filter)))
+        Ok(layout::page(ctx, "Fleet", "Fleet", body(ctx, &commit, &rows, &filter)))
     })
     .await
 }

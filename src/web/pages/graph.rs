@@ -13,7 +13,7 @@ use maud::{Markup, html};
 use crate::core::model::InstanceId;
 use crate::web::graph::{self, Focus, Graph, NODE_HEIGHT, NODE_WIDTH};
 use crate::web::layout;
-use crate::web::{Admitted, View, WebError, blocking, context};
+use crate::web::{Admitted, View, WebError, render};
 
 #[derive(Debug, Default, serde::Deserialize)]
 pub(super) struct Asked {
@@ -27,10 +27,9 @@ pub(super) async fn page(
     Extension(admitted): Extension<Admitted>,
     Query(asked): Query<Asked>,
 ) -> Result<Markup, WebError> {
-    let ctx = context(&view, &admitted);
-    blocking(&view, move |view| {
+    render(&view, &admitted, move |view, ctx| {
         let Some(branch) = view.branch() else {
-            return Ok(layout::page(&ctx, "Graph", "Graph", layout::empty("capstan has not read the deploy branch yet.")));
+            return Ok(layout::page(ctx, "Graph", "Graph", layout::empty("capstan has not read the deploy branch yet.")));
         };
         let (focus, what) = if let Some(n) = asked.pull {
             let changed: BTreeSet<InstanceId> = view
@@ -88,7 +87,7 @@ pub(super) async fn page(
                 }
             }
         };
-        Ok(layout::page(&ctx, "Graph", "Graph", body))
+        Ok(layout::page(ctx, "Graph", "Graph", body))
     })
     .await
 }

@@ -14,8 +14,8 @@ use crate::core::model::InstanceId;
 use crate::core::resolve::Origin;
 use crate::core::sensitive;
 use crate::state::StepRecord;
-use crate::web::layout::{self, Context};
-use crate::web::{Admitted, View, WebError, blocking, context};
+use crate::web::layout;
+use crate::web::{Admitted, View, WebError, render};
 
 /// Steps shown in an instance's history.
 const HISTORY: usize = 20;
@@ -25,8 +25,7 @@ pub(super) async fn page(
     Extension(admitted): Extension<Admitted>,
     Path(id): Path<String>,
 ) -> Result<Markup, WebError> {
-    let ctx = context(&view, &admitted);
-    blocking(&view, move |view| {
+    render(&view, &admitted, move |view, ctx| {
         let deployed = view.store.instance(&id)?;
         let steps = view.store.steps_of(&id, HISTORY)?;
         let fleet = super::fleet::rows(view)?;
@@ -113,8 +112,8 @@ pub(super) async fn page(
         if let Some(d) = &deployed {
             body.push(deployed_section(d));
         }
-        body.push(history(&ctx, &steps));
-        Ok(layout::page(&ctx, "Fleet", &id, html! { @for part in &body { (part) } }))
+        body.push(history(&steps));
+        Ok(layout::page(ctx, "Fleet", &id, html! { @for part in &body { (part) } }))
     })
     .await
 }
@@ -144,8 +143,7 @@ fn deployed_section(d: &Deployed) -> Markup {
     }
 }
 
-fn history(ctx: &Context, steps: &[StepRecord]) -> Markup {
-    let _ = ctx;
+fn history(steps: &[StepRecord]) -> Markup {
     html! {
         h2 { "Runs" }
         @if steps.is_empty() {

@@ -10,7 +10,7 @@ use maud::{Markup, html};
 
 use crate::state::PullRecord;
 use crate::web::layout::{self, Context};
-use crate::web::{Admitted, View, WebError, blocking, context};
+use crate::web::{Admitted, View, WebError, render};
 
 /// Pull requests on the list.
 const PULLS: usize = 200;
@@ -19,8 +19,7 @@ pub(super) async fn list(
     State(view): State<Arc<View>>,
     Extension(admitted): Extension<Admitted>,
 ) -> Result<Markup, WebError> {
-    let ctx = context(&view, &admitted);
-    blocking(&view, move |view| {
+    render(&view, &admitted, move |view, ctx| {
         let pulls = view.store.pulls(PULLS)?;
         let body = html! {
             @if pulls.is_empty() {
@@ -44,7 +43,7 @@ pub(super) async fn list(
                 }
             }
         };
-        Ok(layout::page(&ctx, "Pull requests", "Pull requests", body))
+        Ok(layout::page(ctx, "Pull requests", "Pull requests", body))
     })
     .await
 }
@@ -54,8 +53,7 @@ pub(super) async fn pull(
     Extension(admitted): Extension<Admitted>,
     Path(number): Path<u64>,
 ) -> Result<Markup, WebError> {
-    let ctx = context(&view, &admitted);
-    blocking(&view, move |view| {
+    render(&view, &admitted, move |view, ctx| {
         let pull = view.store.pull(number)?.ok_or_else(|| {
             WebError::NotFound(format!("capstan has not planned pull request #{number}."))
         })?;
@@ -65,9 +63,9 @@ pub(super) async fn pull(
             .into_iter()
             .filter(|p| p.pr == Some(number))
             .collect();
-        let body = body(&ctx, &pull, &previews);
+        let body = body(ctx, &pull, &previews);
         Ok(layout::page(
-            &ctx,
+            ctx,
             "Pull requests",
             &format!("Pull request #{number}"),
             body,

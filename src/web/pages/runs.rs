@@ -11,7 +11,7 @@ use maud::{Markup, html};
 
 use crate::web::layout;
 use crate::web::log;
-use crate::web::{Admitted, View, WebError, blocking, context};
+use crate::web::{Admitted, View, WebError, blocking, render};
 
 /// Runs on the list.
 const RUNS: usize = 200;
@@ -20,8 +20,7 @@ pub(super) async fn list(
     State(view): State<Arc<View>>,
     Extension(admitted): Extension<Admitted>,
 ) -> Result<Markup, WebError> {
-    let ctx = context(&view, &admitted);
-    blocking(&view, move |view| {
+    render(&view, &admitted, move |view, ctx| {
         let runs = view.store.runs(RUNS)?;
         let body = html! {
             @if runs.is_empty() {
@@ -46,7 +45,7 @@ pub(super) async fn list(
                 }
             }
         };
-        Ok(layout::page(&ctx, "Runs", "Runs", body))
+        Ok(layout::page(ctx, "Runs", "Runs", body))
     })
     .await
 }
@@ -56,8 +55,7 @@ pub(super) async fn run(
     Extension(admitted): Extension<Admitted>,
     Path(id): Path<i64>,
 ) -> Result<Markup, WebError> {
-    let ctx = context(&view, &admitted);
-    blocking(&view, move |view| {
+    render(&view, &admitted, move |view, ctx| {
         let run = view
             .store
             .run(id)?
@@ -93,7 +91,7 @@ pub(super) async fn run(
                 }
             }
         };
-        Ok(layout::page(&ctx, "Runs", &format!("Run {id}"), body))
+        Ok(layout::page(ctx, "Runs", &format!("Run {id}"), body))
     })
     .await
 }
@@ -103,8 +101,7 @@ pub(super) async fn step(
     Extension(admitted): Extension<Admitted>,
     Path(id): Path<i64>,
 ) -> Result<Markup, WebError> {
-    let ctx = context(&view, &admitted);
-    blocking(&view, move |view| {
+    render(&view, &admitted, move |view, ctx| {
         let step = view
             .store
             .step(id)?
@@ -141,7 +138,7 @@ pub(super) async fn step(
             }
         };
         let title = format!("Step {id}: {} {}", step.action.name(), step.instance);
-        Ok(layout::page_with(&ctx, "Runs", &title, &["/assets/log.js"], body))
+        Ok(layout::page_with(ctx, "Runs", &title, &["/assets/log.js"], body))
     })
     .await
 }

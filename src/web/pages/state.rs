@@ -9,14 +9,13 @@ use maud::{Markup, html};
 
 use crate::core::drift::DriftStatus;
 use crate::web::layout;
-use crate::web::{Admitted, View, WebError, blocking, context};
+use crate::web::{Admitted, View, WebError, render};
 
 pub(super) async fn previews(
     State(view): State<Arc<View>>,
     Extension(admitted): Extension<Admitted>,
 ) -> Result<Markup, WebError> {
-    let ctx = context(&view, &admitted);
-    blocking(&view, move |view| {
+    render(&view, &admitted, move |view, ctx| {
         let previews = view.store.previews()?;
         let body = html! {
             @if previews.is_empty() {
@@ -43,7 +42,7 @@ pub(super) async fn previews(
                 }
             }
         };
-        Ok(layout::page(&ctx, "Previews", "Previews", body))
+        Ok(layout::page(ctx, "Previews", "Previews", body))
     })
     .await
 }
@@ -52,8 +51,7 @@ pub(super) async fn drift(
     State(view): State<Arc<View>>,
     Extension(admitted): Extension<Admitted>,
 ) -> Result<Markup, WebError> {
-    let ctx = context(&view, &admitted);
-    blocking(&view, move |view| {
+    render(&view, &admitted, move |view, ctx| {
         let deployed = view.deployed()?;
         let rank = |s: Option<DriftStatus>| match s {
             Some(DriftStatus::Drifted) => 0,
@@ -95,7 +93,7 @@ pub(super) async fn drift(
                 }
             }
         };
-        Ok(layout::page(&ctx, "Drift", "Drift", body))
+        Ok(layout::page(ctx, "Drift", "Drift", body))
     })
     .await
 }
