@@ -12,8 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::{OptionalExtension, Row, params};
-
+use super::db::{DbError, Row, args};
 use super::rows::{inputs_from_text, inputs_to_text, to_text};
 use super::{StateError, Store};
 use crate::core::commit::CommitId;
@@ -78,7 +77,7 @@ struct RawInstance {
 const INSTANCE_COLUMNS: &str = "id, project, environment, package, status, inputs, digest, artifacts, commit_sha, attributes, sensitive, updated_at, drift_status, drift_since, drift_summary, drift_checked_at";
 
 impl RawInstance {
-    fn from_row(r: &Row<'_>) -> rusqlite::Result<RawInstance> {
+    fn from_row(r: &Row) -> Result<RawInstance, DbError> {
         Ok(RawInstance {
             id: r.get(0)?,
             project: r.get(1)?,
@@ -136,11 +135,13 @@ impl Store {
     /// Every instance recorded, by id.
     pub fn deployed(&self) -> Result<BTreeMap<InstanceId, Deployed>, StateError> {
         let raw = self.with(|c| {
-            let mut q = c.prepare(&format!(
-                "SELECT {INSTANCE_COLUMNS} FROM instances ORDER BY id"
-            ))?;
-            q.query_map([], RawInstance::from_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()
+            c.query(
+                &format!("SELECT {INSTANCE_COLUMNS} FROM instances ORDER BY id"),
+                &[],
+            )?
+            .iter()
+            .map(RawInstance::from_row)
+            .collect::<Result<Vec<_>, _>>()
         })?;
         raw.into_iter()
             .map(|r| r.parse().map(|d| (d.instance.clone(), d)))
@@ -152,18 +153,23 @@ impl Store {
     /// applies the changes to what it had and holds a different number missed a removal.
     pub fn deployed_since(&self, seq: i64) -> Result<Changed, StateError> {
         let (now, count, raw) = self.with(|c| {
-            let tx = c.transaction()?;
-            let now: i64 = tx.query_row("SELECT seq FROM instance_sequence", [], |r| r.get(0))?;
-            let count: i64 = tx.query_row("SELECT count(*) FROM instances", [], |r| r.get(0))?;
-            let raw = {
-                let mut q = tx.prepare(&format!(
-                    "SELECT {INSTANCE_COLUMNS} FROM instances WHERE changed > ?1"
-                ))?;
-                q.query_map(params![seq], RawInstance::from_row)?
-                    .collect::<rusqlite::Result<Vec<_>>>()?
-            };
-            tx.commit()?;
-            Ok((now, count as usize, raw))
+            c.transaction(|tx| {
+                let now: i64 = tx
+                    .query_one("SELECT seq FROM instance_sequence", &[])?
+                    .get(0)?;
+                let count: i64 = tx
+                    .query_one("SELECT count(*) FROM instances", &[])?
+                    .get(0)?;
+                let raw = tx
+                    .query(
+                        &format!("SELECT {INSTANCE_COLUMNS} FROM instances WHERE changed > ?1"),
+                        args![seq],
+                    )?
+                    .iter()
+                    .map(RawInstance::from_row)
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((now, count as usize, raw))
+            })
         })?;
         Ok(Changed {
             seq: now,
@@ -177,23 +183,24 @@ impl Store {
 
     pub fn instance(&self, id: &str) -> Result<Option<Deployed>, StateError> {
         let raw = self.with(|c| {
-            c.query_row(
+            c.query_opt(
                 &format!("SELECT {INSTANCE_COLUMNS} FROM instances WHERE id = ?1"),
-                params![id],
-                RawInstance::from_row,
-            )
-            .optional()
+                args![id],
+            )?
+            .as_ref()
+            .map(RawInstance::from_row)
+            .transpose()
         })?;
         raw.map(RawInstance::parse).transpose()
     }
 
     pub fn begin_run(&self, commit: &str, trigger: Trigger) -> Result<i64, StateError> {
         self.with(|c| {
-            c.execute(
-                "INSERT INTO runs (commit_sha, trigger, status, started_at) VALUES (?1, ?2, ?3, ?4)",
-                params![commit, trigger.name(), RunStatus::Running.name(), super::now()],
-            )?;
-            Ok(c.last_insert_rowid())
+            c.query_one(
+                "INSERT INTO runs (commit_sha, trigger, status, started_at) VALUES (?1, ?2, ?3, ?4) RETURNING id",
+                args![commit, trigger.name(), RunStatus::Running.name(), super::now()],
+            )?
+            .get(0)
         })
     }
 
@@ -201,7 +208,7 @@ impl Store {
         self.with(|c| {
             c.execute(
                 "UPDATE runs SET status = ?2, summary = ?3, finished_at = ?4 WHERE id = ?1",
-                params![run, status.name(), summary, super::now()],
+                args![run, status.name(), summary, super::now()],
             )
             .map(drop)
         })
@@ -212,72 +219,75 @@ impl Store {
     /// its first deploy still leaves a record of what may exist.
     pub fn begin_step(&self, step: &NewStep<'_>) -> Result<i64, StateError> {
         self.with(|c| {
-            let tx = c.transaction()?;
-            let t = super::now();
-            tx.execute(
-                "INSERT INTO steps (run_id, instance, action, status, log_path, started_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![step.run, step.instance.as_str(), step.action.name(), StepStatus::Running.name(), step.log_path, t],
-            )?;
-            let id = tx.last_insert_rowid();
-            let status = match step.action {
-                Verb::Destroy => Status::Destroying,
-                Verb::Deploy => Status::Deploying,
-            };
-            tx.execute(
-                "INSERT INTO instances (id, project, environment, package, status, inputs, digest, artifacts, commit_sha, attributes, sensitive, updated_at, step_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, '', '{}', ?7, ?8, ?9, ?10, ?11)
-                 ON CONFLICT(id) DO UPDATE SET status = ?5, updated_at = ?10, step_id = ?11",
-                params![
-                    step.instance.as_str(),
-                    step.project,
-                    step.environment,
-                    step.package,
-                    status.name(),
-                    inputs_to_text(step.inputs),
-                    step.commit,
-                    to_text(step.attributes),
-                    to_text(&step.sensitive),
-                    t,
-                    id
-                ],
-            )?;
-            tx.commit()?;
-            Ok(id)
+            c.transaction(|tx| {
+                let t = super::now();
+                let id: i64 = tx
+                    .query_one(
+                        "INSERT INTO steps (run_id, instance, action, status, log_path, started_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                         RETURNING id",
+                        args![step.run, step.instance.as_str(), step.action.name(), StepStatus::Running.name(), step.log_path, t],
+                    )?
+                    .get(0)?;
+                let status = match step.action {
+                    Verb::Destroy => Status::Destroying,
+                    Verb::Deploy => Status::Deploying,
+                };
+                tx.execute(
+                    "INSERT INTO instances (id, project, environment, package, status, inputs, digest, artifacts, commit_sha, attributes, sensitive, updated_at, step_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, '', '{}', ?7, ?8, ?9, ?10, ?11)
+                     ON CONFLICT(id) DO UPDATE SET status = ?5, updated_at = ?10, step_id = ?11",
+                    args![
+                        step.instance.as_str(),
+                        step.project,
+                        step.environment,
+                        step.package,
+                        status.name(),
+                        inputs_to_text(step.inputs),
+                        step.commit,
+                        to_text(step.attributes),
+                        to_text(&step.sensitive),
+                        t,
+                        id
+                    ],
+                )?;
+                Ok(id)
+            })
         })
     }
 
     /// A deploy step succeeded: the instance now is `record` (status `deployed`).
     pub fn finish_deploy(&self, step: i64, record: &Deployed) -> Result<(), StateError> {
         self.with(|c| {
-            let tx = c.transaction()?;
-            let t = super::now();
-            tx.execute(
-                "UPDATE steps SET status = 'succeeded', finished_at = ?2 WHERE id = ?1",
-                params![step, t],
-            )?;
-            tx.execute(
-                "INSERT INTO instances (id, project, environment, package, status, inputs, digest, artifacts, commit_sha, attributes, sensitive, updated_at, step_id)
-                 VALUES (?1, ?2, ?3, ?4, 'deployed', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
-                 ON CONFLICT(id) DO UPDATE SET project = ?2, environment = ?3, package = ?4, status = 'deployed',
-                     inputs = ?5, digest = ?6, artifacts = ?7, commit_sha = ?8, attributes = ?9, sensitive = ?10,
-                     updated_at = ?11, step_id = ?12,
-                     drift_status = NULL, drift_since = NULL, drift_summary = NULL, drift_checked_at = NULL",
-                params![
-                    record.instance.as_str(),
-                    record.project,
-                    record.environment,
-                    record.package,
-                    inputs_to_text(&record.inputs),
-                    record.digest,
-                    to_text(&record.artifacts),
-                    record.commit,
-                    to_text(&record.attributes),
-                    to_text(&record.sensitive),
-                    t,
-                    step
-                ],
-            )?;
-            tx.commit()
+            c.transaction(|tx| {
+                let t = super::now();
+                tx.execute(
+                    "UPDATE steps SET status = 'succeeded', finished_at = ?2 WHERE id = ?1",
+                    args![step, t],
+                )?;
+                tx.execute(
+                    "INSERT INTO instances (id, project, environment, package, status, inputs, digest, artifacts, commit_sha, attributes, sensitive, updated_at, step_id)
+                     VALUES (?1, ?2, ?3, ?4, 'deployed', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                     ON CONFLICT(id) DO UPDATE SET project = ?2, environment = ?3, package = ?4, status = 'deployed',
+                         inputs = ?5, digest = ?6, artifacts = ?7, commit_sha = ?8, attributes = ?9, sensitive = ?10,
+                         updated_at = ?11, step_id = ?12,
+                         drift_status = NULL, drift_since = NULL, drift_summary = NULL, drift_checked_at = NULL",
+                    args![
+                        record.instance.as_str(),
+                        &record.project,
+                        &record.environment,
+                        &record.package,
+                        inputs_to_text(&record.inputs),
+                        &record.digest,
+                        to_text(&record.artifacts),
+                        &record.commit,
+                        to_text(&record.attributes),
+                        to_text(&record.sensitive),
+                        t,
+                        step
+                    ],
+                )?;
+                Ok(())
+            })
         })
     }
 
@@ -293,50 +303,43 @@ impl Store {
         at: Timestamp,
     ) -> Result<Option<DriftCheck>, StateError> {
         self.with(|c| {
-            let tx = c.transaction()?;
-            let before: Option<(Option<String>, Option<Timestamp>)> = tx
-                .query_row(
+            c.transaction(|tx| {
+                let Some(before) = tx.query_opt(
                     "SELECT drift_status, drift_since FROM instances WHERE id = ?1 AND digest = ?2 AND status = 'deployed'",
-                    params![instance, digest],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?;
-            let Some((old, old_since)) = before else {
-                return Ok(None);
-            };
-            let since = match (old.as_deref(), old_since) {
-                (Some(o), Some(s)) if o == status.name() => s,
-                _ => at,
-            };
-            tx.execute(
-                "UPDATE instances SET drift_status = ?2, drift_since = ?3, drift_summary = ?4, drift_checked_at = ?5 WHERE id = ?1",
-                params![instance, status.name(), since, summary, at],
-            )?;
-            tx.commit()?;
-            Ok(Some(DriftCheck {
-                status,
-                since,
-                summary: summary.to_string(),
-                checked_at: at,
-            }))
+                    args![instance, digest],
+                )?
+                else {
+                    return Ok(None);
+                };
+                let old: Option<String> = before.get(0)?;
+                let old_since: Option<Timestamp> = before.get(1)?;
+                let since = match (old.as_deref(), old_since) {
+                    (Some(o), Some(s)) if o == status.name() => s,
+                    _ => at,
+                };
+                tx.execute(
+                    "UPDATE instances SET drift_status = ?2, drift_since = ?3, drift_summary = ?4, drift_checked_at = ?5 WHERE id = ?1",
+                    args![instance, status.name(), since, summary, at],
+                )?;
+                Ok(Some(DriftCheck {
+                    status,
+                    since,
+                    summary: summary.to_string(),
+                    checked_at: at,
+                }))
+            })
         })
     }
 
     /// The drift issue as last posted: its number, whether open, and a digest of its body.
     pub fn drift_issue(&self) -> Result<Option<(u64, bool, String)>, StateError> {
         self.with(|c| {
-            c.query_row(
+            c.query_opt(
                 "SELECT number, open, digest FROM drift_issue WHERE id = 1",
-                [],
-                |r| {
-                    Ok((
-                        r.get::<_, i64>(0)? as u64,
-                        r.get::<_, i64>(1)? != 0,
-                        r.get(2)?,
-                    ))
-                },
-            )
-            .optional()
+                &[],
+            )?
+            .map(|r| Ok((r.get::<i64>(0)? as u64, r.get(1)?, r.get(2)?)))
+            .transpose()
         })
     }
 
@@ -345,7 +348,7 @@ impl Store {
             c.execute(
                 "INSERT INTO drift_issue (id, number, open, digest) VALUES (1, ?1, ?2, ?3)
                  ON CONFLICT(id) DO UPDATE SET number = ?1, open = ?2, digest = ?3",
-                params![number as i64, i64::from(open), digest],
+                args![number as i64, open, digest],
             )
             .map(drop)
         })
@@ -354,16 +357,17 @@ impl Store {
     /// A destroy step succeeded: the instance's row goes.
     pub fn finish_destroy(&self, step: i64, instance: &InstanceId) -> Result<(), StateError> {
         self.with(|c| {
-            let tx = c.transaction()?;
-            tx.execute(
-                "UPDATE steps SET status = 'succeeded', finished_at = ?2 WHERE id = ?1",
-                params![step, super::now()],
-            )?;
-            tx.execute(
-                "DELETE FROM instances WHERE id = ?1",
-                params![instance.as_str()],
-            )?;
-            tx.commit()
+            c.transaction(|tx| {
+                tx.execute(
+                    "UPDATE steps SET status = 'succeeded', finished_at = ?2 WHERE id = ?1",
+                    args![step, super::now()],
+                )?;
+                tx.execute(
+                    "DELETE FROM instances WHERE id = ?1",
+                    args![instance.as_str()],
+                )?;
+                Ok(())
+            })
         })
     }
 
@@ -372,54 +376,54 @@ impl Store {
     /// there is no such record.
     pub fn forget(&self, instance: &InstanceId, who: &str) -> Result<Option<i64>, StateError> {
         self.with(|c| {
-            let tx = c.transaction()?;
-            let commit: Option<String> = tx
-                .query_row(
+            c.transaction(|tx| {
+                let Some(row) = tx.query_opt(
                     "SELECT commit_sha FROM instances WHERE id = ?1",
-                    params![instance.as_str()],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            let Some(commit) = commit else {
-                return Ok(None);
-            };
-            let t = super::now();
-            tx.execute(
-                "INSERT INTO runs (commit_sha, trigger, status, summary, started_at, finished_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-                params![
-                    commit,
-                    Trigger::Forget.name(),
-                    RunStatus::Succeeded.name(),
-                    format!("{instance} forgotten by {who}: removed from the state, nothing destroyed"),
-                    t
-                ],
-            )?;
-            let run = tx.last_insert_rowid();
-            tx.execute(
-                "DELETE FROM instances WHERE id = ?1",
-                params![instance.as_str()],
-            )?;
-            tx.commit()?;
-            Ok(Some(run))
+                    args![instance.as_str()],
+                )?
+                else {
+                    return Ok(None);
+                };
+                let commit: String = row.get(0)?;
+                let run: i64 = tx
+                    .query_one(
+                        "INSERT INTO runs (commit_sha, trigger, status, summary, started_at, finished_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+                         RETURNING id",
+                        args![
+                            commit,
+                            Trigger::Forget.name(),
+                            RunStatus::Succeeded.name(),
+                            format!("{instance} forgotten by {who}: removed from the state, nothing destroyed"),
+                            super::now()
+                        ],
+                    )?
+                    .get(0)?;
+                tx.execute(
+                    "DELETE FROM instances WHERE id = ?1",
+                    args![instance.as_str()],
+                )?;
+                Ok(Some(run))
+            })
         })
     }
 
     /// A step failed: its instance is `failed` (or `destroy-failed`) and runs again next time.
     pub fn fail_step(&self, step: i64, message: &str) -> Result<(), StateError> {
         self.with(|c| {
-            let tx = c.transaction()?;
-            let t = super::now();
-            tx.execute(
-                "UPDATE steps SET status = 'failed', message = ?2, finished_at = ?3 WHERE id = ?1",
-                params![step, message, t],
-            )?;
-            tx.execute(
-                "UPDATE instances SET status = CASE status WHEN 'destroying' THEN 'destroy-failed' ELSE 'failed' END,
-                     updated_at = ?2
-                 WHERE step_id = ?1",
-                params![step, t],
-            )?;
-            tx.commit()
+            c.transaction(|tx| {
+                let t = super::now();
+                tx.execute(
+                    "UPDATE steps SET status = 'failed', message = ?2, finished_at = ?3 WHERE id = ?1",
+                    args![step, message, t],
+                )?;
+                tx.execute(
+                    "UPDATE instances SET status = CASE status WHEN 'destroying' THEN 'destroy-failed' ELSE 'failed' END,
+                         updated_at = ?2
+                     WHERE step_id = ?1",
+                    args![step, t],
+                )?;
+                Ok(())
+            })
         })
     }
 
@@ -432,10 +436,9 @@ impl Store {
         result: &StepResult,
     ) -> Result<(), StateError> {
         self.with(|c| {
-            let t = super::now();
             c.execute(
                 "INSERT INTO steps (run_id, instance, action, status, message, started_at, finished_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-                params![run, instance.as_str(), action.name(), result.status().name(), result.detail(), t],
+                args![run, instance.as_str(), action.name(), result.status().name(), result.detail(), super::now()],
             )
             .map(drop)
         })
@@ -445,35 +448,34 @@ impl Store {
     /// Call it only while holding the deploy lock (no other process can be deploying).
     pub fn recover(&self) -> Result<Recovered, StateError> {
         self.with(|c| {
-            let tx = c.transaction()?;
-            let t = super::now();
-            let mut instances = Vec::new();
-            {
-                let mut q = tx.prepare(
-                    "SELECT id FROM instances WHERE status IN ('deploying', 'destroying') ORDER BY id",
+            c.transaction(|tx| {
+                let t = super::now();
+                let instances = tx
+                    .query(
+                        "SELECT id FROM instances WHERE status IN ('deploying', 'destroying') ORDER BY id",
+                        &[],
+                    )?
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect::<Result<Vec<String>, _>>()?;
+                tx.execute(
+                    "UPDATE instances SET status = 'interrupted', updated_at = ?1 WHERE status IN ('deploying', 'destroying')",
+                    args![t],
                 )?;
-                for id in q.query_map([], |r| r.get::<_, String>(0))? {
-                    instances.push(id?);
-                }
-            }
-            tx.execute(
-                "UPDATE instances SET status = 'interrupted', updated_at = ?1 WHERE status IN ('deploying', 'destroying')",
-                params![t],
-            )?;
-            let steps = tx.execute(
-                "UPDATE steps SET status = 'interrupted', message = 'capstan stopped during this step', finished_at = ?1
-                 WHERE status = 'running'",
-                params![t],
-            )?;
-            let runs = tx.execute(
-                "UPDATE runs SET status = 'interrupted', finished_at = ?1 WHERE status = 'running'",
-                params![t],
-            )?;
-            tx.commit()?;
-            Ok(Recovered {
-                runs,
-                steps,
-                instances,
+                let steps = tx.execute(
+                    "UPDATE steps SET status = 'interrupted', message = 'capstan stopped during this step', finished_at = ?1
+                     WHERE status = 'running'",
+                    args![t],
+                )?;
+                let runs = tx.execute(
+                    "UPDATE runs SET status = 'interrupted', finished_at = ?1 WHERE status = 'running'",
+                    args![t],
+                )?;
+                Ok(Recovered {
+                    runs: runs as usize,
+                    steps: steps as usize,
+                    instances,
+                })
             })
         })
     }
@@ -482,13 +484,13 @@ impl Store {
     /// a step starting or ending, a drift check, a preview coming or going.
     pub fn fingerprint(&self) -> Result<String, StateError> {
         self.with(|c| {
-            c.query_row(
+            c.query_one(
                 "SELECT (SELECT seq FROM instance_sequence)
                      || '/' || (SELECT coalesce(max(id), 0) || ':' || count(finished_at) FROM steps)
                      || '/' || (SELECT count(*) || ':' || coalesce(max(pushed_at), 0) FROM previews)",
-                [],
-                |r| r.get(0),
-            )
+                &[],
+            )?
+            .get(0)
         })
     }
 
@@ -499,17 +501,17 @@ impl Store {
         pr: u64,
     ) -> Result<Option<super::CommentRecord>, StateError> {
         self.with(|c| {
-            c.query_row(
+            c.query_opt(
                 "SELECT comment_id, digest FROM deploy_comments WHERE sha = ?1 AND pr = ?2 AND comment_id IS NOT NULL",
-                params![sha, pr as i64],
-                |r| {
-                    Ok(super::CommentRecord {
-                        id: r.get::<_, i64>(0)? as u64,
-                        digest: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
-                    })
-                },
-            )
-            .optional()
+                args![sha, pr as i64],
+            )?
+            .map(|r| {
+                Ok(super::CommentRecord {
+                    id: r.get::<i64>(0)? as u64,
+                    digest: r.get::<Option<String>>(1)?.unwrap_or_default(),
+                })
+            })
+            .transpose()
         })
     }
 
@@ -525,13 +527,13 @@ impl Store {
                 .execute(
                     "INSERT INTO deploy_comments (sha, pr, comment_id, digest) VALUES (?1, ?2, ?3, ?4)
                      ON CONFLICT(sha, pr) DO UPDATE SET comment_id = ?3, digest = ?4",
-                    params![sha, pr as i64, r.id as i64, r.digest],
+                    args![sha, pr as i64, r.id as i64, &r.digest],
                 )
                 .map(drop),
             None => c
                 .execute(
                     "DELETE FROM deploy_comments WHERE sha = ?1 AND pr = ?2",
-                    params![sha, pr as i64],
+                    args![sha, pr as i64],
                 )
                 .map(drop),
         })
@@ -542,6 +544,7 @@ impl Store {
 mod tests {
     use super::*;
     use crate::core::deployed::Input;
+    use crate::state::test_server::both_stores;
 
     fn inputs(data: &str) -> Inputs {
         Inputs {
@@ -580,80 +583,75 @@ mod tests {
 
     #[test]
     fn every_write_of_an_instance_is_seen_by_a_reader_of_changes() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("state.db")).unwrap();
-        let run = store.begin_run("c1", Trigger::Apply).unwrap();
-        let (a, b) = (InstanceId("a".into()), InstanceId("b".into()));
-        let first = inputs("10.0.0.0/16");
-        let step_a = start(&store, run, &a, &first);
-        start(&store, run, &b, &first);
-        let all = store.deployed_since(-1).unwrap();
-        assert_eq!((all.count, all.rows.len()), (2, 2));
-        let none = store.deployed_since(all.seq).unwrap();
-        assert_eq!((none.seq, none.rows.len()), (all.seq, 0));
-        // A deploy finishing is one change, seen once.
-        let mut record = store.instance("a").unwrap().unwrap();
-        record.digest = first.digest();
-        store.finish_deploy(step_a, &record).unwrap();
-        let after = store.deployed_since(all.seq).unwrap();
-        let ids: Vec<&str> = after.rows.iter().map(|d| d.instance.as_str()).collect();
-        assert_eq!(ids, ["a"]);
-        assert_eq!(after.rows[0].status, Status::Deployed);
-        assert!(after.seq > all.seq);
-        // A removal moves the sequence and shows in the count.
-        store.forget(&b, "test").unwrap();
-        let gone = store.deployed_since(after.seq).unwrap();
-        assert!(gone.seq > after.seq && gone.rows.is_empty());
-        assert_eq!(gone.count, 1);
+        for at in both_stores() {
+            let store = at.open();
+            let run = store.begin_run("c1", Trigger::Apply).unwrap();
+            let (a, b) = (InstanceId("a".into()), InstanceId("b".into()));
+            let first = inputs("10.0.0.0/16");
+            let step_a = start(&store, run, &a, &first);
+            start(&store, run, &b, &first);
+            let all = store.deployed_since(-1).unwrap();
+            assert_eq!((all.count, all.rows.len()), (2, 2));
+            let none = store.deployed_since(all.seq).unwrap();
+            assert_eq!((none.seq, none.rows.len()), (all.seq, 0));
+            // A deploy finishing is one change, seen once.
+            let mut record = store.instance("a").unwrap().unwrap();
+            record.digest = first.digest();
+            store.finish_deploy(step_a, &record).unwrap();
+            let after = store.deployed_since(all.seq).unwrap();
+            let ids: Vec<&str> = after.rows.iter().map(|d| d.instance.as_str()).collect();
+            assert_eq!(ids, ["a"]);
+            assert_eq!(after.rows[0].status, Status::Deployed);
+            assert!(after.seq > all.seq);
+            // A removal moves the sequence and shows in the count.
+            store.forget(&b, "test").unwrap();
+            let gone = store.deployed_since(after.seq).unwrap();
+            assert!(gone.seq > after.seq && gone.rows.is_empty());
+            assert_eq!(gone.count, 1);
+        }
     }
 
     #[test]
     fn a_deploy_interrupted_and_recovered_keeps_every_row() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.db");
-        let id = InstanceId("si-staging-vpc".into());
-        let new_step = |run, inputs: &Inputs| start(&Store::open(&path).unwrap(), run, &id, inputs);
-        let first = inputs("10.0.0.0/16");
-        let run = Store::open(&path)
-            .unwrap()
-            .begin_run("c1", Trigger::Apply)
-            .unwrap();
-        let step = new_step(run, &first);
-        {
-            let store = Store::open(&path).unwrap();
-            let mut record = store.instance("si-staging-vpc").unwrap().unwrap();
-            assert_eq!(record.status, Status::Deploying);
-            assert_eq!(record.digest, "");
-            record.digest = first.digest();
-            record.artifacts =
-                BTreeMap::from([("network".into(), serde_json::json!({"id": "vpc-1"}))]);
-            store.finish_deploy(step, &record).unwrap();
-            store.finish_run(run, RunStatus::Succeeded, "").unwrap();
-        }
-        // A second run dies during its step: the old inputs and artifacts stay.
-        let second = inputs("10.1.0.0/16");
-        let run2 = Store::open(&path)
-            .unwrap()
-            .begin_run("c2", Trigger::Apply)
-            .unwrap();
-        new_step(run2, &second);
-        let store = Store::open(&path).unwrap();
-        let recovered = store.recover().unwrap();
-        assert_eq!(
-            recovered,
-            Recovered {
-                runs: 1,
-                steps: 1,
-                instances: vec!["si-staging-vpc".into()]
+        for at in both_stores() {
+            let id = InstanceId("si-staging-vpc".into());
+            let new_step = |run, inputs: &Inputs| start(&at.open(), run, &id, inputs);
+            let first = inputs("10.0.0.0/16");
+            let run = at.open().begin_run("c1", Trigger::Apply).unwrap();
+            let step = new_step(run, &first);
+            {
+                let store = at.open();
+                let mut record = store.instance("si-staging-vpc").unwrap().unwrap();
+                assert_eq!(record.status, Status::Deploying);
+                assert_eq!(record.digest, "");
+                record.digest = first.digest();
+                record.artifacts =
+                    BTreeMap::from([("network".into(), serde_json::json!({"id": "vpc-1"}))]);
+                store.finish_deploy(step, &record).unwrap();
+                store.finish_run(run, RunStatus::Succeeded, "").unwrap();
             }
-        );
-        let record = store.instance("si-staging-vpc").unwrap().unwrap();
-        assert_eq!(record.status, Status::Interrupted);
-        assert_eq!(record.inputs, first);
-        assert_eq!(record.artifacts["network"]["id"], "vpc-1");
-        assert!(!record.is_current(&first), "interrupted is never current");
-        assert_eq!(store.steps_of("si-staging-vpc", 10).unwrap().len(), 2);
-        assert_eq!(store.runs(10).unwrap()[0].status, RunStatus::Interrupted);
-        assert_eq!(store.recover().unwrap(), Recovered::default());
+            // A second run dies during its step: the old inputs and artifacts stay.
+            let second = inputs("10.1.0.0/16");
+            let run2 = at.open().begin_run("c2", Trigger::Apply).unwrap();
+            new_step(run2, &second);
+            let store = at.open();
+            let recovered = store.recover().unwrap();
+            assert_eq!(
+                recovered,
+                Recovered {
+                    runs: 1,
+                    steps: 1,
+                    instances: vec!["si-staging-vpc".into()]
+                }
+            );
+            let record = store.instance("si-staging-vpc").unwrap().unwrap();
+            assert_eq!(record.status, Status::Interrupted);
+            assert_eq!(record.inputs, first);
+            assert_eq!(record.artifacts["network"]["id"], "vpc-1");
+            assert!(!record.is_current(&first), "interrupted is never current");
+            assert_eq!(store.steps_of("si-staging-vpc", 10).unwrap().len(), 2);
+            assert_eq!(store.runs(10).unwrap()[0].status, RunStatus::Interrupted);
+            assert_eq!(store.recover().unwrap(), Recovered::default());
+        }
     }
 }

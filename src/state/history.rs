@@ -2,8 +2,7 @@
 //! `capstan state`, the daemon's comments and the web view. The deployer writes them
 //! (`deploys.rs`); nothing here changes a row.
 
-use rusqlite::{OptionalExtension, Row, params};
-
+use super::db::{DbError, Row, args};
 use super::{StateError, Store};
 use crate::core::run::{RunStatus, StepStatus, Trigger, Verb};
 use crate::core::time::Timestamp;
@@ -35,19 +34,13 @@ pub struct StepRecord {
 
 /// A column holding an enum by its name; an unknown name is an error, never a default.
 fn named<T>(
-    r: &Row<'_>,
+    r: &Row,
     i: usize,
     parse: fn(&str) -> Option<T>,
-    what: &str,
-) -> rusqlite::Result<T> {
+    what: &'static str,
+) -> Result<T, DbError> {
     let text: String = r.get(i)?;
-    parse(&text).ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(
-            i,
-            rusqlite::types::Type::Text,
-            format!("unknown {what} `{text}`").into(),
-        )
-    })
+    parse(&text).ok_or(DbError::Unknown { what, text })
 }
 
 /// Triggers by name, and the one name an earlier capstan stored differently.
@@ -55,7 +48,7 @@ fn trigger(text: &str) -> Option<Trigger> {
     Trigger::parse(text).or((text == "deploy window opened").then_some(Trigger::WindowOpened))
 }
 
-fn step_from_row(r: &Row<'_>) -> rusqlite::Result<StepRecord> {
+fn step_from_row(r: &Row) -> Result<StepRecord, DbError> {
     Ok(StepRecord {
         id: r.get(0)?,
         run: r.get(1)?,
@@ -71,7 +64,7 @@ fn step_from_row(r: &Row<'_>) -> rusqlite::Result<StepRecord> {
 
 const RUN_COLUMNS: &str = "id, commit_sha, trigger, status, summary, started_at, finished_at";
 
-fn run_from_row(r: &Row<'_>) -> rusqlite::Result<RunRecord> {
+fn run_from_row(r: &Row) -> Result<RunRecord, DbError> {
     Ok(RunRecord {
         id: r.get(0)?,
         commit: r.get(1)?,
@@ -90,55 +83,67 @@ impl Store {
     /// The latest `limit` runs, newest first.
     pub fn runs(&self, limit: usize) -> Result<Vec<RunRecord>, StateError> {
         self.with(|c| {
-            let mut q = c.prepare(&format!(
-                "SELECT {RUN_COLUMNS} FROM runs ORDER BY id DESC LIMIT ?1"
-            ))?;
-            q.query_map(params![limit as i64], run_from_row)?.collect()
+            c.query(
+                &format!("SELECT {RUN_COLUMNS} FROM runs ORDER BY id DESC LIMIT ?1"),
+                args![limit as i64],
+            )?
+            .iter()
+            .map(run_from_row)
+            .collect()
         })
     }
 
     /// One run.
     pub fn run(&self, id: i64) -> Result<Option<RunRecord>, StateError> {
         self.with(|c| {
-            c.query_row(
+            c.query_opt(
                 &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
-                params![id],
-                run_from_row,
-            )
-            .optional()
+                args![id],
+            )?
+            .as_ref()
+            .map(run_from_row)
+            .transpose()
         })
     }
 
     /// One step.
     pub fn step(&self, id: i64) -> Result<Option<StepRecord>, StateError> {
         self.with(|c| {
-            c.query_row(
+            c.query_opt(
                 &format!("SELECT {STEP_COLUMNS} FROM steps WHERE id = ?1"),
-                params![id],
-                step_from_row,
-            )
-            .optional()
+                args![id],
+            )?
+            .as_ref()
+            .map(step_from_row)
+            .transpose()
         })
     }
 
     /// The latest `limit` steps of an instance, newest first.
     pub fn steps_of(&self, instance: &str, limit: usize) -> Result<Vec<StepRecord>, StateError> {
         self.with(|c| {
-            let mut q = c.prepare(&format!(
-                "SELECT {STEP_COLUMNS} FROM steps WHERE instance = ?1 ORDER BY id DESC LIMIT ?2"
-            ))?;
-            q.query_map(params![instance, limit as i64], step_from_row)?
-                .collect()
+            c.query(
+                &format!(
+                    "SELECT {STEP_COLUMNS} FROM steps WHERE instance = ?1 ORDER BY id DESC LIMIT ?2"
+                ),
+                args![instance, limit as i64],
+            )?
+            .iter()
+            .map(step_from_row)
+            .collect()
         })
     }
 
     /// Every step of a run, in order.
     pub fn steps_in(&self, run: i64) -> Result<Vec<StepRecord>, StateError> {
         self.with(|c| {
-            let mut q = c.prepare(&format!(
-                "SELECT {STEP_COLUMNS} FROM steps WHERE run_id = ?1 ORDER BY id"
-            ))?;
-            q.query_map(params![run], step_from_row)?.collect()
+            c.query(
+                &format!("SELECT {STEP_COLUMNS} FROM steps WHERE run_id = ?1 ORDER BY id"),
+                args![run],
+            )?
+            .iter()
+            .map(step_from_row)
+            .collect()
         })
     }
 }

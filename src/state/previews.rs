@@ -8,8 +8,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use rusqlite::{OptionalExtension, params};
-
+use super::db::{DbError, Row, args};
 use super::{StateError, Store};
 use crate::core::commit::CommitId;
 use crate::core::run::Scope;
@@ -84,18 +83,18 @@ impl PreviewRecord {
 
 const COLUMNS: &str = "project, name, pr, head_sha, status, created_at, pushed_at, ttl_secs";
 
-fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<(PreviewRecord, String)> {
+fn record(r: &Row) -> Result<(PreviewRecord, String), DbError> {
     let status: String = r.get(4)?;
     Ok((
         PreviewRecord {
             project: r.get(0)?,
             name: r.get(1)?,
-            pr: r.get::<_, Option<i64>>(2)?.map(|n| n as u64),
+            pr: r.get::<Option<i64>>(2)?.map(|n| n as u64),
             head: r.get(3)?,
             status: PreviewStatus::Live,
             created_at: r.get(5)?,
             pushed_at: r.get(6)?,
-            ttl: Duration::from_secs(r.get::<_, i64>(7)?.max(0) as u64),
+            ttl: Duration::from_secs(r.get::<i64>(7)?.max(0) as u64),
         },
         status,
     ))
@@ -113,23 +112,26 @@ impl Store {
     /// Every preview, oldest first.
     pub fn previews(&self) -> Result<Vec<PreviewRecord>, StateError> {
         let rows = self.with(|c| {
-            let mut stmt = c.prepare(&format!(
-                "SELECT {COLUMNS} FROM previews ORDER BY created_at, project, name"
-            ))?;
-            let rows = stmt.query_map([], record)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
+            c.query(
+                &format!("SELECT {COLUMNS} FROM previews ORDER BY created_at, project, name"),
+                &[],
+            )?
+            .iter()
+            .map(record)
+            .collect::<Result<Vec<_>, _>>()
         })?;
         rows.into_iter().map(with_status).collect()
     }
 
     pub fn preview(&self, project: &str, name: &str) -> Result<Option<PreviewRecord>, StateError> {
         let row = self.with(|c| {
-            c.query_row(
+            c.query_opt(
                 &format!("SELECT {COLUMNS} FROM previews WHERE project = ?1 AND name = ?2"),
-                params![project, name],
-                record,
-            )
-            .optional()
+                args![project, name],
+            )?
+            .as_ref()
+            .map(record)
+            .transpose()
         })?;
         row.map(with_status).transpose()
     }
@@ -143,11 +145,11 @@ impl Store {
                      ON CONFLICT(project, name) DO UPDATE SET pr = ?3, head_sha = ?4,
                        status = ?5, created_at = ?6, pushed_at = ?7, ttl_secs = ?8"
                 ),
-                params![
-                    p.project,
-                    p.name,
+                args![
+                    &p.project,
+                    &p.name,
                     p.pr.map(|n| n as i64),
-                    p.head,
+                    &p.head,
                     p.status.name(),
                     p.created_at,
                     p.pushed_at,
@@ -163,7 +165,7 @@ impl Store {
         self.with(|c| {
             c.execute(
                 "DELETE FROM previews WHERE project = ?1 AND name = ?2",
-                params![project, name],
+                args![project, name],
             )
             .map(drop)
         })
@@ -182,12 +184,12 @@ impl Store {
     /// Who approved previews of pull request `pr` with a `capstan preview` comment.
     pub fn preview_approval(&self, pr: u64) -> Result<Option<String>, StateError> {
         self.with(|c| {
-            c.query_row(
+            c.query_opt(
                 "SELECT approved_by FROM preview_approvals WHERE pr = ?1",
-                params![pr as i64],
-                |r| r.get(0),
-            )
-            .optional()
+                args![pr as i64],
+            )?
+            .map(|r| r.get(0))
+            .transpose()
         })
     }
 
@@ -196,7 +198,7 @@ impl Store {
             c.execute(
                 "INSERT INTO preview_approvals (pr, approved_by, approved_at) VALUES (?1, ?2, ?3)
                  ON CONFLICT(pr) DO NOTHING",
-                params![pr as i64, by, super::now()],
+                args![pr as i64, by, super::now()],
             )
             .map(drop)
         })
@@ -206,6 +208,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::test_server::both_stores;
 
     fn record(name: &str, pr: Option<u64>, created_at: i64) -> PreviewRecord {
         let created_at = Timestamp::from_secs(created_at);
@@ -223,37 +226,38 @@ mod tests {
 
     #[test]
     fn previews_are_kept_updated_and_forgotten() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("state.db")).unwrap();
-        store.save_preview(&record("pr2", Some(2), 20)).unwrap();
-        store.save_preview(&record("demo", None, 10)).unwrap();
-        let mut waiting = record("pr2", Some(2), 20);
-        waiting.status = PreviewStatus::Waiting;
-        waiting.head = "def".into();
-        store.save_preview(&waiting).unwrap();
-        let all = store.previews().unwrap();
-        assert_eq!(
-            all.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
-            ["demo", "pr2"],
-            "oldest first"
-        );
-        assert_eq!(store.preview("ecomm", "pr2").unwrap(), Some(waiting));
-        assert_eq!(all[0].expires_at(), Timestamp::from_secs(10 + 3600));
-        assert_eq!(
-            store.branch_scope().unwrap(),
-            Scope::Branch {
-                previews: [
-                    ("ecomm".into(), "demo".into()),
-                    ("ecomm".into(), "pr2".into())
-                ]
-                .into_iter()
-                .collect()
-            }
-        );
-        store.remove_preview("ecomm", "pr2").unwrap();
-        assert_eq!(store.preview("ecomm", "pr2").unwrap(), None);
-        store.approve_previews(7, "alice").unwrap();
-        store.approve_previews(7, "mallory").unwrap();
-        assert_eq!(store.preview_approval(7).unwrap().as_deref(), Some("alice"));
+        for at in both_stores() {
+            let store = at.open();
+            store.save_preview(&record("pr2", Some(2), 20)).unwrap();
+            store.save_preview(&record("demo", None, 10)).unwrap();
+            let mut waiting = record("pr2", Some(2), 20);
+            waiting.status = PreviewStatus::Waiting;
+            waiting.head = "def".into();
+            store.save_preview(&waiting).unwrap();
+            let all = store.previews().unwrap();
+            assert_eq!(
+                all.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+                ["demo", "pr2"],
+                "oldest first"
+            );
+            assert_eq!(store.preview("ecomm", "pr2").unwrap(), Some(waiting));
+            assert_eq!(all[0].expires_at(), Timestamp::from_secs(10 + 3600));
+            assert_eq!(
+                store.branch_scope().unwrap(),
+                Scope::Branch {
+                    previews: [
+                        ("ecomm".into(), "demo".into()),
+                        ("ecomm".into(), "pr2".into())
+                    ]
+                    .into_iter()
+                    .collect()
+                }
+            );
+            store.remove_preview("ecomm", "pr2").unwrap();
+            assert_eq!(store.preview("ecomm", "pr2").unwrap(), None);
+            store.approve_previews(7, "alice").unwrap();
+            store.approve_previews(7, "mallory").unwrap();
+            assert_eq!(store.preview_approval(7).unwrap().as_deref(), Some("alice"));
+        }
     }
 }

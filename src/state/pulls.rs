@@ -5,11 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::core::render::comment::Comment;
-use rusqlite::{OptionalExtension, params};
-
+use super::db::{Value, args};
 use super::{CommentRecord, StateError, Store};
 use crate::core::commit::CommitId;
+use crate::core::render::comment::Comment;
 
 /// What a pull request's comment says about its previews beside the previews themselves;
 /// stored as `<kind>:<text>`.
@@ -90,14 +89,14 @@ impl Store {
     pub fn pulls(&self, limit: usize) -> Result<Vec<PullRecord>, StateError> {
         self.pull_records(
             "ORDER BY open DESC, number DESC LIMIT ?1",
-            params![limit as i64],
+            args![limit as i64],
         )
     }
 
     /// One pull request as [`Store::pulls`] lists it.
     pub fn pull(&self, number: u64) -> Result<Option<PullRecord>, StateError> {
         Ok(self
-            .pull_records("WHERE number = ?1", params![number as i64])?
+            .pull_records("WHERE number = ?1", args![number as i64])?
             .pop())
     }
 
@@ -105,15 +104,19 @@ impl Store {
     fn pull_records(
         &self,
         clause: &str,
-        args: &[&dyn rusqlite::ToSql],
+        args: &[Value<'_>],
     ) -> Result<Vec<PullRecord>, StateError> {
         let mut pulls: Vec<PullRecord> = self.with(|c| {
-            let mut q = c.prepare(&format!(
-                "SELECT number, open, head_sha, base_sha, planned_at FROM pull_requests {clause}"
-            ))?;
-            q.query_map(args, |r| {
+            c.query(
+                &format!(
+                    "SELECT number, open, head_sha, base_sha, planned_at FROM pull_requests {clause}"
+                ),
+                args,
+            )?
+            .iter()
+            .map(|r| {
                 Ok(PullRecord {
-                    number: r.get::<_, i64>(0)? as u64,
+                    number: r.get::<i64>(0)? as u64,
                     open: r.get(1)?,
                     head: r.get(2)?,
                     base: r.get(3)?,
@@ -121,17 +124,19 @@ impl Store {
                     statuses: Vec::new(),
                     changes: Vec::new(),
                 })
-            })?
+            })
             .collect()
         })?;
         for pull in &mut pulls {
             if let Some(head) = &pull.head {
                 pull.statuses = self.with(|c| {
-                    let mut q = c.prepare(
+                    c.query(
                         "SELECT context, state, description FROM commit_statuses WHERE sha = ?1 ORDER BY context",
-                    )?;
-                    q.query_map(params![head], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                        .collect()
+                        args![head],
+                    )?
+                    .iter()
+                    .map(|r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .collect()
                 })?;
             }
             pull.changes = self.changes(pull.number)?;
@@ -141,17 +146,17 @@ impl Store {
 
     pub fn comment(&self, pr: u64) -> Result<Option<CommentRecord>, StateError> {
         self.with(|c| {
-            c.query_row(
+            c.query_opt(
                 "SELECT comment_id, comment_digest FROM pull_requests WHERE number = ?1 AND comment_id IS NOT NULL",
-                params![pr as i64],
-                |r| {
-                    Ok(CommentRecord {
-                        id: r.get::<_, i64>(0)? as u64,
-                        digest: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
-                    })
-                },
-            )
-            .optional()
+                args![pr as i64],
+            )?
+            .map(|r| {
+                Ok(CommentRecord {
+                    id: r.get::<i64>(0)? as u64,
+                    digest: r.get::<Option<String>>(1)?.unwrap_or_default(),
+                })
+            })
+            .transpose()
         })
     }
 
@@ -160,10 +165,10 @@ impl Store {
             c.execute(
                 "INSERT INTO pull_requests (number, comment_id, comment_digest) VALUES (?1, ?2, ?3)
                  ON CONFLICT(number) DO UPDATE SET comment_id = ?2, comment_digest = ?3",
-                params![
+                args![
                     pr as i64,
                     record.map(|r| r.id as i64),
-                    record.map(|r| r.digest.clone())
+                    record.map(|r| r.digest.as_str())
                 ],
             )
             .map(drop)
@@ -201,15 +206,15 @@ impl Store {
         column: Column,
     ) -> Result<Option<String>, StateError> {
         self.with(|c| {
-            c.query_row(
+            c.query_opt(
                 &format!(
                     "SELECT {} FROM pull_requests WHERE number = ?1",
                     column.name()
                 ),
-                params![pr as i64],
-                |r| r.get(0),
-            )
-            .optional()
+                args![pr as i64],
+            )?
+            .map(|r| r.get::<Option<String>>(0))
+            .transpose()
             .map(Option::flatten)
         })
     }
@@ -228,7 +233,7 @@ impl Store {
                     "INSERT INTO pull_requests (number, {name}) VALUES (?1, ?2)
                      ON CONFLICT(number) DO UPDATE SET {name} = ?2"
                 ),
-                params![pr as i64, text],
+                args![pr as i64, text],
             )
             .map(drop)
         })
@@ -241,12 +246,12 @@ impl Store {
         context: &str,
     ) -> Result<Option<(String, String)>, StateError> {
         self.with(|c| {
-            c.query_row(
+            c.query_opt(
                 "SELECT state, description FROM commit_statuses WHERE sha = ?1 AND context = ?2",
-                params![sha, context],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
+                args![sha, context],
+            )?
+            .map(|r| Ok((r.get(0)?, r.get(1)?)))
+            .transpose()
         })
     }
 
@@ -261,7 +266,7 @@ impl Store {
             c.execute(
                 "INSERT INTO commit_statuses (sha, context, state, description, posted_at) VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT(sha, context) DO UPDATE SET state = ?3, description = ?4, posted_at = ?5",
-                params![sha, context, state, description, super::now()],
+                args![sha, context, state, description, super::now()],
             )
             .map(drop)
         })
@@ -276,37 +281,37 @@ impl Store {
         instances: &[String],
     ) -> Result<(), StateError> {
         self.with(|c| {
-            let tx = c.transaction()?;
-            tx.execute(
-                "INSERT INTO pull_requests (number, open, head_sha, base_sha, planned_at) VALUES (?1, 1, ?2, ?3, ?4)
-                 ON CONFLICT(number) DO UPDATE SET open = 1, head_sha = ?2, base_sha = ?3, planned_at = ?4",
-                params![pr as i64, head_sha, base_sha, super::now()],
-            )?;
-            tx.execute(
-                "DELETE FROM pull_request_changes WHERE number = ?1",
-                params![pr as i64],
-            )?;
-            {
-                let mut insert = tx.prepare(
-                    "INSERT OR IGNORE INTO pull_request_changes (number, instance) VALUES (?1, ?2)",
+            c.transaction(|tx| {
+                tx.execute(
+                    "INSERT INTO pull_requests (number, open, head_sha, base_sha, planned_at) VALUES (?1, 1, ?2, ?3, ?4)
+                     ON CONFLICT(number) DO UPDATE SET open = 1, head_sha = ?2, base_sha = ?3, planned_at = ?4",
+                    args![pr as i64, head_sha, base_sha, super::now()],
+                )?;
+                tx.execute(
+                    "DELETE FROM pull_request_changes WHERE number = ?1",
+                    args![pr as i64],
                 )?;
                 for i in instances {
-                    insert.execute(params![pr as i64, i])?;
+                    tx.execute(
+                        "INSERT INTO pull_request_changes (number, instance) VALUES (?1, ?2)
+                         ON CONFLICT DO NOTHING",
+                        args![pr as i64, i],
+                    )?;
                 }
-            }
-            tx.commit()
+                Ok(())
+            })
         })
     }
 
     /// The (head, base) commits `pr` was last planned at.
     pub fn planned(&self, pr: u64) -> Result<Option<(CommitId, CommitId)>, StateError> {
         self.with(|c| {
-            c.query_row(
+            c.query_opt(
                 "SELECT head_sha, base_sha FROM pull_requests WHERE number = ?1 AND head_sha IS NOT NULL AND open = 1",
-                params![pr as i64],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
+                args![pr as i64],
+            )?
+            .map(|r| Ok((r.get(0)?, r.get(1)?)))
+            .transpose()
         })
     }
 
@@ -318,14 +323,16 @@ impl Store {
     ) -> Result<BTreeMap<u64, Vec<String>>, StateError> {
         self.with(|c| {
             let mut out: BTreeMap<u64, Vec<String>> = BTreeMap::new();
-            let mut q = c.prepare(
-                "SELECT ch.number FROM pull_request_changes ch JOIN pull_requests p ON p.number = ch.number
-                 WHERE ch.instance = ?1 AND ch.number != ?2 AND p.open = 1",
-            )?;
             for i in instances {
-                let rows = q.query_map(params![i, pr as i64], |r| r.get::<_, i64>(0))?;
-                for other in rows {
-                    out.entry(other? as u64).or_default().push(i.clone());
+                let rows = c.query(
+                    "SELECT ch.number FROM pull_request_changes ch JOIN pull_requests p ON p.number = ch.number
+                     WHERE ch.instance = ?1 AND ch.number != ?2 AND p.open = 1",
+                    args![i, pr as i64],
+                )?;
+                for r in rows {
+                    out.entry(r.get::<i64>(0)? as u64)
+                        .or_default()
+                        .push(i.clone());
                 }
             }
             Ok(out)
@@ -335,10 +342,13 @@ impl Store {
     /// The instances `pr` changed at its last plan.
     pub fn changes(&self, pr: u64) -> Result<Vec<String>, StateError> {
         self.with(|c| {
-            let mut q = c.prepare(
+            c.query(
                 "SELECT instance FROM pull_request_changes WHERE number = ?1 ORDER BY instance",
-            )?;
-            q.query_map(params![pr as i64], |r| r.get(0))?.collect()
+                args![pr as i64],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
         })
     }
 
@@ -346,17 +356,14 @@ impl Store {
     pub fn open_pulls(&self) -> Result<BTreeMap<u64, Vec<String>>, StateError> {
         self.with(|c| {
             let mut out: BTreeMap<u64, Vec<String>> = BTreeMap::new();
-            let mut q = c.prepare(
+            let rows = c.query(
                 "SELECT p.number, ch.instance FROM pull_requests p
                  LEFT JOIN pull_request_changes ch ON ch.number = p.number WHERE p.open = 1",
+                &[],
             )?;
-            let rows = q.query_map([], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?))
-            })?;
-            for row in rows {
-                let (n, instance) = row?;
-                let entry = out.entry(n as u64).or_default();
-                entry.extend(instance);
+            for r in rows {
+                let entry = out.entry(r.get::<i64>(0)? as u64).or_default();
+                entry.extend(r.get::<Option<String>>(1)?);
             }
             Ok(out)
         })
@@ -365,16 +372,17 @@ impl Store {
     /// A closed pull request no longer overlaps anything; its comment record is kept.
     pub fn close(&self, pr: u64) -> Result<(), StateError> {
         self.with(|c| {
-            let tx = c.transaction()?;
-            tx.execute(
-                "UPDATE pull_requests SET open = 0 WHERE number = ?1",
-                params![pr as i64],
-            )?;
-            tx.execute(
-                "DELETE FROM pull_request_changes WHERE number = ?1",
-                params![pr as i64],
-            )?;
-            tx.commit()
+            c.transaction(|tx| {
+                tx.execute(
+                    "UPDATE pull_requests SET open = 0 WHERE number = ?1",
+                    args![pr as i64],
+                )?;
+                tx.execute(
+                    "DELETE FROM pull_request_changes WHERE number = ?1",
+                    args![pr as i64],
+                )?;
+                Ok(())
+            })
         })
     }
 }
@@ -382,6 +390,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::test_server::both_stores;
 
     #[test]
     fn notes_keep_their_kind() {
@@ -397,47 +406,48 @@ mod tests {
 
     #[test]
     fn a_pull_request_is_listed_with_its_heads_statuses_and_changes() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("state.db")).unwrap();
-        let (head, base) = (CommitId::new("h1"), CommitId::new("b1"));
-        store
-            .record_plan(7, &head, &base, &["ecomm-staging-db".into()])
-            .unwrap();
-        store
-            .record_plan(8, &CommitId::new("h2"), &base, &[])
-            .unwrap();
-        store
-            .set_status(&head, "capstan/policy", "pending", "needs approval")
-            .unwrap();
-        store
-            .set_status(&head, "capstan/plan", "success", "1 to update")
-            .unwrap();
-        store.close(8).unwrap();
-        let seven = store.pull(7).unwrap().unwrap();
-        assert_eq!(seven.head.as_deref(), Some("h1"));
-        assert_eq!(seven.changes, ["ecomm-staging-db"]);
-        assert_eq!(
-            seven.statuses,
-            [
-                (
-                    "capstan/plan".into(),
-                    "success".into(),
-                    "1 to update".into()
-                ),
-                (
-                    "capstan/policy".into(),
-                    "pending".into(),
-                    "needs approval".into()
-                ),
-            ]
-        );
-        assert!(store.pull(9).unwrap().is_none());
-        let listed: Vec<(u64, bool)> = store
-            .pulls(10)
-            .unwrap()
-            .iter()
-            .map(|p| (p.number, p.open))
-            .collect();
-        assert_eq!(listed, [(7, true), (8, false)], "open first");
+        for at in both_stores() {
+            let store = at.open();
+            let (head, base) = (CommitId::new("h1"), CommitId::new("b1"));
+            store
+                .record_plan(7, &head, &base, &["ecomm-staging-db".into()])
+                .unwrap();
+            store
+                .record_plan(8, &CommitId::new("h2"), &base, &[])
+                .unwrap();
+            store
+                .set_status(&head, "capstan/policy", "pending", "needs approval")
+                .unwrap();
+            store
+                .set_status(&head, "capstan/plan", "success", "1 to update")
+                .unwrap();
+            store.close(8).unwrap();
+            let seven = store.pull(7).unwrap().unwrap();
+            assert_eq!(seven.head.as_deref(), Some("h1"));
+            assert_eq!(seven.changes, ["ecomm-staging-db"]);
+            assert_eq!(
+                seven.statuses,
+                [
+                    (
+                        "capstan/plan".into(),
+                        "success".into(),
+                        "1 to update".into()
+                    ),
+                    (
+                        "capstan/policy".into(),
+                        "pending".into(),
+                        "needs approval".into()
+                    ),
+                ]
+            );
+            assert!(store.pull(9).unwrap().is_none());
+            let listed: Vec<(u64, bool)> = store
+                .pulls(10)
+                .unwrap()
+                .iter()
+                .map(|p| (p.number, p.open))
+                .collect();
+            assert_eq!(listed, [(7, true), (8, false)], "open first");
+        }
     }
 }

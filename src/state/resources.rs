@@ -5,8 +5,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{OptionalExtension, params};
-
+use super::db::args;
 use super::pulls::Column;
 use super::{StateError, Store};
 use crate::core::commit::CommitId;
@@ -34,25 +33,26 @@ impl Store {
         rows: &[Row],
     ) -> Result<(), StateError> {
         self.with(|c| {
-            let tx = c.transaction()?;
-            tx.execute(
-                "DELETE FROM pull_request_resources WHERE number = ?1",
-                params![pr as i64],
-            )?;
-            for row in rows {
+            c.transaction(|tx| {
                 tx.execute(
-                    "INSERT INTO pull_request_resources (number, head_sha, instance, reuse_key, piece)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![
-                        pr as i64,
-                        head,
-                        row.instance,
-                        row.key,
-                        row.piece.as_ref().map(store)
-                    ],
+                    "DELETE FROM pull_request_resources WHERE number = ?1",
+                    args![pr as i64],
                 )?;
-            }
-            tx.commit()
+                for row in rows {
+                    tx.execute(
+                        "INSERT INTO pull_request_resources (number, head_sha, instance, reuse_key, piece)
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                        args![
+                            pr as i64,
+                            head,
+                            &row.instance,
+                            &row.key,
+                            row.piece.as_ref().map(store)
+                        ],
+                    )?;
+                }
+                Ok(())
+            })
         })
     }
 
@@ -68,7 +68,7 @@ impl Store {
             c.execute(
                 "UPDATE pull_request_resources SET piece = ?4
                  WHERE number = ?1 AND head_sha = ?2 AND instance = ?3",
-                params![pr as i64, head, piece.instance, store(piece)],
+                args![pr as i64, head, &piece.instance, store(piece)],
             )
             .map(|n| n > 0)
         })
@@ -77,24 +77,26 @@ impl Store {
     /// The head pull request `pr`'s provisioner plans are recorded for.
     pub fn resources_head(&self, pr: u64) -> Result<Option<CommitId>, StateError> {
         self.with(|c| {
-            c.query_row(
+            c.query_opt(
                 "SELECT head_sha FROM pull_request_resources WHERE number = ?1 LIMIT 1",
-                params![pr as i64],
-                |r| r.get(0),
-            )
-            .optional()
+                args![pr as i64],
+            )?
+            .map(|r| r.get(0))
+            .transpose()
         })
     }
 
     /// Pull request `pr`'s finished pieces by the key they were made under.
     pub fn reusable(&self, pr: u64) -> Result<HashMap<String, Piece>, StateError> {
         let rows: Vec<(String, String)> = self.with(|c| {
-            let mut stmt = c.prepare(
+            c.query(
                 "SELECT reuse_key, piece FROM pull_request_resources
                  WHERE number = ?1 AND piece IS NOT NULL",
-            )?;
-            stmt.query_map(params![pr as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect()
+                args![pr as i64],
+            )?
+            .iter()
+            .map(|r| Ok((r.get(0)?, r.get(1)?)))
+            .collect()
         })?;
         Ok(rows
             .into_iter()
@@ -105,10 +107,13 @@ impl Store {
     /// Pull request `pr`'s pieces and how many instances are still being planned.
     pub fn resources(&self, pr: u64) -> Result<(Vec<Piece>, usize), StateError> {
         let rows: Vec<Option<String>> = self.with(|c| {
-            let mut stmt = c.prepare(
+            c.query(
                 "SELECT piece FROM pull_request_resources WHERE number = ?1 ORDER BY instance",
-            )?;
-            stmt.query_map(params![pr as i64], |r| r.get(0))?.collect()
+                args![pr as i64],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
         })?;
         let planning = rows.iter().filter(|r| r.is_none()).count();
         let pieces = rows
@@ -139,12 +144,12 @@ impl Store {
     /// with a `capstan plan --deep` comment.
     pub fn deep_approval(&self, pr: u64, head: &CommitId) -> Result<Option<String>, StateError> {
         self.with(|c| {
-            c.query_row(
+            c.query_opt(
                 "SELECT approved_by FROM deep_approvals WHERE number = ?1 AND head_sha = ?2",
-                params![pr as i64, head],
-                |r| r.get(0),
-            )
-            .optional()
+                args![pr as i64, head],
+            )?
+            .map(|r| r.get(0))
+            .transpose()
         })
     }
 
@@ -153,7 +158,7 @@ impl Store {
             c.execute(
                 "INSERT INTO deep_approvals (number, head_sha, approved_by) VALUES (?1, ?2, ?3)
                  ON CONFLICT(number) DO UPDATE SET head_sha = ?2, approved_by = ?3",
-                params![pr as i64, head, by],
+                args![pr as i64, head, by],
             )
             .map(drop)
         })
@@ -167,6 +172,7 @@ fn store(piece: &Piece) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::test_server::both_stores;
 
     fn piece(instance: &str) -> Piece {
         Piece {
@@ -178,33 +184,34 @@ mod tests {
 
     #[test]
     fn pieces_of_an_older_head_are_not_recorded_and_approvals_hold_for_their_head() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("state.db")).unwrap();
-        let (old, new): (CommitId, CommitId) = ("aaa".into(), "bbb".into());
-        let row = |i: &str, piece: Option<Piece>| Row {
-            instance: i.into(),
-            key: format!("k-{i}"),
-            piece,
-        };
-        store
-            .start_resources(7, &old, &[row("a", None), row("b", Some(piece("b")))])
-            .unwrap();
-        assert_eq!(store.resources(7).unwrap(), (vec![piece("b")], 1));
-        assert_eq!(
-            store.reusable(7).unwrap(),
-            HashMap::from([("k-b".to_string(), piece("b"))])
-        );
-        store.start_resources(7, &new, &[row("a", None)]).unwrap();
-        assert!(!store.finish_resource(7, &old, &piece("a")).unwrap());
-        assert_eq!(store.resources(7).unwrap(), (vec![], 1));
-        assert!(store.finish_resource(7, &new, &piece("a")).unwrap());
-        assert_eq!(store.resources(7).unwrap(), (vec![piece("a")], 0));
+        for at in both_stores() {
+            let store = at.open();
+            let (old, new): (CommitId, CommitId) = ("aaa".into(), "bbb".into());
+            let row = |i: &str, piece: Option<Piece>| Row {
+                instance: i.into(),
+                key: format!("k-{i}"),
+                piece,
+            };
+            store
+                .start_resources(7, &old, &[row("a", None), row("b", Some(piece("b")))])
+                .unwrap();
+            assert_eq!(store.resources(7).unwrap(), (vec![piece("b")], 1));
+            assert_eq!(
+                store.reusable(7).unwrap(),
+                HashMap::from([("k-b".to_string(), piece("b"))])
+            );
+            store.start_resources(7, &new, &[row("a", None)]).unwrap();
+            assert!(!store.finish_resource(7, &old, &piece("a")).unwrap());
+            assert_eq!(store.resources(7).unwrap(), (vec![], 1));
+            assert!(store.finish_resource(7, &new, &piece("a")).unwrap());
+            assert_eq!(store.resources(7).unwrap(), (vec![piece("a")], 0));
 
-        store.approve_deep(7, &old, "alice").unwrap();
-        assert_eq!(
-            store.deep_approval(7, &old).unwrap().as_deref(),
-            Some("alice")
-        );
-        assert_eq!(store.deep_approval(7, &new).unwrap(), None);
+            store.approve_deep(7, &old, "alice").unwrap();
+            assert_eq!(
+                store.deep_approval(7, &old).unwrap().as_deref(),
+                Some("alice")
+            );
+            assert_eq!(store.deep_approval(7, &new).unwrap(), None);
+        }
     }
 }
