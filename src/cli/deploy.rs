@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+use super::StateAt;
 use super::{Format, PlanFormat, color_on_stdout, out};
 use crate::core::commit::short;
 use crate::core::deployed::Deployed;
@@ -22,7 +23,7 @@ use crate::state::Store;
 /// How `capstan apply` and `capstan preview` deploy.
 pub struct Settings {
     pub repo: PathBuf,
-    pub state: PathBuf,
+    pub state: StateAt,
     pub parallel: usize,
     pub timeouts: crate::deploy::Timeouts,
     pub yes: bool,
@@ -35,9 +36,8 @@ impl Settings {
         &self,
         command: &'static str,
     ) -> anyhow::Result<(Arc<Store>, PathBuf, DeployLock)> {
-        let dir = state_dir(&self.state);
-        crate::state::state_folder(&dir)?;
-        take_over(Arc::new(Store::open(&self.state)?), &dir, command)
+        crate::state::state_folder(&self.state.dir)?;
+        take_over(Arc::new(self.state.open()?), &self.state.dir, command)
     }
 }
 
@@ -108,7 +108,7 @@ impl Settings {
         format!(
             "Commit {}{subject}{named} against {}\n",
             short(commit),
-            self.state.display()
+            self.state
         )
     }
 
@@ -124,24 +124,6 @@ pub(super) fn block_on<T>(f: impl std::future::Future<Output = T>) -> anyhow::Re
         .enable_all()
         .build()?
         .block_on(f))
-}
-
-/// The folder of a state database, which also holds logs and working directories.
-pub(super) fn state_dir(db: &Path) -> PathBuf {
-    match db.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
-}
-
-pub(super) fn open_existing(db: &Path) -> anyhow::Result<Store> {
-    if !db.exists() {
-        anyhow::bail!(
-            "no state database at {}: nothing was deployed with it yet (`capstan apply` creates it; --repo or --state names another)",
-            db.display()
-        );
-    }
-    Ok(Store::open(db)?)
 }
 
 /// Deploys a revision against the state: lock, recover, plan, confirm, deploy. With
@@ -302,17 +284,16 @@ pub struct PlanHow {
 pub fn plan(
     repo: &Path,
     rev: Option<&str>,
-    db: Option<&Path>,
+    db: Option<&StateAt>,
     how: PlanHow,
 ) -> anyhow::Result<i32> {
     // A named database that is not there is a typo or the wrong folder, not "nothing is
     // deployed": planning against nothing is asked for by name.
     let store = match db {
         Some(db) if !db.exists() => anyhow::bail!(
-            "no state database at {}; name the database `capstan apply` uses (by default .capstan/state.db in --repo), or pass --empty-state to plan against nothing deployed",
-            db.display()
+            "no state database at {db}; name the database `capstan apply` uses (by default .capstan/state.db in --repo), or pass --empty-state to plan against nothing deployed"
         ),
-        Some(db) => Some(Store::open(db)?),
+        Some(db) => Some(db.open()?),
         None => None,
     };
     let tree = crate::source::read(repo, rev)?;
@@ -344,7 +325,7 @@ pub fn plan(
     let scratch;
     let state_dir = match db {
         // Steps run in their own folder: the state folder they are told of is absolute.
-        Some(db) => std::path::absolute(state_dir(db))?,
+        Some(db) => std::path::absolute(&db.dir)?,
         None => {
             scratch = tempfile::tempdir()?;
             scratch.path().to_path_buf()
@@ -426,8 +407,8 @@ fn drift_word(d: &Deployed) -> String {
     }
 }
 
-pub fn state_list(db: &Path, format: Format) -> anyhow::Result<i32> {
-    let store = open_existing(db)?;
+pub fn state_list(db: &StateAt, format: Format) -> anyhow::Result<i32> {
+    let store = db.open_existing()?;
     let all = store.deployed()?;
     match format {
         Format::Json => {
@@ -467,12 +448,11 @@ pub fn state_list(db: &Path, format: Format) -> anyhow::Result<i32> {
 }
 
 /// The error for an instance the state has no record of, with the nearest that it has.
-fn not_recorded(store: &Store, db: &Path, instance: &str) -> anyhow::Result<anyhow::Error> {
+fn not_recorded(store: &Store, db: &StateAt, instance: &str) -> anyhow::Result<anyhow::Error> {
     let known: Vec<InstanceId> = store.deployed()?.into_keys().collect();
     let names: Vec<&str> = known.iter().map(|i| i.0.as_ref()).collect();
     Ok(anyhow::anyhow!(
-        "{instance} is not in the state database {}{} ({} recorded; `capstan state list` shows them)",
-        db.display(),
+        "{instance} is not in the state database {db}{} ({} recorded; `capstan state list` shows them)",
         crate::core::suggest::did_you_mean(instance, &names),
         crate::core::render::plural(known.len(), "instance")
     ))
@@ -480,9 +460,9 @@ fn not_recorded(store: &Store, db: &Path, instance: &str) -> anyhow::Result<anyh
 
 /// `capstan state forget`: the instance's record goes, its resource stays (handed over to
 /// another tool), after saying what that means and asking; recorded as a run with who.
-pub fn state_forget(repo: &Path, db: &Path, instance: &str, yes: bool) -> anyhow::Result<i32> {
-    let store = Arc::new(open_existing(db)?);
-    let (store, _dir, _lock) = take_over(store, &state_dir(db), "capstan state forget")?;
+pub fn state_forget(repo: &Path, db: &StateAt, instance: &str, yes: bool) -> anyhow::Result<i32> {
+    let store = Arc::new(db.open_existing()?);
+    let (store, _dir, _lock) = take_over(store, &db.dir, "capstan state forget")?;
     let Some(record) = store.instance(instance)? else {
         return Err(not_recorded(&store, db, instance)?);
     };
@@ -543,8 +523,8 @@ fn whoami() -> String {
     }
 }
 
-pub fn state_show(db: &Path, instance: &str, format: Format) -> anyhow::Result<i32> {
-    let store = open_existing(db)?;
+pub fn state_show(db: &StateAt, instance: &str, format: Format) -> anyhow::Result<i32> {
+    let store = db.open_existing()?;
     let Some(d) = store.instance(instance)? else {
         return Err(not_recorded(&store, db, instance)?);
     };

@@ -24,7 +24,7 @@ pub fn run(
     if !settings.state.exists() {
         anyhow::bail!(
             "no state database at {} (nothing was deployed with it yet; pass --state)",
-            settings.state.display()
+            settings.state
         );
     }
     let (store, dir, _lock) = settings.take_over("capstan drift")?;

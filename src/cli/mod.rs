@@ -4,9 +4,11 @@
 
 mod deploy;
 mod drift;
+mod migrate;
 mod policy;
 mod preview;
 mod serve;
+mod state_at;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -20,6 +22,7 @@ use crate::core::render::comment::MAX_COMMENT;
 use crate::core::schema::FileKind;
 use crate::daemon::config::LogFormat;
 use serve::ServeArgs;
+use state_at::StateAt;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -54,9 +57,10 @@ enum Command {
         #[arg(long, default_value = "HEAD")]
         base: String,
         /// Plan against the deployed state in this database instead of --base (it must
-        /// exist; the default database is .capstan/state.db in --repo).
+        /// exist; the default database is .capstan/state.db in --repo; or
+        /// postgres://user@host/db).
         #[arg(long, conflicts_with = "base")]
-        state: Option<PathBuf>,
+        state: Option<String>,
         /// Plan against nothing deployed: every instance is created.
         #[arg(long, conflicts_with_all = ["base", "state"])]
         empty_state: bool,
@@ -149,21 +153,18 @@ struct StateArgs {
     /// The repository root (the folder holding capstan.yaml).
     #[arg(long, default_value = ".")]
     repo: PathBuf,
-    /// The state database; logs and working folders go beside it
-    /// [default: .capstan/state.db in --repo].
+    /// The state: an SQLite file (logs and working folders go beside it) or a
+    /// PostgreSQL database, `postgres://user@host/db` (password in PGPASSWORD; logs and
+    /// working folders in .capstan in --repo) [default: .capstan/state.db in --repo].
     #[arg(long)]
-    state: Option<PathBuf>,
+    state: Option<String>,
 }
 
 impl StateArgs {
     /// `--state`, else `.capstan/state.db` in the repository: the same database whichever
     /// folder capstan is run from.
-    fn db(&self) -> PathBuf {
-        let default = || match self.repo.as_os_str().to_str() {
-            Some(".") => PathBuf::from(".capstan/state.db"),
-            _ => self.repo.join(".capstan").join("state.db"),
-        };
-        self.state.clone().unwrap_or_else(default)
+    fn db(&self) -> anyhow::Result<StateAt> {
+        StateAt::new(&self.repo, self.state.as_deref())
     }
 }
 
@@ -195,9 +196,9 @@ struct DeployArgs {
 }
 
 impl RunArgs {
-    fn settings(self, yes: bool) -> deploy::Settings {
-        deploy::Settings {
-            state: self.at.db(),
+    fn settings(self, yes: bool) -> anyhow::Result<deploy::Settings> {
+        Ok(deploy::Settings {
+            state: self.at.db()?,
             repo: self.at.repo,
             parallel: self.parallel.into(),
             timeouts: crate::deploy::Timeouts {
@@ -205,12 +206,12 @@ impl RunArgs {
                 state_lock: self.lock_timeout,
             },
             yes,
-        }
+        })
     }
 }
 
 impl DeployArgs {
-    fn settings(self) -> deploy::Settings {
+    fn settings(self) -> anyhow::Result<deploy::Settings> {
         self.run.settings(self.yes)
     }
 }
@@ -292,6 +293,21 @@ enum StateCommand {
         /// Go ahead without asking.
         #[arg(long)]
         yes: bool,
+    },
+    /// Copy every record of one state into another, empty one (e.g. SQLite into
+    /// PostgreSQL) without deploying anything; the source stays as it was.
+    Migrate {
+        /// The state to copy [default: .capstan/state.db in --repo].
+        #[arg(long)]
+        from: Option<String>,
+        /// The empty state to fill, e.g. postgres://capstan@db/capstan (password in
+        /// PGPASSWORD).
+        #[arg(long)]
+        to: String,
+        /// The repository root: the default --from, and the local folder of a PostgreSQL
+        /// state's logs and working folders.
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
     },
     /// One instance: inputs, artifacts and recent steps with their logs.
     Show {
@@ -523,8 +539,8 @@ fn execute(command: Command) -> anyhow::Result<i32> {
                     repo: repo.clone(),
                     state,
                 }
-                .db();
-                let against = (!empty_state).then_some(db.as_path());
+                .db()?;
+                let against = (!empty_state).then_some(&db);
                 let how = deploy::PlanHow {
                     format,
                     detailed_exitcode,
@@ -559,13 +575,13 @@ fn execute(command: Command) -> anyhow::Result<i32> {
             rev,
             instances,
             deploy,
-        } => deploy::apply(&rev, &instances, &deploy.settings()),
+        } => deploy::apply(&rev, &instances, &deploy.settings()?),
         Command::Drift {
             instances,
             format,
             detailed_exitcode,
             run,
-        } => drift::run(&instances, format, detailed_exitcode, &run.settings(true)),
+        } => drift::run(&instances, format, detailed_exitcode, &run.settings(true)?),
         Command::Policy { command } => match command {
             PolicyCommand::Test { repo, rev } => policy::test(&repo, rev.as_deref()),
             PolicyCommand::Eval {
@@ -581,17 +597,17 @@ fn execute(command: Command) -> anyhow::Result<i32> {
                 project,
                 rev,
                 deploy,
-            } => preview::up(&name, &project, &rev, &deploy.settings()),
+            } => preview::up(&name, &project, &rev, &deploy.settings()?),
             PreviewCommand::Down {
                 name,
                 project,
                 deploy,
-            } => preview::down(&name, project.as_deref(), &deploy.settings()),
-            PreviewCommand::List { at, format } => preview::list(&at.db(), format),
+            } => preview::down(&name, project.as_deref(), &deploy.settings()?),
+            PreviewCommand::List { at, format } => preview::list(&at.db()?, format),
         },
         Command::State {
             command: StateCommand::List { at, format },
-        } => deploy::state_list(&at.db(), format),
+        } => deploy::state_list(&at.db()?, format),
         Command::State {
             command:
                 StateCommand::Show {
@@ -599,10 +615,16 @@ fn execute(command: Command) -> anyhow::Result<i32> {
                     at,
                     format,
                 },
-        } => deploy::state_show(&at.db(), &instance, format),
+        } => deploy::state_show(&at.db()?, &instance, format),
+        Command::State {
+            command: StateCommand::Migrate { from, to, repo },
+        } => migrate::migrate(
+            &StateAt::new(&repo, from.as_deref())?,
+            &StateAt::new(&repo, Some(&to))?,
+        ),
         Command::State {
             command: StateCommand::Forget { instance, at, yes },
-        } => deploy::state_forget(&at.repo, &at.db(), &instance, yes),
+        } => deploy::state_forget(&at.repo, &at.db()?, &instance, yes),
         Command::Graph {
             repo,
             rev,

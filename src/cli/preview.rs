@@ -1,12 +1,12 @@
 //! `capstan preview up|down|list`: previews without GitHub. The same realisation, deployer,
 //! lock and state as the daemon's pull-request previews (docs/previews.md).
 
-use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::deploy::{Settings, block_on, open_existing};
+use super::StateAt;
+use super::deploy::{Settings, block_on};
 use super::{Format, color_on_stdout, out};
 use crate::core::deployed::Deployed;
 use crate::core::drift::Heal;
@@ -121,7 +121,7 @@ pub fn down(name: &str, project: Option<&str>, settings: &Settings) -> anyhow::R
             project
                 .map(|p| format!(" of project {p}"))
                 .unwrap_or_default(),
-            settings.state.display()
+            settings.state
         ),
         several => anyhow::bail!(
             "projects {} each have a preview named {name}: pass --project",
@@ -188,8 +188,8 @@ fn owned(store: &Store, scope: &Scope) -> anyhow::Result<Vec<Deployed>> {
 }
 
 /// Every recorded preview with its instances.
-pub fn list(db: &Path, format: Format) -> anyhow::Result<i32> {
-    let store = open_existing(db)?;
+pub fn list(db: &StateAt, format: Format) -> anyhow::Result<i32> {
+    let store = db.open_existing()?;
     let now = crate::state::now();
     let rows: Vec<(PreviewRecord, Vec<InstanceId>)> = store
         .previews()?

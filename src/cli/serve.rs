@@ -28,6 +28,10 @@ pub(super) struct ServeArgs {
     branch: Option<String>,
     #[arg(long, env = "CAPSTAN_STATE_DIR")]
     state_dir: Option<PathBuf>,
+    /// The state in PostgreSQL, postgres://user@host/db (overrides `state:`; password in
+    /// PGPASSWORD); logs and working folders stay in the state dir.
+    #[arg(long, env = "CAPSTAN_STATE")]
+    state: Option<String>,
     /// Address for webhooks, /healthz, /readyz and /metrics, e.g. 127.0.0.1:8080.
     #[arg(long, env = "CAPSTAN_LISTEN")]
     listen: Option<String>,
@@ -58,6 +62,7 @@ impl ServeArgs {
             repo_url: self.repo_url.clone(),
             branch: self.branch.clone(),
             state_dir: self.state_dir.clone(),
+            state: self.state.clone(),
             listen: self.listen.clone(),
             github_api_url: self.github_api_url.clone(),
             github_repository: self.github_repository.clone(),
@@ -196,6 +201,7 @@ fn describe(cfg: &Config) -> String {
     }
     s.push_str(&format!("  branch:      {}\n", cfg.repository.branch));
     s.push_str(&format!("  state dir:   {}\n", cfg.state_dir.display()));
+    s.push_str(&format!("  state:       {}\n", cfg.state));
     s.push_str(&format!(
         "  listen:      {} (/healthz, /readyz, /metrics{})\n",
         cfg.listen,

@@ -108,7 +108,7 @@ pub(super) async fn run(
     (control.console.print)(&format!(
         "── serving /healthz, /readyz and /metrics on http://{addr}\n"
     ));
-    let store = Arc::new(Store::open(&config.state_dir.join("state.db"))?);
+    let store = Arc::new(Store::open_at(&config.state)?);
     let deploys = Arc::new(Deploys::open(
         store.clone(),
         config.state_dir.clone(),

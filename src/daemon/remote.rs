@@ -46,7 +46,7 @@ pub(super) async fn run(
         &config.repository.root,
     )?;
     let mirror = Arc::new(mirror);
-    let store = Arc::new(Store::open(&config.state_dir.join("state.db"))?);
+    let store = Arc::new(Store::open_at(&config.state)?);
     let deploys = Arc::new(Deploys::open(
         store.clone(),
         config.state_dir.clone(),

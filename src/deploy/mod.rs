@@ -59,6 +59,14 @@ pub enum DeployError {
         pid: u32,
         holder: String,
     },
+    #[error(
+        "{holder} holds the deploy lock of the state {at}; {wanted} waits for nothing: try again when it is done"
+    )]
+    HeldElsewhere {
+        at: String,
+        holder: String,
+        wanted: &'static str,
+    },
     #[error("locking {path}")]
     Lock {
         path: PathBuf,
@@ -183,7 +191,7 @@ pub fn take_over(state_dir: &Path, store: &Store, holder: Holder) -> Result<Take
         path: state_dir.to_path_buf(),
         source,
     })?;
-    let lock = DeployLock::acquire(&dir, holder)?;
+    let lock = DeployLock::acquire(&dir, store, holder)?;
     let recovered = store.recover()?;
     let mut cleared = Vec::new();
     for leftover in provision::leftovers(&dir) {

@@ -186,6 +186,11 @@ impl<T: FromValue> FromValue for Option<T> {
 pub struct Row(Vec<Value<'static>>);
 
 impl Row {
+    /// Every column's value, in order.
+    pub fn values(&self) -> &[Value<'static>] {
+        &self.0
+    }
+
     pub fn get<T: FromValue>(&self, column: usize) -> Result<T, DbError> {
         let v = self.0.get(column).cloned().unwrap_or(Value::Null);
         let found = v.kind();

@@ -15,16 +15,20 @@ mod previews;
 mod pulls;
 mod resources;
 pub use resources::Row as ResourceRow;
+mod copy;
 mod db;
 mod location;
+mod locks;
 mod rows;
 mod schema;
 pub mod test_server;
 
+pub use copy::{Copied, CopyError};
 pub use db::DbError;
 pub use deploys::{Changed, NewStep, Recovered};
 pub use history::{RunRecord, StepRecord};
 pub use location::Location;
+pub use locks::{Lock, LockError, SessionLock};
 pub use previews::{PreviewRecord, PreviewStatus};
 pub use pulls::{Note, PullRecord};
 

@@ -16,6 +16,7 @@ mod merge_keys;
 mod operator;
 mod plan;
 mod policies;
+mod postgres;
 mod preview;
 mod provisioner_plans;
 mod schemas;

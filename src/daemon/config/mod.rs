@@ -58,6 +58,8 @@ pub struct Overrides {
     pub repo_url: Option<String>,
     pub branch: Option<String>,
     pub state_dir: Option<PathBuf>,
+    /// `--state`: the store, a `postgres://` address.
+    pub state: Option<String>,
     pub listen: Option<String>,
     pub github_api_url: Option<String>,
     pub github_repository: Option<String>,
@@ -186,7 +188,10 @@ pub struct Config {
     /// The file it was read from, for SIGHUP; `None` when built from flags alone.
     pub file: Option<PathBuf>,
     pub repository: RepoConfig,
+    /// Logs, working folders, the mirror; and the SQLite store unless `state` names another.
     pub state_dir: PathBuf,
+    /// The store: `<state_dir>/state.db`, or a PostgreSQL database (`state:`).
+    pub state: crate::state::Location,
     pub listen: SocketAddr,
     pub github: Option<GitHubConfig>,
     pub workers: usize,
@@ -216,6 +221,7 @@ struct FileConfig {
     #[serde(default)]
     repository: FileRepository,
     state_dir: Option<String>,
+    state: Option<String>,
     listen: Option<String>,
     github: Option<FileGitHub>,
     workers: Option<usize>,
@@ -453,6 +459,12 @@ fn build(
             Source::Remote { .. } => base_dir.join(".capstan"),
         },
     };
+    let state = match o.state.as_ref().or(file.state.as_ref()) {
+        Some(text) => problems
+            .take(crate::state::Location::parse(text).map_err(|e| format!("state: {e}")))
+            .unwrap_or_else(|| crate::state::Location::File(state_dir.join("state.db"))),
+        None => crate::state::Location::File(state_dir.join("state.db")),
+    };
     let listen_text = o
         .listen
         .clone()
@@ -549,6 +561,7 @@ fn build(
         file: file_path.map(|p| env.cwd.join(p)),
         repository,
         state_dir,
+        state,
         listen,
         github,
         workers: file.workers.unwrap_or(2),
