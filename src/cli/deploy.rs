@@ -331,7 +331,16 @@ pub fn plan(
             scratch.path().to_path_buf()
         }
     };
-    let finished = deep(repo, &state_dir, &new, tree, &commit, &plan, &state)?;
+    let tf_pg = db.and_then(|db| db.location.terraform_pg());
+    let finished = deep(
+        repo,
+        (&state_dir, tf_pg),
+        &new,
+        tree,
+        &commit,
+        &plan,
+        &state,
+    )?;
     let failed = finished
         .iter()
         .filter(|f| matches!(f.outcome, crate::core::deep::Outcome::Failed { .. }))
@@ -363,7 +372,7 @@ pub fn plan(
 /// (a person's own credentials), in the plan's order.
 fn deep(
     repo: &Path,
-    state_dir: &Path,
+    (state_dir, tf_pg): (&Path, Option<&crate::state::PgTarget>),
     new: &crate::core::Checked,
     tree: SourceTree,
     commit: &str,
@@ -380,6 +389,7 @@ fn deep(
         deep::work(requests, new, &Arc::new(tree), commit, state, &revisions);
     let planner = Arc::new(Planner {
         state_dir: state_dir.to_path_buf(),
+        tf_pg: tf_pg.cloned(),
         timeouts: crate::deploy::Timeouts {
             step: std::time::Duration::from_secs(10 * 60),
             ..Default::default()

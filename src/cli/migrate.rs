@@ -28,7 +28,23 @@ pub fn migrate(from: &StateAt, to: &StateAt) -> anyhow::Result<i32> {
         true => None,
         false => Some(DeployLock::acquire(&target_dir, &target, HOLDER)?),
     };
+    // Terraform states a module without a backend keeps beside an SQLite state move into
+    // PostgreSQL with the records; whether they can is known before anything is copied.
+    let tf_target = to
+        .location
+        .terraform_pg()
+        .filter(|_| !from.location.is_postgres());
+    let mover = match tf_target {
+        Some(_) => crate::deploy::tf_states::Mover::new(&from.dir)?,
+        None => None,
+    };
     let copied = source.copy_into(&target)?;
+    let moved = match (mover, tf_target) {
+        (Some(mover), Some(pg)) => {
+            crate::deploy::tf_states::move_into_postgres(mover, &from.dir, pg)?
+        }
+        _ => Vec::new(),
+    };
     let deployed = target.deployed()?.len();
     println!(
         "Copied {} rows from {from} to {to}: {deployed} instances with their digests, {} runs, {} pull requests.",
@@ -36,6 +52,12 @@ pub fn migrate(from: &StateAt, to: &StateAt) -> anyhow::Result<i32> {
         count(&copied, "runs"),
         count(&copied, "pull_requests"),
     );
+    for m in &moved {
+        println!(
+            "Moved the Terraform state of {} step {} into PostgreSQL (schema {}).",
+            m.instance, m.step, m.schema
+        );
+    }
     println!(
         "Nothing was deployed. Point capstan at {to} (`--state`, or `state:` in the daemon's configuration); {from} is unchanged, keep it until {to} has served."
     );

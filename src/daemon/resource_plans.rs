@@ -38,6 +38,7 @@ fn planner(shared: &Shared, pr: u64) -> Planner {
     let pp = &config.provisioner_plans;
     Planner {
         state_dir: config.state_dir.clone(),
+        tf_pg: config.state.terraform_pg().cloned(),
         timeouts: crate::deploy::Timeouts {
             step: pp.timeout,
             ..Default::default()

@@ -33,6 +33,8 @@ const LAST_LINES: usize = 15;
 /// Runs provisioner plans for one purpose (`label`: `pr-7`, `cli`), which names their logs.
 pub struct Planner {
     pub state_dir: PathBuf,
+    /// With the state in PostgreSQL: where the modules' Terraform states are.
+    pub tf_pg: Option<crate::state::PgTarget>,
     /// `step` bounds one instance's plan.
     pub timeouts: Timeouts,
     /// The only environment the commands get, besides `PATH` and capstan's own variables.
@@ -137,6 +139,7 @@ impl Planner {
             }),
             workdir,
             state_dir: &self.state_dir,
+            tf_pg: self.tf_pg.as_ref(),
             log: &log,
             timeouts: self.timeouts,
             secrets: deployed::secrets(&request.inputs, &Default::default(), &request.sensitive)

@@ -73,11 +73,16 @@ impl Checker {
             let found = bundles.of(&record);
             let (limit, state_dir, timeouts) =
                 (limit.clone(), self.state_dir.clone(), self.timeouts);
+            let tf_pg = self.store.location().terraform_pg().cloned();
             tasks.spawn(async move {
                 let _permit = limit.acquire_owned().await;
                 let outcome = match found {
                     Ok((tree, bundle)) => {
-                        check_one(&record, &tree, &bundle, &state_dir, timeouts).await
+                        let at = Where {
+                            state_dir: &state_dir,
+                            tf_pg: tf_pg.as_ref(),
+                        };
+                        check_one(&record, &tree, &bundle, at, timeouts).await
                     }
                     Err(why) => StepCheck {
                         status: DriftStatus::CheckFailed,
@@ -113,14 +118,22 @@ impl Checker {
     }
 }
 
+/// Where a check keeps its files, and its Terraform states.
+#[derive(Clone, Copy)]
+struct Where<'a> {
+    state_dir: &'a Path,
+    tf_pg: Option<&'a crate::state::PgTarget>,
+}
+
 /// Checks one instance: its steps' outcomes combined.
 async fn check_one(
     record: &Deployed,
     tree: &SourceTree,
     bundle: &Bundle,
-    state_dir: &Path,
+    at: Where<'_>,
     timeouts: Timeouts,
 ) -> StepCheck {
+    let state_dir = at.state_dir;
     let log = check_log(state_dir, record.instance.as_str());
     // Each check's log replaces the last one's.
     let _ = std::fs::remove_file(&log);
@@ -142,6 +155,7 @@ async fn check_one(
         }),
         workdir: check_workdir(state_dir, record.instance.as_str()),
         state_dir,
+        tf_pg: at.tf_pg,
         log: &log,
         timeouts,
         secrets: deployed::secrets(&record.inputs, &record.artifacts, &record.sensitive),

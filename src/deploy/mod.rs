@@ -19,6 +19,7 @@ mod lock;
 pub mod provision;
 mod report;
 mod step;
+pub mod tf_states;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -96,6 +96,7 @@ impl Step {
                 .join("work")
                 .join(format!("run-{}-{}", self.run, w.instance)),
             state_dir: &self.state_dir,
+            tf_pg: self.store.location().terraform_pg(),
             log: &log,
             timeouts: self.timeouts,
             secrets: deployed::secrets(&w.inputs, &BTreeMap::new(), &w.sensitive)

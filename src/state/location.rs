@@ -53,6 +53,15 @@ impl Location {
     pub fn is_postgres(&self) -> bool {
         matches!(self, Location::Postgres(_))
     }
+
+    /// The database OpenTofu and Terraform modules without a backend keep their state in:
+    /// this one when it is PostgreSQL.
+    pub fn terraform_pg(&self) -> Option<&PgTarget> {
+        match self {
+            Location::Postgres(target) => Some(target),
+            Location::File(_) => None,
+        }
+    }
 }
 
 impl fmt::Display for Location {
@@ -61,6 +70,40 @@ impl fmt::Display for Location {
             Location::File(path) => write!(f, "{}", path.display()),
             Location::Postgres(target) => target.fmt(f),
         }
+    }
+}
+
+impl PgTarget {
+    /// The address for Terraform's `pg` backend (lib/pq), without the password (given as
+    /// `PGPASSWORD`), and without TLS, as capstan's own connection.
+    pub fn terraform_address(&self) -> String {
+        use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+        use tokio_postgres::config::Host;
+        let c = &self.config;
+        let enc = |t: &str| utf8_percent_encode(t, NON_ALPHANUMERIC).to_string();
+        let user = c
+            .get_user()
+            .map(|u| format!("{}@", enc(u)))
+            .unwrap_or_default();
+        let db = enc(c.get_dbname().unwrap_or(""));
+        let port = c.get_ports().first().copied().unwrap_or(5432);
+        match c.get_hosts().first() {
+            Some(Host::Tcp(host)) => {
+                format!("postgres://{user}{host}:{port}/{db}?sslmode=disable")
+            }
+            Some(Host::Unix(dir)) => format!(
+                "postgres://{user}/{db}?host={}&port={port}&sslmode=disable",
+                enc(&dir.display().to_string())
+            ),
+            None => format!("postgres://{user}localhost:{port}/{db}?sslmode=disable"),
+        }
+    }
+
+    /// The password, if the address or `PGPASSWORD` gave one.
+    pub fn password(&self) -> Option<String> {
+        self.config
+            .get_password()
+            .map(|p| String::from_utf8_lossy(p).into_owned())
     }
 }
 
@@ -100,6 +143,14 @@ mod tests {
         assert!(at.is_postgres());
         assert_eq!(at.to_string(), "postgres://capstan@db.internal:6432/infra");
         assert!(!format!("{at:?}").contains("s3cret"));
+        let Location::Postgres(target) = &at else {
+            unreachable!()
+        };
+        assert_eq!(
+            target.terraform_address(),
+            "postgres://capstan@db.internal:6432/infra?sslmode=disable"
+        );
+        assert_eq!(target.password().as_deref(), Some("s3cret"));
         let file = Location::parse(".capstan/state.db").unwrap();
         assert_eq!(file.to_string(), ".capstan/state.db");
     }

@@ -27,7 +27,7 @@ pub use copy::{Copied, CopyError};
 pub use db::DbError;
 pub use deploys::{Changed, NewStep, Recovered};
 pub use history::{RunRecord, StepRecord};
-pub use location::Location;
+pub use location::{Location, PgTarget};
 pub use locks::{Lock, LockError, SessionLock};
 pub use previews::{PreviewRecord, PreviewStatus};
 pub use pulls::{Note, PullRecord};

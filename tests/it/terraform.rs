@@ -668,3 +668,139 @@ fn terraform_and_shell_steps_deploy_under_the_units_sandbox() {
     owner_only(&example.state, &mut loose);
     assert!(loose.is_empty(), "readable by others: {loose:#?}");
 }
+
+/// With the state in PostgreSQL, a module without a backend keeps its Terraform state in
+/// that database (the `pg` backend, a schema per instance and step): a second machine,
+/// with a checkout and state folder of its own, updates in place what the first created.
+#[test]
+fn two_machines_share_terraform_state_in_postgres() {
+    let (url, server) = crate::postgres::database();
+    let w = greeting_world("terraform", TWO_PACKAGES);
+    terraform();
+    let machine = |name: &str| {
+        let checkout = w.scratch("machines").join(name);
+        if !checkout.join(".git").exists() {
+            let cloned = Command::new("git")
+                .args(["clone", "--quiet"])
+                .arg(&w.repo)
+                .arg(&checkout)
+                .status()
+                .unwrap();
+            assert!(cloned.success());
+        }
+        checkout
+    };
+    let apply_on = |checkout: &Path| {
+        let out = crate::deploy::capstan(checkout)
+            .args(["apply", "--yes", "--state", &url])
+            .env_remove("TF_CLI_CONFIG_FILE")
+            .output()
+            .expect("capstan runs");
+        assert!(out.status.success(), "{}", text(&out));
+        out
+    };
+    let first = machine("a");
+    apply_on(&first);
+    let store = crate::postgres::open(&url);
+    let message =
+        &store.deployed().unwrap()[&InstanceId("demo-dev-hello".into())].artifacts["message"];
+    let id = message["id"].as_str().expect("an id").to_string();
+    let schema = capstan::deploy::provision::tf_schema("demo-dev-hello", 0);
+    let states = server
+        .psql(&url, &format!("SELECT name FROM {schema}.states"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(states.trim(), "default", "the pg backend's workspace row");
+    assert!(
+        !first.join(".capstan").join("tfstate").exists(),
+        "no local Terraform state beside a PostgreSQL state"
+    );
+
+    let second = machine("b");
+    let edited = std::fs::read_to_string(second.join("projects/demo/project.yaml"))
+        .unwrap()
+        .replace("{text: hello}", "{text: hello again}");
+    std::fs::write(second.join("projects/demo/project.yaml"), edited).unwrap();
+    crate::support::commit_all(&second, "say more");
+    let out = apply_on(&second);
+    let store = crate::postgres::open(&url);
+    let message =
+        &store.deployed().unwrap()[&InstanceId("demo-dev-hello".into())].artifacts["message"];
+    assert_eq!(message["text"], "hello again");
+    assert_eq!(
+        message["id"],
+        id.as_str(),
+        "updated in place: machine b saw a's state"
+    );
+    let logs = std::fs::read_dir(second.join(".capstan/logs"))
+        .unwrap()
+        .flatten()
+        .flat_map(|run| std::fs::read_dir(run.path()).unwrap().flatten())
+        .map(|log| std::fs::read_to_string(log.path()).unwrap())
+        .collect::<String>();
+    assert!(
+        logs.contains("0 added, 1 changed, 0 destroyed"),
+        "{logs}\n{}",
+        text(&out)
+    );
+    assert!(
+        logs.contains("Successfully configured the backend \"pg\""),
+        "{logs}"
+    );
+}
+
+/// `capstan state migrate` into PostgreSQL moves the local Terraform states too: the next
+/// change after the move updates the resource in place, never creates it again.
+#[test]
+fn migrating_to_postgres_moves_terraform_states() {
+    let (url, _server) = crate::postgres::database();
+    let w = greeting_world("terraform", TWO_PACKAGES);
+    let path = std::env::var("PATH").unwrap_or_default();
+    let (out, _) = apply(&w, &path, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let id = artifact(&w, "demo-dev-hello", "message")["id"]
+        .as_str()
+        .expect("an id")
+        .to_string();
+
+    let moved = crate::deploy::capstan(&w.repo)
+        .args(["state", "migrate", "--from"])
+        .arg(w.db())
+        .args(["--to", &url])
+        .output()
+        .unwrap();
+    let said = text(&moved);
+    assert!(moved.status.success(), "{said}");
+    assert!(
+        said.contains("Moved the Terraform state of demo-dev-hello step 1 into PostgreSQL"),
+        "{said}"
+    );
+    let local = w.state.join("tfstate/demo-dev-hello/step-1.tfstate");
+    assert!(!local.exists(), "the local state is renamed once pushed");
+    assert!(
+        w.state
+            .join("tfstate/demo-dev-hello/step-1.tfstate.moved")
+            .exists()
+    );
+
+    w.edit(
+        "projects/demo/project.yaml",
+        "{text: hello}",
+        "{text: hello again}",
+    );
+    w.commit("say more");
+    let out = crate::deploy::capstan(&w.repo)
+        .args(["apply", "--yes", "--state", &url])
+        .env_remove("TF_CLI_CONFIG_FILE")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let store = crate::postgres::open(&url);
+    let message =
+        &store.deployed().unwrap()[&InstanceId("demo-dev-hello".into())].artifacts["message"];
+    assert_eq!(message["text"], "hello again");
+    assert_eq!(
+        message["id"],
+        id.as_str(),
+        "updated in place after the move"
+    );
+}

@@ -34,8 +34,8 @@ use exec::exec;
 pub(super) use log::Log;
 pub use log::{Redactor, scrub_log};
 pub(super) use process::{command, failure, spawn_and_wait};
-pub use terraform::Program;
 use terraform::terraform;
+pub use terraform::{Program, pg_env, tf_schema};
 pub(super) use terraform::{lock_timeout, tf_init, tf_state_file};
 pub use workdir::{Leftover, clear_leftover, leftovers};
 pub(super) use workdir::{Prepared, check_log, prepare, step_env};
@@ -143,6 +143,9 @@ pub struct Job<'a> {
     pub metadata: Value,
     pub workdir: PathBuf,
     pub state_dir: &'a Path,
+    /// With the state in PostgreSQL, OpenTofu and Terraform modules without a backend keep
+    /// their state in that database (`pg` backend); `None`: under `state_dir`.
+    pub tf_pg: Option<&'a crate::state::PgTarget>,
     pub log: &'a Path,
     pub timeouts: Timeouts,
     /// Values never written to the log.

@@ -103,7 +103,20 @@ pub(super) fn tf_inputs(job: &Job<'_>, index: usize, env: &Env) -> Result<(), St
         "_connections.auto.tfvars.json",
         pretty(&job.inputs.connection_data()),
     )?;
-    if !declares_backend(&env.cwd) {
+    if declares_backend(&env.cwd) {
+        return Ok(());
+    }
+    if job.tf_pg.is_some() {
+        // The address and password come as PG_CONN_STR and PGPASSWORD (`pg_env`).
+        return write(
+            "_capstan_backend.tf",
+            format!(
+                "terraform {{\n  backend \"pg\" {{\n    schema_name = \"{}\"\n  }}\n}}\n",
+                tf_schema(job.instance, index)
+            ),
+        );
+    }
+    {
         let state = tf_state_file(job.state_dir, job.instance, index);
         if let Some(parent) = state.parent() {
             private_dir(parent).map_err(|source| StepError::Prepare {
@@ -120,6 +133,35 @@ pub(super) fn tf_inputs(job: &Job<'_>, index: usize, env: &Env) -> Result<(), St
         )?;
     }
     Ok(())
+}
+
+/// The PostgreSQL schema holding step `index` of `instance`'s Terraform state with the
+/// `pg` backend: `capstan_tf_<instance>_<step>` in lower-case letters, digits and `_`,
+/// with a hash of the exact id so that ids differing only in other characters never meet.
+pub fn tf_schema(instance: &str, index: usize) -> String {
+    use sha2::Digest;
+    let plain: String = instance
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .take(36)
+        .collect();
+    let hash = hex::encode(&sha2::Sha256::digest(instance.as_bytes())[..4]);
+    format!("capstan_tf_{plain}_{hash}_{}", index + 1)
+}
+
+/// The variables that point OpenTofu and Terraform at the `pg` backend's database.
+pub fn pg_env(target: &crate::state::PgTarget) -> Vec<(String, String)> {
+    let mut vars = vec![("PG_CONN_STR".to_string(), target.terraform_address())];
+    if let Some(password) = target.password() {
+        vars.push(("PGPASSWORD".to_string(), password));
+    }
+    vars
 }
 
 /// The local state of step `index` of `instance` when its module declares no backend.

@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::log::{Log, Redactor, scrub_log};
 use super::{Env, Job, StepError};
 use crate::core::app::Evaluated;
-use crate::core::model::{Bundle, Step};
+use crate::core::model::{Bundle, Provisioner, Step};
 use crate::core::run::Verb;
 use crate::core::sensitive::{self, FieldPath};
 use crate::core::source::{Content, SourceTree};
@@ -193,6 +193,14 @@ pub(in crate::deploy) fn step_env(
         }
     };
     vars.extend(prepared.app.envs.iter().cloned());
+    if let Some(target) = job.tf_pg
+        && matches!(
+            step.provisioner,
+            Provisioner::OpenTofu { .. } | Provisioner::Terraform { .. }
+        )
+    {
+        vars.extend(super::terraform::pg_env(target));
+    }
     vars.extend(
         [
             ("CAPSTAN_ACTION", action.to_string()),
