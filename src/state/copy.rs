@@ -205,6 +205,14 @@ mod tests {
         let err = from.copy_into(&to).unwrap_err().to_string();
         assert!(err.contains("must be empty"), "{err}");
         assert!(err.contains("pull_requests"), "{err}");
+
+        // And back, into a new SQLite file.
+        let dir = tempfile::tempdir().unwrap();
+        let back = Store::open(&dir.path().join("back.db")).unwrap();
+        to.copy_into(&back).unwrap();
+        assert_eq!(back.deployed().unwrap(), to.deployed().unwrap());
+        assert_eq!(back.runs(10).unwrap(), to.runs(10).unwrap());
+        assert!(back.begin_run("c3", Trigger::Apply).unwrap() > next);
     }
 
     /// A table added by a later migration is copied too, or said here why not.
