@@ -62,6 +62,8 @@ fn record_deploy(store: &Store, run: i64, record: &Deployed) {
             attributes: &record.attributes,
             sensitive: &[],
             log_path: None,
+            // No deploy lock is taken here, so the token is the first one.
+            fence: 0,
         })
         .unwrap();
     store.finish_deploy(step, record).unwrap();

@@ -66,8 +66,9 @@ fn take_over(
 
 impl Settings {
     /// A deployer that prints each outcome as it happens.
-    pub(super) fn deployer(&self, store: Arc<Store>, dir: PathBuf) -> Deployer {
+    pub(super) fn deployer(&self, store: Arc<Store>, dir: PathBuf, lock: &DeployLock) -> Deployer {
         Deployer {
+            fence: lock.fence,
             store,
             state_dir: dir,
             revisions: Arc::new(Checkout {
@@ -136,7 +137,7 @@ pub fn apply(rev: &str, instances: &[String], settings: &Settings) -> anyhow::Re
         eprintln!("capstan: {commit} has validation errors; nothing is deployed");
         return Ok(1);
     }
-    let (store, dir, _lock) = settings.take_over("capstan apply")?;
+    let (store, dir, lock) = settings.take_over("capstan apply")?;
     out(&settings.heading(rev, &commit))?;
     warn_uncommitted(settings, &commit, &tree)?;
     let scope = store.branch_scope()?;
@@ -182,7 +183,7 @@ pub fn apply(rev: &str, instances: &[String], settings: &Settings) -> anyhow::Re
         eprintln!("capstan: nothing deployed");
         return Ok(1);
     }
-    let report = block_on(settings.deployer(store, dir).deploy(&target))??;
+    let report = block_on(settings.deployer(store, dir, &lock).deploy(&target))??;
     out(&format!("{}\n", report.summary()))?;
     Ok(i32::from(report.status() != RunStatus::Succeeded))
 }

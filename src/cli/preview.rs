@@ -32,7 +32,7 @@ pub fn up(name: &str, project: &str, rev: &str, settings: &Settings) -> anyhow::
         .get(project)
         .and_then(|p| p.preview.clone())
         .ok_or_else(|| preview::PreviewError::NoPreview(project.into()))?;
-    let (store, dir, _lock) = settings.take_over("capstan preview up")?;
+    let (store, dir, lock) = settings.take_over("capstan preview up")?;
     let others: Vec<String> = store
         .previews()?
         .into_iter()
@@ -84,7 +84,7 @@ pub fn up(name: &str, project: &str, rev: &str, settings: &Settings) -> anyhow::
             heal: Heal::All,
             only: None,
         };
-        let report = block_on(settings.deployer(store.clone(), dir).deploy(&target))??;
+        let report = block_on(settings.deployer(store.clone(), dir, &lock).deploy(&target))??;
         out(&format!("{}\n", report.summary()))?;
         status = report.status();
     }
@@ -108,7 +108,7 @@ pub fn up(name: &str, project: &str, rev: &str, settings: &Settings) -> anyhow::
 /// Destroys preview `name` (of `project`, if several have one), dependants first, and
 /// forgets it once nothing of it is left.
 pub fn down(name: &str, project: Option<&str>, settings: &Settings) -> anyhow::Result<i32> {
-    let (store, dir, _lock) = settings.take_over("capstan preview down")?;
+    let (store, dir, lock) = settings.take_over("capstan preview down")?;
     let recorded: Vec<PreviewRecord> = store
         .previews()?
         .into_iter()
@@ -161,7 +161,7 @@ pub fn down(name: &str, project: Option<&str>, settings: &Settings) -> anyhow::R
     let label = format!("preview {name} of {}", record.project);
     let report = block_on(
         settings
-            .deployer(store.clone(), dir)
+            .deployer(store.clone(), dir, &lock)
             .teardown(&scope, &label),
     )??;
     out(&format!("{}\n", report.summary()))?;

@@ -32,6 +32,10 @@ pub(super) struct ServeArgs {
     /// PGPASSWORD); logs and working folders stay in the state dir.
     #[arg(long, env = "CAPSTAN_STATE")]
     state: Option<String>,
+    /// What this process does with the state in PostgreSQL: `all` (default), `web`
+    /// (webhooks and the web view), `worker` (jobs, schedules and polling).
+    #[arg(long, env = "CAPSTAN_ROLE", value_enum)]
+    role: Option<crate::daemon::config::Role>,
     /// Address for webhooks, /healthz, /readyz and /metrics, e.g. 127.0.0.1:8080.
     #[arg(long, env = "CAPSTAN_LISTEN")]
     listen: Option<String>,
@@ -63,6 +67,7 @@ impl ServeArgs {
             branch: self.branch.clone(),
             state_dir: self.state_dir.clone(),
             state: self.state.clone(),
+            role: self.role,
             listen: self.listen.clone(),
             github_api_url: self.github_api_url.clone(),
             github_repository: self.github_repository.clone(),
@@ -202,6 +207,13 @@ fn describe(cfg: &Config) -> String {
     s.push_str(&format!("  branch:      {}\n", cfg.repository.branch));
     s.push_str(&format!("  state dir:   {}\n", cfg.state_dir.display()));
     s.push_str(&format!("  state:       {}\n", cfg.state));
+    if cfg.state.is_postgres() {
+        s.push_str(&format!(
+            "  role:        {} (jobs leased for {:?})\n",
+            cfg.role.name(),
+            cfg.lease
+        ));
+    }
     s.push_str(&format!(
         "  listen:      {} (/healthz, /readyz, /metrics{})\n",
         cfg.listen,

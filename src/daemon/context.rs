@@ -8,6 +8,7 @@ use tokio::sync::mpsc;
 
 use super::config::{Config, Source};
 use super::deploys::Deploys;
+use super::durable::Durable;
 use super::error::DaemonError;
 use super::events::Event;
 use super::handoff::Handoff;
@@ -19,7 +20,7 @@ use super::revisions::{CachedRevision, RevisionCache, Side};
 use crate::core::commit::CommitId;
 use crate::github::Client;
 use crate::source::mirror::{Credentials, Mirror, branch_ref};
-use crate::state::Store;
+use crate::state::{StateError, Store};
 
 pub(super) struct Shared {
     pub config: RwLock<Arc<Config>>,
@@ -46,6 +47,9 @@ pub(super) struct Shared {
     /// Provisioner plans handed from the plan job to the `resources` lane, and those kept
     /// for reuse.
     pub handoff: Handoff,
+    /// With the state in PostgreSQL, the durable queue every event and job goes through
+    /// (`durable.rs`); `None`: this process's in-memory lanes.
+    pub durable: Option<Durable>,
 }
 
 impl Shared {
@@ -63,9 +67,55 @@ impl Shared {
             .clone()
     }
 
-    pub fn send(&self, event: Event) {
-        // The receiver lives as long as the daemon; after shutdown there is nothing to do.
-        let _ = self.events.send(event);
+    /// Hands `event` over to be acted on: queued durably (PostgreSQL), or to this process.
+    /// An error means it was not taken (the database is unreachable): a webhook is then
+    /// answered 503, and GitHub delivers it again.
+    pub fn send(&self, event: Event) -> Result<(), StateError> {
+        match &self.durable {
+            Some(durable) => durable.event(&event),
+            None => {
+                // The receiver lives as long as the daemon; after shutdown there is nothing
+                // to do.
+                let _ = self.events.send(event);
+                Ok(())
+            }
+        }
+    }
+
+    /// Queues `job` in its lane: durably (PostgreSQL), or in this process's queue.
+    /// Provisioner plans stay in this process either way (their hand-over is in memory).
+    pub fn push(&self, job: Job) {
+        self.push_after(job, std::time::Duration::ZERO);
+    }
+
+    /// Queues `job` to start after `delay` (a deploy window opening).
+    pub fn push_after(&self, job: Job, delay: std::time::Duration) {
+        match (&self.durable, &job) {
+            (_, Job::Resources(_)) => self.resources.push(job),
+            (Some(durable), _) => {
+                if let Err(e) = durable.job(&job, delay) {
+                    tracing::error!(job = %job.key(), error = %crate::error::chain(&e), "queueing a job; the next event or schedule asks for it again");
+                }
+            }
+            (None, Job::Plan(_)) => self.plans.push(job),
+            (None, _) if delay.is_zero() => self.deploys.lane().push(job),
+            (None, _) => self
+                .deploys
+                .lane()
+                .push_at(tokio::time::Instant::now() + delay, job),
+        }
+    }
+
+    /// Drops `job` if it waits (a closed pull request's plan).
+    pub fn unqueue(&self, job: &Job) {
+        match &self.durable {
+            Some(durable) => {
+                if let Err(e) = durable.remove(job) {
+                    tracing::warn!(job = %job.key(), error = %crate::error::chain(&e), "dropping a queued job");
+                }
+            }
+            None => self.plans.remove(&job.key()),
+        }
     }
 
     /// Fetches `(remote ref, local ref)` pairs into the mirror.

@@ -3,12 +3,16 @@
 //! at start-up, the branch's commit is planned against the deployed state and deployed.
 //!
 //! One deploy runs at a time: wake-ups while one runs fold into one more run afterwards,
-//! which looks at the branch as it is then (level-triggered). The daemon holds the state
-//! directory's deploy lock for its whole life, so a `capstan apply` beside it is refused
-//! rather than racing it.
+//! which looks at the branch as it is then (level-triggered). With SQLite the daemon holds
+//! the state directory's deploy lock for its whole life, so a `capstan apply` beside it is
+//! refused rather than racing it. With PostgreSQL, replicas share the state, so each job
+//! of the deploy lane takes the deploy lock for itself ([`Deploys::hold`]): it recovers what
+//! a dead holder left, and moves the fencing token on so that a holder cut off from the
+//! database can write nothing after it.
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use chrono::Utc;
 use tokio::time::Instant;
@@ -42,17 +46,54 @@ pub(super) struct Deploys {
     lane: Queue<Job>,
     /// The branch's model as last read, for the web view.
     branch: tokio::sync::watch::Sender<Option<Arc<crate::web::Branch>>>,
-    _lock: DeployLock,
+    /// The deploy lock while held: for the daemon's life (SQLite), or a job's (PostgreSQL).
+    held: std::sync::Mutex<Option<DeployLock>>,
+    /// The fencing token of the lock held.
+    fence: AtomicI64,
+    /// Whether each job takes the lock (replicas on PostgreSQL), not the daemon for life.
+    per_job: bool,
+}
+
+/// Holds the deploy lock for one job of the deploy lane (PostgreSQL); released on drop.
+pub(super) struct Held<'a> {
+    deploys: &'a Deploys,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        *self.deploys.held.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
 }
 
 impl Deploys {
-    /// Takes the deploy lock and marks whatever a crash interrupted.
+    /// Takes the deploy lock for the daemon's life and marks whatever a crash interrupted;
+    /// or, `per_job` (replicas sharing a PostgreSQL state), leaves both to each job
+    /// ([`Deploys::hold`]).
     pub(super) fn open(
         store: Arc<Store>,
         state_dir: PathBuf,
         revisions: Arc<dyn Revisions>,
+        per_job: bool,
     ) -> Result<Deploys, DaemonError> {
-        let taken = crate::deploy::take_over(&state_dir, &store, Holder::Serve)?;
+        let deploys = Deploys {
+            state_dir: std::path::absolute(&state_dir).unwrap_or(state_dir),
+            store,
+            revisions,
+            lane: Queue::new(false),
+            branch: tokio::sync::watch::Sender::new(None),
+            held: std::sync::Mutex::new(None),
+            fence: AtomicI64::new(0),
+            per_job,
+        };
+        if !per_job {
+            deploys.take_over()?;
+        }
+        Ok(deploys)
+    }
+
+    /// Takes the deploy lock now, recovering what its last holder left.
+    fn take_over(&self) -> Result<(), DaemonError> {
+        let taken = crate::deploy::take_over(&self.state_dir, &self.store, Holder::Serve)?;
         let recovered = &taken.recovered;
         if recovered.runs + recovered.steps > 0 {
             tracing::warn!(
@@ -63,15 +104,33 @@ impl Deploys {
                 "a deploy was interrupted; the next pass deploys what is not as desired"
             );
         }
-        let (state_dir, lock) = (taken.dir, taken.lock);
-        Ok(Deploys {
-            store,
-            state_dir,
-            revisions,
-            lane: Queue::new(false),
-            branch: tokio::sync::watch::Sender::new(None),
-            _lock: lock,
-        })
+        self.fence.store(taken.lock.fence, Ordering::SeqCst);
+        *self.held.lock().unwrap_or_else(|p| p.into_inner()) = Some(taken.lock);
+        Ok(())
+    }
+
+    /// Takes the deploy lock for one job of the deploy lane, waiting while another
+    /// replica holds it (a job recovered from a replica that lost its lease but lives on);
+    /// a no-op with SQLite, whose lock is held for the daemon's life.
+    pub(super) async fn hold(&self) -> Result<Option<Held<'_>>, DaemonError> {
+        if !self.per_job {
+            return Ok(None);
+        }
+        let mut wait = std::time::Duration::from_millis(250);
+        loop {
+            match self.take_over() {
+                Ok(()) => return Ok(Some(Held { deploys: self })),
+                Err(DaemonError::Deploy(crate::deploy::DeployError::HeldElsewhere {
+                    holder,
+                    ..
+                })) => {
+                    tracing::info!(%holder, "waiting for the deploy lock");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(std::time::Duration::from_secs(5));
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     pub(super) fn store(&self) -> &Arc<Store> {
@@ -174,6 +233,7 @@ impl Deploys {
             parallel: config.parallel,
             timeouts: config.timeouts,
             progress,
+            fence: self.fence.load(Ordering::SeqCst),
         }
     }
 
@@ -189,8 +249,12 @@ impl Deploys {
         if let Some(at) = report.next_window() {
             tracing::info!(%at, "a deploy window holds instances back; deploying again when it opens");
             let wait = (at - Utc::now()).to_std().unwrap_or_default();
-            self.lane
-                .push_at(Instant::now() + wait, Job::Deploy(Trigger::WindowOpened));
+            let job = Job::Deploy(Trigger::WindowOpened);
+            if self.per_job {
+                super::durable::Durable::new(self.store.clone()).job(&job, wait)?;
+            } else {
+                self.lane.push_at(Instant::now() + wait, job);
+            }
         }
         Ok(report)
     }

@@ -43,7 +43,7 @@ pub(super) async fn pass(shared: &Arc<Shared>) -> Result<(), DaemonError> {
     let heal = heal(shared).await?;
     if drifted.iter().any(|c| heal.heals(&c.attributes)) {
         tracing::info!("drift where drift.remediate heals it: deploying the branch");
-        shared.deploys.lane().push(Job::Deploy(Trigger::Drift));
+        shared.push(Job::Deploy(Trigger::Drift));
     }
     report(shared).await
 }

@@ -48,6 +48,8 @@ pub enum DaemonError {
         "a remote repository without github configured has nothing to plan: configure github, or point repository.path at a local checkout"
     )]
     RemoteWithoutGitHub,
+    #[error("the durable job queue: {0}")]
+    Queue(String),
     #[error("github needs repository.url: capstan fetches pull-request heads from the remote")]
     LocalWithGitHub,
 }

@@ -10,6 +10,10 @@ pub(super) struct Health {
     draining: AtomicBool,
     /// Why the daemon is not ready yet, as `/readyz` says it.
     waits: &'static str,
+    /// What this process does (`all`, `web`, `worker`), as `/readyz` says it.
+    role: std::sync::OnceLock<&'static str>,
+    /// Whether this process runs the schedules and polling (always, on one machine).
+    leader: AtomicBool,
 }
 
 impl Health {
@@ -18,7 +22,34 @@ impl Health {
             ready: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             waits,
+            role: std::sync::OnceLock::new(),
+            leader: AtomicBool::new(false),
         }
+    }
+
+    pub fn set_role(&self, role: &'static str) {
+        let _ = self.role.set(role);
+    }
+
+    pub fn role(&self) -> &'static str {
+        self.role.get().copied().unwrap_or("all")
+    }
+
+    pub fn set_leader(&self, leader: bool) {
+        self.leader.store(leader, Ordering::SeqCst);
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.leader.load(Ordering::SeqCst)
+    }
+
+    /// `/readyz`'s body when ready: `ready`, then the role and leadership.
+    pub fn ready_text(&self) -> String {
+        format!(
+            "ready\nrole: {}\nleader: {}\n",
+            self.role(),
+            if self.is_leader() { "yes" } else { "no" }
+        )
     }
 
     pub fn set_ready(&self) {

@@ -69,20 +69,26 @@ impl Lane for Queue<Job> {
 /// The one worker loop: takes jobs from `lane` until it closes.
 pub(super) async fn work<L: Lane>(shared: Arc<Shared>, lane: &L) {
     while let Some((job, cancel)) = lane.next().await {
-        let span = job.span();
-        let result = run(&shared, &job, &cancel).instrument(span.clone()).await;
-        if let Err(e) = &result {
-            let _enter = span.enter();
-            match job {
-                Job::Deploy(_) => shared.metrics.deploy(DeployResult::Error),
-                Job::Preview(_) | Job::Sweep => shared.metrics.preview_run(PreviewOutcome::Error),
-                Job::Plan(_) | Job::Resources(_) | Job::Drift => {}
-            }
-            tracing::error!(job = %job.key(), error = %chain(e), "failed");
-        }
-        lane.end(&job, after(&job, &result));
+        let action = run_one(&shared, &job, &cancel).await;
+        lane.end(&job, action);
         shared.metrics.queue_depth.set(shared.plans.depth() as i64);
     }
+}
+
+/// Carries one job out, whichever queue it came from, and says what is to happen next.
+pub(super) async fn run_one(shared: &Arc<Shared>, job: &Job, cancel: &CancellationToken) -> Action {
+    let span = job.span();
+    let result = run(shared, job, cancel).instrument(span.clone()).await;
+    if let Err(e) = &result {
+        let _enter = span.enter();
+        match job {
+            Job::Deploy(_) => shared.metrics.deploy(DeployResult::Error),
+            Job::Preview(_) | Job::Sweep => shared.metrics.preview_run(PreviewOutcome::Error),
+            Job::Plan(_) | Job::Resources(_) | Job::Drift => {}
+        }
+        tracing::error!(job = %job.key(), error = %chain(e), "failed");
+    }
+    after(job, &result)
 }
 
 /// Carries `job` out.
@@ -102,7 +108,7 @@ async fn run(
             let result = branch::deploy(shared, *why).await;
             // Live previews on what the branch deployed follow it; the drift issue shows
             // what the deploy healed.
-            shared.deploys.lane().push(Job::Sweep);
+            shared.push(Job::Sweep);
             if let Err(e) = drift::report(shared).await {
                 tracing::error!(error = %chain(&e), "updating the drift issue");
             }

@@ -97,6 +97,8 @@ pub(super) async fn run(
     tracing::info!(path = %path.display(), branch = config.repository.branch, "watching");
     let (listener, addr) = server::bind(config.listen).await?;
     let health = Arc::new(Health::new("deploying the branch for the first time"));
+    // One machine watching a checkout: it runs everything, so it leads.
+    health.set_leader(true);
     let metrics = Arc::new(Metrics::default());
     let stop = control.shutdown.clone();
     let http = tokio::spawn(server::serve(
@@ -113,6 +115,7 @@ pub(super) async fn run(
         store.clone(),
         config.state_dir.clone(),
         Arc::new(Checkout { path: path.clone() }),
+        false,
     )?);
     let view = ui::start(
         config.ui.as_ref(),

@@ -118,6 +118,10 @@ pub struct Metrics {
     pub plan_cache_bytes: Gauge,
     plan_cache: Family<Labels, Counter>,
     provisioner_plans: Family<Labels, Counter>,
+    /// 1 while this process runs the schedules and polling.
+    pub leader: Gauge,
+    /// 1 for this process's role (`all`, `web`, `worker`).
+    role: Family<Labels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -137,6 +141,18 @@ impl Default for Metrics {
         let plan_cache_bytes = Gauge::default();
         let plan_cache = Family::<Labels, Counter>::default();
         let provisioner_plans = Family::<Labels, Counter>::default();
+        let leader = Gauge::default();
+        let role = Family::<Labels, Gauge>::default();
+        registry.register(
+            "leader",
+            "1 while this process runs the schedules and polling (one replica at a time)",
+            leader.clone(),
+        );
+        registry.register(
+            "role",
+            "This process's role (all, web, worker)",
+            role.clone(),
+        );
         registry.register(
             "plans",
             "Pull-request plans by outcome (planned, failed, superseded, error)",
@@ -216,11 +232,19 @@ impl Default for Metrics {
             running,
             plan_cache_bytes,
             plan_cache,
+            leader,
+            role,
         }
     }
 }
 
 impl Metrics {
+    pub fn set_role(&self, role: &'static str) {
+        self.role
+            .get_or_create(&vec![("role", role.to_string())])
+            .set(1);
+    }
+
     /// What a check of a revision kept from the cache and computed again.
     pub fn plan_cache(&self, reuse: &crate::core::incremental::Reuse) {
         for (what, n) in [

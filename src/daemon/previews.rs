@@ -452,7 +452,7 @@ pub(super) async fn sweep(shared: &Arc<Shared>) -> Result<(), DaemonError> {
             .collect();
         for n in records.iter().filter_map(|r| r.pr) {
             if !open.contains(&n) {
-                shared.deploys.lane().push(Job::Preview(n));
+                shared.push(Job::Preview(n));
             }
         }
     }
@@ -460,7 +460,7 @@ pub(super) async fn sweep(shared: &Arc<Shared>) -> Result<(), DaemonError> {
     let mut refreshed = BTreeSet::new();
     for r in &records {
         match sweep_step(r.status, r.pr, at, r.expires_at()) {
-            SweepStep::Reconcile(n) => shared.deploys.lane().push(Job::Preview(n)),
+            SweepStep::Reconcile(n) => shared.push(Job::Preview(n)),
             SweepStep::Remove => {
                 teardown(shared, r, Then::Remove).await?;
             }
@@ -506,7 +506,7 @@ pub(super) async fn sweep(shared: &Arc<Shared>) -> Result<(), DaemonError> {
             SweepStep::SlotFree(n) => {
                 let max = max_of(shared, r).await?;
                 if slot_free(holders(store, &r.project, &r.name)?.len(), max) {
-                    shared.deploys.lane().push(Job::Preview(n));
+                    shared.push(Job::Preview(n));
                 }
             }
             SweepStep::Nothing => {}
@@ -581,7 +581,7 @@ pub(super) async fn asked(shared: &Arc<Shared>, pr: u64, by: &str) -> Result<(),
     if shared.github().can_write(by).await? {
         tracing::info!(pr, by, "previews approved");
         shared.store.approve_previews(pr, by)?;
-        shared.deploys.lane().push(Job::Preview(pr));
+        shared.push(Job::Preview(pr));
     } else {
         tracing::info!(
             pr,

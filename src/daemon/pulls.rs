@@ -208,7 +208,7 @@ async fn reconcile(
 
     // Previews follow the head (level-triggered: nothing happens when they are current).
     if previews_wanted {
-        shared.deploys.lane().push(Job::Preview(number));
+        shared.push(Job::Preview(number));
     }
 
     // Tell the other pull requests sharing instances when what this one changes moved.
@@ -218,7 +218,7 @@ async fn reconcile(
     if before != after {
         let touched: Vec<String> = before.union(&after).cloned().collect();
         for other in shared.store.overlaps(number, &touched)?.keys() {
-            shared.plans.push(Job::Plan(*other));
+            shared.push(Job::Plan(*other));
         }
     }
     Ok(if computed.plan_state == StatusState::Success {

@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 use super::config::{Config, GitHubConfig, Job as Scheduled};
 use super::context::Shared;
 use super::deploys::Deploys;
+use super::durable::{self, Durable};
 use super::error::DaemonError;
 use super::events::Event;
 use super::health::Health;
@@ -19,7 +20,7 @@ use super::job::Job;
 use super::metrics::Metrics;
 use super::queue::Queue;
 use super::revisions::RevisionCache;
-use super::{Control, Reloader, jobs, previews, resource_plans, server, systemd, ui};
+use super::{Control, Reloader, jobs, leader, previews, resource_plans, server, systemd, ui};
 use crate::core::run::Trigger;
 use crate::error::chain;
 use crate::github::Client;
@@ -47,10 +48,14 @@ pub(super) async fn run(
     )?;
     let mirror = Arc::new(mirror);
     let store = Arc::new(Store::open_at(&config.state)?);
+    // Replicas share their work through the database; one machine keeps it in memory.
+    let durable = store.location().is_postgres();
+    let store_for_queue = store.clone();
     let deploys = Arc::new(Deploys::open(
         store.clone(),
         config.state_dir.clone(),
         mirror.clone(),
+        durable,
     )?);
     let (events_tx, mut events_rx) = mpsc::unbounded_channel();
     let (listener, local_addr) = server::bind(config.listen).await?;
@@ -74,7 +79,15 @@ pub(super) async fn run(
         resources: Queue::new(true),
         plan_slots: Arc::new(tokio::sync::Semaphore::new(config_parallel.max(1))),
         handoff: Default::default(),
+        durable: durable.then(|| Durable::new(store_for_queue)),
     });
+    let role = shared.config().role;
+    shared.health.set_role(role.name());
+    shared.metrics.set_role(role.name());
+    if shared.durable.is_some() {
+        // The queue's tables exist before the first webhook is taken.
+        durable::prepare(&shared).await?;
+    }
     tracing::info!(addr = %local_addr, "listening");
     let tracker = TaskTracker::new();
     let stop = control.shutdown.clone();
@@ -124,24 +137,9 @@ pub(super) async fn run(
     systemd::ready();
     tracker.spawn(systemd::watchdog(stop.clone()));
 
-    for _ in 0..shared.config().workers {
-        let shared = shared.clone();
-        tracker.spawn(async move { jobs::work(shared.clone(), &shared.plans).await });
+    if role.works() {
+        start_work(&shared, &tracker, &stop);
     }
-    // Provisioner plans have their own lane: instance plans and deploys never wait for them.
-    for _ in 0..shared.plan_slots.available_permits() {
-        let shared = shared.clone();
-        tracker.spawn(async move { jobs::work(shared.clone(), &shared.resources).await });
-    }
-    tracker.spawn(poller(shared.clone(), stop.clone()));
-    tracker.spawn(scheduler(shared.clone(), stop.clone()));
-    let lane = shared.clone();
-    tracker.spawn(async move { jobs::work(lane.clone(), lane.deploys.lane()).await });
-    tracker.spawn(preview_sweeper(shared.clone(), stop.clone()));
-    // Catch up on whatever happened while we were not running.
-    shared.send(Event::Sync { force: false });
-    shared.send(Event::Deploy(Trigger::Start));
-    shared.deploys.lane().push(Job::Sweep);
 
     loop {
         tokio::select! {
@@ -155,6 +153,60 @@ pub(super) async fn run(
         shared.metrics.queue_depth.set(shared.plans.depth() as i64);
     }
     finish(shared, tracker, server).await
+}
+
+/// Starts this replica's share of the work: the jobs (from the durable queue, or from
+/// this process's lanes), provisioner plans, and the run for leadership, whose terms run
+/// the schedules, polling and sweeps and begin with a catch-up.
+fn start_work(shared: &Arc<Shared>, tracker: &TaskTracker, stop: &CancellationToken) {
+    let config = shared.config();
+    match &shared.durable {
+        Some(_) => {
+            let (shared, stop) = (shared.clone(), stop.clone());
+            // The instance plans' workers, and one for the deploy lane.
+            let concurrency = config.workers + 1;
+            let lease = durable::Lease(config.lease);
+            tracker.spawn(async move {
+                if let Err(e) = durable::work(shared, concurrency, lease, stop.clone()).await {
+                    tracing::error!(error = %chain(&e), "the durable job worker stopped");
+                    stop.cancel();
+                }
+            });
+        }
+        None => {
+            for _ in 0..config.workers {
+                let shared = shared.clone();
+                tracker.spawn(async move { jobs::work(shared.clone(), &shared.plans).await });
+            }
+            let lane = shared.clone();
+            tracker.spawn(async move { jobs::work(lane.clone(), lane.deploys.lane()).await });
+        }
+    }
+    // Provisioner plans have their own lane: instance plans and deploys never wait for them.
+    for _ in 0..shared.plan_slots.available_permits() {
+        let shared = shared.clone();
+        tracker.spawn(async move { jobs::work(shared.clone(), &shared.resources).await });
+    }
+    let (lead, term_tracker) = (shared.clone(), tracker.clone());
+    let duties: leader::Duties = Arc::new(move |term: CancellationToken| {
+        term_tracker.spawn(poller(lead.clone(), term.clone()));
+        term_tracker.spawn(scheduler(lead.clone(), term.clone()));
+        term_tracker.spawn(preview_sweeper(lead.clone(), term));
+        // Catch up on whatever happened while no one led.
+        for event in [Event::Sync { force: false }, Event::Deploy(Trigger::Start)] {
+            send_or_log(&lead, event);
+        }
+        lead.push(Job::Sweep);
+    });
+    tracker.spawn(leader::lead(shared.clone(), duties, stop.clone()));
+}
+
+/// Hands over an event raised here (a schedule, a poll); a failure is logged, and the next
+/// schedule or poll raises it again.
+fn send_or_log(shared: &Shared, event: Event) {
+    if let Err(e) = shared.send(event.clone()) {
+        tracing::error!(?event, error = %chain(&e), "queueing an event");
+    }
 }
 
 async fn finish(
@@ -219,17 +271,17 @@ fn reload(shared: &Arc<Shared>, reloader: &Reloader) {
     }
 }
 
-async fn dispatch(shared: &Arc<Shared>, event: Event) {
+pub(super) async fn dispatch(shared: &Arc<Shared>, event: Event) {
     match event {
-        Event::Pull(n) => shared.plans.push(Job::Plan(n)),
+        Event::Pull(n) => shared.push(Job::Plan(n)),
         Event::PullClosed(n) => {
-            shared.plans.remove(&Job::Plan(n).key());
+            shared.unqueue(&Job::Plan(n));
             // Its provisioner plans stop: the running job is cancelled, the next finds
             // nothing handed over.
             shared.handoff.take(n);
             shared.resources.push(Job::Resources(n));
             // Its previews go (the reconcile sees it closed).
-            shared.deploys.lane().push(Job::Preview(n));
+            shared.push(Job::Preview(n));
             // Pull requests that named this one must stop naming it.
             let closed = || -> Result<Vec<u64>, StateError> {
                 let changed = shared.store.changes(n)?;
@@ -237,9 +289,7 @@ async fn dispatch(shared: &Arc<Shared>, event: Event) {
                 Ok(shared.store.overlaps(n, &changed)?.into_keys().collect())
             };
             match closed() {
-                Ok(others) => others
-                    .into_iter()
-                    .for_each(|o| shared.plans.push(Job::Plan(o))),
+                Ok(others) => others.into_iter().for_each(|o| shared.push(Job::Plan(o))),
                 Err(e) => {
                     tracing::error!(pr = n, error = %chain(&e), "recording a closed pull request")
                 }
@@ -253,8 +303,8 @@ async fn dispatch(shared: &Arc<Shared>, event: Event) {
             sync(shared, false).await;
         }
         Event::Sync { force } => sync(shared, force).await,
-        Event::Deploy(trigger) => shared.deploys.lane().push(Job::Deploy(trigger)),
-        Event::Drift => shared.deploys.lane().push(Job::Drift),
+        Event::Deploy(trigger) => shared.push(Job::Deploy(trigger)),
+        Event::Drift => shared.push(Job::Drift),
         Event::PreviewAsked { pr, by } => {
             if let Err(e) = previews::asked(shared, pr, &by).await {
                 tracing::error!(pr, error = %chain(&e), "handling a preview request");
@@ -288,7 +338,7 @@ async fn sync(shared: &Arc<Shared>, force: bool) {
         moved
     };
     if moved {
-        shared.deploys.lane().push(Job::Deploy(Trigger::Push));
+        shared.push(Job::Deploy(Trigger::Push));
     }
     let open = match gh.open_pulls(&branch).await {
         Ok(open) => open,
@@ -300,7 +350,7 @@ async fn sync(shared: &Arc<Shared>, force: bool) {
     let known = shared.store.open_pulls().unwrap_or_default();
     for n in known.keys() {
         if !open.iter().any(|p| p.number == *n) {
-            shared.send(Event::PullClosed(*n));
+            send_or_log(shared, Event::PullClosed(*n));
         }
     }
     for pr in open {
@@ -309,7 +359,7 @@ async fn sync(shared: &Arc<Shared>, force: bool) {
             _ => false,
         };
         if force || moved || !current {
-            shared.plans.push(Job::Plan(pr.number));
+            shared.push(Job::Plan(pr.number));
         }
     }
 }
@@ -323,7 +373,7 @@ async fn preview_sweeper(shared: Arc<Shared>, stop: CancellationToken) {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = shared.reloaded.notified() => continue,
-            _ = tokio::time::sleep(every) => shared.deploys.lane().push(Job::Sweep),
+            _ = tokio::time::sleep(every) => shared.push(Job::Sweep),
         }
     }
 }
@@ -392,9 +442,9 @@ async fn scheduler(shared: Arc<Shared>, stop: CancellationToken) {
         if let Some((name, job)) = schedule {
             tracing::info!(schedule = name, ?job, "schedule fired");
             match job {
-                Scheduled::Replan => shared.send(Event::Sync { force: true }),
-                Scheduled::Reconcile => shared.send(Event::Deploy(Trigger::Schedule)),
-                Scheduled::Drift => shared.send(Event::Drift),
+                Scheduled::Replan => send_or_log(&shared, Event::Sync { force: true }),
+                Scheduled::Reconcile => send_or_log(&shared, Event::Deploy(Trigger::Schedule)),
+                Scheduled::Drift => send_or_log(&shared, Event::Drift),
             }
         }
     }

@@ -233,7 +233,7 @@ pub(super) async fn asked(shared: &Arc<Shared>, pr: u64, by: &str) -> Result<(),
     }
     let head: CommitId = gh.pull(pr).await?.head_sha.as_str().into();
     shared.store.approve_deep(pr, &head, by)?;
-    shared.plans.push(Job::Plan(pr));
+    shared.push(Job::Plan(pr));
     Ok(())
 }
 
@@ -282,7 +282,7 @@ pub(super) async fn run(
     // The policies judge again with every resource known (the plan job finds them all
     // recorded, and runs nothing more).
     if ran && !cancel.is_cancelled() {
-        shared.plans.push(Job::Plan(pr));
+        shared.push(Job::Plan(pr));
     }
     failed.map_or(Ok(()), Err)
 }

@@ -67,7 +67,7 @@ pub(super) fn operations(
 
 async fn readyz(State(ops): State<Operations>) -> (StatusCode, String) {
     match ops.health.readiness() {
-        Ok(()) => (StatusCode::OK, "ready\n".into()),
+        Ok(()) => (StatusCode::OK, ops.health.ready_text()),
         Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")),
     }
 }
@@ -108,6 +108,12 @@ async fn webhook(
     let Some(gh) = config.github.as_ref() else {
         return (StatusCode::NOT_FOUND, "github is not configured\n".into());
     };
+    if !config.role.receives() {
+        return (
+            StatusCode::NOT_FOUND,
+            "this replica takes no webhooks (role worker)\n".into(),
+        );
+    }
     let Some(secret) = gh.webhook_secret.as_ref() else {
         shared.metrics.webhook(&event, WebhookResult::Unauthorized);
         tracing::warn!(delivery, "webhook refused: no webhook secret is configured");
@@ -136,9 +142,17 @@ async fn webhook(
     let repository = format!("{}/{}", gh.api.owner, gh.api.name);
     match webhook::parse(&event, &body, &repository, &config.repository.branch) {
         Ok(Ok(e)) => {
+            // Accepted only once it is handed over: with replicas, queued in the database.
+            if let Err(err) = shared.send(e.clone()) {
+                shared.metrics.webhook(&event, WebhookResult::Unavailable);
+                tracing::error!(delivery, event, error = %crate::error::chain(&err), "webhook not queued; GitHub delivers it again");
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "not queued: the state database is unreachable\n".into(),
+                );
+            }
             tracing::info!(delivery, event, action = ?e, "webhook accepted");
             shared.metrics.webhook(&event, WebhookResult::Accepted);
-            shared.send(e);
             (StatusCode::ACCEPTED, "accepted\n".into())
         }
         Ok(Err(Ignored::OtherRepository(name))) => {

@@ -31,6 +31,9 @@ pub struct Deployer {
     pub timeouts: Timeouts,
     /// Told about each outcome as it happens (the CLI prints it, the daemon logs it).
     pub progress: Arc<dyn Fn(&Outcome) + Send + Sync>,
+    /// The fencing token of the deploy lock held (`DeployLock::fence`): each step's start
+    /// and result are written only while it is current.
+    pub fence: i64,
 }
 
 /// A run in progress: its report so far, and the instances that did not reach their
@@ -248,6 +251,7 @@ impl Deployer {
                 state_dir: self.state_dir.clone(),
                 timeouts: self.timeouts,
                 run: run.report.run,
+                fence: self.fence,
             };
             let limit = limit.clone();
             let errors = errors.clone();

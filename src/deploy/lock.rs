@@ -32,6 +32,8 @@ impl Holder {
 pub struct DeployLock {
     _file: File,
     _shared: Option<crate::state::SessionLock>,
+    /// The fencing token taken with the lock ([`crate::deploy::take_over`]); 0 before.
+    pub fence: i64,
 }
 
 impl DeployLock {
@@ -65,6 +67,7 @@ impl DeployLock {
         Ok(DeployLock {
             _file: file,
             _shared: shared,
+            fence: 0,
         })
     }
 }

@@ -192,7 +192,10 @@ pub fn take_over(state_dir: &Path, store: &Store, holder: Holder) -> Result<Take
         path: state_dir.to_path_buf(),
         source,
     })?;
-    let lock = DeployLock::acquire(&dir, store, holder)?;
+    let mut lock = DeployLock::acquire(&dir, store, holder)?;
+    // Whoever held the state before (a process that died, or one cut off from the
+    // database that may still be running a step) can write no result from now on.
+    lock.fence = store.advance_fence()?;
     let recovered = store.recover()?;
     let mut cleared = Vec::new();
     for leftover in provision::leftovers(&dir) {

@@ -47,6 +47,7 @@ pub(super) struct Step {
     pub state_dir: PathBuf,
     pub timeouts: Timeouts,
     pub run: i64,
+    pub fence: i64,
 }
 
 impl Step {
@@ -72,6 +73,7 @@ impl Step {
             attributes: &w.attributes,
             sensitive: &w.sensitive,
             log_path: Some(&log_text),
+            fence: self.fence,
         })?;
         maybe_pause("step-started", &w.instance).await;
         let job = provision::Job {

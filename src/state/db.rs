@@ -32,6 +32,12 @@ pub enum DbError {
     NoConnection,
     #[error("a query that answers one row answered none")]
     NoRow,
+    #[error(
+        "fenced off: this deploy holds fencing token {token}, but another has taken the state over since (token {current}); nothing was written"
+    )]
+    Fenced { token: i64, current: i64 },
+    #[error("{0} need the state in PostgreSQL")]
+    NeedsPostgres(&'static str),
     #[error("unknown {what} `{text}`")]
     Unknown { what: &'static str, text: String },
     #[error("column {column} holds {found}, not {wanted}")]

@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use super::db::{DbError, Row, args};
+use super::db::{Db, DbError, Row, args};
 use super::rows::{inputs_from_text, inputs_to_text, to_text};
 use super::{StateError, Store};
 use crate::core::commit::CommitId;
@@ -35,6 +35,8 @@ pub struct NewStep<'a> {
     pub attributes: &'a BTreeMap<String, String>,
     pub sensitive: &'a [Vec<String>],
     pub log_path: Option<&'a str>,
+    /// The fencing token the deploy took the state over with ([`Store::advance_fence`]).
+    pub fence: i64,
 }
 
 /// What [`Store::deployed_since`] found.
@@ -131,7 +133,40 @@ impl RawInstance {
     }
 }
 
+/// Fails unless `token` is the current fencing token.
+fn check_fence(tx: &mut Db<'_>, token: i64) -> Result<(), DbError> {
+    let current: i64 = tx.query_one("SELECT token FROM fence", &[])?.get(0)?;
+    if current == token {
+        Ok(())
+    } else {
+        Err(DbError::Fenced { token, current })
+    }
+}
+
+/// Fails unless step `step` started under the current fencing token (steps recorded
+/// before fencing have none, and pass).
+fn step_fence_holds(tx: &mut Db<'_>, step: i64) -> Result<(), DbError> {
+    let row = tx.query_opt("SELECT fence FROM steps WHERE id = ?1", args![step])?;
+    match row.map(|r| r.get::<Option<i64>>(0)).transpose()?.flatten() {
+        Some(token) => check_fence(tx, token),
+        None => Ok(()),
+    }
+}
+
 impl Store {
+    /// Moves the fencing token on, for whoever takes the state over for deploying (and
+    /// holds its deploy lock): from now on, steps started under an older token can write
+    /// no result. Returns the new token.
+    pub fn advance_fence(&self) -> Result<i64, StateError> {
+        self.with(|c| {
+            c.query_one(
+                "UPDATE fence SET token = token + 1 WHERE id = 1 RETURNING token",
+                &[],
+            )?
+            .get(0)
+        })
+    }
+
     /// Every instance recorded, by id.
     pub fn deployed(&self) -> Result<BTreeMap<InstanceId, Deployed>, StateError> {
         let raw = self.with(|c| {
@@ -220,12 +255,13 @@ impl Store {
     pub fn begin_step(&self, step: &NewStep<'_>) -> Result<i64, StateError> {
         self.with(|c| {
             c.transaction(|tx| {
+                check_fence(tx, step.fence)?;
                 let t = super::now();
                 let id: i64 = tx
                     .query_one(
-                        "INSERT INTO steps (run_id, instance, action, status, log_path, started_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                        "INSERT INTO steps (run_id, instance, action, status, log_path, started_at, fence) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                          RETURNING id",
-                        args![step.run, step.instance.as_str(), step.action.name(), StepStatus::Running.name(), step.log_path, t],
+                        args![step.run, step.instance.as_str(), step.action.name(), StepStatus::Running.name(), step.log_path, t, step.fence],
                     )?
                     .get(0)?;
                 let status = match step.action {
@@ -259,6 +295,7 @@ impl Store {
     pub fn finish_deploy(&self, step: i64, record: &Deployed) -> Result<(), StateError> {
         self.with(|c| {
             c.transaction(|tx| {
+                step_fence_holds(tx, step)?;
                 let t = super::now();
                 tx.execute(
                     "UPDATE steps SET status = 'succeeded', finished_at = ?2 WHERE id = ?1",
@@ -358,6 +395,7 @@ impl Store {
     pub fn finish_destroy(&self, step: i64, instance: &InstanceId) -> Result<(), StateError> {
         self.with(|c| {
             c.transaction(|tx| {
+                step_fence_holds(tx, step)?;
                 tx.execute(
                     "UPDATE steps SET status = 'succeeded', finished_at = ?2 WHERE id = ?1",
                     args![step, super::now()],
@@ -411,6 +449,7 @@ impl Store {
     pub fn fail_step(&self, step: i64, message: &str) -> Result<(), StateError> {
         self.with(|c| {
             c.transaction(|tx| {
+                step_fence_holds(tx, step)?;
                 let t = super::now();
                 tx.execute(
                     "UPDATE steps SET status = 'failed', message = ?2, finished_at = ?3 WHERE id = ?1",
@@ -563,22 +602,61 @@ mod tests {
     }
 
     /// Begins a deploy step of `id` (project si, environment staging) in `run`.
+    static NO_ATTRIBUTES: BTreeMap<String, String> = BTreeMap::new();
+
+    /// A deploy step of `id` (project si, environment staging) in `run` under `fence`.
+    fn new_step<'a>(run: i64, id: &'a InstanceId, inputs: &'a Inputs, fence: i64) -> NewStep<'a> {
+        NewStep {
+            run,
+            instance: id,
+            project: "si",
+            environment: "staging",
+            package: "vpc",
+            action: Verb::Deploy,
+            inputs,
+            commit: "c1",
+            attributes: &NO_ATTRIBUTES,
+            sensitive: &[],
+            log_path: None,
+            fence,
+        }
+    }
+
+    /// Begins a deploy step of `id` in `run`, under the current fencing token.
     fn start(store: &Store, run: i64, id: &InstanceId, inputs: &Inputs) -> i64 {
-        store
-            .begin_step(&NewStep {
-                run,
-                instance: id,
-                project: "si",
-                environment: "staging",
-                package: "vpc",
-                action: Verb::Deploy,
-                inputs,
-                commit: "c1",
-                attributes: &BTreeMap::new(),
-                sensitive: &[],
-                log_path: None,
-            })
-            .unwrap()
+        let fence = store
+            .with(|c| c.query_one("SELECT token FROM fence", &[])?.get(0))
+            .unwrap();
+        store.begin_step(&new_step(run, id, inputs, fence)).unwrap()
+    }
+
+    /// A deploy whose state was taken over meanwhile (it lost its lease, its successor
+    /// moved the token on) can neither start a step nor write a step's result.
+    #[test]
+    fn a_step_of_a_fenced_off_deploy_writes_nothing() {
+        for at in both_stores() {
+            let store = at.open();
+            let old = store.advance_fence().unwrap();
+            let run = store.begin_run("c1", Trigger::Apply).unwrap();
+            let id = InstanceId("si-staging-vpc".into());
+            let step = start(&store, run, &id, &inputs("10.0.0.0/16"));
+            // Another replica takes over: the token moves on, the step is interrupted.
+            assert!(store.advance_fence().unwrap() > old);
+            store.recover().unwrap();
+            let mut record = store.instance(id.as_str()).unwrap().unwrap();
+            record.status = Status::Deployed;
+            let err = store.finish_deploy(step, &record).unwrap_err();
+            assert!(format!("{err:?}").contains("Fenced"), "{err:?}");
+            assert_eq!(
+                store.instance(id.as_str()).unwrap().unwrap().status,
+                Status::Interrupted,
+                "{}",
+                at.location
+            );
+            assert!(store.fail_step(step, "late").is_err());
+            let later = inputs("10.0.0.0/16");
+            assert!(store.begin_step(&new_step(run, &id, &later, old)).is_err());
+        }
     }
 
     #[test]

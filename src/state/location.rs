@@ -99,6 +99,24 @@ impl PgTarget {
         }
     }
 
+    /// The address with its password, for a driver that takes only an address (the job
+    /// queue's). Never shown: it holds the password.
+    pub fn url_with_password(&self) -> String {
+        use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+        let address = self.terraform_address();
+        match (self.password(), self.config.get_user()) {
+            (Some(password), Some(user)) => {
+                let enc = |t: &str| utf8_percent_encode(t, NON_ALPHANUMERIC).to_string();
+                address.replacen(
+                    &format!("{}@", enc(user)),
+                    &format!("{}:{}@", enc(user), enc(&password)),
+                    1,
+                )
+            }
+            _ => address,
+        }
+    }
+
     /// The password, if the address or `PGPASSWORD` gave one.
     pub fn password(&self) -> Option<String> {
         self.config

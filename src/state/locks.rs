@@ -12,6 +12,8 @@ use super::{Location, StateError, Store};
 pub enum Lock {
     /// Deploys of the branch, and everything else that takes the state over.
     Deploy,
+    /// The replica that runs the schedules and polling.
+    Leader,
 }
 
 impl Lock {
@@ -19,13 +21,26 @@ impl Lock {
         match self {
             // "capdeploy" in ASCII, cut to 64 bits: any constant no other program uses.
             Lock::Deploy => 0x6361_7064_6570_6c6f,
+            // "capleadr".
+            Lock::Leader => 0x6361_706c_6561_6472,
         }
     }
 }
 
 /// Held while alive; dropping it closes its connection, which releases the lock.
 pub struct SessionLock {
-    _conn: PgConn,
+    conn: PgConn,
+}
+
+impl SessionLock {
+    /// Whether the lock is still held: its connection answers. A connection the server
+    /// or the network dropped has lost the lock (the server released it).
+    pub fn alive(&mut self) -> bool {
+        !self.conn.is_closed()
+            && Db::Postgres(&mut self.conn)
+                .query_one("SELECT 1", &[])
+                .is_ok()
+    }
 }
 
 impl Store {
@@ -45,7 +60,7 @@ impl Store {
             .and_then(|r| r.get(0))
             .map_err(StateError::from)?;
         if taken {
-            return Ok(Some(SessionLock { _conn: conn }));
+            return Ok(Some(SessionLock { conn }));
         }
         let holder = holder_of(&mut db, lock).map_err(StateError::from)?;
         Err(LockError::Busy(holder))

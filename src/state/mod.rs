@@ -19,6 +19,7 @@ mod copy;
 mod db;
 mod location;
 mod locks;
+mod queue;
 mod rows;
 mod schema;
 pub mod test_server;

@@ -153,6 +153,12 @@ const SQLITE: &[&str] = &[
      CREATE TRIGGER instances_deleted AFTER DELETE ON instances BEGIN
          UPDATE instance_sequence SET seq = seq + 1;
      END;",
+    // 8: fencing (docs/replicas.md): whoever takes the state over for deploying moves the
+    // token on; each step records the token it started under, and its result is written
+    // only while that token is still the current one.
+    "CREATE TABLE fence (id INTEGER PRIMARY KEY CHECK (id = 1), token INTEGER NOT NULL);
+     INSERT INTO fence (id, token) VALUES (1, 0);
+     ALTER TABLE steps ADD COLUMN fence INTEGER;",
 ];
 
 /// PostgreSQL's, version for version the same as SQLite's: integers are BIGINT (GitHub's
@@ -298,6 +304,10 @@ const POSTGRES: &[&str] = &[
      $$;
      CREATE TRIGGER instances_deleted AFTER DELETE ON instances
          FOR EACH ROW EXECUTE FUNCTION capstan_instance_deleted();",
+    // 8
+    "CREATE TABLE fence (id BIGINT PRIMARY KEY CHECK (id = 1), token BIGINT NOT NULL);
+     INSERT INTO fence (id, token) VALUES (1, 0);
+     ALTER TABLE steps ADD COLUMN fence BIGINT;",
 ];
 
 const _: () = assert!(

@@ -606,7 +606,10 @@ fn local_mode_serves_the_operations_endpoints_and_prints_where() {
         "No changes; 14 instances unchanged.",
         at,
     );
-    assert_eq!(get(&addr, "/readyz"), (200, "ready\n".to_string()));
+    assert_eq!(
+        get(&addr, "/readyz"),
+        (200, "ready\nrole: all\nleader: yes\n".to_string())
+    );
     let (status, metrics) = get(&addr, "/metrics");
     assert_eq!(status, 200);
     assert!(

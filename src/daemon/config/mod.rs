@@ -60,6 +60,8 @@ pub struct Overrides {
     pub state_dir: Option<PathBuf>,
     /// `--state`: the store, a `postgres://` address.
     pub state: Option<String>,
+    /// `--role`: what this process does.
+    pub role: Option<Role>,
     pub listen: Option<String>,
     pub github_api_url: Option<String>,
     pub github_repository: Option<String>,
@@ -183,6 +185,46 @@ pub struct UiConfig {
     pub auth: crate::web::Auth,
 }
 
+/// What a `capstan serve` process does (docs/replicas.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// Everything: webhooks, the web view, jobs, and (when leader) schedules and polling.
+    All,
+    /// Webhooks and the web view only: events are queued for the workers.
+    Web,
+    /// Jobs only, and (when leader) schedules and polling.
+    Worker,
+}
+
+impl Role {
+    pub fn parse(text: &str) -> Option<Role> {
+        match text {
+            "all" => Some(Role::All),
+            "web" => Some(Role::Web),
+            "worker" => Some(Role::Worker),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::All => "all",
+            Role::Web => "web",
+            Role::Worker => "worker",
+        }
+    }
+
+    /// Whether this process takes jobs (and may lead).
+    pub fn works(self) -> bool {
+        self != Role::Web
+    }
+
+    /// Whether this process takes webhooks.
+    pub fn receives(self) -> bool {
+        self != Role::Worker
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Config {
     /// The file it was read from, for SIGHUP; `None` when built from flags alone.
@@ -195,6 +237,11 @@ pub struct Config {
     pub listen: SocketAddr,
     pub github: Option<GitHubConfig>,
     pub workers: usize,
+    /// What this process does: everything, or (replicas on PostgreSQL) only webhooks and
+    /// the web view, or only jobs.
+    pub role: Role,
+    /// How long a replica's jobs stay leased to it without a heartbeat (`lease`).
+    pub lease: Duration,
     /// Bytes of checked revisions kept for the next plans (`plan_cache_mib`).
     pub plan_cache_bytes: usize,
     pub schedules: Vec<Schedule>,
@@ -225,6 +272,8 @@ struct FileConfig {
     listen: Option<String>,
     github: Option<FileGitHub>,
     workers: Option<usize>,
+    role: Option<String>,
+    lease: Option<String>,
     plan_cache_mib: Option<usize>,
     #[serde(default)]
     schedules: Vec<FileSchedule>,
@@ -465,6 +514,25 @@ fn build(
             .unwrap_or_else(|| crate::state::Location::File(state_dir.join("state.db"))),
         None => crate::state::Location::File(state_dir.join("state.db")),
     };
+    let role = match o.role.or(file.role.as_deref().and_then(|r| {
+        problems
+            .take(Role::parse(r).ok_or_else(|| format!("role: `{r}` is none of all, web, worker")))
+    })) {
+        Some(role) => role,
+        None => Role::All,
+    };
+    if role != Role::All && !state.is_postgres() {
+        problems.0.push(format!(
+            "role: `{}` needs the state in PostgreSQL (`state: postgres://…`): replicas share their work through it",
+            role.name()
+        ));
+    }
+    let lease = problems.duration("lease", file.lease.as_deref(), Duration::from_secs(30));
+    if lease < Duration::from_secs(6) {
+        problems
+            .0
+            .push("lease: at least 6s (heartbeats come every sixth of it)".into());
+    }
     let listen_text = o
         .listen
         .clone()
@@ -565,6 +633,8 @@ fn build(
         listen,
         github,
         workers: file.workers.unwrap_or(2),
+        role,
+        lease,
         plan_cache_bytes: file.plan_cache_mib.unwrap_or(DEFAULT_PLAN_CACHE_MIB) << 20,
         schedules,
         deploy,
