@@ -299,6 +299,18 @@ pub(super) async fn work(
                 .sweep_threshold(lease.threshold())
                 .recovery_delay(Duration::ZERO),
         )
+        .on(graphile_worker::WorkerStart, |ctx| async move {
+            tracing::info!(worker = %ctx.worker_id, "taking jobs");
+        })
+        .on(graphile_worker::WorkerRecovered, |ctx| async move {
+            if ctx.jobs_recovered > 0 {
+                tracing::warn!(
+                    dead = ?ctx.dead_worker_ids,
+                    jobs = ctx.jobs_recovered,
+                    "took back the jobs of replicas that stopped renewing their leases"
+                );
+            }
+        })
         .shutdown_signal(async move { stop.cancelled().await })
         .init()
         .await

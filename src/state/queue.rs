@@ -41,7 +41,7 @@ impl Store {
     pub fn unqueue(&self, key: &str) -> Result<(), StateError> {
         self.with(|c| {
             postgres_only(c)?;
-            c.query("SELECT graphile_worker.remove_job(?1)", args![key])
+            c.execute("SELECT graphile_worker.remove_job(?1)", args![key])
                 .map(drop)
         })
     }

@@ -8,6 +8,7 @@ mod harness;
 mod openapi;
 mod policies;
 mod previews;
+mod replicas;
 mod resource_plans;
 mod signin;
 mod webhooks;
