@@ -17,6 +17,7 @@ mod comment;
 pub mod config;
 mod context;
 mod deploys;
+mod dispatch;
 mod drift;
 mod durable;
 mod error;
@@ -44,6 +45,7 @@ mod server;
 mod systemd;
 mod ui;
 pub mod webhook;
+mod workers;
 
 use std::sync::Arc;
 

@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 use super::config::{Config, GitHubConfig, Job as Scheduled};
 use super::context::Shared;
 use super::deploys::Deploys;
+use super::dispatch::{dispatch, send_or_log, sync};
 use super::durable::{self, Durable};
 use super::error::DaemonError;
 use super::events::Event;
@@ -20,12 +21,12 @@ use super::job::Job;
 use super::metrics::Metrics;
 use super::queue::Queue;
 use super::revisions::RevisionCache;
-use super::{Control, Reloader, jobs, leader, previews, resource_plans, server, systemd, ui};
+use super::{Control, Reloader, jobs, leader, server, systemd, ui, workers};
 use crate::core::run::Trigger;
 use crate::error::chain;
 use crate::github::Client;
 use crate::source::mirror::Mirror;
-use crate::state::{StateError, Store};
+use crate::state::Store;
 
 fn observer(metrics: &Arc<Metrics>) -> crate::github::Observer {
     let m = metrics.clone();
@@ -86,7 +87,7 @@ pub(super) async fn run(
     shared.metrics.set_role(role.name());
     if shared.durable.is_some() {
         // The queue's tables exist before the first webhook is taken.
-        durable::prepare(&shared).await?;
+        workers::prepare(&shared).await?;
     }
     tracing::info!(addr = %local_addr, "listening");
     let tracker = TaskTracker::new();
@@ -167,7 +168,7 @@ fn start_work(shared: &Arc<Shared>, tracker: &TaskTracker, stop: &CancellationTo
             let concurrency = config.workers + 1;
             let lease = durable::Lease(config.lease);
             tracker.spawn(async move {
-                if let Err(e) = durable::work(shared, concurrency, lease, stop.clone()).await {
+                if let Err(e) = workers::work(shared, concurrency, lease, stop.clone()).await {
                     tracing::error!(error = %chain(&e), "the durable job worker stopped");
                     stop.cancel();
                 }
@@ -199,14 +200,6 @@ fn start_work(shared: &Arc<Shared>, tracker: &TaskTracker, stop: &CancellationTo
         lead.push(Job::Sweep);
     });
     tracker.spawn(leader::lead(shared.clone(), duties, stop.clone()));
-}
-
-/// Hands over an event raised here (a schedule, a poll); a failure is logged, and the next
-/// schedule or poll raises it again.
-fn send_or_log(shared: &Shared, event: Event) {
-    if let Err(e) = shared.send(event.clone()) {
-        tracing::error!(?event, error = %chain(&e), "queueing an event");
-    }
 }
 
 async fn finish(
@@ -271,101 +264,6 @@ fn reload(shared: &Arc<Shared>, reloader: &Reloader) {
     }
 }
 
-pub(super) async fn dispatch(shared: &Arc<Shared>, event: Event) {
-    match event {
-        Event::Pull(n) => shared.push(Job::Plan(n)),
-        Event::PullClosed(n) => {
-            shared.unqueue(&Job::Plan(n));
-            // Its provisioner plans stop: the running job is cancelled, the next finds
-            // nothing handed over.
-            shared.handoff.take(n);
-            shared.resources.push(Job::Resources(n));
-            // Its previews go (the reconcile sees it closed).
-            shared.push(Job::Preview(n));
-            // Pull requests that named this one must stop naming it.
-            let closed = || -> Result<Vec<u64>, StateError> {
-                let changed = shared.store.changes(n)?;
-                shared.store.close(n)?;
-                Ok(shared.store.overlaps(n, &changed)?.into_keys().collect())
-            };
-            match closed() {
-                Ok(others) => others.into_iter().for_each(|o| shared.push(Job::Plan(o))),
-                Err(e) => {
-                    tracing::error!(pr = n, error = %chain(&e), "recording a closed pull request")
-                }
-            }
-        }
-        Event::BranchMoved => {
-            if let Err(e) = shared.fetch(vec![shared.branch_refs()]).await {
-                tracing::error!(error = %chain(&e), "fetching the deploy branch");
-                return;
-            }
-            sync(shared, false).await;
-        }
-        Event::Sync { force } => sync(shared, force).await,
-        Event::Deploy(trigger) => shared.push(Job::Deploy(trigger)),
-        Event::Drift => shared.push(Job::Drift),
-        Event::PreviewAsked { pr, by } => {
-            if let Err(e) = previews::asked(shared, pr, &by).await {
-                tracing::error!(pr, error = %chain(&e), "handling a preview request");
-            }
-        }
-        Event::DeepAsked { pr, by } => {
-            if let Err(e) = resource_plans::asked(shared, pr, &by).await {
-                tracing::error!(pr, error = %chain(&e), "handling capstan plan --deep");
-            }
-        }
-    }
-}
-
-/// Level-triggered catch-up: every open pull request whose recorded plan is not of its
-/// current head and of the current deploy-branch commit is queued; pull requests the
-/// database thinks open but GitHub does not are closed.
-async fn sync(shared: &Arc<Shared>, force: bool) {
-    let gh = shared.github();
-    let branch = shared.config().repository.branch.clone();
-    let tip = match shared.branch_tip() {
-        Ok(tip) => Some(tip),
-        Err(e) => {
-            tracing::error!(error = %chain(&e), "reading the deploy branch");
-            return;
-        }
-    };
-    let moved = {
-        let mut last = shared.branch_tip.lock().unwrap_or_else(|p| p.into_inner());
-        let moved = *last != tip;
-        last.clone_from(&tip);
-        moved
-    };
-    if moved {
-        shared.push(Job::Deploy(Trigger::Push));
-    }
-    let open = match gh.open_pulls(&branch).await {
-        Ok(open) => open,
-        Err(e) => {
-            tracing::error!(error = %chain(&e), "listing open pull requests");
-            return;
-        }
-    };
-    let known = shared.store.open_pulls().unwrap_or_default();
-    for n in known.keys() {
-        if !open.iter().any(|p| p.number == *n) {
-            send_or_log(shared, Event::PullClosed(*n));
-        }
-    }
-    for pr in open {
-        let current = match shared.store.planned(pr.number) {
-            Ok(Some((head, base))) => head == pr.head_sha && tip.as_deref() == Some(base.as_str()),
-            _ => false,
-        };
-        if force || moved || !current {
-            shared.push(Job::Plan(pr.number));
-        }
-    }
-}
-
-/// Runs deploy passes and preview work as they are asked for, one at a time, the
-/// branch first.
 /// Asks for a sweep of the previews every `previews.sweep_interval`.
 async fn preview_sweeper(shared: Arc<Shared>, stop: CancellationToken) {
     loop {

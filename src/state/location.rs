@@ -117,6 +117,11 @@ impl PgTarget {
         }
     }
 
+    /// Sets the password (from a credential file), over the address's and `PGPASSWORD`.
+    pub fn set_password(&mut self, password: &str) {
+        self.config.password(password);
+    }
+
     /// The password, if the address or `PGPASSWORD` gave one.
     pub fn password(&self) -> Option<String> {
         self.config

@@ -165,9 +165,15 @@ fn check_config_reports_every_problem_at_its_place() {
 }
 
 #[test]
-fn the_systemd_unit_verifies() {
+fn the_systemd_units_verify() {
+    for name in ["capstan.service", "capstan-worker.service"] {
+        verify_unit(name);
+    }
+}
+
+fn verify_unit(name: &str) {
     let tmp = tempfile::tempdir().unwrap();
-    let unit = std::fs::read_to_string(root().join("systemd/capstan.service")).unwrap();
+    let unit = std::fs::read_to_string(root().join("systemd").join(name)).unwrap();
     assert!(
         unit.contains("Type=notify")
             && unit.contains("StateDirectory=capstan")
@@ -175,7 +181,7 @@ fn the_systemd_unit_verifies() {
     );
     // verify checks that ExecStart exists: point it at the built binary.
     let bin = assert_cmd::cargo::cargo_bin("capstan");
-    let path = tmp.path().join("capstan.service");
+    let path = tmp.path().join(name);
     std::fs::write(
         &path,
         unit.replace("/usr/local/bin/capstan", &bin.display().to_string()),
@@ -201,7 +207,7 @@ fn the_systemd_unit_verifies() {
     let report = String::from_utf8_lossy(&out.stdout);
     let level: f64 = report
         .lines()
-        .find_map(|l| l.split_once("Overall exposure level for capstan.service: "))
+        .find_map(|l| l.split_once(&format!("Overall exposure level for {name}: ")))
         .and_then(|(_, rest)| rest.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no exposure level in:\n{report}"));
@@ -739,4 +745,47 @@ pub(crate) fn example_checkout(dir: &Path) -> std::path::PathBuf {
     std::fs::write(repo.join("capstan.yaml"), "owners: [\"@acme/platform\"]\n").unwrap();
     commit_all(&repo, "infrastructure");
     repo
+}
+
+/// The replica settings: a role needs a PostgreSQL state, and the state's password comes
+/// from a credential file, never shown.
+#[test]
+fn replica_settings_are_checked_and_the_password_never_shown() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (code, stderr) = check_config(
+        tmp.path(),
+        "repository:\n  path: .\nrole: worker\nstate_password_file: pw\n",
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("role: `worker` needs the state in PostgreSQL"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("state_password_file: the state is not in PostgreSQL"),
+        "{stderr}"
+    );
+
+    std::fs::write(tmp.path().join("pw"), "s3cret-state-password\n").unwrap();
+    let config = tmp.path().join("capstan.yaml");
+    std::fs::write(
+        &config,
+        "repository:\n  path: .\nstate: postgres://capstan@db.internal:5432/infra\nstate_password_file: pw\nrole: worker\nlease: 12s\n",
+    )
+    .unwrap();
+    let (code, stdout, stderr) = output(
+        capstan(tmp.path())
+            .args(["serve", "--check-config", "--config"])
+            .arg(&config),
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("  state:       postgres://capstan@db.internal:5432/infra\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("  role:        worker (jobs leased for 12s)\n"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("s3cret") && !stderr.contains("s3cret"));
 }

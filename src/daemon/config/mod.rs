@@ -269,6 +269,7 @@ struct FileConfig {
     repository: FileRepository,
     state_dir: Option<String>,
     state: Option<String>,
+    state_password_file: Option<String>,
     listen: Option<String>,
     github: Option<FileGitHub>,
     workers: Option<usize>,
@@ -508,12 +509,24 @@ fn build(
             Source::Remote { .. } => base_dir.join(".capstan"),
         },
     };
-    let state = match o.state.as_ref().or(file.state.as_ref()) {
+    let mut state = match o.state.as_ref().or(file.state.as_ref()) {
         Some(text) => problems
             .take(crate::state::Location::parse(text).map_err(|e| format!("state: {e}")))
             .unwrap_or_else(|| crate::state::Location::File(state_dir.join("state.db"))),
         None => crate::state::Location::File(state_dir.join("state.db")),
     };
+    if let Some(name) = &file.state_password_file {
+        let password = problems.take(Credential::new(name, env, base_dir).read("state password"));
+        match (&mut state, password) {
+            (crate::state::Location::Postgres(target), Some(password)) => {
+                target.set_password(password.expose().trim_end_matches('\n'));
+            }
+            (crate::state::Location::File(_), _) => problems
+                .0
+                .push("state_password_file: the state is not in PostgreSQL (`state:`)".into()),
+            (_, None) => {}
+        }
+    }
     let role = match o.role.or(file.role.as_deref().and_then(|r| {
         problems
             .take(Role::parse(r).ok_or_else(|| format!("role: `{r}` is none of all, web, worker")))
