@@ -9,7 +9,8 @@
 //! - `50 PRs after a branch push`: the branch moves, every open pull request is planned again.
 //!
 //! Shape from `CAPSTAN_BENCH_SHAPE=PROJECTS,ENVIRONMENTS,PACKAGES` (default 1000,4,10:
-//! 40,000 instances). Without `--bench` (as `cargo test --all-targets` runs it) it does
+//! 40,000 instances). `CAPSTAN_BENCH_STATE=postgres` keeps the state in a PostgreSQL server
+//! started for the run (fsync on), so every event and job goes through the durable queue. Without `--bench` (as `cargo test --all-targets` runs it) it does
 //! each step once, with 3 pull requests instead of 50. See BENCHMARKS.md.
 
 #[allow(dead_code)]
@@ -108,13 +109,29 @@ fn main() {
 
     let remote = Remote::new_with(synthetic(shape));
     let fake = FakeGitHub::start(OWNER, REPO, TOKEN);
+    let postgres = std::env::var("CAPSTAN_BENCH_STATE").is_ok_and(|s| s == "postgres");
+    let server = postgres.then(|| {
+        capstan::state::test_server::PgServer::start(true).unwrap_or_else(|e| panic!("{e}"))
+    });
+    let state = match &server {
+        Some(server) => {
+            let url = server.create_database().unwrap_or_else(|e| panic!("{e}"));
+            format!("state: {url}\n")
+        }
+        None => String::new(),
+    };
+    let extra: &'static str = Box::leak(
+        format!("deploy: {{enabled: false}}\npreviews: {{enabled: false}}\n{state}")
+            .into_boxed_str(),
+    );
     let options = Options {
-        extra: "deploy: {enabled: false}\npreviews: {enabled: false}\n",
+        extra,
         ..Options::default()
     };
     let daemon = Daemon::start(&write_config(&remote, &fake, &options));
     println!(
-        "capstan serve, {} instances ({} projects x {} environments x {} packages)",
+        "capstan serve on {}, {} instances ({} projects x {} environments x {} packages)",
+        if postgres { "PostgreSQL" } else { "SQLite" },
         shape.instances(),
         shape.projects,
         shape.environments,
