@@ -83,8 +83,16 @@ pub(super) async fn work(
     lease: Lease,
     stop: CancellationToken,
 ) -> Result<(), DaemonError> {
+    // A small local queue keeps the worker busy: without it, each of its slots takes one
+    // job per wake-up (a poll, or a notification), so 50 queued plans wait on the poll
+    // interval. It holds no more than a job per slot, so replicas still share the work.
     let worker = options(&shared)?
         .concurrency(concurrency.max(1))
+        .local_queue(
+            graphile_worker::LocalQueueConfig::default()
+                .with_size(concurrency.max(1))
+                .with_ttl(lease.threshold()),
+        )
         .define_job::<Task>()
         .add_extension(Daemon(shared.clone(), stop.clone()))
         .worker_recovery(
