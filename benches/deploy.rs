@@ -8,8 +8,8 @@
 //!   the start-up deploy's `capstan/deploy` success on the branch's commit.
 //!
 //! Shape from `CAPSTAN_BENCH_SHAPE` (this benchmark's default 50,4,10: 2,000 instances).
-//! Without `--bench` (as `cargo test --all-targets` runs it) the shape is 3,2,4 and the
-//! replicas are 1 and 2. See BENCHMARKS.md.
+//! Without `--bench` (as `cargo test --all-targets` runs it) the shape is always 3,2,4 and
+//! the replicas are 1 and 2. See BENCHMARKS.md.
 
 #[allow(dead_code)]
 #[path = "../tests/it/support.rs"]
@@ -175,17 +175,18 @@ fn replicas(remote: &Remote, server: &PgServer, replicas: usize) -> Duration {
 
 fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
+    // Run as a test, it deploys 24 instances whatever the shape asked of the others.
     let shape = match std::env::var("CAPSTAN_BENCH_SHAPE") {
-        Ok(_) => Shape::from_env(),
-        Err(_) if bench => Shape {
-            projects: 50,
-            environments: 4,
-            packages: 10,
-        },
-        Err(_) => Shape {
+        _ if !bench => Shape {
             projects: 3,
             environments: 2,
             packages: 4,
+        },
+        Ok(_) => Shape::from_env(),
+        Err(_) => Shape {
+            projects: 50,
+            environments: 4,
+            packages: 10,
         },
     };
     let remote = Remote::new_with(synthetic(shape));
