@@ -4,8 +4,10 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::process::Stdio;
+use std::path::Path;
+use std::process::{Output, Stdio};
 
+use capstan::core::model::InstanceId;
 use capstan::state::test_server::PgServer;
 use capstan::state::{Location, Store};
 
@@ -20,6 +22,33 @@ pub fn database() -> (String, std::sync::Arc<PgServer>) {
 
 pub fn open(url: &str) -> Store {
     Store::open_at(&Location::parse(url).expect("an address")).expect("the store opens")
+}
+
+/// `capstan state migrate` of `w`'s SQLite state into the database at `url`.
+pub fn migrate(w: &World, url: &str) -> Output {
+    capstan(&w.repo)
+        .args(["state", "migrate", "--repo"])
+        .arg(&w.repo)
+        .arg("--from")
+        .arg(w.db())
+        .args(["--to", url])
+        .output()
+        .expect("capstan runs")
+}
+
+/// `capstan apply --yes` of the checkout at `dir` against the database at `url`.
+pub fn apply(dir: &Path, url: &str) -> Output {
+    capstan(dir)
+        .args(["apply", "--yes", "--state", url])
+        .env_remove("TF_CLI_CONFIG_FILE")
+        .output()
+        .expect("capstan runs")
+}
+
+/// Artifact `field` of `instance` as recorded in the database at `url`.
+pub fn artifact(url: &str, instance: &str, field: &str) -> serde_json::Value {
+    open(url).deployed().expect("the state reads")[&InstanceId(instance.into())].artifacts[field]
+        .clone()
 }
 
 fn digests(store: &Store) -> BTreeMap<String, (String, String)> {
@@ -44,14 +73,7 @@ fn moving_to_postgres_redeploys_nothing() {
     let before = digests(&w.store());
     assert_eq!(before.len(), 14);
 
-    let moved = capstan(&w.repo)
-        .args(["state", "migrate", "--repo"])
-        .arg(&w.repo)
-        .arg("--from")
-        .arg(w.db())
-        .args(["--to", &url])
-        .output()
-        .unwrap();
+    let moved = migrate(&w, &url);
     let said = text(&moved);
     assert!(moved.status.success(), "{said}");
     assert!(said.contains("14 instances with their digests"), "{said}");
@@ -59,12 +81,7 @@ fn moving_to_postgres_redeploys_nothing() {
     assert_eq!(digests(&open(&url)), before);
 
     // The next apply against PostgreSQL finds nothing to do, and both stores list alike.
-    let again = capstan(&w.repo)
-        .args(["apply", "--yes", "--repo"])
-        .arg(&w.repo)
-        .args(["--state", &url])
-        .output()
-        .unwrap();
+    let again = apply(&w.repo, &url);
     assert!(
         text(&again).contains("No changes; 14 instances unchanged."),
         "{}",
@@ -85,14 +102,7 @@ fn moving_to_postgres_redeploys_nothing() {
     assert_eq!(list(&url), list(w.db().to_str().unwrap()));
 
     // A second migration into the filled database is refused and changes nothing.
-    let twice = capstan(&w.repo)
-        .args(["state", "migrate", "--repo"])
-        .arg(&w.repo)
-        .arg("--from")
-        .arg(w.db())
-        .args(["--to", &url])
-        .output()
-        .unwrap();
+    let twice = migrate(&w, &url);
     assert!(!twice.status.success());
     assert!(text(&twice).contains("must be empty"), "{}", text(&twice));
     assert_eq!(digests(&open(&url)), before);

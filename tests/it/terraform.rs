@@ -691,19 +691,13 @@ fn two_machines_share_terraform_state_in_postgres() {
         checkout
     };
     let apply_on = |checkout: &Path| {
-        let out = crate::deploy::capstan(checkout)
-            .args(["apply", "--yes", "--state", &url])
-            .env_remove("TF_CLI_CONFIG_FILE")
-            .output()
-            .expect("capstan runs");
+        let out = crate::postgres::apply(checkout, &url);
         assert!(out.status.success(), "{}", text(&out));
         out
     };
     let first = machine("a");
     apply_on(&first);
-    let store = crate::postgres::open(&url);
-    let message =
-        &store.deployed().unwrap()[&InstanceId("demo-dev-hello".into())].artifacts["message"];
+    let message = crate::postgres::artifact(&url, "demo-dev-hello", "message");
     let id = message["id"].as_str().expect("an id").to_string();
     let schema = capstan::deploy::provision::tf_schema("demo-dev-hello", 0);
     let states = server
@@ -722,9 +716,7 @@ fn two_machines_share_terraform_state_in_postgres() {
     std::fs::write(second.join("projects/demo/project.yaml"), edited).unwrap();
     crate::support::commit_all(&second, "say more");
     let out = apply_on(&second);
-    let store = crate::postgres::open(&url);
-    let message =
-        &store.deployed().unwrap()[&InstanceId("demo-dev-hello".into())].artifacts["message"];
+    let message = crate::postgres::artifact(&url, "demo-dev-hello", "message");
     assert_eq!(message["text"], "hello again");
     assert_eq!(
         message["id"],
@@ -762,12 +754,7 @@ fn migrating_to_postgres_moves_terraform_states() {
         .expect("an id")
         .to_string();
 
-    let moved = crate::deploy::capstan(&w.repo)
-        .args(["state", "migrate", "--from"])
-        .arg(w.db())
-        .args(["--to", &url])
-        .output()
-        .unwrap();
+    let moved = crate::postgres::migrate(&w, &url);
     let said = text(&moved);
     assert!(moved.status.success(), "{said}");
     assert!(
@@ -788,15 +775,9 @@ fn migrating_to_postgres_moves_terraform_states() {
         "{text: hello again}",
     );
     w.commit("say more");
-    let out = crate::deploy::capstan(&w.repo)
-        .args(["apply", "--yes", "--state", &url])
-        .env_remove("TF_CLI_CONFIG_FILE")
-        .output()
-        .unwrap();
+    let out = crate::postgres::apply(&w.repo, &url);
     assert!(out.status.success(), "{}", text(&out));
-    let store = crate::postgres::open(&url);
-    let message =
-        &store.deployed().unwrap()[&InstanceId("demo-dev-hello".into())].artifacts["message"];
+    let message = crate::postgres::artifact(&url, "demo-dev-hello", "message");
     assert_eq!(message["text"], "hello again");
     assert_eq!(
         message["id"],
