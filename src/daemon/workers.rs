@@ -50,9 +50,11 @@ async fn carry_out(
     task: &Task,
     stop: &CancellationToken,
 ) -> Result<(), String> {
+    // A task of a newer capstan (a rolling upgrade) fails here and is tried again, so a
+    // replica that knows it can take it; it is never dropped.
     let Some(unit) = task.unit() else {
-        tracing::warn!(task = ?task, "a task this capstan does not know; dropped");
-        return Ok(());
+        tracing::warn!(task = ?task, "a task this capstan does not know; left for a newer one");
+        return Err(format!("unknown task {task:?}"));
     };
     match unit {
         Unit::Event(event) => {

@@ -61,13 +61,20 @@ fn the_branchs_policies_judge_and_approvals_count_for_their_head() {
         "{body}"
     );
 
-    // The web view shows the same verdict on the pull request's page, linked to GitHub.
+    // The web view shows the same verdict on the pull request's page, linked to GitHub
+    // (the statuses are recorded as they are posted, just after the comment).
+    let failure =
+        "<code>capstan/policy</code></td><td><span class=\"status status-failure\">failure</span>";
+    daemon.wait_for("the pull request's page with its statuses", || {
+        crate::web::get(&daemon.view_addr(), "/pulls/51", &[], None)
+            .body
+            .contains(failure)
+    });
     let page = crate::web::get(&daemon.view_addr(), "/pulls/51", &[], None);
     assert_eq!(page.status, 200, "{}", page.body);
     for expected in [
         format!("href=\"{}/{OWNER}/{REPO}/pull/51\"", fake.url),
-        "<code>capstan/policy</code></td><td><span class=\"status status-failure\">failure</span>"
-            .to_string(),
+        failure.to_string(),
         "href=\"/instances/ecomm-staging-db\"".to_string(),
         "href=\"/graph?pull=51\"".to_string(),
     ] {
