@@ -77,14 +77,27 @@ impl PgTarget {
     /// The address for Terraform's `pg` backend (lib/pq), without the password (given as
     /// `PGPASSWORD`), and without TLS, as capstan's own connection.
     pub fn terraform_address(&self) -> String {
+        self.address(None)
+    }
+
+    /// The address with its password, for a driver that takes only an address (the job
+    /// queue's). Never shown: it holds the password.
+    pub fn url_with_password(&self) -> String {
+        self.address(self.password().as_deref())
+    }
+
+    /// `postgres://user[:password]@host:port/database?sslmode=disable`, each part
+    /// percent-encoded; a socket folder goes in `host=`.
+    fn address(&self, password: Option<&str>) -> String {
         use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
         use tokio_postgres::config::Host;
         let c = &self.config;
         let enc = |t: &str| utf8_percent_encode(t, NON_ALPHANUMERIC).to_string();
-        let user = c
-            .get_user()
-            .map(|u| format!("{}@", enc(u)))
-            .unwrap_or_default();
+        let user = match (c.get_user(), password) {
+            (Some(u), Some(p)) => format!("{}:{}@", enc(u), enc(p)),
+            (Some(u), None) => format!("{}@", enc(u)),
+            (None, _) => String::new(),
+        };
         let db = enc(c.get_dbname().unwrap_or(""));
         let port = c.get_ports().first().copied().unwrap_or(5432);
         match c.get_hosts().first() {
@@ -96,24 +109,6 @@ impl PgTarget {
                 enc(&dir.display().to_string())
             ),
             None => format!("postgres://{user}localhost:{port}/{db}?sslmode=disable"),
-        }
-    }
-
-    /// The address with its password, for a driver that takes only an address (the job
-    /// queue's). Never shown: it holds the password.
-    pub fn url_with_password(&self) -> String {
-        use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
-        let address = self.terraform_address();
-        match (self.password(), self.config.get_user()) {
-            (Some(password), Some(user)) => {
-                let enc = |t: &str| utf8_percent_encode(t, NON_ALPHANUMERIC).to_string();
-                address.replacen(
-                    &format!("{}@", enc(user)),
-                    &format!("{}:{}@", enc(user), enc(&password)),
-                    1,
-                )
-            }
-            _ => address,
         }
     }
 
@@ -174,6 +169,10 @@ mod tests {
             "postgres://capstan@db.internal:6432/infra?sslmode=disable"
         );
         assert_eq!(target.password().as_deref(), Some("s3cret"));
+        assert_eq!(
+            target.url_with_password(),
+            "postgres://capstan:s3cret@db.internal:6432/infra?sslmode=disable"
+        );
         let file = Location::parse(".capstan/state.db").unwrap();
         assert_eq!(file.to_string(), ".capstan/state.db");
     }
