@@ -13,6 +13,8 @@
 //! started for the run (fsync on), so every event and job goes through the durable queue. Without `--bench` (as `cargo test --all-targets` runs it) it does
 //! each step once, with 3 pull requests instead of 50. See BENCHMARKS.md.
 
+mod common;
+
 #[allow(dead_code)]
 #[path = "../tests/it/support.rs"]
 mod support;
@@ -34,19 +36,10 @@ mod webhooks;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use capstan::synth::{Shape, generate};
+use capstan::synth::Shape;
+use common::synthetic;
 use fake::FakeGitHub;
 use harness::{Daemon, OWNER, Options, REPO, Remote, SECRET, TOKEN, payload, write_config};
-
-/// Replaces the example's projects with the generated ones.
-fn synthetic(shape: Shape) -> impl FnOnce(&Path) {
-    move |work: &Path| {
-        let base = capstan::source::read_dir(work).expect("the example reads");
-        std::fs::remove_dir_all(work.join("projects")).expect("rm projects");
-        let files = generate(&base, shape, None);
-        support::write_tree(files.files(), work);
-    }
-}
 
 /// Project `p`'s first environment with app memory `memory`: a one-file change.
 fn memory(p: usize, memory: u32) -> impl FnOnce(&Path) {

@@ -11,6 +11,8 @@
 //! Without `--bench` (as `cargo test --all-targets` runs it) the shape is always 3,2,4 and
 //! the replicas are 1 and 2. See BENCHMARKS.md.
 
+mod common;
+
 #[allow(dead_code)]
 #[path = "../tests/it/support.rs"]
 mod support;
@@ -33,20 +35,12 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use capstan::state::test_server::PgServer;
-use capstan::synth::{Shape, generate};
+use capstan::synth::Shape;
+use common::synthetic;
 use fake::FakeGitHub;
 use harness::{Daemon, OWNER, Options, REPO, Remote, TOKEN, write_config};
 
 const PARALLEL: usize = 4;
-
-fn synthetic(shape: Shape) -> impl FnOnce(&Path) {
-    move |work: &Path| {
-        let base = capstan::source::read_dir(work).expect("the example reads");
-        std::fs::remove_dir_all(work.join("projects")).expect("rm projects");
-        let files = generate(&base, shape, None);
-        support::write_tree(files.files(), work);
-    }
-}
 
 /// Runs every instance's `deploy.sh` of the repository at `repo` without capstan: wave by
 /// wave, `PARALLEL` at once, each in a folder of its own with its params and no
