@@ -50,13 +50,15 @@ pub(super) async fn run(
     let mirror = Arc::new(mirror);
     let store = Arc::new(Store::open_at(&config.state)?);
     // Replicas share their work through the database; one machine keeps it in memory.
-    let durable = store.location().is_postgres();
-    let store_for_queue = store.clone();
+    let durable = store
+        .location()
+        .is_postgres()
+        .then(|| Durable::new(store.clone()));
     let deploys = Arc::new(Deploys::open(
         store.clone(),
         config.state_dir.clone(),
         mirror.clone(),
-        durable,
+        durable.is_some(),
     )?);
     let (events_tx, mut events_rx) = mpsc::unbounded_channel();
     let (listener, local_addr) = server::bind(config.listen).await?;
@@ -80,7 +82,7 @@ pub(super) async fn run(
         resources: Queue::new(true),
         plan_slots: Arc::new(tokio::sync::Semaphore::new(config_parallel.max(1))),
         handoff: Default::default(),
-        durable: durable.then(|| Durable::new(store_for_queue)),
+        durable,
     });
     let role = shared.config().role;
     shared.health.set_role(role.name());
